@@ -1,0 +1,325 @@
+"""The IAM emulator for development and tests: moto's server, corrected to behave
+like IAM where our operator depends on it.
+
+Run: python hack/moto_server.py PORT
+
+moto (PyPI `moto[server]`) gets the login-profile calls subtly wrong; the
+deviations are measured in shared/reference/iam-facts.md. A test that runs
+against uncorrected moto proves the wrong behaviour, so each correction below
+restores one IAM behaviour and says which. docs/development.md explains them.
+
+Besides the corrections there are two test hooks, both under /_lpo/ and never
+part of IAM:
+- GET /_lpo/calls?user=NAME: IAM calls received, by action, optionally only
+  those naming one UserName (tests count calls at the emulator, not in the
+  operator). DELETE /_lpo/calls resets the counters.
+- POST /_lpo/faults {"action", "user", "code", "status", "count"}: answer the
+  next COUNT calls of ACTION for USER with that IAM error (Throttling,
+  ServiceFailure, AccessDenied, EntityTemporarilyUnmodifiable, ...).
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import json
+import re
+import sys
+import threading
+
+from moto.core.utils import utcnow
+from moto.iam import models as iam_models
+from moto.iam import responses as iam_responses
+from moto.core.utils import camelcase_to_underscores
+from moto.iam.exceptions import IAMException, NotFoundException, ValidationError
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import run_simple
+from werkzeug.wrappers import Request, Response
+
+IAMBackend = iam_models.IAMBackend
+IAMResponse = iam_responses.IamResponse
+User = iam_models.User
+
+
+class PasswordPolicyViolation(IAMException):
+    code = "PasswordPolicyViolation"
+
+
+class InvalidUserType(IAMException):
+    code = "InvalidUserType"
+
+
+# --- IAM's password rules --------------------------------------------------
+
+# IAM refuses any password outside this pattern before it looks at the policy
+# (moto enforces neither).
+PASSWORD_PATTERN = re.compile(r"[\t\n\r\u0020-\u00ff]{1,128}")
+SYMBOLS = set("!@#$%^&*()_+-=[]{}|'")
+
+
+def check_password(backend: IAMBackend, user: User, password: str) -> None:
+    if not PASSWORD_PATTERN.fullmatch(password or ""):
+        raise ValidationError(
+            "1 validation error detected: Value at 'password' failed to satisfy constraint: "
+            "Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u00FF]+"
+        )
+    classes = {
+        "uppercase": any(c.isascii() and c.isupper() for c in password),
+        "lowercase": any(c.isascii() and c.islower() for c in password),
+        "numbers": any(c.isdigit() for c in password),
+        "symbols": any(c in SYMBOLS for c in password),
+    }
+    policy = backend.account_password_policy
+    if policy is None:
+        # No custom policy: AWS's default rules apply (iam-facts.md).
+        if len(password) < 8 or sum(classes.values()) < 3 or password == user.name:
+            raise PasswordPolicyViolation(
+                "Password does not conform to the account password policy."
+            )
+    else:
+        broken = (
+            len(password) < policy.minimum_password_length
+            or (policy.require_uppercase_characters and not classes["uppercase"])
+            or (policy.require_lowercase_characters and not classes["lowercase"])
+            or (policy.require_numbers and not classes["numbers"])
+            or (policy.require_symbols and not classes["symbols"])
+        )
+        if broken:
+            raise PasswordPolicyViolation(
+                "Password does not conform to the account password policy."
+            )
+        reuse = policy.password_reuse_prevention or 0
+        if reuse and password in user.lpo_history[-reuse:]:
+            raise PasswordPolicyViolation(
+                "Password was used previously and cannot be reused (PasswordReusePrevention)."
+            )
+
+
+def set_password(user: User, password: str) -> None:
+    user.password = password
+    user.lpo_history.append(password)
+    # The credential report's password_last_changed (moto reports the user's
+    # creation date forever).
+    user.lpo_password_last_changed = utcnow()
+
+
+# Per-user state moto does not keep.
+User.lpo_history = []  # type: ignore[attr-defined]
+User.lpo_profile_create_date = None  # type: ignore[attr-defined]
+User.lpo_password_last_changed = None  # type: ignore[attr-defined]
+
+
+# --- Corrected backend operations ------------------------------------------
+
+
+def create_login_profile(
+    self: IAMBackend, user_name: str, password: str, password_reset_required: bool = False
+) -> User:
+    user = self.get_user(user_name)
+    if user.password:
+        raise iam_models.EntityAlreadyExists(f"Login Profile for user {user_name} already exists.")
+    check_password(self, user, password)
+    if not isinstance(user.lpo_history, list) or user.lpo_history is User.lpo_history:
+        user.lpo_history = []
+    set_password(user, password)
+    # CreateLoginProfile honours PasswordResetRequired (moto ignored it).
+    user.password_reset_required = bool(password_reset_required)
+    # CreateDate is the profile's creation date, not the user's.
+    user.lpo_profile_create_date = utcnow()
+    return user
+
+
+def update_login_profile(
+    self: IAMBackend, user_name: str, password: str | None, password_reset_required: bool | None
+) -> User:
+    user = self.get_user(user_name)
+    if not user.password:
+        raise NotFoundException(f"Login Profile for User {user_name} cannot be found.")
+    # Without Password, IAM keeps the password (moto deleted the profile);
+    # without PasswordResetRequired, IAM keeps the flag.
+    if password is not None:
+        check_password(self, user, password)
+        set_password(user, password)
+    if password_reset_required is not None:
+        user.password_reset_required = password_reset_required
+    return user
+
+
+def delete_login_profile(self: IAMBackend, user_name: str) -> None:
+    user = self.get_user(user_name)
+    if not user.password:
+        raise NotFoundException(f"Login Profile for User {user_name} cannot be found.")
+    user.password = None
+    user.password_reset_required = False
+    user.lpo_profile_create_date = None
+
+
+IAMBackend.create_login_profile = create_login_profile
+IAMBackend.update_login_profile = update_login_profile
+IAMBackend.delete_login_profile = delete_login_profile
+
+
+def profile_result(user: User) -> dict:
+    return {
+        "LoginProfile": {
+            "UserName": user.name,
+            "CreateDate": user.lpo_profile_create_date or user.create_date,
+            "PasswordResetRequired": user.password_reset_required,
+        }
+    }
+
+
+def optional_bool(response: IAMResponse, name: str) -> bool | None:
+    value = response._get_param(name)
+    if value is None:
+        return None
+    return str(value).lower() == "true"
+
+
+def response_create_login_profile(self: IAMResponse):
+    user = self.backend.create_login_profile(
+        self._get_param("UserName"),
+        self._get_param("Password"),
+        optional_bool(self, "PasswordResetRequired") or False,
+    )
+    return iam_responses.ActionResult(profile_result(user))
+
+
+def response_get_login_profile(self: IAMResponse):
+    user = self.backend.get_login_profile(self._get_param("UserName"))
+    return iam_responses.ActionResult(profile_result(user))
+
+
+def response_update_login_profile(self: IAMResponse):
+    self.backend.update_login_profile(
+        self._get_param("UserName"),
+        self._get_param("Password"),
+        optional_bool(self, "PasswordResetRequired"),
+    )
+    return iam_responses.EmptyResult()
+
+
+def response_change_password(self: IAMResponse):
+    """ChangePassword: a user changing their own password (moto lacks it).
+    Like IAM it needs the caller's own access key, the old password, a new one
+    that meets the policy, and it clears PasswordResetRequired."""
+    user = self.backend.get_user_from_access_key_id(self.get_access_key())
+    if user is None:
+        raise InvalidUserType("Only IAM users can change their own password.")
+    if not user.password:
+        raise NotFoundException(f"Login Profile for User {user.name} cannot be found.")
+    if self._get_param("OldPassword") != user.password:
+        raise iam_models.InvalidInput("The old password is incorrect.")
+    new_password = self._get_param("NewPassword")
+    check_password(self.backend, user, new_password)
+    set_password(user, new_password)
+    user.password_reset_required = False
+    return iam_responses.EmptyResult()
+
+
+IAMResponse.create_login_profile = response_create_login_profile
+IAMResponse.get_login_profile = response_get_login_profile
+IAMResponse.update_login_profile = response_update_login_profile
+IAMResponse.change_password = response_change_password
+
+
+# --- Credential report: password_last_changed -------------------------------
+
+original_to_csv = User.to_csv
+
+
+def to_csv(self: User) -> str:
+    fields = original_to_csv(self).split(",")
+    # Column 6 is password_last_changed; moto always wrote the user's creation date.
+    if not self.password:
+        fields[5] = "N/A"
+    elif self.lpo_password_last_changed:
+        fields[5] = self.lpo_password_last_changed.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    return ",".join(fields)
+
+
+User.to_csv = to_csv
+
+
+# --- Test hooks: call counting and fault injection --------------------------
+
+calls_lock = threading.Lock()
+calls: collections.Counter = collections.Counter()
+faults: list[dict] = []
+
+original_call_action = IAMResponse.call_action
+
+
+def call_action(self: IAMResponse):
+    action = self._get_action()
+    user_name = self._get_param("UserName") or ""
+    fault = None
+    with calls_lock:
+        calls[(action, user_name)] += 1
+        for candidate in faults:
+            if candidate["action"] == action and candidate["user"] == user_name and candidate["count"] > 0:
+                candidate["count"] -= 1
+                fault = candidate
+                break
+    if fault is None:
+        return original_call_action(self)
+    # Answer through moto's own error path, so the error is serialized as IAM's.
+    error_class = type(fault["code"], (IAMException,), {"code": fault["code"]})
+
+    def fail():
+        raise error_class(f"injected by the test harness: {fault['code']}")
+
+    setattr(self, camelcase_to_underscores(action), fail)
+    status, headers, body = original_call_action(self)
+    return fault.get("status", status), headers, body
+
+
+IAMResponse.call_action = call_action
+
+
+class TestHooks:
+    """WSGI wrapper that answers /_lpo/* and hands everything else to moto."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        if not environ.get("PATH_INFO", "").startswith("/_lpo/"):
+            return self.app(environ, start_response)
+        request = Request(environ)
+        if request.path == "/_lpo/calls" and request.method == "GET":
+            user = request.args.get("user")
+            with calls_lock:
+                counted = collections.Counter()
+                for (action, name), n in calls.items():
+                    if user is None or name == user:
+                        counted[action] += n
+            body = json.dumps(dict(counted))
+        elif request.path == "/_lpo/calls" and request.method == "DELETE":
+            with calls_lock:
+                calls.clear()
+            body = "{}"
+        elif request.path == "/_lpo/faults" and request.method == "POST":
+            fault = json.loads(request.get_data())
+            fault.setdefault("count", 1)
+            with calls_lock:
+                faults.append(fault)
+            body = "{}"
+        elif request.path == "/_lpo/health":
+            body = json.dumps({"ok": True, "since": started.isoformat()})
+        else:
+            return Response("unknown test hook\n", status=404)(environ, start_response)
+        return Response(body, mimetype="application/json")(environ, start_response)
+
+
+started = datetime.datetime.now(datetime.timezone.utc)
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    app = TestHooks(DomainDispatcherApplication(create_backend_app))
+    run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":
+    main()

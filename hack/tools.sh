@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Builds the pinned control-plane tools (kube-apiserver, kube-controller-manager,
+# kubectl, etcd, helm) from the Go module proxy into a cache outside the
+# repository, once per version. Sourced by hack/devenv.sh; `hack/tools.sh build`
+# also works on its own.
+#
+# Why a generated wrapper module: k8s.io/kubernetes (and etcd's server module)
+# replace their sibling modules with local paths in go.mod, so `go install
+# module@version` refuses them. A main module of our own that requires them and
+# pins each replaced sibling to its published version builds the same code.
+set -euo pipefail
+
+KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+
+LPO_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/loginprofile-operator"
+KUBE_BIN="$LPO_CACHE/bin/kubernetes-$KUBE_VERSION"
+ETCD_BIN="$LPO_CACHE/bin/etcd-$ETCD_VERSION"
+HELM_BIN="$LPO_CACHE/bin/helm-$HELM_VERSION"
+
+log() { printf '[devenv] %s\n' "$*" >&2; }
+die() { printf '[devenv] error: %s\n' "$*" >&2; exit 1; }
+
+tools_ready() {
+  [[ -x "$KUBE_BIN/kube-apiserver" && -x "$KUBE_BIN/kube-controller-manager" && -x "$KUBE_BIN/kubectl" \
+     && -x "$ETCD_BIN/etcd" && -x "$HELM_BIN/helm" ]]
+}
+
+require_go() {
+  command -v go >/dev/null 2>&1 || die "Go is not installed. Install Go 1.24 or newer (https://go.dev/doc/install, or your distribution's golang package) and run again."
+  local v; v=$(go env GOVERSION | sed 's/^go//')
+  local major=${v%%.*} rest=${v#*.}; local minor=${rest%%.*}
+  (( major > 1 || minor >= 24 )) || die "Go $v is too old: building Kubernetes $KUBE_VERSION needs Go 1.24 or newer."
+}
+
+require_disk() {
+  # A cold build fills the Go module and build caches with about 4 GiB.
+  local dir="$1" need_kib=$((6 * 1024 * 1024))
+  mkdir -p "$dir"
+  local avail; avail=$(df -Pk "$dir" | awk 'NR==2 {print $4}')
+  (( avail >= need_kib )) || die "only $((avail / 1024)) MiB free under $dir; building the tools needs about 6 GiB. Free some space (or set XDG_CACHE_HOME to a larger disk) and run again."
+}
+
+# run_with_heartbeat LABEL LOGFILE CMD...: runs CMD with its output in LOGFILE and
+# prints a progress line every 30 s, because a cold build takes minutes.
+run_with_heartbeat() {
+  local label="$1" logfile="$2"; shift 2
+  local start=$SECONDS
+  "$@" >"$logfile" 2>&1 &
+  local pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$pid" 2>/dev/null || break
+    log "$label: still working, $((SECONDS - start))s so far, $(grep -c . "$logfile" || true) packages/lines logged"
+  done
+  if ! wait "$pid"; then
+    tail -n 40 "$logfile" >&2
+    die "$label failed after $((SECONDS - start))s; full log: $logfile"
+  fi
+  log "$label: done in $((SECONDS - start))s"
+}
+
+# wrapper_module DIR MODULE VERSION: writes a main module in DIR that requires
+# MODULE@VERSION and turns each of MODULE's local-path replacements into a pin
+# of the published sibling (k8s.io/X => k8s.io/X v0.<minor>.<patch> for
+# Kubernetes; go.etcd.io/etcd/X => same version for etcd).
+wrapper_module() {
+  local dir="$1" module="$2" version="$3" sibling_version="$4"
+  rm -rf "$dir"; mkdir -p "$dir"
+  local gomod
+  gomod=$(cd "$dir" && GOFLAGS=-mod=mod go mod download -json "$module@$version" | jq -r '.GoMod')
+  [[ -f "$gomod" ]] || die "could not download $module@$version from the Go module proxy ($(go env GOPROXY))"
+  {
+    echo "module lpo.local/toolbuild"
+    echo
+    echo "go $(awk '$1 == "go" {print $2; exit}' "$gomod")"
+    grep -E '^godebug ' "$gomod" || true
+    echo
+    echo "require $module $version"
+    echo
+    # Lines of the form "    name => ./path" or "replace name => ../path".
+    # etcd also "replaces" modules it forbids with ./FORBIDDEN_DEPENDENCY: skip those.
+    grep -v FORBIDDEN_DEPENDENCY "$gomod" \
+      | sed -nE 's#^(replace)?[[:space:]]*([^[:space:]]+)[[:space:]]+=>[[:space:]]+\.\.?/.*$#\2#p' | sort -u \
+      | while read -r sibling; do
+          [[ "$sibling" == "$module" ]] && continue
+          echo "replace $sibling => $sibling $sibling_version"
+        done
+  } >"$dir/go.mod"
+}
+
+build_kubernetes() {
+  [[ -x "$KUBE_BIN/kube-apiserver" && -x "$KUBE_BIN/kube-controller-manager" && -x "$KUBE_BIN/kubectl" ]] && return 0
+  local work="$LPO_CACHE/build/kubernetes-$KUBE_VERSION"
+  local minor_patch="${KUBE_VERSION#v1.}"
+  log "building kube-apiserver, kube-controller-manager and kubectl $KUBE_VERSION from the Go module proxy (a cold build takes 10-20 minutes on 2 cores)"
+  wrapper_module "$work" k8s.io/kubernetes "$KUBE_VERSION" "v0.$minor_patch"
+  local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl)
+  run_with_heartbeat "resolving Kubernetes modules" "$work/get.log" \
+    bash -c "cd '$work' && go get ${pkgs[*]/%/@$KUBE_VERSION}"
+  local major=1 minor="${minor_patch%%.*}"
+  local ldflags=""
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+  done
+  mkdir -p "$KUBE_BIN.tmp"
+  run_with_heartbeat "compiling Kubernetes $KUBE_VERSION" "$work/build.log" \
+    bash -c "cd '$work' && CGO_ENABLED=0 go build -v -trimpath -ldflags '-s -w $ldflags' -o '$KUBE_BIN.tmp/' ${pkgs[*]}"
+  rm -rf "$KUBE_BIN"; mv "$KUBE_BIN.tmp" "$KUBE_BIN"
+}
+
+build_etcd() {
+  [[ -x "$ETCD_BIN/etcd" ]] && return 0
+  local work="$LPO_CACHE/build/etcd-$ETCD_VERSION"
+  log "building etcd $ETCD_VERSION from the Go module proxy"
+  wrapper_module "$work" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" "$ETCD_VERSION"
+  run_with_heartbeat "resolving etcd modules" "$work/get.log" \
+    bash -c "cd '$work' && go get go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  mkdir -p "$ETCD_BIN.tmp"
+  run_with_heartbeat "compiling etcd $ETCD_VERSION" "$work/build.log" \
+    bash -c "cd '$work' && CGO_ENABLED=0 go build -v -trimpath -ldflags '-s -w' -o '$ETCD_BIN.tmp/etcd' go.etcd.io/etcd/server/v3"
+  rm -rf "$ETCD_BIN"; mv "$ETCD_BIN.tmp" "$ETCD_BIN"
+}
+
+build_helm() {
+  [[ -x "$HELM_BIN/helm" ]] && return 0
+  local work="$LPO_CACHE/build/helm-$HELM_VERSION"
+  log "building helm $HELM_VERSION from the Go module proxy"
+  wrapper_module "$work" helm.sh/helm/v3 "$HELM_VERSION" "$HELM_VERSION"
+  run_with_heartbeat "resolving helm modules" "$work/get.log" \
+    bash -c "cd '$work' && go get helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  mkdir -p "$HELM_BIN.tmp"
+  run_with_heartbeat "compiling helm $HELM_VERSION" "$work/build.log" \
+    bash -c "cd '$work' && CGO_ENABLED=0 go build -v -trimpath -ldflags '-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION' -o '$HELM_BIN.tmp/helm' helm.sh/helm/v3/cmd/helm"
+  rm -rf "$HELM_BIN"; mv "$HELM_BIN.tmp" "$HELM_BIN"
+}
+
+build_tools() {
+  tools_ready && return 0
+  require_go
+  require_disk "$LPO_CACHE"
+  export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+  local start=$SECONDS
+  build_etcd
+  build_helm
+  build_kubernetes
+  log "all tools built in $((SECONDS - start))s, cached in $LPO_CACHE/bin"
+}
+
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
+  case "${1:-build}" in
+    build) build_tools ;;
+    *) die "usage: $0 build" ;;
+  esac
+fi

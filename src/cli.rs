@@ -1,0 +1,139 @@
+//! The command line: `run`, `crd` and `sample`. Every flag of `run` also
+//! reads an environment variable (shown in `--help`), so a Deployment can set
+//! it either way.
+
+use std::{net::SocketAddr, num::NonZeroU32, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "loginprofile-operator",
+    version,
+    about = "Kubernetes operator for IAM console passwords (login profiles)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller.
+    Run(Box<RunArgs>),
+    /// Print the LoginProfile CustomResourceDefinition as YAML.
+    Crd,
+    /// Print a commented example LoginProfile and Secret.
+    Sample,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Namespace to watch; repeat (or comma-separate in the variable) for several. Default: all namespaces.
+    #[arg(long = "namespace", env = "LPO_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+
+    /// The operator's own namespace, where it keeps its fingerprint key Secret.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub operator_namespace: Option<String>,
+
+    /// File holding the key for password fingerprints (at least 16 bytes). Default: a Secret in --operator-namespace.
+    #[arg(long, env = "LPO_FINGERPRINT_KEY_FILE")]
+    pub fingerprint_key_file: Option<PathBuf>,
+
+    /// Address of the /livez, /readyz and /metrics endpoints.
+    #[arg(long, env = "LPO_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+
+    /// How often each LoginProfile is checked against IAM for drift (jittered by ±10%).
+    #[arg(long, env = "LPO_RESYNC_PERIOD", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub resync_period: Duration,
+
+    /// LoginProfiles reconciled at once.
+    #[arg(long, env = "LPO_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: u16,
+
+    /// IAM calls per second, for the whole process (IAM's limits are per account).
+    #[arg(long, env = "LPO_IAM_RATE_LIMIT", default_value = "10")]
+    pub iam_rate_limit: NonZeroU32,
+
+    /// Deadline of one IAM call, its retries included.
+    #[arg(long, env = "LPO_IAM_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub iam_timeout: Duration,
+
+    /// Attempts per IAM call, the first included (the SDK's standard retry with backoff and jitter).
+    #[arg(long, env = "LPO_IAM_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub iam_max_attempts: u32,
+
+    /// First retry delay after a transient failure of one LoginProfile; doubles up to --max-backoff.
+    #[arg(long, env = "LPO_MIN_BACKOFF", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub min_backoff: Duration,
+
+    /// Longest retry delay after transient failures.
+    #[arg(long, env = "LPO_MAX_BACKOFF", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub max_backoff: Duration,
+
+    /// Log format.
+    #[arg(long, env = "LPO_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log filter in RUST_LOG syntax, for example `info` or `loginprofile_operator=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_and_repeatable_namespace() {
+        let cli = Cli::try_parse_from([
+            "lpo",
+            "run",
+            "--namespace",
+            "a",
+            "--namespace",
+            "b",
+            "--resync-period",
+            "90s",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("run expected")
+        };
+        assert_eq!(args.namespaces, ["a", "b"]);
+        assert_eq!(args.resync_period, Duration::from_secs(90));
+        assert_eq!(args.iam_max_attempts, 3);
+        assert_eq!(args.http_addr.port(), 8080);
+    }
+
+    #[test]
+    fn every_run_flag_reads_an_environment_variable() {
+        let command = Cli::command();
+        let run = command.find_subcommand("run").unwrap();
+        for arg in run
+            .get_arguments()
+            .filter(|a| a.get_long().is_some() && a.get_id() != "help")
+        {
+            assert!(
+                arg.get_env().is_some(),
+                "--{} has no environment variable",
+                arg.get_long().unwrap()
+            );
+            assert!(
+                arg.get_help().is_some(),
+                "--{} has no help",
+                arg.get_long().unwrap()
+            );
+        }
+    }
+}

@@ -1,0 +1,748 @@
+//! The reconciler: observe (LoginProfile, Secret, IAM) -> decide (plan.rs)
+//! -> act (at most the IAM calls the plan needs) -> report (one status patch,
+//! an Event on each transition), plus the controller wiring that triggers it.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use chrono::Utc;
+use futures::{Stream, StreamExt, future::BoxFuture, stream::select_all};
+use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::Time};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{PartialObjectMeta, Patch, PatchParams},
+    runtime::{
+        Controller, Predicate, WatchStreamExt,
+        controller::Action,
+        events::{Event, EventType, Recorder, Reporter},
+        finalizer::{self, finalizer},
+        predicates,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use rand::Rng;
+
+use crate::{
+    crd::{FINALIZER, LoginProfile, LoginProfileStatus},
+    iam::{Iam, IamError},
+    metrics::{Metrics, ProfileState},
+    password::{Fingerprinter, Password},
+    plan::{self, IamProfile, Observed, Plan, SourceProblem},
+    reason::Reason,
+    status::{self, Outcome},
+};
+
+/// The field manager of every write this operator makes.
+pub const FIELD_MANAGER: &str = "loginprofile-operator";
+
+/// Settings of the controller loop (flags of `run`).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Drift checks: every object is reconciled again after about this long.
+    pub resync_period: Duration,
+    /// Reconciles running at once (per watched namespace).
+    pub concurrency: u16,
+    /// Namespaces to watch; empty means all.
+    pub namespaces: Vec<String>,
+    /// First retry delay after a transient failure; doubles up to `max_backoff`.
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+/// What every reconcile shares.
+pub struct Context<I: Iam> {
+    pub client: Client,
+    pub iam: I,
+    pub fingerprinter: Fingerprinter,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub settings: Settings,
+    /// Consecutive transient failures per object, for exponential backoff.
+    failures: Mutex<HashMap<ObjectRef<LoginProfile>, u32>>,
+}
+
+impl<I: Iam> Context<I> {
+    pub fn new(
+        client: Client,
+        iam: I,
+        fingerprinter: Fingerprinter,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            iam,
+            fingerprinter,
+            metrics,
+            settings,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<LoginProfile>, u32>> {
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The resync delay with ±10% jitter, so objects created together do not
+    /// hit IAM together forever after.
+    fn resync(&self) -> Duration {
+        self.settings
+            .resync_period
+            .mul_f64(rand::rng().random_range(0.9..1.1))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A transient failure that status already reports; retried with backoff.
+    #[error("{reason}: {message}")]
+    Transient { reason: Reason, message: String },
+    #[error("Kubernetes API: {0}")]
+    Kube(#[source] kube::Error),
+    #[error(transparent)]
+    Finalizer(#[from] Box<finalizer::Error<Error>>),
+}
+
+/// Reconciles one LoginProfile: the finalizer routes to [`apply`] or
+/// [`cleanup`].
+pub async fn reconcile<I: Iam>(
+    lp: Arc<LoginProfile>,
+    ctx: Arc<Context<I>>,
+) -> Result<Action, Error> {
+    let namespace = lp.namespace().unwrap_or_default();
+    let api: Api<LoginProfile> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, lp, |event| async {
+        match event {
+            finalizer::Event::Apply(lp) => apply(&lp, &ctx).await,
+            finalizer::Event::Cleanup(lp) => cleanup(&lp, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.reconciled(match &result {
+        Ok(_) => "ok",
+        Err(_) => "error",
+    });
+    result
+}
+
+/// Exponential backoff with jitter, per object, after a failed reconcile.
+pub fn error_policy<I: Iam>(lp: Arc<LoginProfile>, error: &Error, ctx: Arc<Context<I>>) -> Action {
+    let attempts = {
+        let mut failures = ctx.failures();
+        let count = failures.entry(ObjectRef::from_obj(&*lp)).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    };
+    let delay = backoff(
+        attempts,
+        ctx.settings.min_backoff,
+        ctx.settings.max_backoff,
+        rand::rng().random_range(0.5..1.0),
+    );
+    tracing::warn!(object = %ObjectRef::from_obj(&*lp), %error, attempts, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// `min * 2^(attempts-1)`, capped at `max`, scaled by `jitter` (0.5..1.0).
+fn backoff(attempts: u32, min: Duration, max: Duration, jitter: f64) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(20);
+    min.saturating_mul(1 << exponent).min(max).mul_f64(jitter)
+}
+
+/// The password from the Secret, or why it cannot be had. A missing Secret or
+/// key is terminal here; the Secret watch brings the object back when it changes.
+async fn read_password<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+) -> Result<Result<(Password, Option<String>), SourceProblem>, Error> {
+    let reference = &lp.spec.password_secret_ref;
+    let secrets: Api<Secret> =
+        Api::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default());
+    let Some(secret) = secrets
+        .get_opt(&reference.name)
+        .await
+        .map_err(Error::Kube)?
+    else {
+        return Ok(Err(SourceProblem {
+            reason: Reason::SecretNotFound,
+            message: format!(
+                "Secret {:?} does not exist in namespace {:?}; create it with the password under key {:?}",
+                reference.name,
+                lp.namespace().unwrap_or_default(),
+                reference.key
+            ),
+        }));
+    };
+    let value = secret
+        .data
+        .as_ref()
+        .and_then(|data| data.get(&reference.key))
+        .map(|bytes| bytes.0.as_slice())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|data| data.get(&reference.key))
+                .map(|text| text.as_bytes())
+        });
+    let Some(bytes) = value else {
+        let mut keys: Vec<&String> = secret.data.iter().flat_map(|d| d.keys()).collect();
+        keys.sort();
+        return Ok(Err(SourceProblem {
+            reason: Reason::SecretKeyNotFound,
+            message: format!(
+                "Secret {:?} has no key {:?} (it has: {}); add the key or set spec.passwordSecretRef.key",
+                reference.name,
+                reference.key,
+                if keys.is_empty() {
+                    "no keys".into()
+                } else {
+                    format!("{keys:?}")
+                }
+            ),
+        }));
+    };
+    Ok(match Password::from_secret_bytes(bytes) {
+        Ok(password) => Ok((password, secret.resource_version())),
+        Err(invalid) => Err(SourceProblem {
+            reason: Reason::InvalidPassword,
+            message: format!(
+                "the value of key {:?} in Secret {:?} cannot be an IAM console password: {invalid}; change the Secret",
+                reference.key, reference.name
+            ),
+        }),
+    })
+}
+
+/// What act() did, for status and events.
+struct Acted {
+    outcome: Outcome,
+    /// An IAM write happened (always worth an Event).
+    wrote: bool,
+    iam: Option<IamProfile>,
+    applied: Option<Applied>,
+    applied_reset: Option<bool>,
+}
+
+struct Applied {
+    fingerprint: String,
+    secret_resource_version: Option<String>,
+}
+
+async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Error> {
+    let user = lp.user_name();
+    let source = read_password(lp, ctx).await?;
+    let fingerprint = source
+        .as_ref()
+        .ok()
+        .map(|(password, _)| ctx.fingerprinter.fingerprint(&user, password));
+
+    // A broken source blocks every plan, so IAM need not be asked.
+    let observed_iam = match &source {
+        Ok(_) => match ctx.iam.get_login_profile(&user).await {
+            Ok(profile) => profile,
+            Err(error) => return fail(lp, ctx, iam_outcome(&user, &error, None)).await,
+        },
+        Err(_) => None,
+    };
+    let plan = plan::decide(&Observed {
+        spec: &lp.spec,
+        status: lp.status.as_ref(),
+        desired_fingerprint: match (&fingerprint, &source) {
+            (Some(fp), _) => Ok(fp.as_str()),
+            (None, Err(problem)) => Err(problem),
+            (None, Ok(_)) => unreachable!("a password always has a fingerprint"),
+        },
+        iam: observed_iam.as_ref(),
+    });
+    tracing::debug!(object = %ObjectRef::from_obj(lp), ?plan, "decided");
+
+    let (password, secret_rv) = match source {
+        Ok((password, rv)) => (Some(password), rv),
+        Err(_) => (None, None),
+    };
+    let applied = || Applied {
+        fingerprint: fingerprint.clone().unwrap_or_default(),
+        secret_resource_version: secret_rv.clone(),
+    };
+    let acted = match plan {
+        Plan::Blocked { reason, message } => {
+            return fail(lp, ctx, Outcome::new(reason, message)).await;
+        }
+        Plan::Noop | Plan::Delete => {
+            // Keep the reason of the last real change while nothing changes,
+            // so a reconcile with nothing to do writes nothing.
+            let previous = lp.condition(status::READY).filter(|c| c.status == "True");
+            let outcome = match previous.and_then(|c| reason_named(&c.reason)) {
+                Some(reason) => Outcome::new(
+                    reason,
+                    previous.map(|c| c.message.clone()).unwrap_or_default(),
+                ),
+                None => Outcome::new(
+                    Reason::UpToDate,
+                    format!("IAM user {user:?} has the Secret's password"),
+                ),
+            };
+            Acted {
+                outcome,
+                wrote: false,
+                iam: observed_iam,
+                applied: None,
+                applied_reset: None,
+            }
+        }
+        Plan::Create {
+            reset_required,
+            recreate,
+        } => {
+            let password = password.as_ref().expect("a Create plan needs a password");
+            match ctx
+                .iam
+                .create_login_profile(&user, password, reset_required)
+                .await
+            {
+                Ok(profile) => Acted {
+                    outcome: Outcome::new(
+                        Reason::Created,
+                        if recreate {
+                            format!(
+                                "the login profile of IAM user {user:?} was deleted outside the operator and has been created again"
+                            )
+                        } else {
+                            format!("created the login profile of IAM user {user:?}")
+                        },
+                    ),
+                    wrote: true,
+                    iam: Some(profile),
+                    applied: Some(applied()),
+                    applied_reset: Some(reset_required),
+                },
+                // Appeared since GetLoginProfile: look again on the next pass.
+                Err(IamError::EntityAlreadyExists(_)) => {
+                    return Ok(Action::requeue(Duration::from_secs(1)));
+                }
+                Err(error) => {
+                    return fail(lp, ctx, iam_outcome(&user, &error, Some(password))).await;
+                }
+            }
+        }
+        Plan::UpdatePassword {
+            reset_required,
+            adopt,
+        } => {
+            let password = password
+                .as_ref()
+                .expect("an UpdatePassword plan needs a password");
+            match ctx
+                .iam
+                .update_login_profile(&user, Some(password), reset_required)
+                .await
+            {
+                Ok(()) => Acted {
+                    outcome: if adopt {
+                        Outcome::new(
+                            Reason::Adopted,
+                            format!(
+                                "took over the existing login profile of IAM user {user:?} and set the Secret's password"
+                            ),
+                        )
+                    } else {
+                        Outcome::new(
+                            Reason::Updated,
+                            format!("set the Secret's new password for IAM user {user:?}"),
+                        )
+                    },
+                    wrote: true,
+                    iam: observed_iam.map(|p| IamProfile {
+                        password_reset_required: reset_required,
+                        ..p
+                    }),
+                    applied: Some(applied()),
+                    applied_reset: Some(reset_required),
+                },
+                Err(error) => {
+                    return fail(lp, ctx, iam_outcome(&user, &error, Some(password))).await;
+                }
+            }
+        }
+        Plan::UpdateResetFlag { reset_required } => {
+            match ctx
+                .iam
+                .update_login_profile(&user, None, reset_required)
+                .await
+            {
+                Ok(()) => Acted {
+                    outcome: Outcome::new(
+                        Reason::Updated,
+                        if reset_required {
+                            format!(
+                                "IAM user {user:?} must choose a new password at the next sign-in"
+                            )
+                        } else {
+                            format!(
+                                "IAM user {user:?} no longer has to change the password at sign-in"
+                            )
+                        },
+                    ),
+                    wrote: true,
+                    iam: observed_iam.map(|p| IamProfile {
+                        password_reset_required: reset_required,
+                        ..p
+                    }),
+                    applied: None,
+                    applied_reset: Some(reset_required),
+                },
+                Err(error) => return fail(lp, ctx, iam_outcome(&user, &error, None)).await,
+            }
+        }
+    };
+
+    let mut next = lp.status.clone().unwrap_or_default();
+    next.user_name = Some(user);
+    if let Some(profile) = &acted.iam {
+        next.create_date = Some(profile.create_date.clone());
+        next.password_reset_required = Some(profile.password_reset_required);
+    }
+    if let Some(applied) = acted.applied {
+        next.password_fingerprint = Some(applied.fingerprint);
+        next.secret_resource_version = applied.secret_resource_version;
+        next.password_last_applied_time = Some(now_rfc3339());
+    }
+    if let Some(reset) = acted.applied_reset {
+        next.applied_password_reset_required = Some(reset);
+    }
+    report(lp, ctx, next, &acted.outcome, acted.wrote).await?;
+    ctx.failures().remove(&ObjectRef::from_obj(lp));
+    ctx.metrics
+        .set_profile_state(key(lp), Some(ProfileState::Ready));
+    Ok(Action::requeue(ctx.resync()))
+}
+
+fn reason_named(name: &str) -> Option<Reason> {
+    [
+        Reason::UpToDate,
+        Reason::Created,
+        Reason::Updated,
+        Reason::Adopted,
+    ]
+    .into_iter()
+    .find(|r| r.as_str() == name)
+}
+
+/// Reports a failure in status (and an Event on transition). Terminal
+/// failures wait (resync only); transient ones return an error for backoff.
+async fn fail<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    outcome: Outcome,
+) -> Result<Action, Error> {
+    let mut next = lp.status.clone().unwrap_or_default();
+    next.user_name = Some(lp.user_name());
+    report(lp, ctx, next, &outcome, false).await?;
+    if outcome.reason.is_terminal() {
+        ctx.failures().remove(&ObjectRef::from_obj(lp));
+        ctx.metrics
+            .set_profile_state(key(lp), Some(ProfileState::Stalled));
+        ctx.metrics.reconciled("stalled");
+        Ok(Action::requeue(ctx.resync()))
+    } else {
+        ctx.metrics
+            .set_profile_state(key(lp), Some(ProfileState::Reconciling));
+        Err(Error::Transient {
+            reason: outcome.reason,
+            message: outcome.message,
+        })
+    }
+}
+
+/// The status outcome of a failed IAM call, with an actionable message. The
+/// password is scrubbed from IAM's message in case IAM ever echoes input.
+fn iam_outcome(user: &str, error: &IamError, password: Option<&Password>) -> Outcome {
+    let detail = match password {
+        Some(password) if !password.expose().is_empty() => {
+            error.to_string().replace(password.expose(), "<redacted>")
+        }
+        _ => error.to_string(),
+    };
+    let advice = match error.reason() {
+        Reason::UserNotFound => format!("IAM user {user:?} does not exist; create it (aws iam create-user --user-name {user}) and the operator will retry"),
+        Reason::PasswordPolicyViolation => "the password breaks the account password policy (aws iam get-account-password-policy); change the Secret".into(),
+        Reason::InvalidPassword => "IAM refused the password; change the Secret".into(),
+        Reason::AccessDenied => "the operator's AWS identity lacks permission; grant the actions in docs/iam-policy.json".into(),
+        Reason::Throttled => "IAM is throttling this account's requests; the operator backs off and retries (see --iam-rate-limit)".into(),
+        Reason::TemporarilyUnmodifiable => "IAM cannot change this user right now (it was just created or is being deleted); retrying".into(),
+        Reason::LimitExceeded => "an IAM limit was hit; retrying with backoff".into(),
+        Reason::ServiceFailure => "IAM failed internally; retrying with backoff".into(),
+        _ => "retrying with backoff".into(),
+    };
+    Outcome::new(error.reason(), format!("{advice} ({detail})"))
+}
+
+/// Writes status if it changed (one server-side apply patch) and publishes an
+/// Event when Ready changed or IAM was written.
+async fn report<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    mut next: LoginProfileStatus,
+    outcome: &Outcome,
+    wrote: bool,
+) -> Result<(), Error> {
+    let previous = lp.status.clone().unwrap_or_default();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    next.observed_generation = lp.metadata.generation;
+    next.conditions =
+        status::conditions(&previous.conditions, outcome, lp.metadata.generation, &now);
+    let transition = status::ready_changed(&previous.conditions, &next.conditions);
+    if next != previous {
+        let api: Api<LoginProfile> =
+            Api::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default());
+        let patch = serde_json::json!({
+            "apiVersion": LoginProfile::api_version(&()),
+            "kind": LoginProfile::kind(&()),
+            "status": next,
+        });
+        api.patch_status(
+            &lp.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(Error::Kube)?;
+    }
+    if transition || wrote {
+        publish(lp, ctx, outcome).await;
+    }
+    Ok(())
+}
+
+async fn publish<I: Iam>(lp: &LoginProfile, ctx: &Context<I>, outcome: &Outcome) {
+    let event = Event {
+        type_: if outcome.reason.is_ready() {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        },
+        reason: outcome.reason.as_str().into(),
+        note: Some(outcome.message.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &lp.object_ref(&())).await {
+        tracing::warn!(object = %ObjectRef::from_obj(lp), %error, "could not publish an event");
+    }
+}
+
+/// Runs while the resource is being deleted: removes the IAM login profile
+/// unless `deletionPolicy: Retain` or this resource never managed it.
+async fn cleanup<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Error> {
+    let user = lp
+        .status
+        .as_ref()
+        .and_then(|s| s.user_name.clone())
+        .unwrap_or_else(|| lp.user_name());
+    let note = match plan::decide_cleanup(&lp.spec, lp.status.as_ref()) {
+        Plan::Delete => match ctx.iam.delete_login_profile(&user).await {
+            Ok(()) => format!("deleted the login profile of IAM user {user:?}"),
+            Err(error) => {
+                let outcome = iam_outcome(&user, &error, None);
+                publish(
+                    lp,
+                    ctx,
+                    &Outcome::new(
+                        Reason::Deleting,
+                        format!("could not delete the login profile: {}", outcome.message),
+                    ),
+                )
+                .await;
+                return Err(Error::Transient {
+                    reason: outcome.reason,
+                    message: outcome.message,
+                });
+            }
+        },
+        _ if lp.spec.deletion_policy == crate::crd::DeletionPolicy::Retain => {
+            format!("kept the login profile of IAM user {user:?} (deletionPolicy: Retain)")
+        }
+        _ => format!("left IAM user {user:?} alone: this LoginProfile never set its password"),
+    };
+    let event = Event {
+        type_: EventType::Normal,
+        reason: Reason::Deleting.as_str().into(),
+        note: Some(note),
+        action: "Cleanup".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &lp.object_ref(&())).await {
+        tracing::warn!(%error, "could not publish an event");
+    }
+    ctx.failures().remove(&ObjectRef::from_obj(lp));
+    ctx.metrics.set_profile_state(key(lp), None);
+    Ok(Action::await_change())
+}
+
+fn key(lp: &LoginProfile) -> String {
+    format!("{}/{}", lp.namespace().unwrap_or_default(), lp.name_any())
+}
+
+fn now_rfc3339() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The LoginProfiles in `store` that read the given Secret.
+fn referencing(
+    store: &Store<LoginProfile>,
+    namespace: Option<String>,
+    secret_name: &str,
+) -> Vec<ObjectRef<LoginProfile>> {
+    store
+        .state()
+        .iter()
+        .filter(|lp| lp.namespace() == namespace && lp.spec.password_secret_ref.name == secret_name)
+        .map(|lp| ObjectRef::from_obj(&**lp))
+        .collect()
+}
+
+/// Secrets that changed or went away. The first listing is skipped: at
+/// start every LoginProfile is reconciled anyway, and reading each Secret
+/// twice would double the start-up cost. Later relistings (after a watch
+/// expired) pass, since a change may hide in them.
+fn secret_changes(
+    api: Api<PartialObjectMeta<Secret>>,
+) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> {
+    let mut first_listing = true;
+    watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .filter_map(move |event| {
+            let changed = match event {
+                Ok(watcher::Event::Apply(secret) | watcher::Event::Delete(secret)) => {
+                    Some(Ok(secret))
+                }
+                Ok(watcher::Event::InitApply(secret)) if !first_listing => Some(Ok(secret)),
+                Ok(watcher::Event::InitDone) => {
+                    first_listing = false;
+                    None
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
+                Err(error) => Some(Err(error)),
+            };
+            futures::future::ready(changed)
+        })
+}
+
+/// Starts one controller per watched namespace (or one for all) and returns
+/// a stream of reconcile results plus a future that resolves once every
+/// cache has synced.
+pub fn run<I: Iam>(
+    ctx: Arc<Context<I>>,
+    shutdown: futures::future::Shared<BoxFuture<'static, ()>>,
+) -> (impl Stream<Item = ()>, BoxFuture<'static, ()>) {
+    let scopes: Vec<Option<String>> = if ctx.settings.namespaces.is_empty() {
+        vec![None]
+    } else {
+        ctx.settings.namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut streams = Vec::new();
+    let mut stores = Vec::new();
+    for scope in scopes {
+        let (profiles, secrets): (Api<LoginProfile>, Api<PartialObjectMeta<Secret>>) = match &scope
+        {
+            Some(ns) => (
+                Api::namespaced(ctx.client.clone(), ns),
+                Api::namespaced(ctx.client.clone(), ns),
+            ),
+            None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+        };
+        // Status-only updates (our own patches) do not trigger a reconcile:
+        // only a new generation (spec change, deletion) or a finalizer change.
+        let (store, writer) = reflector::store();
+        let profile_changes = watcher(profiles, watcher::Config::default().any_semantic())
+            .default_backoff()
+            .reflect(writer)
+            .applied_objects()
+            .predicate_filter(
+                predicates::generation.combine(predicates::finalizers),
+                Default::default(),
+            );
+        let controller = Controller::for_stream(profile_changes, store.clone()).with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
+        );
+        stores.push(store.clone());
+        // Only Secret metadata is watched: a change of resourceVersion is the
+        // trigger, and the value is read when a LoginProfile needs it, so the
+        // operator never caches the data of every Secret in the cluster.
+        let secret_changes = secret_changes(secrets);
+        let stream = controller
+            .watches_stream(secret_changes, move |secret| {
+                referencing(&store, secret.namespace(), &secret.name_any())
+            })
+            .graceful_shutdown_on(shutdown.clone())
+            .run(reconcile, error_policy, ctx.clone())
+            .map(|result| {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "controller event");
+                }
+            });
+        streams.push(stream.boxed());
+    }
+    let ready = Box::pin(async move {
+        for store in stores {
+            // The store's readiness signal wakes only its latest waiter, and
+            // the controller waits on it too; so ask again every 100 ms.
+            while tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready())
+                .await
+                .is_err()
+            {}
+        }
+    });
+    (select_all(streams), ready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let (min, max) = (Duration::from_secs(1), Duration::from_secs(60));
+        assert_eq!(backoff(1, min, max, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(2, min, max, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(5, min, max, 1.0), Duration::from_secs(16));
+        assert_eq!(backoff(30, min, max, 1.0), max);
+        assert_eq!(backoff(2, min, max, 0.5), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn iam_messages_never_carry_the_password() {
+        let password = Password::try_from("S3cret-Pa55!").unwrap();
+        let error =
+            IamError::PasswordPolicyViolation("password S3cret-Pa55! was used before".into());
+        let outcome = iam_outcome("bob", &error, Some(&password));
+        assert_eq!(outcome.reason, Reason::PasswordPolicyViolation);
+        assert!(
+            !outcome.message.contains("S3cret-Pa55!"),
+            "{}",
+            outcome.message
+        );
+    }
+
+    #[test]
+    fn user_not_found_says_how_to_fix_it() {
+        let outcome = iam_outcome("bob", &IamError::NoSuchEntity("no user".into()), None);
+        assert_eq!(outcome.reason, Reason::UserNotFound);
+        assert!(
+            outcome
+                .message
+                .contains("aws iam create-user --user-name bob")
+        );
+    }
+}

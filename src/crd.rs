@@ -1,0 +1,226 @@
+//! The `LoginProfile` resource: its spec, its status and the CRD generated
+//! from them. Pure types, no I/O; every doc comment here becomes
+//! `kubectl explain` text.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The API group of every resource this operator serves.
+pub const GROUP: &str = "iam.loginprofile.dev";
+/// The finalizer that deletes the IAM login profile before the resource goes.
+pub const FINALIZER: &str = "iam.loginprofile.dev/cleanup";
+/// The Secret key read when `passwordSecretRef.key` is not given.
+pub const DEFAULT_SECRET_KEY: &str = "password";
+
+/// A console password (IAM login profile) for one IAM user, taken from a Secret.
+///
+/// The operator creates the login profile (`aws iam create-login-profile`),
+/// sets the password again whenever the Secret's value changes, recreates the
+/// profile if it is deleted outside the operator, and deletes it when this
+/// resource is deleted (unless `deletionPolicy: Retain`).
+// Each printcolumn(...) repeats the same keys, which clippy takes for duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "iam.loginprofile.dev",
+    version = "v1alpha1",
+    kind = "LoginProfile",
+    plural = "loginprofiles",
+    shortname = "lp",
+    category = "aws",
+    category = "iam",
+    namespaced,
+    status = "LoginProfileStatus",
+    doc = "A console password (IAM login profile) for one IAM user, taken from a Secret.",
+    printcolumn(name = "User", type_ = "string", json_path = ".status.userName"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Reset",
+        type_ = "boolean",
+        json_path = ".status.passwordResetRequired"
+    ),
+    printcolumn(name = "Created", type_ = "date", json_path = ".status.createDate"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new(
+    "has(self.userName) == has(oldSelf.userName) && (!has(self.userName) || self.userName == oldSelf.userName)"
+).message("userName is immutable: to manage another IAM user, create a new LoginProfile and delete this one"))]
+#[serde(rename_all = "camelCase")]
+pub struct LoginProfileSpec {
+    /// The IAM user whose console password this is. Defaults to the
+    /// LoginProfile's name. 1 to 64 characters of letters, digits and
+    /// `_+=,.@-`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[\w+=,.@-]+$"))]
+    pub user_name: Option<String>,
+
+    /// The Secret, in the same namespace, that holds the password.
+    pub password_secret_ref: SecretKeyRef,
+
+    /// Whether the user must choose a new password at the next sign-in. Sent
+    /// with every password the operator sets; changing only this field sends
+    /// only the flag. IAM clearing it after the user's own change is expected,
+    /// not drift.
+    #[serde(default)]
+    pub password_reset_required: bool,
+
+    /// What happens to the IAM login profile when this resource is deleted:
+    /// `Delete` (default) removes it, `Retain` keeps it.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// What to do when the IAM user already has a login profile this resource
+    /// did not create: `Fail` (default) reports `LoginProfileExists` and leaves
+    /// it alone; `Adopt` takes it over by setting the Secret's password.
+    #[serde(default)]
+    pub adoption_policy: AdoptionPolicy,
+}
+
+/// A key of a Secret in the LoginProfile's own namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// The Secret's name (same namespace as the LoginProfile).
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key within the Secret's data. Defaults to `password`.
+    #[serde(default = "default_secret_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+}
+
+fn default_secret_key() -> String {
+    DEFAULT_SECRET_KEY.to_string()
+}
+
+/// What happens to the IAM login profile when the LoginProfile is deleted.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    /// Delete the IAM login profile (the user can no longer sign in to the console).
+    #[default]
+    Delete,
+    /// Keep the IAM login profile and its password.
+    Retain,
+}
+
+/// What to do with a login profile that exists before this resource set one.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AdoptionPolicy {
+    /// Report `LoginProfileExists` and leave the existing profile untouched.
+    #[default]
+    Fail,
+    /// Take the existing profile over by setting the Secret's password.
+    Adopt,
+}
+
+/// What the operator last observed and did. Follows the kstatus conventions,
+/// so Argo CD and Flux judge health from the conditions.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginProfileStatus {
+    /// The `metadata.generation` the operator last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The IAM user this resource manages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// When IAM created the login profile (IAM's CreateDate). Changes only if
+    /// the profile is deleted and created again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_date: Option<String>,
+    /// Whether the user must change the password at the next sign-in, as IAM
+    /// last reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_reset_required: Option<bool>,
+    /// The `passwordResetRequired` value the operator last sent to IAM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_password_reset_required: Option<bool>,
+    /// When the operator last sent a password to IAM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_last_applied_time: Option<String>,
+    /// A keyed fingerprint (HMAC-SHA256 under a key only the operator holds)
+    /// of the password last sent to IAM. It tells whether the Secret changed;
+    /// it cannot be used to guess the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_fingerprint: Option<String>,
+    /// The Secret's resourceVersion when its password was last sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_resource_version: Option<String>,
+    /// `Ready`, `Reconciling` and `Stalled`, as kstatus defines them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+impl LoginProfile {
+    /// The IAM user name: `spec.userName`, or else the resource's name.
+    pub fn user_name(&self) -> String {
+        self.spec
+            .user_name
+            .clone()
+            .unwrap_or_else(|| self.metadata.name.clone().unwrap_or_default())
+    }
+
+    /// The condition of the given type, if the status has one.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn defaults_fill_in_from_a_minimal_spec() {
+        let spec: LoginProfileSpec =
+            serde_json::from_value(serde_json::json!({"passwordSecretRef": {"name": "s"}}))
+                .unwrap();
+        assert_eq!(spec.password_secret_ref.key, "password");
+        assert!(!spec.password_reset_required);
+        assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
+        assert_eq!(spec.adoption_policy, AdoptionPolicy::Fail);
+        assert_eq!(spec.user_name, None);
+    }
+
+    #[test]
+    fn user_name_defaults_to_the_resource_name() {
+        let spec: LoginProfileSpec =
+            serde_json::from_value(serde_json::json!({"passwordSecretRef": {"name": "s"}}))
+                .unwrap();
+        let lp = LoginProfile::new("bob", spec);
+        assert_eq!(lp.user_name(), "bob");
+    }
+
+    #[test]
+    fn crd_carries_names_columns_and_rules() {
+        let crd = serde_json::to_string(&LoginProfile::crd()).unwrap();
+        for needle in [
+            r#""shortNames":["lp"]"#,
+            r#""categories":["aws","iam"]"#,
+            r#""name":"Reset""#,
+            "userName is immutable",
+            r#""pattern":"^[\\w+=,.@-]+$""#,
+        ] {
+            assert!(crd.contains(needle), "CRD lacks {needle}");
+        }
+    }
+}

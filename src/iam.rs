@@ -1,0 +1,471 @@
+//! IAM access: the narrow trait the reconciler calls (so unit tests run it
+//! against a fake) and its aws-sdk-iam implementation with an explicit retry
+//! configuration, per-call timeouts and a client-side rate limit shared by
+//! every worker (IAM's limits are account-wide).
+
+use std::{future::Future, num::NonZeroU32, sync::Arc, time::Duration};
+
+use aws_sdk_iam::{
+    error::{ProvideErrorMetadata, SdkError},
+    operation::{
+        create_login_profile::CreateLoginProfileError,
+        delete_login_profile::DeleteLoginProfileError, get_login_profile::GetLoginProfileError,
+        update_login_profile::UpdateLoginProfileError,
+    },
+};
+use aws_smithy_types::{
+    error::display::DisplayErrorContext, retry::RetryConfig, timeout::TimeoutConfig,
+};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::{metrics::Metrics, password::Password, plan::IamProfile, reason::Reason};
+
+/// What an IAM call can fail with, as far as the reconciler cares.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IamError {
+    #[error("IAM has no such entity: {0}")]
+    NoSuchEntity(String),
+    #[error("the login profile already exists: {0}")]
+    EntityAlreadyExists(String),
+    #[error("IAM refused the password under the account password policy: {0}")]
+    PasswordPolicyViolation(String),
+    #[error("IAM refused the request: {0}")]
+    InvalidInput(String),
+    #[error("IAM limit exceeded: {0}")]
+    LimitExceeded(String),
+    #[error("the IAM user is temporarily unmodifiable: {0}")]
+    TemporarilyUnmodifiable(String),
+    #[error("IAM failed: {0}")]
+    ServiceFailure(String),
+    #[error("IAM throttled the request: {0}")]
+    Throttling(String),
+    #[error("access denied by IAM: {0}")]
+    AccessDenied(String),
+    #[error("the IAM call timed out")]
+    Timeout,
+    #[error("could not reach IAM: {0}")]
+    Unreachable(String),
+    #[error("unexpected IAM error: {0}")]
+    Other(String),
+}
+
+impl IamError {
+    /// The condition reason this error is reported under.
+    pub fn reason(&self) -> Reason {
+        match self {
+            IamError::NoSuchEntity(_) => Reason::UserNotFound,
+            IamError::EntityAlreadyExists(_) => Reason::LoginProfileExists,
+            IamError::PasswordPolicyViolation(_) => Reason::PasswordPolicyViolation,
+            IamError::InvalidInput(_) => Reason::InvalidPassword,
+            IamError::LimitExceeded(_) => Reason::LimitExceeded,
+            IamError::TemporarilyUnmodifiable(_) => Reason::TemporarilyUnmodifiable,
+            IamError::ServiceFailure(_) => Reason::ServiceFailure,
+            IamError::Throttling(_) => Reason::Throttled,
+            IamError::AccessDenied(_) => Reason::AccessDenied,
+            IamError::Timeout | IamError::Unreachable(_) | IamError::Other(_) => Reason::IamError,
+        }
+    }
+
+    /// A short, bounded label for metrics.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            IamError::NoSuchEntity(_) => "no_such_entity",
+            IamError::EntityAlreadyExists(_) => "entity_already_exists",
+            IamError::PasswordPolicyViolation(_) => "password_policy_violation",
+            IamError::InvalidInput(_) => "invalid_input",
+            IamError::LimitExceeded(_) => "limit_exceeded",
+            IamError::TemporarilyUnmodifiable(_) => "temporarily_unmodifiable",
+            IamError::ServiceFailure(_) => "service_failure",
+            IamError::Throttling(_) => "throttled",
+            IamError::AccessDenied(_) => "access_denied",
+            IamError::Timeout => "timeout",
+            IamError::Unreachable(_) => "unreachable",
+            IamError::Other(_) => "other",
+        }
+    }
+}
+
+/// The IAM calls the reconciler makes. Each method documents its contract.
+pub trait Iam: Send + Sync + 'static {
+    /// GetLoginProfile. `Ok(None)` when IAM answers NoSuchEntity (no login
+    /// profile, or no such user: IAM does not say which).
+    fn get_login_profile(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Option<IamProfile>, IamError>> + Send;
+
+    /// CreateLoginProfile with the password and the reset flag.
+    fn create_login_profile(
+        &self,
+        user: &str,
+        password: &Password,
+        reset_required: bool,
+    ) -> impl Future<Output = Result<IamProfile, IamError>> + Send;
+
+    /// UpdateLoginProfile. `password: None` sends only the reset flag and
+    /// leaves the password as it is.
+    fn update_login_profile(
+        &self,
+        user: &str,
+        password: Option<&Password>,
+        reset_required: bool,
+    ) -> impl Future<Output = Result<(), IamError>> + Send;
+
+    /// DeleteLoginProfile. NoSuchEntity counts as done (`Ok`).
+    fn delete_login_profile(&self, user: &str)
+    -> impl Future<Output = Result<(), IamError>> + Send;
+}
+
+/// How the SDK client behaves; every field is a flag of `run`.
+#[derive(Debug, Clone)]
+pub struct IamClientConfig {
+    /// Attempts per call, the first included (the SDK's standard retry mode:
+    /// exponential backoff with jitter; throttling and 5xx are retried).
+    pub max_attempts: u32,
+    /// Deadline for one call, retries included.
+    pub timeout: Duration,
+    /// IAM calls per second for the whole process.
+    pub rate_limit: NonZeroU32,
+}
+
+/// The aws-sdk-iam implementation.
+#[derive(Clone)]
+pub struct AwsIam {
+    client: aws_sdk_iam::Client,
+    limiter: Arc<DefaultDirectRateLimiter>,
+    metrics: Arc<Metrics>,
+}
+
+impl AwsIam {
+    /// Builds the client from the SDK's default credential and region chain
+    /// (environment, IRSA web identity, EKS Pod Identity, instance profile);
+    /// `AWS_ENDPOINT_URL` points it at an emulator.
+    pub async fn from_env(config: &IamClientConfig, metrics: Arc<Metrics>) -> Self {
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http_client)
+            .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(config.timeout)
+                    .operation_attempt_timeout(config.timeout / config.max_attempts.max(1))
+                    .connect_timeout(Duration::from_secs(5))
+                    .build(),
+            )
+            .load()
+            .await;
+        // IAM is a global service whose endpoint lives in us-east-1; the
+        // region only matters for signing, so default it rather than fail.
+        let mut iam_config = aws_sdk_iam::config::Builder::from(&shared);
+        if shared.region().is_none() {
+            iam_config = iam_config.region(aws_sdk_iam::config::Region::new("us-east-1"));
+        }
+        Self {
+            client: aws_sdk_iam::Client::from_conf(iam_config.build()),
+            limiter: Arc::new(RateLimiter::direct(Quota::per_second(config.rate_limit))),
+            metrics,
+        }
+    }
+
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, IamError>>,
+    ) -> Result<T, IamError> {
+        self.limiter.until_ready().await;
+        let result = call.await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(error) => error.metric_label(),
+        };
+        self.metrics.iam_call(operation, outcome);
+        result
+    }
+}
+
+fn profile_from(profile: &aws_sdk_iam::types::LoginProfile) -> IamProfile {
+    IamProfile {
+        create_date: rfc3339(profile.create_date()),
+        password_reset_required: profile.password_reset_required(),
+    }
+}
+
+fn rfc3339(time: &aws_smithy_types::DateTime) -> String {
+    chrono::DateTime::from_timestamp(time.secs(), 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Error codes IAM uses for a missing permission. The SDK does not model
+/// them (they can come from any operation), so they arrive as unhandled
+/// errors with only a code: match the code as the SDK's own retry classifier
+/// does for throttling (`aws_runtime::retries::classifiers::THROTTLING_ERRORS`).
+const ACCESS_DENIED_CODES: &[&str] = &["AccessDenied", "AccessDeniedException"];
+/// IAM's answer to input its API model refuses, such as a password outside
+/// the allowed characters.
+const VALIDATION_CODES: &[&str] = &["ValidationError", "InvalidInput"];
+
+/// Maps an SDK error to [`IamError`]: `typed` matches the operation's modeled
+/// variants; what is left is classified by the SDK error kind.
+fn classify<E>(
+    error: SdkError<E, aws_smithy_runtime_api::http::Response>,
+    typed: impl FnOnce(&E) -> Option<IamError>,
+) -> IamError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match error {
+        SdkError::ServiceError(context) => {
+            let service_error = context.err();
+            if let Some(known) = typed(service_error) {
+                return known;
+            }
+            let message = service_error.message().unwrap_or_default().to_string();
+            match service_error.code() {
+                Some(code)
+                    if aws_runtime::retries::classifiers::THROTTLING_ERRORS.contains(&code) =>
+                {
+                    IamError::Throttling(message)
+                }
+                Some(code) if ACCESS_DENIED_CODES.contains(&code) => {
+                    IamError::AccessDenied(message)
+                }
+                Some(code) if VALIDATION_CODES.contains(&code) => IamError::InvalidInput(message),
+                code => IamError::Other(format!(
+                    "{}: {message}",
+                    code.unwrap_or("unknown error code")
+                )),
+            }
+        }
+        SdkError::TimeoutError(_) => IamError::Timeout,
+        unreachable @ SdkError::DispatchFailure(_) => {
+            IamError::Unreachable(DisplayErrorContext(&unreachable).to_string())
+        }
+        other => IamError::Other(DisplayErrorContext(&other).to_string()),
+    }
+}
+
+/// The message of a modeled IAM exception (its own field, not the metadata).
+fn text(message: Option<&str>) -> String {
+    message.unwrap_or_default().to_string()
+}
+
+impl Iam for AwsIam {
+    async fn get_login_profile(&self, user: &str) -> Result<Option<IamProfile>, IamError> {
+        self.call("GetLoginProfile", async {
+            match self.client.get_login_profile().user_name(user).send().await {
+                Ok(output) => Ok(output.login_profile().map(profile_from)),
+                Err(error) => match classify(error, |e| match e {
+                    GetLoginProfileError::NoSuchEntityException(e) => {
+                        Some(IamError::NoSuchEntity(text(e.message())))
+                    }
+                    GetLoginProfileError::ServiceFailureException(e) => {
+                        Some(IamError::ServiceFailure(text(e.message())))
+                    }
+                    _ => None,
+                }) {
+                    IamError::NoSuchEntity(_) => Ok(None),
+                    other => Err(other),
+                },
+            }
+        })
+        .await
+    }
+
+    async fn create_login_profile(
+        &self,
+        user: &str,
+        password: &Password,
+        reset_required: bool,
+    ) -> Result<IamProfile, IamError> {
+        self.call("CreateLoginProfile", async {
+            let output = self
+                .client
+                .create_login_profile()
+                .user_name(user)
+                .password(password.expose())
+                .password_reset_required(reset_required)
+                .send()
+                .await
+                .map_err(|error| {
+                    classify(error, |e| match e {
+                        CreateLoginProfileError::EntityAlreadyExistsException(e) => {
+                            Some(IamError::EntityAlreadyExists(text(e.message())))
+                        }
+                        CreateLoginProfileError::NoSuchEntityException(e) => {
+                            Some(IamError::NoSuchEntity(text(e.message())))
+                        }
+                        CreateLoginProfileError::PasswordPolicyViolationException(e) => {
+                            Some(IamError::PasswordPolicyViolation(text(e.message())))
+                        }
+                        CreateLoginProfileError::LimitExceededException(e) => {
+                            Some(IamError::LimitExceeded(text(e.message())))
+                        }
+                        CreateLoginProfileError::ServiceFailureException(e) => {
+                            Some(IamError::ServiceFailure(text(e.message())))
+                        }
+                        _ => None,
+                    })
+                })?;
+            output.login_profile().map(profile_from).ok_or_else(|| {
+                IamError::Other("CreateLoginProfile answered without a LoginProfile".into())
+            })
+        })
+        .await
+    }
+
+    async fn update_login_profile(
+        &self,
+        user: &str,
+        password: Option<&Password>,
+        reset_required: bool,
+    ) -> Result<(), IamError> {
+        self.call("UpdateLoginProfile", async {
+            self.client
+                .update_login_profile()
+                .user_name(user)
+                .set_password(password.map(|p| p.expose().to_owned()))
+                .password_reset_required(reset_required)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|error| {
+                    classify(error, |e| match e {
+                        UpdateLoginProfileError::EntityTemporarilyUnmodifiableException(e) => {
+                            Some(IamError::TemporarilyUnmodifiable(text(e.message())))
+                        }
+                        UpdateLoginProfileError::NoSuchEntityException(e) => {
+                            Some(IamError::NoSuchEntity(text(e.message())))
+                        }
+                        UpdateLoginProfileError::PasswordPolicyViolationException(e) => {
+                            Some(IamError::PasswordPolicyViolation(text(e.message())))
+                        }
+                        UpdateLoginProfileError::LimitExceededException(e) => {
+                            Some(IamError::LimitExceeded(text(e.message())))
+                        }
+                        UpdateLoginProfileError::ServiceFailureException(e) => {
+                            Some(IamError::ServiceFailure(text(e.message())))
+                        }
+                        _ => None,
+                    })
+                })
+        })
+        .await
+    }
+
+    async fn delete_login_profile(&self, user: &str) -> Result<(), IamError> {
+        self.call("DeleteLoginProfile", async {
+            match self
+                .client
+                .delete_login_profile()
+                .user_name(user)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(error) => match classify(error, |e| match e {
+                    DeleteLoginProfileError::NoSuchEntityException(e) => {
+                        Some(IamError::NoSuchEntity(text(e.message())))
+                    }
+                    DeleteLoginProfileError::EntityTemporarilyUnmodifiableException(e) => {
+                        Some(IamError::TemporarilyUnmodifiable(text(e.message())))
+                    }
+                    DeleteLoginProfileError::LimitExceededException(e) => {
+                        Some(IamError::LimitExceeded(text(e.message())))
+                    }
+                    DeleteLoginProfileError::ServiceFailureException(e) => {
+                        Some(IamError::ServiceFailure(text(e.message())))
+                    }
+                    _ => None,
+                }) {
+                    IamError::NoSuchEntity(_) => Ok(()),
+                    other => Err(other),
+                },
+            }
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_iam::types::error::{NoSuchEntityException, PasswordPolicyViolationException};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::{body::SdkBody, error::ErrorMetadata};
+
+    fn service_error<E>(error: E, status: u16) -> SdkError<E, Response> {
+        SdkError::service_error(
+            error,
+            Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty()),
+        )
+    }
+
+    fn unhandled(code: &str) -> CreateLoginProfileError {
+        CreateLoginProfileError::generic(ErrorMetadata::builder().code(code).message("m").build())
+    }
+
+    fn classify_create(error: CreateLoginProfileError) -> IamError {
+        classify(service_error(error, 400), |e| match e {
+            CreateLoginProfileError::NoSuchEntityException(e) => {
+                Some(IamError::NoSuchEntity(text(e.message())))
+            }
+            CreateLoginProfileError::PasswordPolicyViolationException(e) => {
+                Some(IamError::PasswordPolicyViolation(text(e.message())))
+            }
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn typed_variants_win() {
+        let error = CreateLoginProfileError::NoSuchEntityException(
+            NoSuchEntityException::builder()
+                .message("no user bob")
+                .build(),
+        );
+        assert_eq!(
+            classify_create(error),
+            IamError::NoSuchEntity("no user bob".into())
+        );
+        let error = CreateLoginProfileError::PasswordPolicyViolationException(
+            PasswordPolicyViolationException::builder()
+                .message("too short")
+                .build(),
+        );
+        assert_eq!(
+            classify_create(error).reason(),
+            Reason::PasswordPolicyViolation
+        );
+    }
+
+    #[test]
+    fn unmodeled_errors_are_classified_by_the_sdk_error_kind() {
+        assert_eq!(
+            classify_create(unhandled("Throttling")).reason(),
+            Reason::Throttled
+        );
+        assert_eq!(
+            classify_create(unhandled("AccessDenied")).reason(),
+            Reason::AccessDenied
+        );
+        assert_eq!(
+            classify_create(unhandled("ValidationError")).reason(),
+            Reason::InvalidPassword
+        );
+        assert_eq!(
+            classify_create(unhandled("SomethingNew")).reason(),
+            Reason::IamError
+        );
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_seconds() {
+        let time = aws_smithy_types::DateTime::from_secs(1_795_255_910);
+        assert_eq!(rfc3339(&time), "2026-11-21T10:11:50Z");
+    }
+}

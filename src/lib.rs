@@ -1,0 +1,17 @@
+//! loginprofile-operator: keeps IAM console passwords (login profiles) in the
+//! state that `LoginProfile` resources declare, with passwords from Secrets.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod controller;
+pub mod crd;
+pub mod fingerprint_key;
+pub mod http;
+pub mod iam;
+pub mod metrics;
+pub mod password;
+pub mod plan;
+pub mod reason;
+pub mod sample;
+pub mod status;
+pub mod telemetry;

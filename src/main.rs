@@ -1,0 +1,121 @@
+//! Wiring only: parse the command line, set up logging, and start the
+//! controller and the HTTP endpoints until SIGTERM.
+#![forbid(unsafe_code)]
+
+use std::{process::ExitCode, sync::Arc};
+
+use clap::Parser;
+use futures::{FutureExt, StreamExt, future::BoxFuture};
+use kube::CustomResourceExt;
+use loginprofile_operator::{
+    cli::{Cli, Command, RunArgs},
+    controller::{self, Context, Settings},
+    crd::LoginProfile,
+    fingerprint_key, http,
+    iam::{AwsIam, IamClientConfig},
+    metrics::Metrics,
+    password::Fingerprinter,
+    sample::SAMPLE,
+    telemetry,
+};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Crd => {
+            print!(
+                "{}",
+                serde_yaml::to_string(&LoginProfile::crd()).expect("the CRD serializes")
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Sample => {
+            print!("{SAMPLE}");
+            ExitCode::SUCCESS
+        }
+        Command::Run(args) => match run(*args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                tracing::error!("{message}");
+                eprintln!("loginprofile-operator: {message}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    telemetry::init(args.log_format, &args.log_filter)?;
+    let client = kube::Client::try_default().await.map_err(|e| {
+        format!("cannot configure the Kubernetes client (in-cluster or KUBECONFIG): {e}")
+    })?;
+    let key = fingerprint_key::load(
+        &client,
+        args.fingerprint_key_file.as_deref(),
+        args.operator_namespace.as_deref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let metrics = Arc::new(Metrics::default());
+    let iam = AwsIam::from_env(
+        &IamClientConfig {
+            max_attempts: args.iam_max_attempts,
+            timeout: args.iam_timeout,
+            rate_limit: args.iam_rate_limit,
+        },
+        metrics.clone(),
+    )
+    .await;
+    let settings = Settings {
+        resync_period: args.resync_period,
+        concurrency: args.concurrency,
+        namespaces: args.namespaces.clone(),
+        min_backoff: args.min_backoff,
+        max_backoff: args.max_backoff,
+    };
+    let ctx = Arc::new(Context::new(
+        client,
+        iam,
+        Fingerprinter::new(key),
+        metrics.clone(),
+        settings,
+    ));
+
+    let shutdown: BoxFuture<'static, ()> = Box::pin(shutdown_signal());
+    let shutdown = shutdown.shared();
+    let health = http::Health::default();
+    let listener = http::bind(args.http_addr)
+        .await
+        .map_err(|e| format!("cannot listen on --http-addr {}: {e}", args.http_addr))?;
+    let server = tokio::spawn(http::serve(
+        listener,
+        health.clone(),
+        metrics,
+        shutdown.clone(),
+    ));
+
+    let (reconciles, caches_synced) = controller::run(ctx, shutdown.clone());
+    tokio::spawn(async move {
+        caches_synced.await;
+        tracing::info!("caches synced; ready");
+        health.set_ready();
+    });
+    tracing::info!(namespaces = ?args.namespaces, "controller started");
+    reconciles.for_each(|()| async {}).await;
+    tracing::info!("controller stopped; shutting down");
+    match server.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("the HTTP server on {} failed: {e}", args.http_addr)),
+        Err(e) => Err(format!("the HTTP server task failed: {e}")),
+    }
+}
+
+/// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+    }
+}

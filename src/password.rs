@@ -1,0 +1,213 @@
+//! The console password: a newtype that never prints itself and is wiped from
+//! memory when dropped, IAM's character rules checked before any IAM call,
+//! and the keyed fingerprint that status shows instead of the password.
+
+use std::fmt;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+/// IAM's length limits for a console password, in characters.
+pub const MAX_CHARS: usize = 128;
+
+/// A console password. `Debug` and `Display` print `<redacted>`; the bytes
+/// are zeroized on drop. The only way to the text is [`Password::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(Zeroizing<String>);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl fmt::Display for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Why a Secret's value cannot be a console password. Messages name the rule
+/// and the position, never the character itself or the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidPassword {
+    #[error("the password is empty")]
+    Empty,
+    #[error("the password has {0} characters; IAM allows at most {MAX_CHARS}")]
+    TooLong(usize),
+    #[error("the password is not valid UTF-8 text")]
+    NotUtf8,
+    #[error(
+        "character {position} of the password is not allowed by IAM (allowed: tab, line feed, carriage return and U+0020 to U+00FF)"
+    )]
+    ForbiddenCharacter { position: usize },
+}
+
+impl Password {
+    /// Reads a password from a Secret's bytes (UTF-8) and checks IAM's rules:
+    /// 1 to 128 characters of tab, LF, CR and U+0020..U+00FF.
+    pub fn from_secret_bytes(bytes: &[u8]) -> Result<Self, InvalidPassword> {
+        let text = Zeroizing::new(
+            std::str::from_utf8(bytes)
+                .map_err(|_| InvalidPassword::NotUtf8)?
+                .to_owned(),
+        );
+        Self::new(text)
+    }
+
+    fn new(text: Zeroizing<String>) -> Result<Self, InvalidPassword> {
+        let mut count = 0;
+        for (index, c) in text.chars().enumerate() {
+            if !is_allowed(c) {
+                return Err(InvalidPassword::ForbiddenCharacter {
+                    position: index + 1,
+                });
+            }
+            count += 1;
+        }
+        match count {
+            0 => Err(InvalidPassword::Empty),
+            n if n > MAX_CHARS => Err(InvalidPassword::TooLong(n)),
+            _ => Ok(Self(text)),
+        }
+    }
+
+    /// The password text, for the IAM call that sends it and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<&str> for Password {
+    type Error = InvalidPassword;
+    fn try_from(text: &str) -> Result<Self, InvalidPassword> {
+        Self::new(Zeroizing::new(text.to_owned()))
+    }
+}
+
+fn is_allowed(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{ff}')
+}
+
+/// Computes the status fingerprint: HMAC-SHA256 over the user name and the
+/// password under a key that only the operator holds, so a reader of the
+/// resource cannot test guesses against it. The user name is mixed in so that
+/// two users with the same password do not show the same fingerprint.
+#[derive(Clone)]
+pub struct Fingerprinter {
+    key: Zeroizing<Vec<u8>>,
+}
+
+impl fmt::Debug for Fingerprinter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Fingerprinter(<key redacted>)")
+    }
+}
+
+/// Prefix of every fingerprint, naming the algorithm.
+pub const FINGERPRINT_PREFIX: &str = "hmac-sha256:";
+/// The length of a generated fingerprint key, in bytes.
+pub const KEY_BYTES: usize = 32;
+
+impl Fingerprinter {
+    pub fn new(key: Zeroizing<Vec<u8>>) -> Self {
+        Self { key }
+    }
+
+    pub fn fingerprint(&self, user_name: &str, password: &Password) -> String {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
+            .expect("HMAC accepts keys of any length");
+        mac.update(user_name.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.expose().as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{FINGERPRINT_PREFIX}{hex}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Password, InvalidPassword> {
+        Password::try_from(text)
+    }
+
+    #[test]
+    fn boundary_characters() {
+        assert_eq!(
+            check("ab\u{8}c").unwrap_err(),
+            InvalidPassword::ForbiddenCharacter { position: 3 }
+        );
+        assert!(check("ab\u{9}c").is_ok(), "tab is allowed");
+        assert!(check("a\nb\rc").is_ok(), "LF and CR are allowed");
+        assert_eq!(
+            check("\u{1f}").unwrap_err(),
+            InvalidPassword::ForbiddenCharacter { position: 1 }
+        );
+        assert!(check("\u{20}").is_ok(), "space is the first printable");
+        assert!(check("\u{ff}").is_ok(), "ÿ is the last allowed");
+        assert_eq!(
+            check("x\u{100}").unwrap_err(),
+            InvalidPassword::ForbiddenCharacter { position: 2 }
+        );
+        assert_eq!(
+            check("Pass€word1").unwrap_err(),
+            InvalidPassword::ForbiddenCharacter { position: 5 }
+        );
+    }
+
+    #[test]
+    fn boundary_lengths_count_characters_not_bytes() {
+        assert_eq!(check("").unwrap_err(), InvalidPassword::Empty);
+        assert!(check(&"é".repeat(128)).is_ok(), "128 two-byte characters");
+        assert_eq!(
+            check(&"a".repeat(129)).unwrap_err(),
+            InvalidPassword::TooLong(129)
+        );
+        assert!(check(&"a".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn secret_bytes_must_be_utf8() {
+        assert_eq!(
+            Password::from_secret_bytes(&[0x61, 0xff]).unwrap_err(),
+            InvalidPassword::NotUtf8
+        );
+        assert_eq!(
+            Password::from_secret_bytes("Grüße-1".as_bytes())
+                .unwrap()
+                .expose(),
+            "Grüße-1"
+        );
+    }
+
+    #[test]
+    fn debug_and_display_are_redacted() {
+        let password = check("hunter2-Secret").unwrap();
+        for shown in [format!("{password:?}"), format!("{password}")] {
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("redacted"));
+        }
+        let error = check("hunter2€").unwrap_err().to_string();
+        assert!(
+            !error.contains("hunter2") && !error.contains('€'),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn fingerprint_is_keyed_and_per_user() {
+        let password = check("Correct-Horse-9").unwrap();
+        let a = Fingerprinter::new(Zeroizing::new(b"key-a".to_vec()));
+        let b = Fingerprinter::new(Zeroizing::new(b"key-b".to_vec()));
+        let fa = a.fingerprint("bob", &password);
+        assert!(fa.starts_with(FINGERPRINT_PREFIX));
+        assert_eq!(fa, a.fingerprint("bob", &password), "deterministic");
+        assert_ne!(fa, b.fingerprint("bob", &password), "depends on the key");
+        assert_ne!(fa, a.fingerprint("alice", &password), "depends on the user");
+        assert!(!fa.contains("Correct"));
+    }
+}

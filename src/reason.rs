@@ -1,0 +1,83 @@
+//! The closed set of condition reasons, and for each failure whether it is
+//! terminal (Stalled: wait for a change) or transient (retry with backoff).
+
+use std::fmt;
+
+/// A condition reason: CamelCase, stable, part of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    // Ready=True
+    UpToDate,
+    Created,
+    Updated,
+    Adopted,
+    // Ready=False, terminal
+    SecretNotFound,
+    SecretKeyNotFound,
+    InvalidPassword,
+    PasswordPolicyViolation,
+    LoginProfileExists,
+    AccessDenied,
+    // Ready=False, transient
+    UserNotFound,
+    Throttled,
+    LimitExceeded,
+    TemporarilyUnmodifiable,
+    ServiceFailure,
+    IamError,
+    KubernetesError,
+    Deleting,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::UpToDate => "UpToDate",
+            Reason::Created => "Created",
+            Reason::Updated => "Updated",
+            Reason::Adopted => "Adopted",
+            Reason::SecretNotFound => "SecretNotFound",
+            Reason::SecretKeyNotFound => "SecretKeyNotFound",
+            Reason::InvalidPassword => "InvalidPassword",
+            Reason::PasswordPolicyViolation => "PasswordPolicyViolation",
+            Reason::LoginProfileExists => "LoginProfileExists",
+            Reason::AccessDenied => "AccessDenied",
+            Reason::UserNotFound => "UserNotFound",
+            Reason::Throttled => "Throttled",
+            Reason::LimitExceeded => "LimitExceeded",
+            Reason::TemporarilyUnmodifiable => "TemporarilyUnmodifiable",
+            Reason::ServiceFailure => "ServiceFailure",
+            Reason::IamError => "IamError",
+            Reason::KubernetesError => "KubernetesError",
+            Reason::Deleting => "Deleting",
+        }
+    }
+
+    /// Terminal failures set Stalled and wait for a change of the
+    /// LoginProfile or its Secret (or, for AccessDenied, of the AWS account,
+    /// which the operator rechecks slowly). The others retry with backoff.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Reason::SecretNotFound
+                | Reason::SecretKeyNotFound
+                | Reason::InvalidPassword
+                | Reason::PasswordPolicyViolation
+                | Reason::LoginProfileExists
+                | Reason::AccessDenied
+        )
+    }
+
+    pub fn is_ready(self) -> bool {
+        matches!(
+            self,
+            Reason::UpToDate | Reason::Created | Reason::Updated | Reason::Adopted
+        )
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,46 @@
+//! `loginprofile-operator sample`: a commented example to start from, the
+//! operator's answer to `aws iam create-login-profile --generate-cli-skeleton`.
+
+/// A Secret and a LoginProfile, every field explained.
+pub const SAMPLE: &str = r#"# A console password for IAM user "bob", kept in a Secret.
+# Apply with: kubectl apply -f this-file.yaml
+apiVersion: v1
+kind: Secret
+metadata:
+  name: bob-console-password
+  namespace: default
+type: Opaque
+stringData:
+  # 1 to 128 characters: tab, line feed, carriage return and U+0020..U+00FF.
+  # It must also meet the account password policy
+  # (aws iam get-account-password-policy).
+  password: "Change-me-4-real!"
+---
+apiVersion: iam.loginprofile.dev/v1alpha1
+kind: LoginProfile
+metadata:
+  name: bob                      # also the IAM user name unless spec.userName is set
+  namespace: default
+spec:
+  # userName: Bob                # optional; 1..64 of [\w+=,.@-]; cannot change later
+  passwordSecretRef:
+    name: bob-console-password   # a Secret in the same namespace
+    key: password                # default "password"
+  passwordResetRequired: true    # default false: user picks a new password at first sign-in
+  deletionPolicy: Delete         # Delete (default) removes the IAM login profile with this resource; Retain keeps it
+  adoptionPolicy: Fail           # Fail (default) refuses a login profile this resource did not create; Adopt takes it over
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::LoginProfile;
+
+    #[test]
+    fn sample_parses_as_a_loginprofile() {
+        let documents: Vec<&str> = SAMPLE.split("\n---\n").collect();
+        let lp: LoginProfile = serde_yaml::from_str(documents[1]).unwrap();
+        assert_eq!(lp.user_name(), "bob");
+        assert!(lp.spec.password_reset_required);
+    }
+}
