@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import datetime
 import json
+import os
 import re
 import sys
 import threading
@@ -154,9 +155,6 @@ def delete_login_profile(self: IAMBackend, user_name: str) -> None:
     user.lpo_profile_create_date = None
 
 
-IAMBackend.create_login_profile = create_login_profile
-IAMBackend.update_login_profile = update_login_profile
-IAMBackend.delete_login_profile = delete_login_profile
 
 
 def profile_result(user: User) -> dict:
@@ -217,10 +215,6 @@ def response_change_password(self: IAMResponse):
     return iam_responses.EmptyResult()
 
 
-IAMResponse.create_login_profile = response_create_login_profile
-IAMResponse.get_login_profile = response_get_login_profile
-IAMResponse.update_login_profile = response_update_login_profile
-IAMResponse.change_password = response_change_password
 
 
 # --- Credential report: password_last_changed -------------------------------
@@ -238,7 +232,23 @@ def to_csv(self: User) -> str:
     return ",".join(fields)
 
 
-User.to_csv = to_csv
+
+
+def apply_corrections() -> None:
+    IAMBackend.create_login_profile = create_login_profile
+    IAMBackend.update_login_profile = update_login_profile
+    IAMBackend.delete_login_profile = delete_login_profile
+    IAMResponse.create_login_profile = response_create_login_profile
+    IAMResponse.get_login_profile = response_get_login_profile
+    IAMResponse.update_login_profile = response_update_login_profile
+    IAMResponse.change_password = response_change_password
+    User.to_csv = to_csv
+
+
+# LPO_MOTO_UNPATCHED=1 serves plain moto (with the test hooks), to show that
+# each test of a correction fails without it (docs/development.md).
+if os.environ.get("LPO_MOTO_UNPATCHED") != "1":
+    apply_corrections()
 
 
 # --- Test hooks: call counting and fault injection --------------------------

@@ -5,7 +5,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use chrono::Utc;
@@ -63,6 +63,10 @@ pub struct Context<I: Iam> {
     pub settings: Settings,
     /// Consecutive transient failures per object, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<LoginProfile>, u32>>,
+    /// When IAM last confirmed each object's profile, so a trigger that
+    /// changes nothing (a Secret rewritten with the same value) costs no IAM
+    /// call; the resync still checks for drift.
+    verified: Mutex<HashMap<ObjectRef<LoginProfile>, Instant>>,
 }
 
 impl<I: Iam> Context<I> {
@@ -85,7 +89,27 @@ impl<I: Iam> Context<I> {
             metrics,
             settings,
             failures: Mutex::new(HashMap::new()),
+            verified: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<LoginProfile>, Instant>> {
+        self.verified.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// True when nothing can have changed since IAM last confirmed this
+    /// object: same generation, same password, Ready, and checked less than
+    /// half a resync period ago.
+    fn recently_verified(&self, lp: &LoginProfile, fingerprint: &str) -> bool {
+        let status = lp.status.as_ref();
+        let unchanged = status.and_then(|s| s.observed_generation) == lp.metadata.generation
+            && status.and_then(|s| s.password_fingerprint.as_deref()) == Some(fingerprint)
+            && lp.condition(status::READY).is_some_and(|c| c.status == "True");
+        unchanged
+            && self
+                .verified()
+                .get(&ObjectRef::from_obj(lp))
+                .is_some_and(|at| at.elapsed() < self.settings.resync_period / 2)
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<LoginProfile>, u32>> {
@@ -247,6 +271,9 @@ async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Er
         .ok()
         .map(|(password, _)| ctx.fingerprinter.fingerprint(&user, password));
 
+    if fingerprint.as_deref().is_some_and(|fp| ctx.recently_verified(lp, fp)) {
+        return Ok(Action::requeue(ctx.resync()));
+    }
     // A broken source blocks every plan, so IAM need not be asked.
     let observed_iam = match &source {
         Ok(_) => match ctx.iam.get_login_profile(&user).await {
@@ -423,6 +450,7 @@ async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Er
     }
     report(lp, ctx, next, &acted.outcome, acted.wrote).await?;
     ctx.failures().remove(&ObjectRef::from_obj(lp));
+    ctx.verified().insert(ObjectRef::from_obj(lp), Instant::now());
     ctx.metrics
         .set_profile_state(key(lp), Some(ProfileState::Ready));
     Ok(Action::requeue(ctx.resync()))
@@ -586,6 +614,7 @@ async fn cleanup<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, 
         tracing::warn!(%error, "could not publish an event");
     }
     ctx.failures().remove(&ObjectRef::from_obj(lp));
+    ctx.verified().remove(&ObjectRef::from_obj(lp));
     ctx.metrics.set_profile_state(key(lp), None);
     Ok(Action::await_change())
 }

@@ -1,0 +1,420 @@
+//! Test support for the tests that run against the real environment
+//! (hack/devenv.sh): starts it once per test run or reuses a running one,
+//! gives each test its own namespace, IAM user names and operator process,
+//! and removes what the test made. Results are read back the way a user
+//! would: with the built kubectl and the AWS CLI.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::Write,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::OnceLock,
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The environment variables of target/devenv/env (KUBECONFIG, AWS_*, PATH).
+pub struct Env {
+    pub vars: HashMap<String, String>,
+}
+
+static ENV: OnceLock<Env> = OnceLock::new();
+
+/// The running environment, started by `hack/devenv.sh up` if it is not up.
+/// The CRD is applied once per test binary.
+pub fn env() -> &'static Env {
+    ENV.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(format!("{ROOT}/hack/devenv.sh"))
+            .arg("status")
+            .stdout(Stdio::null())
+            .status()
+            .expect("bash runs");
+        if !status.success() {
+            let up = Command::new("bash")
+                .arg(format!("{ROOT}/hack/devenv.sh"))
+                .arg("up")
+                .status()
+                .expect("bash runs");
+            assert!(up.success(), "hack/devenv.sh up failed");
+        }
+        let env = Env {
+            vars: parse_env_file(&format!("{ROOT}/target/devenv/env")),
+        };
+        let crd = format!("{ROOT}/crds/loginprofile.yaml");
+        env.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &crd]);
+        env.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/loginprofiles.iam.loginprofile.dev",
+        ]);
+        env
+    })
+}
+
+fn parse_env_file(path: &str) -> HashMap<String, String> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    let mut vars = HashMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("export ") else { continue };
+        let (key, value) = rest.split_once('=').expect("KEY=value");
+        let mut value = value.trim_matches('"').to_string();
+        if key == "PATH" {
+            value = value.replace("$PATH", &std::env::var("PATH").unwrap_or_default());
+        }
+        vars.insert(key.to_string(), value);
+    }
+    vars
+}
+
+impl Env {
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(program);
+        command.envs(&self.vars);
+        command
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        self.command("kubectl").args(args).output().expect("kubectl runs")
+    }
+
+    /// kubectl that must succeed; returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let output = self.kubectl(args);
+        assert!(
+            output.status.success(),
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8")
+    }
+
+    /// kubectl apply with a manifest on stdin.
+    pub fn apply(&self, manifest: &str) -> Output {
+        let mut child = self
+            .command("kubectl")
+            .args(["apply", "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        child.stdin.take().unwrap().write_all(manifest.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    pub fn apply_ok(&self, manifest: &str) {
+        let output = self.apply(manifest);
+        assert!(
+            output.status.success(),
+            "kubectl apply failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// The AWS CLI against the emulator; `Err(stderr)` when it fails.
+    pub fn aws(&self, args: &[&str]) -> Result<Value, String> {
+        let output = self.command("aws").args(args).args(["--output", "json"]).output().expect("aws runs");
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+        }
+        let text = String::from_utf8_lossy(&output.stdout);
+        Ok(if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).expect("aws prints JSON") })
+    }
+
+    pub fn aws_ok(&self, args: &[&str]) -> Value {
+        self.aws(args).unwrap_or_else(|e| panic!("aws {args:?} failed: {e}"))
+    }
+
+    pub fn iam_endpoint(&self) -> &str {
+        &self.vars["AWS_ENDPOINT_URL"]
+    }
+
+    /// IAM calls the emulator received that name `user`, by action.
+    pub fn iam_calls(&self, user: &str) -> HashMap<String, u64> {
+        let output = Command::new("curl")
+            .args(["-sf", &format!("{}/_lpo/calls?user={user}", self.iam_endpoint())])
+            .output()
+            .expect("curl runs");
+        assert!(output.status.success(), "the emulator's call counter did not answer");
+        serde_json::from_slice(&output.stdout).expect("JSON")
+    }
+
+    /// Makes the emulator answer the next `count` calls of `action` for `user`
+    /// with IAM error `code` (HTTP `status`).
+    pub fn inject_fault(&self, action: &str, user: &str, code: &str, status: u16, count: u32) {
+        let body = serde_json::json!({"action": action, "user": user, "code": code, "status": status, "count": count});
+        let output = Command::new("curl")
+            .args(["-sf", "-XPOST", "-d", &body.to_string(), &format!("{}/_lpo/faults", self.iam_endpoint())])
+            .output()
+            .expect("curl runs");
+        assert!(output.status.success(), "the emulator refused the fault");
+    }
+}
+
+/// A unique, lowercase name with the given prefix.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{prefix}-{}-{n}-{:x}", std::process::id(), nanos & 0xfffff)
+}
+
+/// A password that meets IAM's default rules and any test policy (20+
+/// characters with all four classes), unique per call.
+pub fn strong_password(tag: &str) -> String {
+    format!("Pw_{tag}_{}_Xy9!", unique("q").replace('-', "_"))
+}
+
+/// A namespace for one test; deleted (with what is in it) when dropped.
+pub struct TestNamespace {
+    pub name: String,
+}
+
+impl TestNamespace {
+    pub fn new(prefix: &str) -> Self {
+        let name = unique(prefix);
+        env().kubectl_ok(&["create", "namespace", &name]);
+        Self { name }
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let _ = env().kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+    }
+}
+
+/// IAM users made by one test; deleted (login profile first) when dropped.
+#[derive(Default)]
+pub struct TestUsers {
+    names: Vec<String>,
+}
+
+impl TestUsers {
+    /// Creates an IAM user with a unique name and returns the name.
+    pub fn create(&mut self, prefix: &str) -> String {
+        let name = self.reserve(prefix);
+        env().aws_ok(&["iam", "create-user", "--user-name", &name]);
+        name
+    }
+
+    /// A unique user name that is cleaned up, without creating the user.
+    pub fn reserve(&mut self, prefix: &str) -> String {
+        let name = unique(prefix);
+        self.names.push(name.clone());
+        name
+    }
+}
+
+impl Drop for TestUsers {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = env().aws(&["iam", "delete-login-profile", "--user-name", name]);
+            let _ = env().aws(&["iam", "delete-user", "--user-name", name]);
+        }
+    }
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The operator, run as a process the way a user runs it, watching one
+/// namespace; killed when dropped. Its logs go to target/test-logs/.
+pub struct Operator {
+    child: Child,
+    pub log_path: PathBuf,
+    pub http: String,
+}
+
+impl Operator {
+    pub fn start(namespace: &str, extra_args: &[&str]) -> Self {
+        Self::start_with_log_filter(namespace, extra_args, "info,loginprofile_operator=debug")
+    }
+
+    pub fn start_with_log_filter(namespace: &str, extra_args: &[&str], log_filter: &str) -> Self {
+        let env = env();
+        let log_dir = Path::new(ROOT).join("target/test-logs");
+        fs::create_dir_all(&log_dir).unwrap();
+        let log_path = log_dir.join(format!("operator-{namespace}.log"));
+        let log = fs::File::create(&log_path).unwrap();
+        let port = free_port();
+        let child = env
+            .command(env!("CARGO_BIN_EXE_loginprofile-operator"))
+            .args([
+                "run",
+                "--namespace",
+                namespace,
+                "--operator-namespace",
+                namespace,
+                "--http-addr",
+                &format!("127.0.0.1:{port}"),
+                "--min-backoff",
+                "500ms",
+                "--max-backoff",
+                "5s",
+                "--iam-rate-limit",
+                "100",
+            ])
+            .args(extra_args)
+            .env("RUST_LOG", log_filter)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the operator binary starts");
+        let operator = Self {
+            child,
+            log_path,
+            http: format!("http://127.0.0.1:{port}"),
+        };
+        wait_until("the operator to be ready", Duration::from_secs(30), || {
+            Command::new("curl")
+                .args(["-sf", &format!("{}/readyz", operator.http)])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        operator
+    }
+
+    pub fn logs(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn metrics(&self) -> String {
+        let output = Command::new("curl")
+            .args(["-sf", &format!("{}/metrics", self.http)])
+            .output()
+            .expect("curl runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// SIGTERM, then wait for a graceful exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the operator did not stop within 20s of SIGTERM");
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns true or `timeout` passes (then panics).
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Polls `get` until it returns Some or `timeout` passes (then panics).
+pub fn wait_for<T>(what: &str, timeout: Duration, mut get: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = get() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A LoginProfile manifest.
+pub fn login_profile(namespace: &str, name: &str, spec: Value) -> String {
+    serde_json::json!({
+        "apiVersion": "iam.loginprofile.dev/v1alpha1",
+        "kind": "LoginProfile",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    })
+    .to_string()
+}
+
+/// A Secret manifest with string data.
+pub fn secret(namespace: &str, name: &str, data: &[(&str, &str)]) -> String {
+    let data: serde_json::Map<String, Value> = data.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect();
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "stringData": data,
+    })
+    .to_string()
+}
+
+/// The LoginProfile as kubectl shows it.
+pub fn get_lp(namespace: &str, name: &str) -> Value {
+    serde_json::from_str(&env().kubectl_ok(&["get", "loginprofile", name, "-n", namespace, "-o", "json"])).unwrap()
+}
+
+/// The Ready condition (status, reason, message) once the operator has
+/// written one.
+pub fn ready(lp: &Value) -> Option<(String, String, String)> {
+    lp["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready").map(|c| {
+        (
+            c["status"].as_str().unwrap_or_default().to_string(),
+            c["reason"].as_str().unwrap_or_default().to_string(),
+            c["message"].as_str().unwrap_or_default().to_string(),
+        )
+    })
+}
+
+/// Waits until Ready has the given status and reason; returns the object.
+pub fn wait_ready_reason(namespace: &str, name: &str, status: &str, reason: &str, timeout: Duration) -> Value {
+    let mut last = None;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let lp = get_lp(namespace, name);
+        let now = ready(&lp);
+        if now.as_ref().is_some_and(|(s, r, _)| s == status && r == reason) {
+            return lp;
+        }
+        last = now.or(last);
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {namespace}/{name} Ready={status} reason {reason}; last seen {last:?}"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Events of one object, as `kubectl get events` shows them.
+pub fn events(namespace: &str, name: &str) -> Vec<Value> {
+    let text = env().kubectl_ok(&[
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        &format!("involvedObject.name={name}"),
+        "-o",
+        "json",
+    ]);
+    let list: Value = serde_json::from_str(&text).unwrap();
+    list["items"].as_array().cloned().unwrap_or_default()
+}
