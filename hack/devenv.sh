@@ -271,7 +271,7 @@ cmd_down() {
 cmd_status() {
   if [[ ! -f "$STATE" ]]; then
     echo "devenv: down (run 'make devenv-up')"
-    return 0
+    return 1
   fi
   echo "devenv: started $(state_get started)"
   echo "  kube-apiserver  $(state_get server)"

@@ -104,7 +104,9 @@ impl<I: Iam> Context<I> {
         let status = lp.status.as_ref();
         let unchanged = status.and_then(|s| s.observed_generation) == lp.metadata.generation
             && status.and_then(|s| s.password_fingerprint.as_deref()) == Some(fingerprint)
-            && lp.condition(status::READY).is_some_and(|c| c.status == "True");
+            && lp
+                .condition(status::READY)
+                .is_some_and(|c| c.status == "True");
         unchanged
             && self
                 .verified()
@@ -271,7 +273,10 @@ async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Er
         .ok()
         .map(|(password, _)| ctx.fingerprinter.fingerprint(&user, password));
 
-    if fingerprint.as_deref().is_some_and(|fp| ctx.recently_verified(lp, fp)) {
+    if fingerprint
+        .as_deref()
+        .is_some_and(|fp| ctx.recently_verified(lp, fp))
+    {
         return Ok(Action::requeue(ctx.resync()));
     }
     // A broken source blocks every plan, so IAM need not be asked.
@@ -450,7 +455,8 @@ async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Er
     }
     report(lp, ctx, next, &acted.outcome, acted.wrote).await?;
     ctx.failures().remove(&ObjectRef::from_obj(lp));
-    ctx.verified().insert(ObjectRef::from_obj(lp), Instant::now());
+    ctx.verified()
+        .insert(ObjectRef::from_obj(lp), Instant::now());
     ctx.metrics
         .set_profile_state(key(lp), Some(ProfileState::Ready));
     Ok(Action::requeue(ctx.resync()))

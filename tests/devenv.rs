@@ -14,7 +14,13 @@ use support::{TestNamespace, TestUsers, env, strong_password, unique};
 fn namespace_and_crd_round_trip_through_the_api_server() {
     let env = env();
     let ns = TestNamespace::new("devenv-ns");
-    let shown = env.kubectl_ok(&["get", "namespace", &ns.name, "-o", "jsonpath={.status.phase}"]);
+    let shown = env.kubectl_ok(&[
+        "get",
+        "namespace",
+        &ns.name,
+        "-o",
+        "jsonpath={.status.phase}",
+    ]);
     assert_eq!(shown, "Active");
     // The CRD was applied by the test support from crds/; kubectl reads it back.
     let crd: Value = serde_json::from_str(&env.kubectl_ok(&[
@@ -42,7 +48,15 @@ fn service_account_tokens_and_rbac_allow_and_deny() {
     let ns = TestNamespace::new("devenv-rbac");
     let n = ns.name.as_str();
     env.kubectl_ok(&["create", "serviceaccount", "reader", "-n", n]);
-    env.kubectl_ok(&["create", "role", "read-configmaps", "--verb=get,list", "--resource=configmaps", "-n", n]);
+    env.kubectl_ok(&[
+        "create",
+        "role",
+        "read-configmaps",
+        "--verb=get,list",
+        "--resource=configmaps",
+        "-n",
+        n,
+    ]);
     env.kubectl_ok(&[
         "create",
         "rolebinding",
@@ -57,20 +71,44 @@ fn service_account_tokens_and_rbac_allow_and_deny() {
     let token = token.trim();
     assert_eq!(token.split('.').count(), 3, "a JWT");
     // A kubeconfig-free kubectl: only the server, its CA and the token.
-    let server = env.kubectl_ok(&["config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"]);
+    let server = env.kubectl_ok(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
     let ca = format!("{}/target/devenv/pki/ca.crt", support::ROOT);
     let as_reader = |args: &[&str]| {
-        let mut all = vec!["--kubeconfig", "/dev/null", "--server", &server, "--certificate-authority", &ca, "--token", token];
+        let mut all = vec![
+            "--kubeconfig",
+            "/dev/null",
+            "--server",
+            &server,
+            "--certificate-authority",
+            &ca,
+            "--token",
+            token,
+        ];
         all.extend_from_slice(args);
         env.kubectl(&all)
     };
-    let whoami = as_reader(&["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
+    let whoami = as_reader(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
     assert_eq!(
         String::from_utf8_lossy(&whoami.stdout),
         format!("system:serviceaccount:{n}:reader")
     );
     let allowed = as_reader(&["get", "configmaps", "-n", n]);
-    assert!(allowed.status.success(), "{}", String::from_utf8_lossy(&allowed.stderr));
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
     let denied = as_reader(&["get", "secrets", "-n", n]);
     assert!(!denied.status.success());
     assert!(String::from_utf8_lossy(&denied.stderr).contains("forbidden"));
@@ -103,13 +141,30 @@ fn update_without_password_keeps_the_profile_and_password() {
     let mut users = TestUsers::default();
     let user = users.create("emu-update");
     let password = strong_password("b");
-    env.aws_ok(&["iam", "create-login-profile", "--user-name", &user, "--password", &password]);
-    env.aws_ok(&["iam", "update-login-profile", "--user-name", &user, "--password-reset-required"]);
+    env.aws_ok(&[
+        "iam",
+        "create-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        &password,
+    ]);
+    env.aws_ok(&[
+        "iam",
+        "update-login-profile",
+        "--user-name",
+        &user,
+        "--password-reset-required",
+    ]);
     let read = env.aws_ok(&["iam", "get-login-profile", "--user-name", &user]);
-    assert_eq!(read["LoginProfile"]["PasswordResetRequired"], true, "the flag alone changed");
+    assert_eq!(
+        read["LoginProfile"]["PasswordResetRequired"], true,
+        "the flag alone changed"
+    );
     // The password is unchanged: the user can still change it with the old one.
     let key = env.aws_ok(&["iam", "create-access-key", "--user-name", &user]);
-    change_password_as(&user, &key, &password, &strong_password("b2")).expect("old password still valid");
+    change_password_as(&user, &key, &password, &strong_password("b2"))
+        .expect("old password still valid");
 }
 
 #[test]
@@ -153,12 +208,26 @@ fn passwords_are_checked_against_iams_rules_and_the_account_policy() {
     let user = users.create("emu-policy");
     // The character rule: U+20AC is outside U+0020..U+00FF.
     let refused = env
-        .aws(&["iam", "create-login-profile", "--user-name", &user, "--password", "Abcdefgh1!€xyz"])
+        .aws(&[
+            "iam",
+            "create-login-profile",
+            "--user-name",
+            &user,
+            "--password",
+            "Abcdefgh1!€xyz",
+        ])
         .unwrap_err();
     assert!(refused.contains("ValidationError"), "{refused}");
     // AWS's default rules with no custom policy: 8+ characters, 3 of 4 classes.
     let refused = env
-        .aws(&["iam", "create-login-profile", "--user-name", &user, "--password", "alllowercase"])
+        .aws(&[
+            "iam",
+            "create-login-profile",
+            "--user-name",
+            &user,
+            "--password",
+            "alllowercase",
+        ])
         .unwrap_err();
     assert!(refused.contains("PasswordPolicyViolation"), "{refused}");
     // A custom policy. Every other test uses 20+ character passwords with all
@@ -172,14 +241,38 @@ fn passwords_are_checked_against_iams_rules_and_the_account_policy() {
         "--password-reuse-prevention",
         "2",
     ]);
-    let short = env.aws(&["iam", "create-login-profile", "--user-name", &user, "--password", "Short-Pass-1!"]);
+    let short = env.aws(&[
+        "iam",
+        "create-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        "Short-Pass-1!",
+    ]);
     let strong = strong_password("d");
-    let created = env.aws(&["iam", "create-login-profile", "--user-name", &user, "--password", &strong]);
-    let reused = env.aws(&["iam", "update-login-profile", "--user-name", &user, "--password", &strong]);
+    let created = env.aws(&[
+        "iam",
+        "create-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        &strong,
+    ]);
+    let reused = env.aws(&[
+        "iam",
+        "update-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        &strong,
+    ]);
     env.aws_ok(&["iam", "delete-account-password-policy"]);
     assert!(short.unwrap_err().contains("PasswordPolicyViolation"));
     created.expect("a strong password passes the policy");
-    assert!(reused.unwrap_err().contains("PasswordPolicyViolation"), "reuse prevention");
+    assert!(
+        reused.unwrap_err().contains("PasswordPolicyViolation"),
+        "reuse prevention"
+    );
 }
 
 #[test]
@@ -187,14 +280,32 @@ fn credential_report_tracks_password_last_changed() {
     let env = env();
     let mut users = TestUsers::default();
     let user = users.create("emu-report");
-    env.aws_ok(&["iam", "create-login-profile", "--user-name", &user, "--password", &strong_password("e")]);
+    env.aws_ok(&[
+        "iam",
+        "create-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        &strong_password("e"),
+    ]);
     let first = password_last_changed(&user);
     // The report has one-second resolution: change the password again until
     // a change lands in a later second (unpatched moto never moves it).
-    support::wait_until("password_last_changed to move", Duration::from_secs(10), || {
-        env.aws_ok(&["iam", "update-login-profile", "--user-name", &user, "--password", &strong_password("e2")]);
-        parse(&password_last_changed(&user)) > parse(&first)
-    });
+    support::wait_until(
+        "password_last_changed to move",
+        Duration::from_secs(10),
+        || {
+            env.aws_ok(&[
+                "iam",
+                "update-login-profile",
+                "--user-name",
+                &user,
+                "--password",
+                &strong_password("e2"),
+            ]);
+            parse(&password_last_changed(&user)) > parse(&first)
+        },
+    );
     env.aws_ok(&["iam", "delete-login-profile", "--user-name", &user]);
     assert_eq!(password_last_changed(&user), "N/A", "no password, no date");
 }
@@ -215,7 +326,9 @@ fn change_password_as_the_user_clears_the_reset_flag() {
         "--password-reset-required",
     ]);
     let key = env.aws_ok(&["iam", "create-access-key", "--user-name", &user]);
-    assert!(change_password_as(&user, &key, "Wrong-Old-Password-1!", &strong_password("f1")).is_err());
+    assert!(
+        change_password_as(&user, &key, "Wrong-Old-Password-1!", &strong_password("f1")).is_err()
+    );
     change_password_as(&user, &key, &first, &strong_password("f2")).expect("ChangePassword works");
     let read = env.aws_ok(&["iam", "get-login-profile", "--user-name", &user]);
     assert_eq!(read["LoginProfile"]["PasswordResetRequired"], false);
@@ -233,11 +346,24 @@ fn change_password_as_the_user_clears_the_reset_flag() {
 fn fault_injection_answers_with_iam_errors() {
     let env = env();
     let user = unique("emu-fault");
-    env.inject_fault("GetLoginProfile", &user, "EntityTemporarilyUnmodifiable", 409, 1);
-    let error = env.aws(&["iam", "get-login-profile", "--user-name", &user]).unwrap_err();
+    env.inject_fault(
+        "GetLoginProfile",
+        &user,
+        "EntityTemporarilyUnmodifiable",
+        409,
+        1,
+    );
+    let error = env
+        .aws(&["iam", "get-login-profile", "--user-name", &user])
+        .unwrap_err();
     assert!(error.contains("EntityTemporarilyUnmodifiable"), "{error}");
-    let error = env.aws(&["iam", "get-login-profile", "--user-name", &user]).unwrap_err();
-    assert!(error.contains("NoSuchEntity"), "the fault was used up: {error}");
+    let error = env
+        .aws(&["iam", "get-login-profile", "--user-name", &user])
+        .unwrap_err();
+    assert!(
+        error.contains("NoSuchEntity"),
+        "the fault was used up: {error}"
+    );
     assert_eq!(env.iam_calls(&user).get("GetLoginProfile"), Some(&2));
 }
 
@@ -245,9 +371,24 @@ fn change_password_as(user: &str, key: &Value, old: &str, new: &str) -> Result<V
     let env = env();
     let output = env
         .command("aws")
-        .args(["iam", "change-password", "--old-password", old, "--new-password", new, "--output", "json"])
-        .env("AWS_ACCESS_KEY_ID", key["AccessKey"]["AccessKeyId"].as_str().unwrap())
-        .env("AWS_SECRET_ACCESS_KEY", key["AccessKey"]["SecretAccessKey"].as_str().unwrap())
+        .args([
+            "iam",
+            "change-password",
+            "--old-password",
+            old,
+            "--new-password",
+            new,
+            "--output",
+            "json",
+        ])
+        .env(
+            "AWS_ACCESS_KEY_ID",
+            key["AccessKey"]["AccessKeyId"].as_str().unwrap(),
+        )
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            key["AccessKey"]["SecretAccessKey"].as_str().unwrap(),
+        )
         .output()
         .expect("aws runs");
     let _ = user;
@@ -267,7 +408,10 @@ fn password_last_changed(user: &str) -> String {
     let content = report["Content"].as_str().unwrap();
     let csv = String::from_utf8(base64_decode(content)).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
-    let column = header.iter().position(|h| *h == "password_last_changed").unwrap();
+    let column = header
+        .iter()
+        .position(|h| *h == "password_last_changed")
+        .unwrap();
     let row = csv
         .lines()
         .find(|l| l.starts_with(&format!("{user},")))
@@ -281,5 +425,7 @@ fn parse(time: &str) -> chrono::DateTime<chrono::FixedOffset> {
 
 fn base64_decode(text: &str) -> Vec<u8> {
     use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap()
 }

@@ -65,7 +65,9 @@ fn parse_env_file(path: &str) -> HashMap<String, String> {
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     let mut vars = HashMap::new();
     for line in text.lines() {
-        let Some(rest) = line.strip_prefix("export ") else { continue };
+        let Some(rest) = line.strip_prefix("export ") else {
+            continue;
+        };
         let (key, value) = rest.split_once('=').expect("KEY=value");
         let mut value = value.trim_matches('"').to_string();
         if key == "PATH" {
@@ -84,7 +86,10 @@ impl Env {
     }
 
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        self.command("kubectl").args(args).output().expect("kubectl runs")
+        self.command("kubectl")
+            .args(args)
+            .output()
+            .expect("kubectl runs")
     }
 
     /// kubectl that must succeed; returns stdout.
@@ -108,7 +113,12 @@ impl Env {
             .stderr(Stdio::piped())
             .spawn()
             .expect("kubectl runs");
-        child.stdin.take().unwrap().write_all(manifest.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(manifest.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
@@ -123,16 +133,26 @@ impl Env {
 
     /// The AWS CLI against the emulator; `Err(stderr)` when it fails.
     pub fn aws(&self, args: &[&str]) -> Result<Value, String> {
-        let output = self.command("aws").args(args).args(["--output", "json"]).output().expect("aws runs");
+        let output = self
+            .command("aws")
+            .args(args)
+            .args(["--output", "json"])
+            .output()
+            .expect("aws runs");
         if !output.status.success() {
             return Err(String::from_utf8_lossy(&output.stderr).into_owned());
         }
         let text = String::from_utf8_lossy(&output.stdout);
-        Ok(if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).expect("aws prints JSON") })
+        Ok(if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).expect("aws prints JSON")
+        })
     }
 
     pub fn aws_ok(&self, args: &[&str]) -> Value {
-        self.aws(args).unwrap_or_else(|e| panic!("aws {args:?} failed: {e}"))
+        self.aws(args)
+            .unwrap_or_else(|e| panic!("aws {args:?} failed: {e}"))
     }
 
     pub fn iam_endpoint(&self) -> &str {
@@ -142,10 +162,16 @@ impl Env {
     /// IAM calls the emulator received that name `user`, by action.
     pub fn iam_calls(&self, user: &str) -> HashMap<String, u64> {
         let output = Command::new("curl")
-            .args(["-sf", &format!("{}/_lpo/calls?user={user}", self.iam_endpoint())])
+            .args([
+                "-sf",
+                &format!("{}/_lpo/calls?user={user}", self.iam_endpoint()),
+            ])
             .output()
             .expect("curl runs");
-        assert!(output.status.success(), "the emulator's call counter did not answer");
+        assert!(
+            output.status.success(),
+            "the emulator's call counter did not answer"
+        );
         serde_json::from_slice(&output.stdout).expect("JSON")
     }
 
@@ -154,7 +180,13 @@ impl Env {
     pub fn inject_fault(&self, action: &str, user: &str, code: &str, status: u16, count: u32) {
         let body = serde_json::json!({"action": action, "user": user, "code": code, "status": status, "count": count});
         let output = Command::new("curl")
-            .args(["-sf", "-XPOST", "-d", &body.to_string(), &format!("{}/_lpo/faults", self.iam_endpoint())])
+            .args([
+                "-sf",
+                "-XPOST",
+                "-d",
+                &body.to_string(),
+                &format!("{}/_lpo/faults", self.iam_endpoint()),
+            ])
             .output()
             .expect("curl runs");
         assert!(output.status.success(), "the emulator refused the fault");
@@ -192,8 +224,24 @@ impl TestNamespace {
 }
 
 impl Drop for TestNamespace {
+    /// Removes the namespace without depending on an operator: finalizers
+    /// left on LoginProfiles (the test's operator may be gone) would keep
+    /// the namespace terminating forever. IAM state is cleaned by TestUsers.
     fn drop(&mut self) {
-        let _ = env().kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+        let env = env();
+        let names = env.kubectl(&["get", "loginprofiles", "-n", &self.name, "-o", "name"]);
+        for name in String::from_utf8_lossy(&names.stdout).lines() {
+            let _ = env.kubectl(&[
+                "patch",
+                name,
+                "-n",
+                &self.name,
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ]);
+        }
+        let _ = env.kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
     }
 }
 
@@ -230,7 +278,11 @@ impl Drop for TestUsers {
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// The operator, run as a process the way a user runs it, watching one
@@ -304,13 +356,18 @@ impl Operator {
 
     /// SIGTERM, then wait for a graceful exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "the operator did not stop within 20s of SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "the operator did not stop within 20s of SIGTERM"
+            );
             thread::sleep(Duration::from_millis(100));
         }
     }
@@ -327,7 +384,10 @@ impl Drop for Operator {
 pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         thread::sleep(Duration::from_millis(200));
     }
 }
@@ -339,7 +399,10 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut get: impl FnMut() -> Optio
         if let Some(value) = get() {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         thread::sleep(Duration::from_millis(200));
     }
 }
@@ -357,7 +420,10 @@ pub fn login_profile(namespace: &str, name: &str, spec: Value) -> String {
 
 /// A Secret manifest with string data.
 pub fn secret(namespace: &str, name: &str, data: &[(&str, &str)]) -> String {
-    let data: serde_json::Map<String, Value> = data.iter().map(|(k, v)| (k.to_string(), Value::from(*v))).collect();
+    let data: serde_json::Map<String, Value> = data
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect();
     serde_json::json!({
         "apiVersion": "v1",
         "kind": "Secret",
@@ -369,29 +435,51 @@ pub fn secret(namespace: &str, name: &str, data: &[(&str, &str)]) -> String {
 
 /// The LoginProfile as kubectl shows it.
 pub fn get_lp(namespace: &str, name: &str) -> Value {
-    serde_json::from_str(&env().kubectl_ok(&["get", "loginprofile", name, "-n", namespace, "-o", "json"])).unwrap()
+    serde_json::from_str(&env().kubectl_ok(&[
+        "get",
+        "loginprofile",
+        name,
+        "-n",
+        namespace,
+        "-o",
+        "json",
+    ]))
+    .unwrap()
 }
 
 /// The Ready condition (status, reason, message) once the operator has
 /// written one.
 pub fn ready(lp: &Value) -> Option<(String, String, String)> {
-    lp["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready").map(|c| {
-        (
-            c["status"].as_str().unwrap_or_default().to_string(),
-            c["reason"].as_str().unwrap_or_default().to_string(),
-            c["message"].as_str().unwrap_or_default().to_string(),
-        )
-    })
+    lp["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_string(),
+                c["reason"].as_str().unwrap_or_default().to_string(),
+                c["message"].as_str().unwrap_or_default().to_string(),
+            )
+        })
 }
 
 /// Waits until Ready has the given status and reason; returns the object.
-pub fn wait_ready_reason(namespace: &str, name: &str, status: &str, reason: &str, timeout: Duration) -> Value {
+pub fn wait_ready_reason(
+    namespace: &str,
+    name: &str,
+    status: &str,
+    reason: &str,
+    timeout: Duration,
+) -> Value {
     let mut last = None;
     let deadline = Instant::now() + timeout;
     loop {
         let lp = get_lp(namespace, name);
         let now = ready(&lp);
-        if now.as_ref().is_some_and(|(s, r, _)| s == status && r == reason) {
+        if now
+            .as_ref()
+            .is_some_and(|(s, r, _)| s == status && r == reason)
+        {
             return lp;
         }
         last = now.or(last);

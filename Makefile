@@ -1,0 +1,39 @@
+# loginprofile-operator: the two commands are `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: help demo demo-stop test lint unit build crds devenv-up devenv-down devenv-status
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
+
+demo: ## start the environment and the operator, apply examples/, show the result
+	@hack/demo.sh start
+
+demo-stop: ## stop the demo operator and the environment
+	@hack/demo.sh stop
+
+test: lint devenv-up ## formatting, clippy, unit tests and the tests against the environment
+	$(CARGO) test --all-targets --no-fail-fast
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+unit: ## unit tests only (no environment needed)
+	$(CARGO) test --lib --bins
+
+build: ## debug build of the operator
+	$(CARGO) build
+
+crds: ## regenerate crds/loginprofile.yaml from the Rust types
+	$(CARGO) run --quiet -- crd > crds/loginprofile.yaml
+
+devenv-up: ## build (once) and start etcd, kube-apiserver, kube-controller-manager and the IAM emulator
+	@hack/devenv.sh up
+
+devenv-down: ## stop what devenv-up started (the tool cache stays)
+	@hack/devenv.sh down
+
+devenv-status: ## what runs, where, since when
+	@hack/devenv.sh status
