@@ -31,8 +31,9 @@ use crate::{
     iam::{Iam, IamError},
     metrics::{Metrics, ProfileState},
     password::{Fingerprinter, Password},
-    plan::{self, IamProfile, Observed, Plan, SourceProblem},
+    plan::{self, IamProfile, Observed, Plan},
     reason::Reason,
+    source,
     status::{self, Outcome},
 };
 
@@ -185,165 +186,118 @@ fn backoff(attempts: u32, min: Duration, max: Duration, jitter: f64) -> Duration
     min.saturating_mul(1 << exponent).min(max).mul_f64(jitter)
 }
 
-/// The password from the Secret, or why it cannot be had. A missing Secret or
-/// key is terminal here; the Secret watch brings the object back when it changes.
-async fn read_password<I: Iam>(
-    lp: &LoginProfile,
-    ctx: &Context<I>,
-) -> Result<Result<(Password, Option<String>), SourceProblem>, Error> {
-    let reference = &lp.spec.password_secret_ref;
-    let secrets: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default());
-    let Some(secret) = secrets
-        .get_opt(&reference.name)
-        .await
-        .map_err(Error::Kube)?
-    else {
-        return Ok(Err(SourceProblem {
-            reason: Reason::SecretNotFound,
-            message: format!(
-                "Secret {:?} does not exist in namespace {:?}; create it with the password under key {:?}",
-                reference.name,
-                lp.namespace().unwrap_or_default(),
-                reference.key
-            ),
-        }));
-    };
-    let value = secret
-        .data
-        .as_ref()
-        .and_then(|data| data.get(&reference.key))
-        .map(|bytes| bytes.0.as_slice())
-        .or_else(|| {
-            secret
-                .string_data
-                .as_ref()
-                .and_then(|data| data.get(&reference.key))
-                .map(|text| text.as_bytes())
-        });
-    let Some(bytes) = value else {
-        let mut keys: Vec<&String> = secret.data.iter().flat_map(|d| d.keys()).collect();
-        keys.sort();
-        return Ok(Err(SourceProblem {
-            reason: Reason::SecretKeyNotFound,
-            message: format!(
-                "Secret {:?} has no key {:?} (it has: {}); add the key or set spec.passwordSecretRef.key",
-                reference.name,
-                reference.key,
-                if keys.is_empty() {
-                    "no keys".into()
-                } else {
-                    format!("{keys:?}")
-                }
-            ),
-        }));
-    };
-    Ok(match Password::from_secret_bytes(bytes) {
-        Ok(password) => Ok((password, secret.resource_version())),
-        Err(invalid) => Err(SourceProblem {
-            reason: Reason::InvalidPassword,
-            message: format!(
-                "the value of key {:?} in Secret {:?} cannot be an IAM console password: {invalid}; change the Secret",
-                reference.key, reference.name
-            ),
-        }),
-    })
-}
-
-/// What act() did, for status and events.
+/// What the act step did, for status and events.
 struct Acted {
     outcome: Outcome,
     /// An IAM write happened (always worth an Event).
     wrote: bool,
+    /// IAM's login profile after the act.
     iam: Option<IamProfile>,
-    applied: Option<Applied>,
-    applied_reset: Option<bool>,
+    /// The password was sent.
+    sent_password: bool,
+    /// The reset flag that was sent, if any.
+    sent_reset: Option<bool>,
 }
 
-struct Applied {
-    fingerprint: String,
-    secret_resource_version: Option<String>,
-}
-
+/// observe -> decide -> act -> report for a LoginProfile that is not being deleted.
 async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Error> {
     let user = lp.user_name();
-    let source = read_password(lp, ctx).await?;
-    let fingerprint = source
+    let source = source::read(&ctx.client, lp).await.map_err(Error::Kube)?;
+    let desired = source
         .as_ref()
-        .ok()
-        .map(|(password, _)| ctx.fingerprinter.fingerprint(&user, password));
-
-    if fingerprint
+        .map(|sourced| ctx.fingerprinter.fingerprint(&user, &sourced.password));
+    if desired
         .as_deref()
-        .is_some_and(|fp| ctx.recently_verified(lp, fp))
+        .is_ok_and(|fp| ctx.recently_verified(lp, fp))
     {
         return Ok(Action::requeue(ctx.resync()));
     }
     // A broken source blocks every plan, so IAM need not be asked.
-    let observed_iam = match &source {
+    let observed = match &source {
         Ok(_) => match ctx.iam.get_login_profile(&user).await {
             Ok(profile) => profile,
-            Err(error) => return fail(lp, ctx, iam_outcome(&user, &error, None)).await,
+            Err(error) => return fail(lp, ctx, error.outcome(&user, None)).await,
         },
         Err(_) => None,
     };
     let plan = plan::decide(&Observed {
         spec: &lp.spec,
         status: lp.status.as_ref(),
-        desired_fingerprint: match (&fingerprint, &source) {
-            (Some(fp), _) => Ok(fp.as_str()),
-            (None, Err(problem)) => Err(problem),
-            (None, Ok(_)) => unreachable!("a password always has a fingerprint"),
-        },
-        iam: observed_iam.as_ref(),
+        desired_fingerprint: desired.as_deref().map_err(|problem| *problem),
+        iam: observed.as_ref(),
     });
     tracing::debug!(object = %ObjectRef::from_obj(lp), ?plan, "decided");
 
-    let (password, secret_rv) = match source {
-        Ok((password, rv)) => (Some(password), rv),
-        Err(_) => (None, None),
+    let password = source.as_ref().ok().map(|sourced| &sourced.password);
+    let acted = match act(ctx, &user, plan, password, observed, lp).await {
+        Ok(acted) => acted,
+        Err(Some(outcome)) => return fail(lp, ctx, outcome).await,
+        // The profile appeared or vanished since GetLoginProfile: look again.
+        Err(None) => return Ok(Action::requeue(Duration::from_secs(1))),
     };
-    let applied = || Applied {
-        fingerprint: fingerprint.clone().unwrap_or_default(),
-        secret_resource_version: secret_rv.clone(),
+
+    let mut next = lp.status.clone().unwrap_or_default();
+    next.user_name = Some(user);
+    if let Some(profile) = &acted.iam {
+        next.create_date = Some(profile.create_date.clone());
+        next.password_reset_required = Some(profile.password_reset_required);
+    }
+    if acted.sent_password {
+        let sourced = source
+            .as_ref()
+            .expect("a password was sent, so there was one");
+        next.password_fingerprint = desired.as_ref().ok().cloned();
+        next.secret_resource_version = sourced.resource_version.clone();
+        next.password_last_applied_time = Some(now_rfc3339());
+    }
+    if let Some(reset) = acted.sent_reset {
+        next.applied_password_reset_required = Some(reset);
+    }
+    report(lp, ctx, next, &acted.outcome, acted.wrote).await?;
+    ctx.failures().remove(&ObjectRef::from_obj(lp));
+    ctx.verified()
+        .insert(ObjectRef::from_obj(lp), Instant::now());
+    ctx.metrics
+        .set_profile_state(key(lp), Some(ProfileState::Ready));
+    Ok(Action::requeue(ctx.resync()))
+}
+
+/// The act step: at most the one IAM write the plan needs. `Err(Some)` is a
+/// failure to report; `Err(None)` means IAM changed under us (retry soon).
+async fn act<I: Iam>(
+    ctx: &Context<I>,
+    user: &str,
+    plan: Plan,
+    password: Option<&Password>,
+    observed: Option<IamProfile>,
+    lp: &LoginProfile,
+) -> Result<Acted, Option<Outcome>> {
+    let with_flag = |reset_required: bool| {
+        observed.clone().map(|profile| IamProfile {
+            password_reset_required: reset_required,
+            ..profile
+        })
     };
-    let acted = match plan {
-        Plan::Blocked { reason, message } => {
-            return fail(lp, ctx, Outcome::new(reason, message)).await;
-        }
-        Plan::Noop | Plan::Delete => {
-            // Keep the reason of the last real change while nothing changes,
-            // so a reconcile with nothing to do writes nothing.
-            let previous = lp.condition(status::READY).filter(|c| c.status == "True");
-            let outcome = match previous.and_then(|c| reason_named(&c.reason)) {
-                Some(reason) => Outcome::new(
-                    reason,
-                    previous.map(|c| c.message.clone()).unwrap_or_default(),
-                ),
-                None => Outcome::new(
-                    Reason::UpToDate,
-                    format!("IAM user {user:?} has the Secret's password"),
-                ),
-            };
-            Acted {
-                outcome,
-                wrote: false,
-                iam: observed_iam,
-                applied: None,
-                applied_reset: None,
-            }
-        }
+    match plan {
+        Plan::Blocked { reason, message } => Err(Some(Outcome::new(reason, message))),
+        Plan::Noop | Plan::Delete => Ok(Acted {
+            outcome: unchanged_outcome(lp, user),
+            wrote: false,
+            iam: observed,
+            sent_password: false,
+            sent_reset: None,
+        }),
         Plan::Create {
             reset_required,
             recreate,
         } => {
-            let password = password.as_ref().expect("a Create plan needs a password");
+            let password = password.expect("a Create plan has a password");
             match ctx
                 .iam
-                .create_login_profile(&user, password, reset_required)
+                .create_login_profile(user, password, reset_required)
                 .await
             {
-                Ok(profile) => Acted {
+                Ok(profile) => Ok(Acted {
                     outcome: Outcome::new(
                         Reason::Created,
                         if recreate {
@@ -356,31 +310,24 @@ async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Er
                     ),
                     wrote: true,
                     iam: Some(profile),
-                    applied: Some(applied()),
-                    applied_reset: Some(reset_required),
-                },
-                // Appeared since GetLoginProfile: look again on the next pass.
-                Err(IamError::EntityAlreadyExists(_)) => {
-                    return Ok(Action::requeue(Duration::from_secs(1)));
-                }
-                Err(error) => {
-                    return fail(lp, ctx, iam_outcome(&user, &error, Some(password))).await;
-                }
+                    sent_password: true,
+                    sent_reset: Some(reset_required),
+                }),
+                Err(IamError::EntityAlreadyExists(_)) => Err(None),
+                Err(error) => Err(Some(error.outcome(user, Some(password)))),
             }
         }
         Plan::UpdatePassword {
             reset_required,
             adopt,
         } => {
-            let password = password
-                .as_ref()
-                .expect("an UpdatePassword plan needs a password");
+            let password = password.expect("an UpdatePassword plan has a password");
             match ctx
                 .iam
-                .update_login_profile(&user, Some(password), reset_required)
+                .update_login_profile(user, Some(password), reset_required)
                 .await
             {
-                Ok(()) => Acted {
+                Ok(()) => Ok(Acted {
                     outcome: if adopt {
                         Outcome::new(
                             Reason::Adopted,
@@ -395,25 +342,21 @@ async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Er
                         )
                     },
                     wrote: true,
-                    iam: observed_iam.map(|p| IamProfile {
-                        password_reset_required: reset_required,
-                        ..p
-                    }),
-                    applied: Some(applied()),
-                    applied_reset: Some(reset_required),
-                },
-                Err(error) => {
-                    return fail(lp, ctx, iam_outcome(&user, &error, Some(password))).await;
-                }
+                    iam: with_flag(reset_required),
+                    sent_password: true,
+                    sent_reset: Some(reset_required),
+                }),
+                Err(IamError::NoSuchEntity(_)) if observed.is_some() => Err(None),
+                Err(error) => Err(Some(error.outcome(user, Some(password)))),
             }
         }
         Plan::UpdateResetFlag { reset_required } => {
             match ctx
                 .iam
-                .update_login_profile(&user, None, reset_required)
+                .update_login_profile(user, None, reset_required)
                 .await
             {
-                Ok(()) => Acted {
+                Ok(()) => Ok(Acted {
                     outcome: Outcome::new(
                         Reason::Updated,
                         if reset_required {
@@ -427,39 +370,31 @@ async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Er
                         },
                     ),
                     wrote: true,
-                    iam: observed_iam.map(|p| IamProfile {
-                        password_reset_required: reset_required,
-                        ..p
-                    }),
-                    applied: None,
-                    applied_reset: Some(reset_required),
-                },
-                Err(error) => return fail(lp, ctx, iam_outcome(&user, &error, None)).await,
+                    iam: with_flag(reset_required),
+                    sent_password: false,
+                    sent_reset: Some(reset_required),
+                }),
+                Err(IamError::NoSuchEntity(_)) if observed.is_some() => Err(None),
+                Err(error) => Err(Some(error.outcome(user, None))),
             }
         }
-    };
+    }
+}
 
-    let mut next = lp.status.clone().unwrap_or_default();
-    next.user_name = Some(user);
-    if let Some(profile) = &acted.iam {
-        next.create_date = Some(profile.create_date.clone());
-        next.password_reset_required = Some(profile.password_reset_required);
+/// While nothing changes, Ready keeps the reason of the last real change,
+/// so a reconcile with nothing to do writes nothing.
+fn unchanged_outcome(lp: &LoginProfile, user: &str) -> Outcome {
+    let previous = lp.condition(status::READY).filter(|c| c.status == "True");
+    match previous.and_then(|c| reason_named(&c.reason)) {
+        Some(reason) => Outcome::new(
+            reason,
+            previous.map(|c| c.message.clone()).unwrap_or_default(),
+        ),
+        None => Outcome::new(
+            Reason::UpToDate,
+            format!("IAM user {user:?} has the Secret's password"),
+        ),
     }
-    if let Some(applied) = acted.applied {
-        next.password_fingerprint = Some(applied.fingerprint);
-        next.secret_resource_version = applied.secret_resource_version;
-        next.password_last_applied_time = Some(now_rfc3339());
-    }
-    if let Some(reset) = acted.applied_reset {
-        next.applied_password_reset_required = Some(reset);
-    }
-    report(lp, ctx, next, &acted.outcome, acted.wrote).await?;
-    ctx.failures().remove(&ObjectRef::from_obj(lp));
-    ctx.verified()
-        .insert(ObjectRef::from_obj(lp), Instant::now());
-    ctx.metrics
-        .set_profile_state(key(lp), Some(ProfileState::Ready));
-    Ok(Action::requeue(ctx.resync()))
 }
 
 fn reason_named(name: &str) -> Option<Reason> {
@@ -497,29 +432,6 @@ async fn fail<I: Iam>(
             message: outcome.message,
         })
     }
-}
-
-/// The status outcome of a failed IAM call, with an actionable message. The
-/// password is scrubbed from IAM's message in case IAM ever echoes input.
-fn iam_outcome(user: &str, error: &IamError, password: Option<&Password>) -> Outcome {
-    let detail = match password {
-        Some(password) if !password.expose().is_empty() => {
-            error.to_string().replace(password.expose(), "<redacted>")
-        }
-        _ => error.to_string(),
-    };
-    let advice = match error.reason() {
-        Reason::UserNotFound => format!("IAM user {user:?} does not exist; create it (aws iam create-user --user-name {user}) and the operator will retry"),
-        Reason::PasswordPolicyViolation => "the password breaks the account password policy (aws iam get-account-password-policy); change the Secret".into(),
-        Reason::InvalidPassword => "IAM refused the password; change the Secret".into(),
-        Reason::AccessDenied => "the operator's AWS identity lacks permission; grant the actions in docs/iam-policy.json".into(),
-        Reason::Throttled => "IAM is throttling this account's requests; the operator backs off and retries (see --iam-rate-limit)".into(),
-        Reason::TemporarilyUnmodifiable => "IAM cannot change this user right now (it was just created or is being deleted); retrying".into(),
-        Reason::LimitExceeded => "an IAM limit was hit; retrying with backoff".into(),
-        Reason::ServiceFailure => "IAM failed internally; retrying with backoff".into(),
-        _ => "retrying with backoff".into(),
-    };
-    Outcome::new(error.reason(), format!("{advice} ({detail})"))
 }
 
 /// Writes status if it changed (one server-side apply patch) and publishes an
@@ -588,7 +500,7 @@ async fn cleanup<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, 
         Plan::Delete => match ctx.iam.delete_login_profile(&user).await {
             Ok(()) => format!("deleted the login profile of IAM user {user:?}"),
             Err(error) => {
-                let outcome = iam_outcome(&user, &error, None);
+                let outcome = error.outcome(&user, None);
                 publish(
                     lp,
                     ctx,
@@ -754,30 +666,5 @@ mod tests {
         assert_eq!(backoff(5, min, max, 1.0), Duration::from_secs(16));
         assert_eq!(backoff(30, min, max, 1.0), max);
         assert_eq!(backoff(2, min, max, 0.5), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn iam_messages_never_carry_the_password() {
-        let password = Password::try_from("S3cret-Pa55!").unwrap();
-        let error =
-            IamError::PasswordPolicyViolation("password S3cret-Pa55! was used before".into());
-        let outcome = iam_outcome("bob", &error, Some(&password));
-        assert_eq!(outcome.reason, Reason::PasswordPolicyViolation);
-        assert!(
-            !outcome.message.contains("S3cret-Pa55!"),
-            "{}",
-            outcome.message
-        );
-    }
-
-    #[test]
-    fn user_not_found_says_how_to_fix_it() {
-        let outcome = iam_outcome("bob", &IamError::NoSuchEntity("no user".into()), None);
-        assert_eq!(outcome.reason, Reason::UserNotFound);
-        assert!(
-            outcome
-                .message
-                .contains("aws iam create-user --user-name bob")
-        );
     }
 }

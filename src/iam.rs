@@ -18,7 +18,9 @@ use aws_smithy_types::{
 };
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-use crate::{metrics::Metrics, password::Password, plan::IamProfile, reason::Reason};
+use crate::{
+    metrics::Metrics, password::Password, plan::IamProfile, reason::Reason, status::Outcome,
+};
 
 /// What an IAM call can fail with, as far as the reconciler cares.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,6 +66,40 @@ impl IamError {
             IamError::AccessDenied(_) => Reason::AccessDenied,
             IamError::Timeout | IamError::Unreachable(_) | IamError::Other(_) => Reason::IamError,
         }
+    }
+
+    /// The status outcome of this failure, with a message that says what to
+    /// do. The password is scrubbed from IAM's text in case IAM ever echoes
+    /// its input.
+    pub fn outcome(&self, user: &str, password: Option<&Password>) -> Outcome {
+        let detail = match password {
+            Some(password) if !password.expose().is_empty() => {
+                self.to_string().replace(password.expose(), "<redacted>")
+            }
+            _ => self.to_string(),
+        };
+        let advice = match self.reason() {
+            Reason::UserNotFound => format!(
+                "IAM user {user:?} does not exist; create it (aws iam create-user --user-name {user}) and the operator will retry"
+            ),
+            Reason::PasswordPolicyViolation => {
+                "the password breaks the account password policy (aws iam get-account-password-policy); change the Secret".into()
+            }
+            Reason::InvalidPassword => "IAM refused the password; change the Secret".into(),
+            Reason::AccessDenied => {
+                "the operator's AWS identity lacks permission; grant the actions in docs/iam-policy.json".into()
+            }
+            Reason::Throttled => {
+                "IAM is throttling this account's requests; the operator backs off and retries (see --iam-rate-limit)".into()
+            }
+            Reason::TemporarilyUnmodifiable => {
+                "IAM cannot change this user right now (just created, or being deleted); retrying".into()
+            }
+            Reason::LimitExceeded => "an IAM limit was hit; retrying with backoff".into(),
+            Reason::ServiceFailure => "IAM failed internally; retrying with backoff".into(),
+            _ => "retrying with backoff".into(),
+        };
+        Outcome::new(self.reason(), format!("{advice} ({detail})"))
     }
 
     /// A short, bounded label for metrics.
@@ -460,6 +496,31 @@ mod tests {
         assert_eq!(
             classify_create(unhandled("SomethingNew")).reason(),
             Reason::IamError
+        );
+    }
+
+    #[test]
+    fn messages_never_carry_the_password() {
+        let password = Password::try_from("S3cret-Pa55!").unwrap();
+        let error =
+            IamError::PasswordPolicyViolation("password S3cret-Pa55! was used before".into());
+        let outcome = error.outcome("bob", Some(&password));
+        assert_eq!(outcome.reason, Reason::PasswordPolicyViolation);
+        assert!(
+            !outcome.message.contains("S3cret-Pa55!"),
+            "{}",
+            outcome.message
+        );
+    }
+
+    #[test]
+    fn user_not_found_says_how_to_fix_it() {
+        let outcome = IamError::NoSuchEntity("no user".into()).outcome("bob", None);
+        assert_eq!(outcome.reason, Reason::UserNotFound);
+        assert!(
+            outcome
+                .message
+                .contains("aws iam create-user --user-name bob")
         );
     }
 

@@ -13,5 +13,6 @@ pub mod password;
 pub mod plan;
 pub mod reason;
 pub mod sample;
+pub mod source;
 pub mod status;
 pub mod telemetry;

@@ -25,7 +25,6 @@ pub enum Reason {
     TemporarilyUnmodifiable,
     ServiceFailure,
     IamError,
-    KubernetesError,
     Deleting,
 }
 
@@ -48,7 +47,6 @@ impl Reason {
             Reason::TemporarilyUnmodifiable => "TemporarilyUnmodifiable",
             Reason::ServiceFailure => "ServiceFailure",
             Reason::IamError => "IamError",
-            Reason::KubernetesError => "KubernetesError",
             Reason::Deleting => "Deleting",
         }
     }

@@ -1,0 +1,153 @@
+//! Where the password comes from: the referenced Secret, read when a
+//! LoginProfile needs it (never cached), and turned into a validated
+//! [`Password`] or a terminal problem with a message that says what to fix.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client, ResourceExt};
+
+use crate::{crd::LoginProfile, password::Password, plan::SourceProblem, reason::Reason};
+
+/// A password and the version of the Secret it came from.
+#[derive(Debug)]
+pub struct SourcedPassword {
+    pub password: Password,
+    pub resource_version: Option<String>,
+}
+
+/// Reads the LoginProfile's Secret from the API server. `Ok(Err(_))` is a
+/// problem of the Secret (terminal); `Err(_)` is a failure to ask (transient).
+pub async fn read(
+    client: &Client,
+    lp: &LoginProfile,
+) -> Result<Result<SourcedPassword, SourceProblem>, kube::Error> {
+    let namespace = lp.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
+    let secret = secrets.get_opt(&lp.spec.password_secret_ref.name).await?;
+    Ok(password_from(lp, secret.as_ref()))
+}
+
+/// The pure part of [`read`]: what a Secret (or its absence) means.
+pub fn password_from(
+    lp: &LoginProfile,
+    secret: Option<&Secret>,
+) -> Result<SourcedPassword, SourceProblem> {
+    let reference = &lp.spec.password_secret_ref;
+    let Some(secret) = secret else {
+        return Err(SourceProblem {
+            reason: Reason::SecretNotFound,
+            message: format!(
+                "Secret {:?} does not exist in namespace {:?}; create it with the password under key {:?}",
+                reference.name,
+                lp.namespace().unwrap_or_default(),
+                reference.key
+            ),
+        });
+    };
+    let Some(bytes) = secret
+        .data
+        .as_ref()
+        .and_then(|data| data.get(&reference.key))
+    else {
+        let mut keys: Vec<&String> = secret.data.iter().flat_map(|d| d.keys()).collect();
+        keys.sort();
+        let present = if keys.is_empty() {
+            "no keys".to_string()
+        } else {
+            format!("{keys:?}")
+        };
+        return Err(SourceProblem {
+            reason: Reason::SecretKeyNotFound,
+            message: format!(
+                "Secret {:?} has no key {:?} (it has: {present}); add the key or set spec.passwordSecretRef.key",
+                reference.name, reference.key
+            ),
+        });
+    };
+    match Password::from_secret_bytes(&bytes.0) {
+        Ok(password) => Ok(SourcedPassword {
+            password,
+            resource_version: secret.resource_version(),
+        }),
+        Err(invalid) => Err(SourceProblem {
+            reason: Reason::InvalidPassword,
+            message: format!(
+                "the value of key {:?} in Secret {:?} cannot be an IAM console password: {invalid}; change the Secret",
+                reference.key, reference.name
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lp(key: &str) -> LoginProfile {
+        serde_yaml::from_str(&format!(
+            "apiVersion: iam.loginprofile.dev/v1alpha1\nkind: LoginProfile\n\
+             metadata: {{name: bob, namespace: team-a}}\n\
+             spec: {{passwordSecretRef: {{name: pw, key: {key}}}}}"
+        ))
+        .unwrap()
+    }
+
+    fn secret(data: &[(&str, &[u8])]) -> Secret {
+        let mut secret = Secret::default();
+        secret.metadata.resource_version = Some("42".into());
+        secret.data = Some(
+            data.iter()
+                .map(|(k, v)| (k.to_string(), k8s_openapi::ByteString(v.to_vec())))
+                .collect(),
+        );
+        secret
+    }
+
+    #[test]
+    fn missing_secret_says_which_and_where() {
+        let problem = password_from(&lp("password"), None).unwrap_err();
+        assert_eq!(problem.reason, Reason::SecretNotFound);
+        assert!(problem.message.contains("\"pw\"") && problem.message.contains("\"team-a\""));
+    }
+
+    #[test]
+    fn missing_key_lists_the_keys_that_exist() {
+        let problem = password_from(
+            &lp("password"),
+            Some(&secret(&[("pass", b"x"), ("user", b"y")])),
+        )
+        .unwrap_err();
+        assert_eq!(problem.reason, Reason::SecretKeyNotFound);
+        assert!(
+            problem.message.contains(r#"["pass", "user"]"#),
+            "{}",
+            problem.message
+        );
+    }
+
+    #[test]
+    fn invalid_value_names_the_rule_not_the_value() {
+        let problem = password_from(
+            &lp("password"),
+            Some(&secret(&[("password", "Secret€1".as_bytes())])),
+        )
+        .unwrap_err();
+        assert_eq!(problem.reason, Reason::InvalidPassword);
+        assert!(
+            problem.message.contains("character 7"),
+            "{}",
+            problem.message
+        );
+        assert!(!problem.message.contains("Secret€1"));
+    }
+
+    #[test]
+    fn a_good_value_carries_the_secret_version() {
+        let sourced = password_from(
+            &lp("pw-key"),
+            Some(&secret(&[("pw-key", b"Good-Password-1")])),
+        )
+        .unwrap();
+        assert_eq!(sourced.password.expose(), "Good-Password-1");
+        assert_eq!(sourced.resource_version.as_deref(), Some("42"));
+    }
+}
