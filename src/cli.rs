@@ -75,6 +75,14 @@ pub struct RunArgs {
     #[arg(long, env = "LPO_MAX_BACKOFF", default_value = "5m", value_parser = humantime::parse_duration)]
     pub max_backoff: Duration,
 
+    /// How long a fetched account password policy is trusted before it is read again.
+    #[arg(long, env = "LPO_PASSWORD_POLICY_REFRESH", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub password_policy_refresh: Duration,
+
+    /// Least time between two IAM credential reports (used by passwordUpdatePolicy: Enforce; IAM makes one at most every 4 hours).
+    #[arg(long, env = "LPO_CREDENTIAL_REPORT_INTERVAL", default_value = "4h", value_parser = humantime::parse_duration)]
+    pub credential_report_interval: Duration,
+
     /// Log format.
     #[arg(long, env = "LPO_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

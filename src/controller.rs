@@ -27,11 +27,12 @@ use kube::{
 use rand::Rng;
 
 use crate::{
-    crd::{FINALIZER, LoginProfile, LoginProfileStatus},
+    account::AccountCache,
+    crd::{FINALIZER, LoginProfile, LoginProfileStatus, PasswordUpdatePolicy},
     iam::{Iam, IamError},
     metrics::{Metrics, ProfileState},
     password::{Fingerprinter, Password},
-    plan::{self, IamProfile, Observed, Plan},
+    plan::{self, IamProfile, Observed, Plan, UpdateWhy},
     reason::Reason,
     source,
     status::{self, Outcome},
@@ -52,6 +53,10 @@ pub struct Settings {
     /// First retry delay after a transient failure; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
+    /// How long a fetched account password policy is trusted.
+    pub password_policy_refresh: Duration,
+    /// How often a new credential report may be requested (Enforce).
+    pub credential_report_interval: Duration,
 }
 
 /// What every reconcile shares.
@@ -62,6 +67,7 @@ pub struct Context<I: Iam> {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
+    pub account: AccountCache,
     /// Consecutive transient failures per object, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<LoginProfile>, u32>>,
     /// When IAM last confirmed each object's profile, so a trigger that
@@ -84,6 +90,10 @@ impl<I: Iam> Context<I> {
         };
         Self {
             recorder: Recorder::new(client.clone(), reporter),
+            account: AccountCache::new(
+                settings.password_policy_refresh,
+                settings.credential_report_interval,
+            ),
             client,
             iam,
             fingerprinter,
@@ -193,8 +203,8 @@ struct Acted {
     wrote: bool,
     /// IAM's login profile after the act.
     iam: Option<IamProfile>,
-    /// The password was sent.
-    sent_password: bool,
+    /// The password was sent, and why.
+    sent_password: Option<UpdateWhy>,
     /// The reset flag that was sent, if any.
     sent_reset: Option<bool>,
 }
@@ -202,7 +212,12 @@ struct Acted {
 /// observe -> decide -> act -> report for a LoginProfile that is not being deleted.
 async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Error> {
     let user = lp.user_name();
-    let source = source::read(&ctx.client, lp).await.map_err(Error::Kube)?;
+    let mut source = source::read(&ctx.client, lp).await.map_err(Error::Kube)?;
+    if let (Err(problem), Some(generate)) = (&source, &lp.spec.generate_password)
+        && problem.reason == Reason::SecretNotFound
+    {
+        source = generate_secret(lp, ctx, &user, generate.length).await?;
+    }
     let desired = source
         .as_ref()
         .map(|sourced| ctx.fingerprinter.fingerprint(&user, &sourced.password));
@@ -220,35 +235,56 @@ async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Er
         },
         Err(_) => None,
     };
+    let changed_out_of_band = match enforce_check(lp, ctx, &user, observed.as_ref()).await {
+        Ok(changed) => changed,
+        Err(error) => return fail(lp, ctx, error.outcome(&user, None)).await,
+    };
     let plan = plan::decide(&Observed {
         spec: &lp.spec,
         status: lp.status.as_ref(),
         desired_fingerprint: desired.as_deref().map_err(|problem| *problem),
         iam: observed.as_ref(),
+        changed_out_of_band,
     });
     tracing::debug!(object = %ObjectRef::from_obj(lp), ?plan, "decided");
 
     let password = source.as_ref().ok().map(|sourced| &sourced.password);
-    let acted = match act(ctx, &user, plan, password, observed, lp).await {
+    let acted = match act(ctx, &user, plan, password, observed.clone(), lp).await {
         Ok(acted) => acted,
         Err(Some(outcome)) => return fail(lp, ctx, outcome).await,
         // The profile appeared or vanished since GetLoginProfile: look again.
         Err(None) => return Ok(Action::requeue(Duration::from_secs(1))),
     };
 
-    let mut next = lp.status.clone().unwrap_or_default();
+    let previous = lp.status.clone().unwrap_or_default();
+    let mut next = previous.clone();
     next.user_name = Some(user);
     if let Some(profile) = &acted.iam {
         next.create_date = Some(profile.create_date.clone());
         next.password_reset_required = Some(profile.password_reset_required);
     }
-    if acted.sent_password {
-        let sourced = source
+    // The user changed the password that a required reset asked for: IAM
+    // cleared the flag. Shown, never undone.
+    let user_changed_it = previous.applied_password_reset_required == Some(true)
+        && observed
             .as_ref()
-            .expect("a password was sent, so there was one");
+            .is_some_and(|p| !p.password_reset_required);
+    if (user_changed_it || changed_out_of_band) && previous.password_changed_out_of_band.is_none() {
+        next.password_changed_out_of_band = Some(now_rfc3339());
+    }
+    let sourced = source.as_ref().ok();
+    next.held_back_secret_resource_version = match acted.outcome.reason {
+        Reason::UpdateHeldBack => sourced.and_then(|s| s.resource_version.clone()),
+        _ => None,
+    };
+    if let Some(why) = acted.sent_password {
+        let sourced = sourced.expect("a password was sent, so there was one");
         next.password_fingerprint = desired.as_ref().ok().cloned();
         next.secret_resource_version = sourced.resource_version.clone();
         next.password_last_applied_time = Some(now_rfc3339());
+        if why != UpdateWhy::Enforce {
+            next.password_changed_out_of_band = None;
+        }
     }
     if let Some(reset) = acted.sent_reset {
         next.applied_password_reset_required = Some(reset);
@@ -262,8 +298,65 @@ async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Er
     Ok(Action::requeue(ctx.resync()))
 }
 
-/// The act step: at most the one IAM write the plan needs. `Err(Some)` is a
-/// failure to report; `Err(None)` means IAM changed under us (retry soon).
+/// `Enforce` only: whether IAM's credential report shows a password change
+/// after the operator's last one.
+async fn enforce_check<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    user: &str,
+    observed: Option<&IamProfile>,
+) -> Result<bool, IamError> {
+    let applied_at = lp
+        .status
+        .as_ref()
+        .and_then(|s| s.password_last_applied_time.as_deref())
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let (PasswordUpdatePolicy::Enforce, Some(_), Some(applied_at)) =
+        (lp.spec.password_update_policy, observed, applied_at)
+    else {
+        return Ok(false);
+    };
+    let changed = ctx.account.password_last_changed(&ctx.iam, user).await?;
+    Ok(changed.is_some_and(|changed| changed > applied_at))
+}
+
+/// Creates the missing Secret with a random password that meets the account
+/// policy (`spec.generatePassword`), and returns it as the source.
+async fn generate_secret<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    user: &str,
+    length: u32,
+) -> Result<Result<source::SourcedPassword, plan::SourceProblem>, Error> {
+    let policy = match ctx.account.password_policy(&ctx.iam).await {
+        Ok(policy) => policy,
+        Err(error) => {
+            tracing::warn!(%error, "could not read the account password policy; generating for AWS's default rules");
+            crate::policy::PasswordPolicy::AwsDefault
+        }
+    };
+    let password =
+        crate::policy::generate(length as usize, &policy).map_err(|e| Error::Transient {
+            reason: Reason::IamError,
+            message: format!("the operating system's random number generator failed: {e}"),
+        })?;
+    let created = source::create_generated(&ctx.client, lp, &password)
+        .await
+        .map_err(Error::Kube)?;
+    if created {
+        let note = format!(
+            "generated a password for IAM user {user:?} into Secret {:?}",
+            lp.spec.password_secret_ref.name
+        );
+        note_event(lp, ctx, EventType::Normal, "PasswordGenerated", note).await;
+    }
+    // Read it back, so a Secret another writer made first wins.
+    source::read(&ctx.client, lp).await.map_err(Error::Kube)
+}
+
+/// The act step: at most the one IAM write the plan needs, after the
+/// password passed the account policy. `Err(Some)` is a failure to report;
+/// `Err(None)` means IAM changed under us (retry soon).
 async fn act<I: Iam>(
     ctx: &Context<I>,
     user: &str,
@@ -278,25 +371,34 @@ async fn act<I: Iam>(
             ..profile
         })
     };
+    let unchanged = |outcome: Outcome| Acted {
+        outcome,
+        wrote: false,
+        iam: observed.clone(),
+        sent_password: None,
+        sent_reset: None,
+    };
     match plan {
         Plan::Blocked { reason, message } => Err(Some(Outcome::new(reason, message))),
-        Plan::Noop | Plan::Delete => Ok(Acted {
-            outcome: unchanged_outcome(lp, user),
-            wrote: false,
-            iam: observed,
-            sent_password: false,
-            sent_reset: None,
-        }),
+        Plan::Noop | Plan::Delete => Ok(unchanged(unchanged_outcome(lp, user))),
+        Plan::HoldBack => Ok(unchanged(Outcome::new(
+            Reason::UpdateHeldBack,
+            format!(
+                "the Secret changed, but passwordUpdatePolicy: CreateOnly keeps the password IAM user {user:?} has; \
+                 to apply it, change the policy or delete the login profile"
+            ),
+        ))),
         Plan::Create {
             reset_required,
             recreate,
         } => {
             let password = password.expect("a Create plan has a password");
-            match ctx
+            precheck(ctx, user, password).await.map_err(Some)?;
+            let result = ctx
                 .iam
                 .create_login_profile(user, password, reset_required)
-                .await
-            {
+                .await;
+            match result {
                 Ok(profile) => Ok(Acted {
                     outcome: Outcome::new(
                         Reason::Created,
@@ -310,44 +412,50 @@ async fn act<I: Iam>(
                     ),
                     wrote: true,
                     iam: Some(profile),
-                    sent_password: true,
+                    sent_password: Some(UpdateWhy::SecretChanged),
                     sent_reset: Some(reset_required),
                 }),
                 Err(IamError::EntityAlreadyExists(_)) => Err(None),
-                Err(error) => Err(Some(error.outcome(user, Some(password)))),
+                Err(error) => Err(Some(refused(ctx, user, error, password).await)),
             }
         }
         Plan::UpdatePassword {
             reset_required,
-            adopt,
+            why,
         } => {
             let password = password.expect("an UpdatePassword plan has a password");
-            match ctx
+            precheck(ctx, user, password).await.map_err(Some)?;
+            let result = ctx
                 .iam
                 .update_login_profile(user, Some(password), reset_required)
-                .await
-            {
+                .await;
+            match result {
                 Ok(()) => Ok(Acted {
-                    outcome: if adopt {
-                        Outcome::new(
+                    outcome: match why {
+                        UpdateWhy::Adopt => Outcome::new(
                             Reason::Adopted,
                             format!(
                                 "took over the existing login profile of IAM user {user:?} and set the Secret's password"
                             ),
-                        )
-                    } else {
-                        Outcome::new(
+                        ),
+                        UpdateWhy::SecretChanged => Outcome::new(
                             Reason::Updated,
                             format!("set the Secret's new password for IAM user {user:?}"),
-                        )
+                        ),
+                        UpdateWhy::Enforce => Outcome::new(
+                            Reason::Updated,
+                            format!(
+                                "set the Secret's password for IAM user {user:?} again: it was changed outside the operator (passwordUpdatePolicy: Enforce)"
+                            ),
+                        ),
                     },
                     wrote: true,
                     iam: with_flag(reset_required),
-                    sent_password: true,
+                    sent_password: Some(why),
                     sent_reset: Some(reset_required),
                 }),
                 Err(IamError::NoSuchEntity(_)) if observed.is_some() => Err(None),
-                Err(error) => Err(Some(error.outcome(user, Some(password)))),
+                Err(error) => Err(Some(refused(ctx, user, error, password).await)),
             }
         }
         Plan::UpdateResetFlag { reset_required } => {
@@ -371,7 +479,7 @@ async fn act<I: Iam>(
                     ),
                     wrote: true,
                     iam: with_flag(reset_required),
-                    sent_password: false,
+                    sent_password: None,
                     sent_reset: Some(reset_required),
                 }),
                 Err(IamError::NoSuchEntity(_)) if observed.is_some() => Err(None),
@@ -379,6 +487,49 @@ async fn act<I: Iam>(
             }
         }
     }
+}
+
+/// Checks the password against the account password policy before any IAM
+/// write, naming every rule it breaks. When the policy cannot be read, IAM
+/// itself still checks.
+async fn precheck<I: Iam>(
+    ctx: &Context<I>,
+    user: &str,
+    password: &Password,
+) -> Result<(), Outcome> {
+    let policy = match ctx.account.password_policy(&ctx.iam).await {
+        Ok(policy) => policy,
+        Err(error) => {
+            tracing::warn!(%error, "could not read the account password policy; leaving the check to IAM");
+            return Ok(());
+        }
+    };
+    let broken = policy.violations(password, user);
+    if broken.is_empty() {
+        return Ok(());
+    }
+    Err(Outcome::new(
+        Reason::PasswordPolicyViolation,
+        format!(
+            "the Secret's password breaks the account password policy: {}; change the Secret",
+            broken.join("; ")
+        ),
+    ))
+}
+
+/// The outcome of an IAM write that failed. A PasswordPolicyViolation the
+/// pre-check did not foresee means the cached policy may be stale (or it is
+/// reuse prevention, which the policy cannot show).
+async fn refused<I: Iam>(
+    ctx: &Context<I>,
+    user: &str,
+    error: IamError,
+    password: &Password,
+) -> Outcome {
+    if matches!(error, IamError::PasswordPolicyViolation(_)) {
+        ctx.account.forget_policy().await;
+    }
+    error.outcome(user, Some(password))
 }
 
 /// While nothing changes, Ready keeps the reason of the last real change,
@@ -472,14 +623,34 @@ async fn report<I: Iam>(
 }
 
 async fn publish<I: Iam>(lp: &LoginProfile, ctx: &Context<I>, outcome: &Outcome) {
+    let type_ = if outcome.reason.is_ready() {
+        EventType::Normal
+    } else {
+        EventType::Warning
+    };
+    note_event(
+        lp,
+        ctx,
+        type_,
+        outcome.reason.as_str(),
+        outcome.message.clone(),
+    )
+    .await;
+}
+
+/// Publishes a Kubernetes Event about `lp` (best effort: a lost Event is
+/// logged, never a reason to fail the reconcile).
+async fn note_event<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
-        type_: if outcome.reason.is_ready() {
-            EventType::Normal
-        } else {
-            EventType::Warning
-        },
-        reason: outcome.reason.as_str().into(),
-        note: Some(outcome.message.chars().take(1000).collect()),
+        type_,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
         action: "Reconcile".into(),
         secondary: None,
     };

@@ -61,6 +61,9 @@ pub const DEFAULT_SECRET_KEY: &str = "password";
 #[x_kube(validation = Rule::new(
     "has(self.userName) == has(oldSelf.userName) && (!has(self.userName) || self.userName == oldSelf.userName)"
 ).message("userName is immutable: to manage another IAM user, create a new LoginProfile and delete this one"))]
+#[x_kube(validation = Rule::new(
+    "!(has(self.passwordUpdatePolicy) && self.passwordUpdatePolicy == 'Enforce' && has(self.passwordResetRequired) && self.passwordResetRequired)"
+).message("passwordUpdatePolicy: Enforce cannot go with passwordResetRequired: true: Enforce would undo the new password the user is required to choose at first sign-in"))]
 #[serde(rename_all = "camelCase")]
 pub struct LoginProfileSpec {
     /// The IAM user whose console password this is. Defaults to the
@@ -79,6 +82,21 @@ pub struct LoginProfileSpec {
     /// not drift.
     #[serde(default)]
     pub password_reset_required: bool,
+
+    /// When the operator sets the password: `OnSecretChange` (default) at
+    /// creation and whenever the Secret's value changes, never undoing a
+    /// change the user made in the console; `Enforce` also re-applies the
+    /// Secret's password when IAM's credential report shows it was changed
+    /// outside the operator; `CreateOnly` sets it once and only reports
+    /// later Secret changes.
+    #[serde(default)]
+    pub password_update_policy: PasswordUpdatePolicy,
+
+    /// Create the referenced Secret with a random password that meets the
+    /// account password policy when it does not exist. A password that
+    /// exists is never regenerated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate_password: Option<GeneratePassword>,
 
     /// What happens to the IAM login profile when this resource is deleted:
     /// `Delete` (default) removes it, `Retain` keeps it.
@@ -107,6 +125,32 @@ pub struct SecretKeyRef {
 
 fn default_secret_key() -> String {
     DEFAULT_SECRET_KEY.to_string()
+}
+
+/// When the operator sends the Secret's password to IAM.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PasswordUpdatePolicy {
+    /// At creation and whenever the Secret's value changes.
+    #[default]
+    OnSecretChange,
+    /// Also whenever the password was changed outside the operator.
+    Enforce,
+    /// Only at creation; later Secret changes are reported, not applied.
+    CreateOnly,
+}
+
+/// How to generate a password when the referenced Secret does not exist.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GeneratePassword {
+    /// Characters, 8 to 128 (raised to the account policy's minimum if that is higher).
+    #[serde(default = "default_generated_length")]
+    #[schemars(range(min = 8, max = 128))]
+    pub length: u32,
+}
+
+fn default_generated_length() -> u32 {
+    24
 }
 
 /// What happens to the IAM login profile when the LoginProfile is deleted.
@@ -159,6 +203,14 @@ pub struct LoginProfileStatus {
     /// it cannot be used to guess the password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_fingerprint: Option<String>,
+    /// When the operator learned that the password was changed outside it
+    /// (by the user at sign-in, or by another tool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_changed_out_of_band: Option<String>,
+    /// A Secret change that `passwordUpdatePolicy: CreateOnly` did not
+    /// apply: the Secret's resourceVersion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_back_secret_resource_version: Option<String>,
     /// The Secret's resourceVersion when its password was last sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_resource_version: Option<String>,

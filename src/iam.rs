@@ -9,9 +9,13 @@ use aws_sdk_iam::{
     error::{ProvideErrorMetadata, SdkError},
     operation::{
         create_login_profile::CreateLoginProfileError,
-        delete_login_profile::DeleteLoginProfileError, get_login_profile::GetLoginProfileError,
+        delete_login_profile::DeleteLoginProfileError,
+        generate_credential_report::GenerateCredentialReportError,
+        get_account_password_policy::GetAccountPasswordPolicyError,
+        get_credential_report::GetCredentialReportError, get_login_profile::GetLoginProfileError,
         update_login_profile::UpdateLoginProfileError,
     },
+    types::ReportStateType,
 };
 use aws_smithy_types::{
     error::display::DisplayErrorContext, retry::RetryConfig, timeout::TimeoutConfig,
@@ -19,7 +23,8 @@ use aws_smithy_types::{
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::{
-    metrics::Metrics, password::Password, plan::IamProfile, reason::Reason, status::Outcome,
+    metrics::Metrics, password::Password, plan::IamProfile, policy::PasswordPolicy, reason::Reason,
+    status::Outcome,
 };
 
 /// What an IAM call can fail with, as far as the reconciler cares.
@@ -150,6 +155,16 @@ pub trait Iam: Send + Sync + 'static {
     /// DeleteLoginProfile. NoSuchEntity counts as done (`Ok`).
     fn delete_login_profile(&self, user: &str)
     -> impl Future<Output = Result<(), IamError>> + Send;
+
+    /// GetAccountPasswordPolicy. NoSuchEntity (no custom policy) is
+    /// [`PasswordPolicy::AwsDefault`].
+    fn get_account_password_policy(
+        &self,
+    ) -> impl Future<Output = Result<PasswordPolicy, IamError>> + Send;
+
+    /// GenerateCredentialReport, then GetCredentialReport once the report is
+    /// complete: the report's CSV, or `None` while IAM is still making it.
+    fn credential_report(&self) -> impl Future<Output = Result<Option<String>, IamError>> + Send;
 }
 
 /// How the SDK client behaves; every field is a flag of `run`.
@@ -393,6 +408,19 @@ impl Iam for AwsIam {
         .await
     }
 
+    async fn get_account_password_policy(&self) -> Result<PasswordPolicy, IamError> {
+        self.call(
+            "GetAccountPasswordPolicy",
+            self.fetch_account_password_policy(),
+        )
+        .await
+    }
+
+    async fn credential_report(&self) -> Result<Option<String>, IamError> {
+        self.call("GetCredentialReport", self.fetch_credential_report())
+            .await
+    }
+
     async fn delete_login_profile(&self, user: &str) -> Result<(), IamError> {
         self.call("DeleteLoginProfile", async {
             match self
@@ -424,6 +452,73 @@ impl Iam for AwsIam {
             }
         })
         .await
+    }
+}
+
+impl AwsIam {
+    async fn fetch_account_password_policy(&self) -> Result<PasswordPolicy, IamError> {
+        match self.client.get_account_password_policy().send().await {
+            Ok(output) => Ok(match output.password_policy() {
+                Some(policy) => PasswordPolicy::Custom {
+                    minimum_length: policy.minimum_password_length().unwrap_or(6).max(0) as usize,
+                    require_symbols: policy.require_symbols(),
+                    require_numbers: policy.require_numbers(),
+                    require_uppercase: policy.require_uppercase_characters(),
+                    require_lowercase: policy.require_lowercase_characters(),
+                },
+                None => PasswordPolicy::AwsDefault,
+            }),
+            Err(error) => match classify(error, |e| match e {
+                GetAccountPasswordPolicyError::NoSuchEntityException(e) => {
+                    Some(IamError::NoSuchEntity(text(e.message())))
+                }
+                GetAccountPasswordPolicyError::ServiceFailureException(e) => {
+                    Some(IamError::ServiceFailure(text(e.message())))
+                }
+                _ => None,
+            }) {
+                IamError::NoSuchEntity(_) => Ok(PasswordPolicy::AwsDefault),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn fetch_credential_report(&self) -> Result<Option<String>, IamError> {
+        let generated = self
+            .client
+            .generate_credential_report()
+            .send()
+            .await
+            .map_err(|error| {
+                classify(error, |e| match e {
+                    GenerateCredentialReportError::LimitExceededException(e) => {
+                        Some(IamError::LimitExceeded(text(e.message())))
+                    }
+                    GenerateCredentialReportError::ServiceFailureException(e) => {
+                        Some(IamError::ServiceFailure(text(e.message())))
+                    }
+                    _ => None,
+                })
+            })?;
+        if generated.state() != Some(&ReportStateType::Complete) {
+            return Ok(None);
+        }
+        let report = self
+            .client
+            .get_credential_report()
+            .send()
+            .await
+            .map_err(|error| {
+                classify(error, |e| match e {
+                    GetCredentialReportError::ServiceFailureException(e) => {
+                        Some(IamError::ServiceFailure(text(e.message())))
+                    }
+                    _ => None,
+                })
+            })?;
+        Ok(report
+            .content()
+            .map(|blob| String::from_utf8_lossy(blob.as_ref()).into_owned()))
     }
 }
 

@@ -2,6 +2,7 @@
 //! state that `LoginProfile` resources declare, with passwords from Secrets.
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod cli;
 pub mod controller;
 pub mod crd;
@@ -11,6 +12,7 @@ pub mod iam;
 pub mod metrics;
 pub mod password;
 pub mod plan;
+pub mod policy;
 pub mod reason;
 pub mod sample;
 pub mod source;

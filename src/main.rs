@@ -72,6 +72,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
         namespaces: args.namespaces.clone(),
         min_backoff: args.min_backoff,
         max_backoff: args.max_backoff,
+        password_policy_refresh: args.password_policy_refresh,
+        credential_report_interval: args.credential_report_interval,
     };
     let ctx = Arc::new(Context::new(
         client,

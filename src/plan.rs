@@ -2,7 +2,9 @@
 //! password source, IAM's login profile, what status says was applied) to the
 //! one thing to do next. No I/O, so every branch is unit-tested here.
 
-use crate::crd::{AdoptionPolicy, DeletionPolicy, LoginProfileSpec, LoginProfileStatus};
+use crate::crd::{
+    AdoptionPolicy, DeletionPolicy, LoginProfileSpec, LoginProfileStatus, PasswordUpdatePolicy,
+};
 use crate::reason::Reason;
 
 /// IAM's view of a login profile (GetLoginProfile / CreateLoginProfile).
@@ -30,6 +32,20 @@ pub struct Observed<'a> {
     pub desired_fingerprint: Result<&'a str, &'a SourceProblem>,
     /// The login profile in IAM; `None` when IAM has none.
     pub iam: Option<&'a IamProfile>,
+    /// IAM's credential report shows a password change after the operator's
+    /// last one (looked up only for `passwordUpdatePolicy: Enforce`).
+    pub changed_out_of_band: bool,
+}
+
+/// Why the password is sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateWhy {
+    /// The Secret's value changed.
+    SecretChanged,
+    /// Taking over a login profile this resource did not create.
+    Adopt,
+    /// `Enforce`: the password was changed outside the operator.
+    Enforce,
 }
 
 /// The one thing to do.
@@ -41,7 +57,12 @@ pub enum Plan {
         recreate: bool,
     },
     /// UpdateLoginProfile with the password and the reset flag.
-    UpdatePassword { reset_required: bool, adopt: bool },
+    UpdatePassword {
+        reset_required: bool,
+        why: UpdateWhy,
+    },
+    /// The Secret changed, but `CreateOnly` keeps the password IAM has.
+    HoldBack,
     /// UpdateLoginProfile with only the reset flag: an admin changed
     /// `passwordResetRequired`; the password itself is unchanged.
     UpdateResetFlag { reset_required: bool },
@@ -90,13 +111,25 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
             },
             AdoptionPolicy::Adopt => Plan::UpdatePassword {
                 reset_required,
-                adopt: true,
+                why: UpdateWhy::Adopt,
             },
         },
-        Some(applied) if applied != desired => Plan::UpdatePassword {
-            reset_required,
-            adopt: false,
+        Some(applied) if applied != desired => match spec.password_update_policy {
+            PasswordUpdatePolicy::CreateOnly => Plan::HoldBack,
+            _ => Plan::UpdatePassword {
+                reset_required,
+                why: UpdateWhy::SecretChanged,
+            },
         },
+        Some(_)
+            if spec.password_update_policy == PasswordUpdatePolicy::Enforce
+                && observed.changed_out_of_band =>
+        {
+            Plan::UpdatePassword {
+                reset_required,
+                why: UpdateWhy::Enforce,
+            }
+        }
         // Compared with what the operator last sent, not with IAM's flag: IAM
         // clears the flag when the user changes the password, and that is
         // the flow working, not drift to correct.
@@ -153,6 +186,7 @@ mod tests {
         status: Option<LoginProfileStatus>,
         desired: Result<&'static str, SourceProblem>,
         iam: Option<IamProfile>,
+        out_of_band: bool,
         want: Plan,
     }
 
@@ -169,6 +203,7 @@ mod tests {
                 status: None,
                 desired: Ok("fp1"),
                 iam: None,
+                out_of_band: false,
                 want: Plan::Create {
                     reset_required: false,
                     recreate: false,
@@ -180,6 +215,7 @@ mod tests {
                 status: None,
                 desired: Ok("fp1"),
                 iam: None,
+                out_of_band: false,
                 want: Plan::Create {
                     reset_required: true,
                     recreate: false,
@@ -191,6 +227,7 @@ mod tests {
                 status: Some(status(Some("fp1"), Some(false))),
                 desired: Ok("fp1"),
                 iam: None,
+                out_of_band: false,
                 want: Plan::Create {
                     reset_required: false,
                     recreate: true,
@@ -202,6 +239,7 @@ mod tests {
                 status: Some(status(Some("fp1"), Some(false))),
                 desired: Err(missing.clone()),
                 iam: Some(profile(false)),
+                out_of_band: false,
                 want: Plan::Blocked {
                     reason: Reason::SecretNotFound,
                     message: missing.message.clone(),
@@ -213,6 +251,7 @@ mod tests {
                 status: None,
                 desired: Ok("fp1"),
                 iam: Some(profile(false)),
+                out_of_band: false,
                 want: Plan::Blocked {
                     reason: Reason::LoginProfileExists,
                     message: String::new(),
@@ -224,9 +263,10 @@ mod tests {
                 status: None,
                 desired: Ok("fp1"),
                 iam: Some(profile(false)),
+                out_of_band: false,
                 want: Plan::UpdatePassword {
                     reset_required: true,
-                    adopt: true,
+                    why: UpdateWhy::Adopt,
                 },
             },
             Case {
@@ -235,9 +275,10 @@ mod tests {
                 status: Some(status(Some("fp1"), Some(false))),
                 desired: Ok("fp2"),
                 iam: Some(profile(false)),
+                out_of_band: false,
                 want: Plan::UpdatePassword {
                     reset_required: false,
-                    adopt: false,
+                    why: UpdateWhy::SecretChanged,
                 },
             },
             Case {
@@ -246,6 +287,7 @@ mod tests {
                 status: Some(status(Some("fp1"), Some(false))),
                 desired: Ok("fp1"),
                 iam: Some(profile(false)),
+                out_of_band: false,
                 want: Plan::UpdateResetFlag {
                     reset_required: true,
                 },
@@ -256,6 +298,7 @@ mod tests {
                 status: Some(status(Some("fp1"), Some(true))),
                 desired: Ok("fp1"),
                 iam: Some(profile(true)),
+                out_of_band: false,
                 want: Plan::UpdateResetFlag {
                     reset_required: false,
                 },
@@ -266,6 +309,7 @@ mod tests {
                 status: Some(status(Some("fp1"), Some(true))),
                 desired: Ok("fp1"),
                 iam: Some(profile(false)),
+                out_of_band: false,
                 want: Plan::Noop,
             },
             Case {
@@ -274,6 +318,49 @@ mod tests {
                 status: Some(status(Some("fp1"), Some(false))),
                 desired: Ok("fp1"),
                 iam: Some(profile(false)),
+                out_of_band: false,
+                want: Plan::Noop,
+            },
+            Case {
+                name: "CreateOnly holds a Secret change back",
+                spec: "{passwordSecretRef: {name: s}, passwordUpdatePolicy: CreateOnly}",
+                status: Some(status(Some("fp1"), Some(false))),
+                desired: Ok("fp2"),
+                iam: Some(profile(false)),
+                out_of_band: false,
+                want: Plan::HoldBack,
+            },
+            Case {
+                name: "CreateOnly still creates a missing profile",
+                spec: "{passwordSecretRef: {name: s}, passwordUpdatePolicy: CreateOnly}",
+                status: None,
+                desired: Ok("fp1"),
+                iam: None,
+                out_of_band: false,
+                want: Plan::Create {
+                    reset_required: false,
+                    recreate: false,
+                },
+            },
+            Case {
+                name: "Enforce re-applies after an out-of-band change",
+                spec: "{passwordSecretRef: {name: s}, passwordUpdatePolicy: Enforce}",
+                status: Some(status(Some("fp1"), Some(false))),
+                desired: Ok("fp1"),
+                iam: Some(profile(false)),
+                out_of_band: true,
+                want: Plan::UpdatePassword {
+                    reset_required: false,
+                    why: UpdateWhy::Enforce,
+                },
+            },
+            Case {
+                name: "OnSecretChange never fights an out-of-band change",
+                spec: BASE,
+                status: Some(status(Some("fp1"), Some(false))),
+                desired: Ok("fp1"),
+                iam: Some(profile(false)),
+                out_of_band: true,
                 want: Plan::Noop,
             },
         ];
@@ -284,6 +371,7 @@ mod tests {
                 status: case.status.as_ref(),
                 desired_fingerprint: case.desired.as_ref().map(|s| *s),
                 iam: case.iam.as_ref(),
+                changed_out_of_band: case.out_of_band,
             });
             match (&plan, &case.want) {
                 // The adoption message is long prose; the reason is the contract.

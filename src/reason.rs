@@ -11,6 +11,8 @@ pub enum Reason {
     Created,
     Updated,
     Adopted,
+    /// CreateOnly kept IAM's password although the Secret changed.
+    UpdateHeldBack,
     // Ready=False, terminal
     SecretNotFound,
     SecretKeyNotFound,
@@ -35,6 +37,7 @@ impl Reason {
             Reason::Created => "Created",
             Reason::Updated => "Updated",
             Reason::Adopted => "Adopted",
+            Reason::UpdateHeldBack => "UpdateHeldBack",
             Reason::SecretNotFound => "SecretNotFound",
             Reason::SecretKeyNotFound => "SecretKeyNotFound",
             Reason::InvalidPassword => "InvalidPassword",
@@ -69,7 +72,11 @@ impl Reason {
     pub fn is_ready(self) -> bool {
         matches!(
             self,
-            Reason::UpToDate | Reason::Created | Reason::Updated | Reason::Adopted
+            Reason::UpToDate
+                | Reason::Created
+                | Reason::Updated
+                | Reason::Adopted
+                | Reason::UpdateHeldBack
         )
     }
 }

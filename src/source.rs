@@ -1,11 +1,20 @@
 //! Where the password comes from: the referenced Secret, read when a
 //! LoginProfile needs it (never cached), and turned into a validated
-//! [`Password`] or a terminal problem with a message that says what to fix.
+//! [`Password`] or a terminal problem with a message that says what to fix;
+//! and, with `generatePassword`, the Secret the operator creates.
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client, ResourceExt};
+use k8s_openapi::{ByteString, api::core::v1::Secret};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{ObjectMeta, PostParams},
+};
 
-use crate::{crd::LoginProfile, password::Password, plan::SourceProblem, reason::Reason};
+use crate::{
+    crd::{DeletionPolicy, LoginProfile},
+    password::Password,
+    plan::SourceProblem,
+    reason::Reason,
+};
 
 /// A password and the version of the Secret it came from.
 #[derive(Debug)]
@@ -24,6 +33,54 @@ pub async fn read(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
     let secret = secrets.get_opt(&lp.spec.password_secret_ref.name).await?;
     Ok(password_from(lp, secret.as_ref()))
+}
+
+/// Label on every Secret the operator generated a password into.
+pub const GENERATED_FOR_LABEL: &str = "iam.loginprofile.dev/generated-for";
+
+/// Creates the LoginProfile's Secret holding a generated password:
+/// labelled, and owned by the LoginProfile (so it goes with it) unless
+/// `deletionPolicy: Retain`. Returns false when the Secret already existed:
+/// an existing password is never replaced.
+pub async fn create_generated(
+    client: &Client,
+    lp: &LoginProfile,
+    password: &Password,
+) -> Result<bool, kube::Error> {
+    let reference = &lp.spec.password_secret_ref;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &lp.namespace().unwrap_or_default());
+    let owned = lp.spec.deletion_policy == DeletionPolicy::Delete;
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(reference.name.clone()),
+            labels: Some(
+                [
+                    (
+                        "app.kubernetes.io/managed-by".to_string(),
+                        "loginprofile-operator".to_string(),
+                    ),
+                    (GENERATED_FOR_LABEL.to_string(), lp.name_any()),
+                ]
+                .into(),
+            ),
+            owner_references: owned.then(|| lp.controller_owner_ref(&()).into_iter().collect()),
+            ..Default::default()
+        },
+        data: Some(
+            [(
+                reference.key.clone(),
+                ByteString(password.expose().as_bytes().to_vec()),
+            )]
+            .into(),
+        ),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    };
+    match secrets.create(&PostParams::default(), &secret).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(false),
+        Err(error) => Err(error),
+    }
 }
 
 /// The pure part of [`read`]: what a Secret (or its absence) means.

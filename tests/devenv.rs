@@ -162,8 +162,7 @@ fn update_without_password_keeps_the_profile_and_password() {
         "the flag alone changed"
     );
     // The password is unchanged: the user can still change it with the old one.
-    let key = env.aws_ok(&["iam", "create-access-key", "--user-name", &user]);
-    change_password_as(&user, &key, &password, &strong_password("b2"))
+    support::change_password_as_user(&user, &password, &strong_password("b2"))
         .expect("old password still valid");
 }
 
@@ -232,9 +231,7 @@ fn passwords_are_checked_against_iams_rules_and_the_account_policy() {
     assert!(refused.contains("PasswordPolicyViolation"), "{refused}");
     // A custom policy. Every other test uses 20+ character passwords with all
     // four classes, so this account-wide policy cannot break them meanwhile.
-    env.aws_ok(&[
-        "iam",
-        "update-account-password-policy",
+    let policy = support::AccountPolicy::set(&[
         "--minimum-password-length",
         "20",
         "--require-symbols",
@@ -266,7 +263,7 @@ fn passwords_are_checked_against_iams_rules_and_the_account_policy() {
         "--password",
         &strong,
     ]);
-    env.aws_ok(&["iam", "delete-account-password-policy"]);
+    drop(policy);
     assert!(short.unwrap_err().contains("PasswordPolicyViolation"));
     created.expect("a strong password passes the policy");
     assert!(
@@ -325,21 +322,12 @@ fn change_password_as_the_user_clears_the_reset_flag() {
         &first,
         "--password-reset-required",
     ]);
-    let key = env.aws_ok(&["iam", "create-access-key", "--user-name", &user]);
-    assert!(
-        change_password_as(&user, &key, "Wrong-Old-Password-1!", &strong_password("f1")).is_err()
-    );
-    change_password_as(&user, &key, &first, &strong_password("f2")).expect("ChangePassword works");
+    let wrong = support::change_password_as_user(&user, "Wrong-Old-1!", &strong_password("f1"));
+    assert!(wrong.is_err(), "the old password is checked");
+    support::change_password_as_user(&user, &first, &strong_password("f2"))
+        .expect("ChangePassword works");
     let read = env.aws_ok(&["iam", "get-login-profile", "--user-name", &user]);
     assert_eq!(read["LoginProfile"]["PasswordResetRequired"], false);
-    env.aws_ok(&[
-        "iam",
-        "delete-access-key",
-        "--user-name",
-        &user,
-        "--access-key-id",
-        key["AccessKey"]["AccessKeyId"].as_str().unwrap(),
-    ]);
 }
 
 #[test]
@@ -365,38 +353,6 @@ fn fault_injection_answers_with_iam_errors() {
         "the fault was used up: {error}"
     );
     assert_eq!(env.iam_calls(&user).get("GetLoginProfile"), Some(&2));
-}
-
-fn change_password_as(user: &str, key: &Value, old: &str, new: &str) -> Result<Value, String> {
-    let env = env();
-    let output = env
-        .command("aws")
-        .args([
-            "iam",
-            "change-password",
-            "--old-password",
-            old,
-            "--new-password",
-            new,
-            "--output",
-            "json",
-        ])
-        .env(
-            "AWS_ACCESS_KEY_ID",
-            key["AccessKey"]["AccessKeyId"].as_str().unwrap(),
-        )
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            key["AccessKey"]["SecretAccessKey"].as_str().unwrap(),
-        )
-        .output()
-        .expect("aws runs");
-    let _ = user;
-    if output.status.success() {
-        Ok(Value::Null)
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
 }
 
 fn password_last_changed(user: &str) -> String {

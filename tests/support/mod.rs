@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -505,4 +505,129 @@ pub fn events(namespace: &str, name: &str) -> Vec<Value> {
     ]);
     let list: Value = serde_json::from_str(&text).unwrap();
     list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// How long a LoginProfile may take to converge in a test.
+pub const CONVERGE: Duration = Duration::from_secs(30);
+
+/// A namespace and an operator watching it, for one test.
+pub struct Fixture {
+    pub ns: TestNamespace,
+    pub operator: Operator,
+}
+
+impl Fixture {
+    pub fn new(prefix: &str, operator_args: &[&str]) -> Self {
+        let ns = TestNamespace::new(prefix);
+        let operator = Operator::start(&ns.name, operator_args);
+        Self { ns, operator }
+    }
+
+    pub fn ns(&self) -> &str {
+        &self.ns.name
+    }
+
+    /// A Secret with `password` under key "password" and a LoginProfile for `user`.
+    pub fn apply_pair(&self, name: &str, user: &str, password: &str, extra_spec: Value) {
+        env().apply_ok(&secret(self.ns(), name, &[("password", password)]));
+        let mut spec = json!({"userName": user, "passwordSecretRef": {"name": name}});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra_spec.as_object().cloned().unwrap_or_default());
+        env().apply_ok(&login_profile(self.ns(), name, spec));
+    }
+
+    pub fn set_password(&self, name: &str, password: &str) {
+        env().apply_ok(&secret(self.ns(), name, &[("password", password)]));
+    }
+}
+
+pub fn iam_profile(user: &str) -> Result<Value, String> {
+    env().aws(&["iam", "get-login-profile", "--user-name", user])
+}
+
+pub fn calls(user: &str, action: &str) -> u64 {
+    env().iam_calls(user).get(action).copied().unwrap_or(0)
+}
+
+pub fn iam_writes(user: &str) -> u64 {
+    [
+        "CreateLoginProfile",
+        "UpdateLoginProfile",
+        "DeleteLoginProfile",
+    ]
+    .iter()
+    .map(|a| calls(user, a))
+    .sum()
+}
+
+pub fn status_str<'a>(lp: &'a Value, field: &str) -> &'a str {
+    lp["status"][field].as_str().unwrap_or_default()
+}
+
+pub fn seconds(time: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(time)
+        .unwrap()
+        .timestamp()
+}
+
+/// ChangePassword as the IAM user itself, with an access key of its own (the
+/// way the user changes the password at sign-in). The key is deleted after.
+pub fn change_password_as_user(user: &str, old: &str, new: &str) -> Result<(), String> {
+    let env = env();
+    let key = env.aws_ok(&["iam", "create-access-key", "--user-name", user]);
+    let key_id = key["AccessKey"]["AccessKeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let output = env
+        .command("aws")
+        .args([
+            "iam",
+            "change-password",
+            "--old-password",
+            old,
+            "--new-password",
+            new,
+        ])
+        .env("AWS_ACCESS_KEY_ID", &key_id)
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            key["AccessKey"]["SecretAccessKey"].as_str().unwrap(),
+        )
+        .output()
+        .expect("aws runs");
+    env.aws_ok(&[
+        "iam",
+        "delete-access-key",
+        "--user-name",
+        user,
+        "--access-key-id",
+        &key_id,
+    ]);
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// Sets the account password policy for the life of the guard (the policy is
+/// account-wide: every test password is 20+ characters of all four classes,
+/// so tests running meanwhile are not affected).
+pub struct AccountPolicy;
+
+impl AccountPolicy {
+    pub fn set(args: &[&str]) -> Self {
+        let mut all = vec!["iam", "update-account-password-policy"];
+        all.extend_from_slice(args);
+        env().aws_ok(&all);
+        Self
+    }
+}
+
+impl Drop for AccountPolicy {
+    fn drop(&mut self) {
+        let _ = env().aws(&["iam", "delete-account-password-policy"]);
+    }
 }

@@ -1,0 +1,244 @@
+//! Lifecycle policies against the real environment: passwordUpdatePolicy
+//! (Enforce, CreateOnly), the account password policy pre-check, generated
+//! passwords, and the combinations the API server refuses. IAM calls are
+//! counted at the emulator.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::*;
+
+#[test]
+fn enforce_reverts_an_out_of_band_change() {
+    let f = Fixture::new(
+        "lc-enforce",
+        &[
+            "--resync-period",
+            "2s",
+            "--credential-report-interval",
+            "1s",
+        ],
+    );
+    let mut users = TestUsers::default();
+    let user = users.create("lc-enforce");
+    let ours = strong_password("ours");
+    f.apply_pair(
+        "kim",
+        &user,
+        &ours,
+        json!({"passwordUpdatePolicy": "Enforce"}),
+    );
+    wait_ready_reason(f.ns(), "kim", "True", "Created", CONVERGE);
+    // The password's change time has one-second resolution in the report.
+    let applied = status_str(&get_lp(f.ns(), "kim"), "passwordLastAppliedTime").to_string();
+    wait_until(
+        "a second to pass since the apply",
+        Duration::from_secs(3),
+        || chrono::Utc::now().timestamp() > seconds(&applied),
+    );
+    let theirs = strong_password("theirs");
+    env().aws_ok(&[
+        "iam",
+        "update-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        &theirs,
+    ]);
+    let lp = wait_for(
+        "the operator to set the Secret's password again",
+        CONVERGE,
+        || {
+            let lp = get_lp(f.ns(), "kim");
+            ready(&lp)?
+                .2
+                .contains("changed outside the operator")
+                .then_some(lp)
+        },
+    );
+    assert!(!status_str(&lp, "passwordChangedOutOfBand").is_empty());
+    // IAM has the Secret's password again: the user can change from it.
+    change_password_as_user(&user, &ours, &strong_password("check"))
+        .expect("IAM has the Secret's password");
+    assert!(change_password_as_user(&user, &theirs, &strong_password("x")).is_err());
+}
+
+#[test]
+fn create_only_holds_a_secret_change_back_and_reports_it() {
+    let f = Fixture::new("lc-createonly", &[]);
+    let mut users = TestUsers::default();
+    let user = users.create("lc-createonly");
+    let first = strong_password("first");
+    f.apply_pair(
+        "lee",
+        &user,
+        &first,
+        json!({"passwordUpdatePolicy": "CreateOnly"}),
+    );
+    let created = wait_ready_reason(f.ns(), "lee", "True", "Created", CONVERGE);
+    f.set_password("lee", &strong_password("second"));
+    let lp = wait_ready_reason(
+        f.ns(),
+        "lee",
+        "True",
+        "UpdateHeldBack",
+        Duration::from_secs(10),
+    );
+    let secret_rv = env().kubectl_ok(&[
+        "get",
+        "secret",
+        "lee",
+        "-n",
+        f.ns(),
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    assert_eq!(status_str(&lp, "heldBackSecretResourceVersion"), secret_rv);
+    assert_eq!(
+        status_str(&lp, "passwordFingerprint"),
+        status_str(&created, "passwordFingerprint"),
+        "the applied password is unchanged"
+    );
+    assert_eq!(calls(&user, "UpdateLoginProfile"), 0);
+    assert!(
+        events(f.ns(), "lee")
+            .iter()
+            .any(|e| e["reason"] == "UpdateHeldBack")
+    );
+    change_password_as_user(&user, &first, &strong_password("check"))
+        .expect("IAM still has the first password");
+}
+
+#[test]
+fn password_policy_precheck_and_generated_passwords() {
+    // One test for both: the account policy is account-wide, and both need it.
+    let _policy = AccountPolicy::set(&[
+        "--minimum-password-length",
+        "14",
+        "--require-symbols",
+        "--require-numbers",
+        "--require-uppercase-characters",
+        "--require-lowercase-characters",
+    ]);
+    let f = Fixture::new("lc-policy", &["--password-policy-refresh", "1s"]);
+    let mut users = TestUsers::default();
+
+    // Pre-check: a weak password names each broken rule and writes nothing.
+    let weak_user = users.create("lc-weak");
+    f.apply_pair("weak", &weak_user, "weakpassw", json!({}));
+    let lp = wait_ready_reason(f.ns(), "weak", "False", "PasswordPolicyViolation", CONVERGE);
+    let (_, _, message) = ready(&lp).unwrap();
+    for rule in [
+        "needs at least 14 characters (has 9)",
+        "needs an uppercase letter",
+        "needs a number",
+        "needs a symbol",
+    ] {
+        assert!(message.contains(rule), "{rule:?} missing from {message:?}");
+    }
+    assert!(!message.contains("weakpassw"));
+    assert_eq!(
+        iam_writes(&weak_user),
+        0,
+        "no IAM write for a password the policy refuses"
+    );
+    f.set_password("weak", &strong_password("fixed"));
+    wait_ready_reason(f.ns(), "weak", "True", "Created", CONVERGE);
+
+    // Generated: the Secret appears with a policy-compliant password.
+    let gen_user = users.create("lc-gen");
+    env().apply_ok(&login_profile(
+        f.ns(),
+        "gen",
+        json!({"userName": gen_user, "passwordSecretRef": {"name": "gen-pw"}, "generatePassword": {"length": 20}}),
+    ));
+    wait_ready_reason(f.ns(), "gen", "True", "Created", CONVERGE);
+    let secret: serde_json::Value = serde_json::from_str(&env().kubectl_ok(&[
+        "get",
+        "secret",
+        "gen-pw",
+        "-n",
+        f.ns(),
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    use base64::Engine;
+    let password = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(secret["data"]["password"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(password.chars().count(), 20);
+    assert!(password.chars().any(|c| c.is_ascii_uppercase()));
+    assert!(password.chars().any(|c| c.is_ascii_lowercase()));
+    assert!(password.chars().any(|c| c.is_ascii_digit()));
+    assert!(password.chars().any(|c| "!@#$%^&*()_+-=[]{}|'".contains(c)));
+    assert_eq!(
+        secret["metadata"]["labels"]["iam.loginprofile.dev/generated-for"],
+        "gen"
+    );
+    assert_eq!(
+        secret["metadata"]["ownerReferences"][0]["kind"],
+        "LoginProfile"
+    );
+    assert!(
+        events(f.ns(), "gen")
+            .iter()
+            .any(|e| e["reason"] == "PasswordGenerated")
+    );
+    let generated_rv = secret["metadata"]["resourceVersion"].clone();
+
+    // A restart does not regenerate it.
+    let ns = f.ns().to_string();
+    drop(f.operator);
+    let operator = Operator::start(&ns, &[]);
+    wait_until("the restarted operator to reconcile it", CONVERGE, || {
+        operator.logs().contains("/gen.")
+    });
+    let again: serde_json::Value = serde_json::from_str(
+        &env().kubectl_ok(&["get", "secret", "gen-pw", "-n", &ns, "-o", "json"]),
+    )
+    .unwrap();
+    assert_eq!(
+        again["metadata"]["resourceVersion"], generated_rv,
+        "never regenerated"
+    );
+    assert_eq!(calls(&gen_user, "CreateLoginProfile"), 1);
+    assert_eq!(calls(&gen_user, "UpdateLoginProfile"), 0);
+    // IAM has the generated password.
+    change_password_as_user(&gen_user, &password, &strong_password("mine"))
+        .expect("IAM has the generated password");
+}
+
+#[test]
+fn refused_combinations_are_refused_by_the_api_server() {
+    let ns = TestNamespace::new("lc-cel");
+    let cases = [
+        (
+            json!({"passwordSecretRef": {"name": "s"}, "passwordUpdatePolicy": "Enforce", "passwordResetRequired": true}),
+            "Enforce would undo the new password the user is required to choose",
+        ),
+        (
+            json!({"passwordSecretRef": {"name": "s"}, "generatePassword": {"length": 7}}),
+            "spec.generatePassword.length",
+        ),
+        (
+            json!({"passwordSecretRef": {"name": "s"}, "passwordUpdatePolicy": "Sometimes"}),
+            "Unsupported value: \"Sometimes\"",
+        ),
+        (
+            json!({"passwordSecretRef": {"name": "s"}, "deletionPolicy": "Keep"}),
+            "Unsupported value: \"Keep\"",
+        ),
+    ];
+    for (spec, needle) in cases {
+        let output = env().apply(&login_profile(&ns.name, "refused", spec.clone()));
+        assert!(!output.status.success(), "{spec} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(needle), "{spec}: {stderr}");
+    }
+}
