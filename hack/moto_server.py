@@ -10,12 +10,13 @@ restores one IAM behaviour and says which. docs/development.md explains them.
 
 Besides the corrections there are two test hooks, both under /_lpo/ and never
 part of IAM:
-- GET /_lpo/calls?user=NAME: IAM calls received, by action, optionally only
-  those naming one UserName (tests count calls at the emulator, not in the
-  operator). DELETE /_lpo/calls resets the counters.
+- GET /_lpo/calls?user=NAME: IAM and Secrets Manager calls received, by
+  action, optionally only those naming one UserName (IAM) or SecretId
+  (Secrets Manager): tests count calls at the emulator, not in the operator.
+  DELETE /_lpo/calls resets the counters.
 - POST /_lpo/faults {"action", "user", "code", "status", "count"}: answer the
-  next COUNT calls of ACTION for USER with that IAM error (Throttling,
-  ServiceFailure, AccessDenied, EntityTemporarilyUnmodifiable, ...).
+  next COUNT calls of ACTION for USER (or SecretId) with that error
+  (Throttling, ServiceFailure, AccessDenied, DecryptionFailure, ...).
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ import threading
 from moto.core.utils import utcnow
 from moto.iam import models as iam_models
 from moto.iam import responses as iam_responses
+from moto.core.exceptions import JsonRESTError
 from moto.core.utils import camelcase_to_underscores
 from moto.iam.exceptions import IAMException, NotFoundException, ValidationError
+from moto.secretsmanager.responses import SecretsManagerResponse
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 from werkzeug.wrappers import Request, Response
@@ -257,34 +260,49 @@ calls_lock = threading.Lock()
 calls: collections.Counter = collections.Counter()
 faults: list[dict] = []
 
-original_call_action = IAMResponse.call_action
+def count_and_inject(response_class, key_param: str, make_error) -> None:
+    """Wraps a moto response class: counts each call by (action, the value of
+    key_param), and answers with a queued fault instead when one matches."""
+    original = response_class.call_action
+
+    def call_action(self):
+        action = self._get_action()
+        key = self._get_param(key_param) or ""
+        fault = None
+        with calls_lock:
+            calls[(action, key)] += 1
+            for candidate in faults:
+                if candidate["action"] == action and candidate["user"] == key and candidate["count"] > 0:
+                    candidate["count"] -= 1
+                    fault = candidate
+                    break
+        if fault is None:
+            return original(self)
+        # Answer through moto's own error path, so the error is serialized
+        # the way the service's protocol does it.
+        def fail():
+            raise make_error(fault)
+
+        setattr(self, camelcase_to_underscores(action), fail)
+        status, headers, body = original(self)
+        return fault.get("status", status), headers, body
+
+    response_class.call_action = call_action
 
 
-def call_action(self: IAMResponse):
-    action = self._get_action()
-    user_name = self._get_param("UserName") or ""
-    fault = None
-    with calls_lock:
-        calls[(action, user_name)] += 1
-        for candidate in faults:
-            if candidate["action"] == action and candidate["user"] == user_name and candidate["count"] > 0:
-                candidate["count"] -= 1
-                fault = candidate
-                break
-    if fault is None:
-        return original_call_action(self)
-    # Answer through moto's own error path, so the error is serialized as IAM's.
+def iam_error(fault: dict) -> Exception:
     error_class = type(fault["code"], (IAMException,), {"code": fault["code"]})
-
-    def fail():
-        raise error_class(f"injected by the test harness: {fault['code']}")
-
-    setattr(self, camelcase_to_underscores(action), fail)
-    status, headers, body = original_call_action(self)
-    return fault.get("status", status), headers, body
+    return error_class(f"injected by the test harness: {fault['code']}")
 
 
-IAMResponse.call_action = call_action
+def json_error(fault: dict) -> Exception:
+    error = JsonRESTError(fault["code"], f"injected by the test harness: {fault['code']}")
+    error.code = fault.get("status", 400)
+    return error
+
+
+count_and_inject(IAMResponse, "UserName", iam_error)
+count_and_inject(SecretsManagerResponse, "SecretId", json_error)
 
 
 class TestHooks:

@@ -83,6 +83,10 @@ pub struct RunArgs {
     #[arg(long, env = "LPO_CREDENTIAL_REPORT_INTERVAL", default_value = "4h", value_parser = humantime::parse_duration)]
     pub credential_report_interval: Duration,
 
+    /// How often a LoginProfile whose password is in AWS Secrets Manager checks for a new version (one DescribeSecret per check).
+    #[arg(long, env = "LPO_SECRETS_MANAGER_POLL_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub secrets_manager_poll_interval: Duration,
+
     /// Log format.
     #[arg(long, env = "LPO_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -32,8 +32,9 @@ use crate::{
     iam::{Iam, IamError},
     metrics::{Metrics, ProfileState},
     password::{Fingerprinter, Password},
-    plan::{self, IamProfile, Observed, Plan, UpdateWhy},
+    plan::{self, IamProfile, Observed, Plan, SourceProblem, UpdateWhy},
     reason::Reason,
+    secrets_manager::AwsSecretsManager,
     source,
     status::{self, Outcome},
 };
@@ -57,12 +58,15 @@ pub struct Settings {
     pub password_policy_refresh: Duration,
     /// How often a new credential report may be requested (Enforce).
     pub credential_report_interval: Duration,
+    /// How often a Secrets Manager source is checked for a new version.
+    pub secrets_manager_poll_interval: Duration,
 }
 
 /// What every reconcile shares.
 pub struct Context<I: Iam> {
     pub client: Client,
     pub iam: I,
+    pub secrets_manager: AwsSecretsManager,
     pub fingerprinter: Fingerprinter,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
@@ -80,6 +84,7 @@ impl<I: Iam> Context<I> {
     pub fn new(
         client: Client,
         iam: I,
+        secrets_manager: AwsSecretsManager,
         fingerprinter: Fingerprinter,
         metrics: Arc<Metrics>,
         settings: Settings,
@@ -96,6 +101,7 @@ impl<I: Iam> Context<I> {
             ),
             client,
             iam,
+            secrets_manager,
             fingerprinter,
             metrics,
             settings,
@@ -135,6 +141,20 @@ impl<I: Iam> Context<I> {
         self.settings
             .resync_period
             .mul_f64(rand::rng().random_range(0.9..1.1))
+    }
+
+    /// When to look at `lp` again: the resync period, or the Secrets Manager
+    /// poll interval when that is the source (it has no watch).
+    fn requeue_after(&self, lp: &LoginProfile) -> Duration {
+        let resync = self.resync();
+        match lp.spec.password_secrets_manager_ref {
+            Some(_) => resync.min(
+                self.settings
+                    .secrets_manager_poll_interval
+                    .mul_f64(rand::rng().random_range(0.9..1.1)),
+            ),
+            None => resync,
+        }
     }
 }
 
@@ -209,26 +229,49 @@ struct Acted {
     sent_reset: Option<bool>,
 }
 
+/// The password the spec asks for, as far as it had to be read.
+struct Desired {
+    fingerprint: String,
+    /// `None` when the source's version is the one already applied, so the
+    /// (billed) value was not fetched; fetched later only if a plan needs it.
+    password: Option<Password>,
+    version: SourceVersion,
+}
+
+/// Which version of the source the password is.
+#[derive(Clone)]
+enum SourceVersion {
+    Secret(Option<String>),
+    SecretsManager(String),
+}
+
+impl SourceVersion {
+    fn text(&self) -> Option<String> {
+        match self {
+            SourceVersion::Secret(rv) => rv.clone(),
+            SourceVersion::SecretsManager(id) => Some(id.clone()),
+        }
+    }
+}
+
 /// observe -> decide -> act -> report for a LoginProfile that is not being deleted.
 async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Error> {
     let user = lp.user_name();
-    let mut source = source::read(&ctx.client, lp).await.map_err(Error::Kube)?;
-    if let (Err(problem), Some(generate)) = (&source, &lp.spec.generate_password)
-        && problem.reason == Reason::SecretNotFound
-    {
-        source = generate_secret(lp, ctx, &user, generate.length).await?;
-    }
-    let desired = source
-        .as_ref()
-        .map(|sourced| ctx.fingerprinter.fingerprint(&user, &sourced.password));
+    let mut desired = match observe_source(lp, ctx, &user).await? {
+        Ok(desired) => Ok(desired),
+        Err(problem) if !problem.reason.is_terminal() => {
+            return fail(lp, ctx, Outcome::new(problem.reason, problem.message)).await;
+        }
+        Err(problem) => Err(problem),
+    };
     if desired
-        .as_deref()
-        .is_ok_and(|fp| ctx.recently_verified(lp, fp))
+        .as_ref()
+        .is_ok_and(|d| ctx.recently_verified(lp, &d.fingerprint))
     {
-        return Ok(Action::requeue(ctx.resync()));
+        return Ok(Action::requeue(ctx.requeue_after(lp)));
     }
     // A broken source blocks every plan, so IAM need not be asked.
-    let observed = match &source {
+    let observed = match &desired {
         Ok(_) => match ctx.iam.get_login_profile(&user).await {
             Ok(profile) => profile,
             Err(error) => return fail(lp, ctx, error.outcome(&user, None)).await,
@@ -242,13 +285,24 @@ async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Er
     let plan = plan::decide(&Observed {
         spec: &lp.spec,
         status: lp.status.as_ref(),
-        desired_fingerprint: desired.as_deref().map_err(|problem| *problem),
+        desired_fingerprint: desired.as_ref().map(|d| d.fingerprint.as_str()),
         iam: observed.as_ref(),
         changed_out_of_band,
     });
     tracing::debug!(object = %ObjectRef::from_obj(lp), ?plan, "decided");
 
-    let password = source.as_ref().ok().map(|sourced| &sourced.password);
+    if let Ok(d) = &mut desired
+        && plan.sends_password()
+        && d.password.is_none()
+    {
+        match fetch_secrets_manager(lp, ctx, &user).await? {
+            Ok(fetched) => *d = fetched,
+            Err(problem) => {
+                return fail(lp, ctx, Outcome::new(problem.reason, problem.message)).await;
+            }
+        }
+    }
+    let password = desired.as_ref().ok().and_then(|d| d.password.as_ref());
     let acted = match act(ctx, &user, plan, password, observed.clone(), lp).await {
         Ok(acted) => acted,
         Err(Some(outcome)) => return fail(lp, ctx, outcome).await,
@@ -272,15 +326,17 @@ async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Er
     if (user_changed_it || changed_out_of_band) && previous.password_changed_out_of_band.is_none() {
         next.password_changed_out_of_band = Some(now_rfc3339());
     }
-    let sourced = source.as_ref().ok();
-    next.held_back_secret_resource_version = match acted.outcome.reason {
-        Reason::UpdateHeldBack => sourced.and_then(|s| s.resource_version.clone()),
+    let desired = desired.ok();
+    next.held_back_source_version = match acted.outcome.reason {
+        Reason::UpdateHeldBack => desired.as_ref().and_then(|d| d.version.text()),
         _ => None,
     };
-    if let Some(why) = acted.sent_password {
-        let sourced = sourced.expect("a password was sent, so there was one");
-        next.password_fingerprint = desired.as_ref().ok().cloned();
-        next.secret_resource_version = sourced.resource_version.clone();
+    if let (Some(why), Some(desired)) = (acted.sent_password, &desired) {
+        next.password_fingerprint = Some(desired.fingerprint.clone());
+        match &desired.version {
+            SourceVersion::Secret(rv) => next.secret_resource_version = rv.clone(),
+            SourceVersion::SecretsManager(id) => next.secrets_manager_version_id = Some(id.clone()),
+        }
         next.password_last_applied_time = Some(now_rfc3339());
         if why != UpdateWhy::Enforce {
             next.password_changed_out_of_band = None;
@@ -295,7 +351,76 @@ async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Er
         .insert(ObjectRef::from_obj(lp), Instant::now());
     ctx.metrics
         .set_profile_state(key(lp), Some(ProfileState::Ready));
-    Ok(Action::requeue(ctx.resync()))
+    Ok(Action::requeue(ctx.requeue_after(lp)))
+}
+
+/// Reads the password source named by the spec (generating the Secret when
+/// asked to). A Secrets Manager secret whose version was already applied is
+/// not fetched: its fingerprint is the one in status.
+async fn observe_source<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    user: &str,
+) -> Result<Result<Desired, SourceProblem>, Error> {
+    let spec = &lp.spec;
+    if let Some(reference) = &spec.password_secret_ref {
+        let mut sourced = source::read(&ctx.client, lp, reference)
+            .await
+            .map_err(Error::Kube)?;
+        if let (Err(problem), Some(generate)) = (&sourced, &spec.generate_password)
+            && problem.reason == Reason::SecretNotFound
+        {
+            sourced = generate_secret(lp, ctx, user, reference, generate.length).await?;
+        }
+        return Ok(sourced.map(|s| Desired {
+            fingerprint: ctx.fingerprinter.fingerprint(user, &s.password),
+            password: Some(s.password),
+            version: SourceVersion::Secret(s.resource_version),
+        }));
+    }
+    let Some(reference) = &spec.password_secrets_manager_ref else {
+        return Ok(Err(SourceProblem {
+            reason: Reason::SecretNotFound,
+            message: "set spec.passwordSecretRef or spec.passwordSecretsManagerRef".into(),
+        }));
+    };
+    let version = match ctx.secrets_manager.current_version(reference).await {
+        Ok(version) => version,
+        Err(error) => return Ok(Err(error.problem(reference))),
+    };
+    let status = lp.status.as_ref();
+    if let (Some(applied), Some(fingerprint)) = (
+        status.and_then(|s| s.secrets_manager_version_id.as_ref()),
+        status.and_then(|s| s.password_fingerprint.as_ref()),
+    ) && *applied == version
+    {
+        return Ok(Ok(Desired {
+            fingerprint: fingerprint.clone(),
+            password: None,
+            version: SourceVersion::SecretsManager(version),
+        }));
+    }
+    fetch_secrets_manager(lp, ctx, user).await
+}
+
+/// GetSecretValue for a LoginProfile whose source is Secrets Manager.
+async fn fetch_secrets_manager<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    user: &str,
+) -> Result<Result<Desired, SourceProblem>, Error> {
+    let Some(reference) = &lp.spec.password_secrets_manager_ref else {
+        unreachable!("only a Secrets Manager source is fetched lazily");
+    };
+    Ok(match ctx.secrets_manager.password(reference).await {
+        Ok(Ok((password, version))) => Ok(Desired {
+            fingerprint: ctx.fingerprinter.fingerprint(user, &password),
+            password: Some(password),
+            version: SourceVersion::SecretsManager(version),
+        }),
+        Ok(Err(problem)) => Err(problem),
+        Err(error) => Err(error.problem(reference)),
+    })
 }
 
 /// `Enforce` only: whether IAM's credential report shows a password change
@@ -326,8 +451,9 @@ async fn generate_secret<I: Iam>(
     lp: &LoginProfile,
     ctx: &Context<I>,
     user: &str,
+    reference: &crate::crd::SecretKeyRef,
     length: u32,
-) -> Result<Result<source::SourcedPassword, plan::SourceProblem>, Error> {
+) -> Result<Result<source::SourcedPassword, SourceProblem>, Error> {
     let policy = match ctx.account.password_policy(&ctx.iam).await {
         Ok(policy) => policy,
         Err(error) => {
@@ -340,18 +466,20 @@ async fn generate_secret<I: Iam>(
             reason: Reason::IamError,
             message: format!("the operating system's random number generator failed: {e}"),
         })?;
-    let created = source::create_generated(&ctx.client, lp, &password)
+    let created = source::create_generated(&ctx.client, lp, reference, &password)
         .await
         .map_err(Error::Kube)?;
     if created {
         let note = format!(
             "generated a password for IAM user {user:?} into Secret {:?}",
-            lp.spec.password_secret_ref.name
+            reference.name
         );
         note_event(lp, ctx, EventType::Normal, "PasswordGenerated", note).await;
     }
     // Read it back, so a Secret another writer made first wins.
-    source::read(&ctx.client, lp).await.map_err(Error::Kube)
+    source::read(&ctx.client, lp, reference)
+        .await
+        .map_err(Error::Kube)
 }
 
 /// The act step: at most the one IAM write the plan needs, after the
@@ -574,7 +702,7 @@ async fn fail<I: Iam>(
         ctx.metrics
             .set_profile_state(key(lp), Some(ProfileState::Stalled));
         ctx.metrics.reconciled("stalled");
-        Ok(Action::requeue(ctx.resync()))
+        Ok(Action::requeue(ctx.requeue_after(lp)))
     } else {
         ctx.metrics
             .set_profile_state(key(lp), Some(ProfileState::Reconciling));
@@ -725,7 +853,14 @@ fn referencing(
     store
         .state()
         .iter()
-        .filter(|lp| lp.namespace() == namespace && lp.spec.password_secret_ref.name == secret_name)
+        .filter(|lp| {
+            lp.namespace() == namespace
+                && lp
+                    .spec
+                    .password_secret_ref
+                    .as_ref()
+                    .is_some_and(|r| r.name == secret_name)
+        })
         .map(|lp| ObjectRef::from_obj(&**lp))
         .collect()
 }

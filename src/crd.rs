@@ -62,6 +62,12 @@ pub const DEFAULT_SECRET_KEY: &str = "password";
     "has(self.userName) == has(oldSelf.userName) && (!has(self.userName) || self.userName == oldSelf.userName)"
 ).message("userName is immutable: to manage another IAM user, create a new LoginProfile and delete this one"))]
 #[x_kube(validation = Rule::new(
+    "has(self.passwordSecretRef) != has(self.passwordSecretsManagerRef)"
+).message("set exactly one of passwordSecretRef (a Kubernetes Secret) and passwordSecretsManagerRef (an AWS Secrets Manager secret)"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.generatePassword) || has(self.passwordSecretRef)"
+).message("generatePassword needs passwordSecretRef: the operator generates passwords into Kubernetes Secrets only"))]
+#[x_kube(validation = Rule::new(
     "!(has(self.passwordUpdatePolicy) && self.passwordUpdatePolicy == 'Enforce' && has(self.passwordResetRequired) && self.passwordResetRequired)"
 ).message("passwordUpdatePolicy: Enforce cannot go with passwordResetRequired: true: Enforce would undo the new password the user is required to choose at first sign-in"))]
 #[serde(rename_all = "camelCase")]
@@ -73,8 +79,15 @@ pub struct LoginProfileSpec {
     #[schemars(length(min = 1, max = 64), regex(pattern = r"^[\w+=,.@-]+$"))]
     pub user_name: Option<String>,
 
-    /// The Secret, in the same namespace, that holds the password.
-    pub password_secret_ref: SecretKeyRef,
+    /// The Secret, in the same namespace, that holds the password. Exactly
+    /// one of passwordSecretRef and passwordSecretsManagerRef is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secret_ref: Option<SecretKeyRef>,
+
+    /// An AWS Secrets Manager secret that holds the password. Exactly one of
+    /// passwordSecretRef and passwordSecretsManagerRef is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_secrets_manager_ref: Option<SecretsManagerRef>,
 
     /// Whether the user must choose a new password at the next sign-in. Sent
     /// with every password the operator sets; changing only this field sends
@@ -121,6 +134,28 @@ pub struct SecretKeyRef {
     #[serde(default = "default_secret_key")]
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
+}
+
+/// A secret in AWS Secrets Manager, in the operator's AWS account and region.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretsManagerRef {
+    /// The secret's name or ARN.
+    #[schemars(length(min = 1, max = 2048))]
+    pub secret_id: String,
+    /// When the SecretString is JSON: the key that holds the password.
+    /// Without it the whole SecretString is the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub json_key: Option<String>,
+    /// The version stage to read. Defaults to AWSCURRENT.
+    #[serde(default = "default_version_stage")]
+    #[schemars(length(min = 1, max = 256))]
+    pub version_stage: String,
+}
+
+fn default_version_stage() -> String {
+    "AWSCURRENT".to_string()
 }
 
 fn default_secret_key() -> String {
@@ -207,10 +242,13 @@ pub struct LoginProfileStatus {
     /// (by the user at sign-in, or by another tool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_changed_out_of_band: Option<String>,
-    /// A Secret change that `passwordUpdatePolicy: CreateOnly` did not
-    /// apply: the Secret's resourceVersion.
+    /// A password change that `passwordUpdatePolicy: CreateOnly` did not
+    /// apply: the Secret's resourceVersion or the Secrets Manager VersionId.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub held_back_secret_resource_version: Option<String>,
+    pub held_back_source_version: Option<String>,
+    /// The Secrets Manager VersionId whose password was last sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_manager_version_id: Option<String>,
     /// The Secret's resourceVersion when its password was last sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_resource_version: Option<String>,
@@ -246,7 +284,7 @@ mod tests {
         let spec: LoginProfileSpec =
             serde_json::from_value(serde_json::json!({"passwordSecretRef": {"name": "s"}}))
                 .unwrap();
-        assert_eq!(spec.password_secret_ref.key, "password");
+        assert_eq!(spec.password_secret_ref.unwrap().key, "password");
         assert!(!spec.password_reset_required);
         assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
         assert_eq!(spec.adoption_policy, AdoptionPolicy::Fail);

@@ -179,6 +179,30 @@ pub struct IamClientConfig {
     pub rate_limit: NonZeroU32,
 }
 
+/// The AWS SDK configuration shared by the IAM and Secrets Manager clients:
+/// the default credential and region chain (environment, IRSA web identity,
+/// EKS Pod Identity, instance profile; `AWS_ENDPOINT_URL` points it at an
+/// emulator), rustls with ring, and explicit retries and timeouts.
+pub async fn sdk_config(config: &IamClientConfig) -> aws_config::SdkConfig {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http_client)
+        .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .operation_timeout(config.timeout)
+                .operation_attempt_timeout(config.timeout / config.max_attempts.max(1))
+                .connect_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .load()
+        .await
+}
+
 /// The aws-sdk-iam implementation.
 #[derive(Clone)]
 pub struct AwsIam {
@@ -188,30 +212,16 @@ pub struct AwsIam {
 }
 
 impl AwsIam {
-    /// Builds the client from the SDK's default credential and region chain
-    /// (environment, IRSA web identity, EKS Pod Identity, instance profile);
-    /// `AWS_ENDPOINT_URL` points it at an emulator.
-    pub async fn from_env(config: &IamClientConfig, metrics: Arc<Metrics>) -> Self {
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http_client)
-            .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_timeout(config.timeout)
-                    .operation_attempt_timeout(config.timeout / config.max_attempts.max(1))
-                    .connect_timeout(Duration::from_secs(5))
-                    .build(),
-            )
-            .load()
-            .await;
+    /// The IAM client over a shared SDK configuration (see [`sdk_config`]),
+    /// with the process-wide rate limit.
+    pub fn new(
+        shared: &aws_config::SdkConfig,
+        config: &IamClientConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         // IAM is a global service whose endpoint lives in us-east-1; the
         // region only matters for signing, so default it rather than fail.
-        let mut iam_config = aws_sdk_iam::config::Builder::from(&shared);
+        let mut iam_config = aws_sdk_iam::config::Builder::from(shared);
         if shared.region().is_none() {
             iam_config = iam_config.region(aws_sdk_iam::config::Region::new("us-east-1"));
         }

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod policy;
 pub mod reason;
 pub mod sample;
+pub mod secrets_manager;
 pub mod source;
 pub mod status;
 pub mod telemetry;

@@ -12,10 +12,11 @@ use loginprofile_operator::{
     controller::{self, Context, Settings},
     crd::LoginProfile,
     fingerprint_key, http,
-    iam::{AwsIam, IamClientConfig},
+    iam::{self, AwsIam, IamClientConfig},
     metrics::Metrics,
     password::Fingerprinter,
     sample::SAMPLE,
+    secrets_manager::AwsSecretsManager,
     telemetry,
 };
 
@@ -57,15 +58,14 @@ async fn run(args: RunArgs) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     let metrics = Arc::new(Metrics::default());
-    let iam = AwsIam::from_env(
-        &IamClientConfig {
-            max_attempts: args.iam_max_attempts,
-            timeout: args.iam_timeout,
-            rate_limit: args.iam_rate_limit,
-        },
-        metrics.clone(),
-    )
-    .await;
+    let aws_settings = IamClientConfig {
+        max_attempts: args.iam_max_attempts,
+        timeout: args.iam_timeout,
+        rate_limit: args.iam_rate_limit,
+    };
+    let aws = iam::sdk_config(&aws_settings).await;
+    let iam = AwsIam::new(&aws, &aws_settings, metrics.clone());
+    let secrets_manager = AwsSecretsManager::new(&aws, metrics.clone());
     let settings = Settings {
         resync_period: args.resync_period,
         concurrency: args.concurrency,
@@ -74,10 +74,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
         max_backoff: args.max_backoff,
         password_policy_refresh: args.password_policy_refresh,
         credential_report_interval: args.credential_report_interval,
+        secrets_manager_poll_interval: args.secrets_manager_poll_interval,
     };
     let ctx = Arc::new(Context::new(
         client,
         iam,
+        secrets_manager,
         Fingerprinter::new(key),
         metrics.clone(),
         settings,

@@ -50,6 +50,7 @@ pub struct Metrics {
     registry: Registry,
     reconciles: Family<ResultLabels, Counter>,
     iam_calls: Family<IamCallLabels, Counter>,
+    secrets_manager_calls: Family<IamCallLabels, Counter>,
     profiles: Family<ConditionLabels, Gauge>,
     /// The state of each managed object, keyed by namespace/name, so the
     /// gauge can be recomputed; never exported as a label.
@@ -71,6 +72,12 @@ impl Default for Metrics {
             "IAM API calls by operation and outcome (after the SDK's own retries)",
             iam_calls.clone(),
         );
+        let secrets_manager_calls = Family::<IamCallLabels, Counter>::default();
+        registry.register(
+            "secretsmanager_calls",
+            "AWS Secrets Manager API calls by operation and outcome",
+            secrets_manager_calls.clone(),
+        );
         let profiles = Family::<ConditionLabels, Gauge>::default();
         registry.register(
             "profiles",
@@ -81,6 +88,7 @@ impl Default for Metrics {
             registry,
             reconciles,
             iam_calls,
+            secrets_manager_calls,
             profiles,
             states: Mutex::new(HashMap::new()),
         }
@@ -96,6 +104,12 @@ impl Metrics {
 
     pub fn iam_call(&self, operation: &'static str, outcome: &'static str) {
         self.iam_calls
+            .get_or_create(&IamCallLabels { operation, outcome })
+            .inc();
+    }
+
+    pub fn secrets_manager_call(&self, operation: &'static str, outcome: &'static str) {
+        self.secrets_manager_calls
             .get_or_create(&IamCallLabels { operation, outcome })
             .inc();
     }

@@ -74,6 +74,13 @@ pub enum Plan {
     Blocked { reason: Reason, message: String },
 }
 
+impl Plan {
+    /// Whether acting on this plan sends the password to IAM.
+    pub fn sends_password(&self) -> bool {
+        matches!(self, Plan::Create { .. } | Plan::UpdatePassword { .. })
+    }
+}
+
 /// Decides what to do for a LoginProfile that is not being deleted.
 pub fn decide(observed: &Observed<'_>) -> Plan {
     let spec = observed.spec;

@@ -20,6 +20,11 @@ pub enum Reason {
     PasswordPolicyViolation,
     LoginProfileExists,
     AccessDenied,
+    SecretsManagerNotFound,
+    SecretsManagerAccessDenied,
+    SecretsManagerDecryptionFailure,
+    SecretsManagerJsonKeyNotFound,
+    SecretsManagerNotJson,
     // Ready=False, transient
     UserNotFound,
     Throttled,
@@ -27,6 +32,7 @@ pub enum Reason {
     TemporarilyUnmodifiable,
     ServiceFailure,
     IamError,
+    SecretsManagerError,
     Deleting,
 }
 
@@ -44,6 +50,12 @@ impl Reason {
             Reason::PasswordPolicyViolation => "PasswordPolicyViolation",
             Reason::LoginProfileExists => "LoginProfileExists",
             Reason::AccessDenied => "AccessDenied",
+            Reason::SecretsManagerNotFound => "SecretsManagerNotFound",
+            Reason::SecretsManagerAccessDenied => "SecretsManagerAccessDenied",
+            Reason::SecretsManagerDecryptionFailure => "SecretsManagerDecryptionFailure",
+            Reason::SecretsManagerJsonKeyNotFound => "SecretsManagerJsonKeyNotFound",
+            Reason::SecretsManagerNotJson => "SecretsManagerNotJson",
+            Reason::SecretsManagerError => "SecretsManagerError",
             Reason::UserNotFound => "UserNotFound",
             Reason::Throttled => "Throttled",
             Reason::LimitExceeded => "LimitExceeded",
@@ -66,6 +78,11 @@ impl Reason {
                 | Reason::PasswordPolicyViolation
                 | Reason::LoginProfileExists
                 | Reason::AccessDenied
+                | Reason::SecretsManagerNotFound
+                | Reason::SecretsManagerAccessDenied
+                | Reason::SecretsManagerDecryptionFailure
+                | Reason::SecretsManagerJsonKeyNotFound
+                | Reason::SecretsManagerNotJson
         )
     }
 

@@ -10,7 +10,7 @@ use kube::{
 };
 
 use crate::{
-    crd::{DeletionPolicy, LoginProfile},
+    crd::{DeletionPolicy, LoginProfile, SecretKeyRef},
     password::Password,
     plan::SourceProblem,
     reason::Reason,
@@ -28,11 +28,12 @@ pub struct SourcedPassword {
 pub async fn read(
     client: &Client,
     lp: &LoginProfile,
+    reference: &SecretKeyRef,
 ) -> Result<Result<SourcedPassword, SourceProblem>, kube::Error> {
     let namespace = lp.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let secret = secrets.get_opt(&lp.spec.password_secret_ref.name).await?;
-    Ok(password_from(lp, secret.as_ref()))
+    let secret = secrets.get_opt(&reference.name).await?;
+    Ok(password_from(&namespace, reference, secret.as_ref()))
 }
 
 /// Label on every Secret the operator generated a password into.
@@ -45,9 +46,9 @@ pub const GENERATED_FOR_LABEL: &str = "iam.loginprofile.dev/generated-for";
 pub async fn create_generated(
     client: &Client,
     lp: &LoginProfile,
+    reference: &SecretKeyRef,
     password: &Password,
 ) -> Result<bool, kube::Error> {
-    let reference = &lp.spec.password_secret_ref;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &lp.namespace().unwrap_or_default());
     let owned = lp.spec.deletion_policy == DeletionPolicy::Delete;
     let secret = Secret {
@@ -85,18 +86,16 @@ pub async fn create_generated(
 
 /// The pure part of [`read`]: what a Secret (or its absence) means.
 pub fn password_from(
-    lp: &LoginProfile,
+    namespace: &str,
+    reference: &SecretKeyRef,
     secret: Option<&Secret>,
 ) -> Result<SourcedPassword, SourceProblem> {
-    let reference = &lp.spec.password_secret_ref;
     let Some(secret) = secret else {
         return Err(SourceProblem {
             reason: Reason::SecretNotFound,
             message: format!(
                 "Secret {:?} does not exist in namespace {:?}; create it with the password under key {:?}",
-                reference.name,
-                lp.namespace().unwrap_or_default(),
-                reference.key
+                reference.name, namespace, reference.key
             ),
         });
     };
@@ -139,13 +138,11 @@ pub fn password_from(
 mod tests {
     use super::*;
 
-    fn lp(key: &str) -> LoginProfile {
-        serde_yaml::from_str(&format!(
-            "apiVersion: iam.loginprofile.dev/v1alpha1\nkind: LoginProfile\n\
-             metadata: {{name: bob, namespace: team-a}}\n\
-             spec: {{passwordSecretRef: {{name: pw, key: {key}}}}}"
-        ))
-        .unwrap()
+    fn reference(key: &str) -> SecretKeyRef {
+        SecretKeyRef {
+            name: "pw".into(),
+            key: key.into(),
+        }
     }
 
     fn secret(data: &[(&str, &[u8])]) -> Secret {
@@ -161,7 +158,7 @@ mod tests {
 
     #[test]
     fn missing_secret_says_which_and_where() {
-        let problem = password_from(&lp("password"), None).unwrap_err();
+        let problem = password_from("team-a", &reference("password"), None).unwrap_err();
         assert_eq!(problem.reason, Reason::SecretNotFound);
         assert!(problem.message.contains("\"pw\"") && problem.message.contains("\"team-a\""));
     }
@@ -169,7 +166,8 @@ mod tests {
     #[test]
     fn missing_key_lists_the_keys_that_exist() {
         let problem = password_from(
-            &lp("password"),
+            "team-a",
+            &reference("password"),
             Some(&secret(&[("pass", b"x"), ("user", b"y")])),
         )
         .unwrap_err();
@@ -184,7 +182,8 @@ mod tests {
     #[test]
     fn invalid_value_names_the_rule_not_the_value() {
         let problem = password_from(
-            &lp("password"),
+            "team-a",
+            &reference("password"),
             Some(&secret(&[("password", "Secret€1".as_bytes())])),
         )
         .unwrap_err();
@@ -200,7 +199,8 @@ mod tests {
     #[test]
     fn a_good_value_carries_the_secret_version() {
         let sourced = password_from(
-            &lp("pw-key"),
+            "team-a",
+            &reference("pw-key"),
             Some(&secret(&[("pw-key", b"Good-Password-1")])),
         )
         .unwrap();

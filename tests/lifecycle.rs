@@ -95,7 +95,7 @@ fn create_only_holds_a_secret_change_back_and_reports_it() {
         "-o",
         "jsonpath={.metadata.resourceVersion}",
     ]);
-    assert_eq!(status_str(&lp, "heldBackSecretResourceVersion"), secret_rv);
+    assert_eq!(status_str(&lp, "heldBackSourceVersion"), secret_rv);
     assert_eq!(
         status_str(&lp, "passwordFingerprint"),
         status_str(&created, "passwordFingerprint"),
@@ -236,6 +236,182 @@ fn refused_combinations_are_refused_by_the_api_server() {
         ),
     ];
     for (spec, needle) in cases {
+        let output = env().apply(&login_profile(&ns.name, "refused", spec.clone()));
+        assert!(!output.status.success(), "{spec} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(needle), "{spec}: {stderr}");
+    }
+}
+
+/// Secrets Manager calls the emulator received for one SecretId.
+fn sm_calls(secret_id: &str, action: &str) -> u64 {
+    calls(secret_id, action)
+}
+
+#[test]
+fn secrets_manager_source_creates_rotates_and_reads_only_new_versions() {
+    let f = Fixture::new("lc-sm", &["--secrets-manager-poll-interval", "1s"]);
+    let mut users = TestUsers::default();
+    let user = users.create("lc-sm");
+    let secret_id = unique("prod/lc-sm");
+    let first = strong_password("sm1");
+    env().aws_ok(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        &secret_id,
+        "--secret-string",
+        &json!({"username": user, "password": first}).to_string(),
+    ]);
+    env().apply_ok(&login_profile(
+        f.ns(),
+        "sam",
+        json!({"userName": user, "passwordSecretsManagerRef": {"secretId": secret_id, "jsonKey": "password"}}),
+    ));
+    let created = wait_ready_reason(f.ns(), "sam", "True", "Created", CONVERGE);
+    assert!(!status_str(&created, "secretsManagerVersionId").is_empty());
+    change_password_as_user(&user, &first, &first.replace("sm1", "sm1b"))
+        .expect("IAM has the Secrets Manager password");
+    // The user's own change above is not drift for OnSecretChange; rotate in
+    // Secrets Manager: a new version is a password change.
+    let second = strong_password("sm2");
+    env().aws_ok(&[
+        "secretsmanager",
+        "put-secret-value",
+        "--secret-id",
+        &secret_id,
+        "--secret-string",
+        &json!({"password": second}).to_string(),
+    ]);
+    let updated = wait_ready_reason(f.ns(), "sam", "True", "Updated", CONVERGE);
+    assert_ne!(
+        status_str(&updated, "secretsManagerVersionId"),
+        status_str(&created, "secretsManagerVersionId")
+    );
+    assert_eq!(calls(&user, "UpdateLoginProfile"), 1);
+    assert_eq!(
+        sm_calls(&secret_id, "GetSecretValue"),
+        2,
+        "one read per version"
+    );
+    // Polls that find the same version describe it, never read it.
+    let described = sm_calls(&secret_id, "DescribeSecret");
+    wait_until("three more polls", CONVERGE, || {
+        sm_calls(&secret_id, "DescribeSecret") >= described + 3
+    });
+    assert_eq!(sm_calls(&secret_id, "GetSecretValue"), 2);
+    assert_eq!(calls(&user, "UpdateLoginProfile"), 1);
+    change_password_as_user(&user, &second, &strong_password("sm3"))
+        .expect("IAM has the rotated password");
+}
+
+#[test]
+fn secrets_manager_errors_each_have_their_reason() {
+    let f = Fixture::new("lc-smerr", &["--secrets-manager-poll-interval", "1s"]);
+    let mut users = TestUsers::default();
+    let hidden = strong_password("HIDDENsm");
+    let make = |suffix: &str, value: &str| {
+        let id = unique(&format!("prod/lc-smerr-{suffix}"));
+        env().aws_ok(&[
+            "secretsmanager",
+            "create-secret",
+            "--name",
+            &id,
+            "--secret-string",
+            value,
+        ]);
+        id
+    };
+    let json_value = json!({"password": hidden}).to_string();
+    let denied = make("denied", &json_value);
+    env().inject_fault(
+        "DescribeSecret",
+        &denied,
+        "AccessDeniedException",
+        400,
+        1000,
+    );
+    let undecryptable = make("kms", &json_value);
+    env().inject_fault(
+        "GetSecretValue",
+        &undecryptable,
+        "DecryptionFailure",
+        400,
+        1000,
+    );
+    let cases = [
+        (
+            "missing",
+            unique("prod/none"),
+            Some("password"),
+            "SecretsManagerNotFound",
+        ),
+        (
+            "denied",
+            denied,
+            Some("password"),
+            "SecretsManagerAccessDenied",
+        ),
+        (
+            "kms",
+            undecryptable,
+            Some("password"),
+            "SecretsManagerDecryptionFailure",
+        ),
+        (
+            "nokey",
+            make("nokey", &json_value),
+            Some("pw"),
+            "SecretsManagerJsonKeyNotFound",
+        ),
+        (
+            "notjson",
+            make("notjson", &hidden),
+            Some("password"),
+            "SecretsManagerNotJson",
+        ),
+    ];
+    for (name, id, key, _) in &cases {
+        let user = users.create(&format!("lc-smerr-{name}"));
+        env().apply_ok(&login_profile(
+            f.ns(),
+            name,
+            json!({"userName": user, "passwordSecretsManagerRef": {"secretId": id, "jsonKey": key}}),
+        ));
+    }
+    for (name, _, _, reason) in &cases {
+        let lp = wait_ready_reason(f.ns(), name, "False", reason, CONVERGE);
+        let (_, _, message) = ready(&lp).unwrap();
+        assert!(!message.contains("HIDDEN"), "{name}: {message}");
+        let stalled = lp["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Stalled");
+        assert!(stalled, "{name} is terminal");
+    }
+    let events = env().kubectl_ok(&["get", "events", "-n", f.ns(), "-o", "json"]);
+    assert!(!events.contains("HIDDEN") && !f.operator.logs().contains("HIDDEN"));
+}
+
+#[test]
+fn exactly_one_password_source_is_required() {
+    let ns = TestNamespace::new("lc-onesource");
+    let sm = json!({"secretId": "prod/x"});
+    for (spec, needle) in [
+        (
+            json!({"passwordSecretRef": {"name": "s"}, "passwordSecretsManagerRef": sm}),
+            "set exactly one of passwordSecretRef",
+        ),
+        (
+            json!({"passwordResetRequired": true}),
+            "set exactly one of passwordSecretRef",
+        ),
+        (
+            json!({"passwordSecretsManagerRef": sm, "generatePassword": {}}),
+            "generatePassword needs passwordSecretRef",
+        ),
+    ] {
         let output = env().apply(&login_profile(&ns.name, "refused", spec.clone()));
         assert!(!output.status.success(), "{spec} was accepted");
         let stderr = String::from_utf8_lossy(&output.stderr);
