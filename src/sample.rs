@@ -26,6 +26,11 @@ spec:
   passwordSecretRef:
     name: bob-console-password   # a Secret in the same namespace
     key: password                # default "password"
+  # passwordSecretsManagerRef:   # or instead: AWS Secrets Manager (exactly one source)
+  #   secretId: prod/console/bob
+  #   jsonKey: password          # optional: the SecretString is JSON
+  # generatePassword: {length: 24}  # create the Secret with a random password if it is missing
+  passwordUpdatePolicy: OnSecretChange  # OnSecretChange (default) | Enforce | CreateOnly
   passwordResetRequired: true    # default false: user picks a new password at first sign-in
   deletionPolicy: Delete         # Delete (default) removes the IAM login profile with this resource; Retain keeps it
   adoptionPolicy: Fail           # Fail (default) refuses a login profile this resource did not create; Adopt takes it over
