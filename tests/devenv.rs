@@ -32,12 +32,10 @@ fn namespace_and_crd_round_trip_through_the_api_server() {
     ]))
     .unwrap();
     assert_eq!(crd["spec"]["names"]["kind"], "LoginProfile");
-    let established = crd["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|c| c["type"] == "Established" && c["status"] == "True");
-    assert!(established, "the CRD is served");
+    assert!(
+        support::condition_true(&crd, "Established"),
+        "the CRD is served"
+    );
     let explained = env.kubectl_ok(&["explain", "loginprofile.spec.passwordSecretRef"]);
     assert!(explained.contains("same namespace"), "{explained}");
 }

@@ -383,12 +383,7 @@ fn secrets_manager_errors_each_have_their_reason() {
         let lp = wait_ready_reason(f.ns(), name, "False", reason, CONVERGE);
         let (_, _, message) = ready(&lp).unwrap();
         assert!(!message.contains("HIDDEN"), "{name}: {message}");
-        let stalled = lp["status"]["conditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|c| c["type"] == "Stalled");
-        assert!(stalled, "{name} is terminal");
+        assert!(condition_true(&lp, "Stalled"), "{name} is terminal");
     }
     let events = env().kubectl_ok(&["get", "events", "-n", f.ns(), "-o", "json"]);
     assert!(!events.contains("HIDDEN") && !f.operator.logs().contains("HIDDEN"));

@@ -251,12 +251,10 @@ fn secret_created_after_the_loginprofile_converges_without_resync() {
         message.contains("gina-pw") && message.contains("create it"),
         "{message}"
     );
-    let stalled = lp["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|c| c["type"] == "Stalled" && c["status"] == "True");
-    assert!(stalled, "a missing Secret is terminal: Stalled");
+    assert!(
+        condition_true(&lp, "Stalled"),
+        "a missing Secret is terminal: Stalled"
+    );
     assert_eq!(iam_writes(&user), 0);
     env().apply_ok(&secret(
         f.ns(),
@@ -362,12 +360,10 @@ fn user_created_later_converges_without_a_change() {
         message.contains(&format!("aws iam create-user --user-name {user}")),
         "{message}"
     );
-    let reconciling = lp["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|c| c["type"] == "Reconciling" && c["status"] == "True");
-    assert!(reconciling, "a missing user is retried: Reconciling");
+    assert!(
+        condition_true(&lp, "Reconciling"),
+        "a missing user is retried: Reconciling"
+    );
     env().aws_ok(&["iam", "create-user", "--user-name", &user]);
     wait_ready_reason(f.ns(), "hank", "True", "Created", CONVERGE);
 }
@@ -446,10 +442,7 @@ fn iam_errors_each_get_their_reason_and_retry_behaviour() {
                 continue;
             };
             let kind = if *terminal { "Stalled" } else { "Reconciling" };
-            let has_kind = lp["status"]["conditions"].as_array().is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c["type"] == kind && c["status"] == "True")
-            });
+            let has_kind = condition_true(lp, kind);
             if ready(lp).is_some_and(|(s, r, _)| s == "False" && r == *reason) && has_kind {
                 seen[i] = true;
             }

@@ -463,6 +463,14 @@ pub fn ready(lp: &Value) -> Option<(String, String, String)> {
         })
 }
 
+/// Whether the object's status has condition `type_` with status True.
+pub fn condition_true(lp: &Value, type_: &str) -> bool {
+    lp["status"]["conditions"].as_array().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c["type"] == type_ && c["status"] == "True")
+    })
+}
+
 /// Waits until Ready has the given status and reason; returns the object.
 pub fn wait_ready_reason(
     namespace: &str,
