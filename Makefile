@@ -26,8 +26,9 @@ unit: ## unit tests only (no environment needed)
 build: ## debug build of the operator
 	$(CARGO) build
 
-crds: ## regenerate crds/loginprofile.yaml from the Rust types
+crds: ## regenerate crds/loginprofile.yaml and the chart's copy from the Rust types
 	$(CARGO) run --quiet -- crd > crds/loginprofile.yaml
+	cp crds/loginprofile.yaml charts/loginprofile-operator/crds/loginprofile.yaml
 
 devenv-up: ## build (once) and start etcd, kube-apiserver, kube-controller-manager and the IAM emulator
 	@hack/devenv.sh up

@@ -299,20 +299,35 @@ impl Operator {
     }
 
     pub fn start_with_log_filter(namespace: &str, extra_args: &[&str], log_filter: &str) -> Self {
+        Self::start_custom(namespace, namespace, extra_args, log_filter, None)
+    }
+
+    /// Watches `namespace`, keeps its key in `operator_namespace`, and talks
+    /// to the API server with `kubeconfig` (default: the admin's).
+    pub fn start_custom(
+        namespace: &str,
+        operator_namespace: &str,
+        extra_args: &[&str],
+        log_filter: &str,
+        kubeconfig: Option<&Path>,
+    ) -> Self {
         let env = env();
         let log_dir = Path::new(ROOT).join("target/test-logs");
         fs::create_dir_all(&log_dir).unwrap();
         let log_path = log_dir.join(format!("operator-{namespace}.log"));
         let log = fs::File::create(&log_path).unwrap();
         let port = free_port();
-        let child = env
-            .command(env!("CARGO_BIN_EXE_loginprofile-operator"))
+        let mut command = env.command(env!("CARGO_BIN_EXE_loginprofile-operator"));
+        if let Some(kubeconfig) = kubeconfig {
+            command.env("KUBECONFIG", kubeconfig);
+        }
+        let child = command
             .args([
                 "run",
                 "--namespace",
                 namespace,
                 "--operator-namespace",
-                namespace,
+                operator_namespace,
                 "--http-addr",
                 &format!("127.0.0.1:{port}"),
                 "--min-backoff",

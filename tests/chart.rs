@@ -1,0 +1,289 @@
+//! The Helm chart in the real environment: it lints, its schema refuses bad
+//! values, every rendering is accepted by the API server, and after `helm
+//! install` the operator runs with nothing but the chart's ServiceAccount
+//! token: enough to converge, refused everything else.
+
+mod support;
+
+use std::{fs, path::Path, process::Output};
+
+use serde_json::json;
+use support::*;
+
+const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/loginprofile-operator");
+
+fn helm(args: &[&str]) -> Output {
+    env()
+        .command("helm")
+        .args(args)
+        .output()
+        .expect("helm runs")
+}
+
+fn helm_ok(args: &[&str]) -> String {
+    let output = helm(args);
+    assert!(
+        output.status.success(),
+        "helm {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn chart_crd_is_the_generated_crd() {
+    let generated = fs::read(format!("{ROOT}/crds/loginprofile.yaml")).unwrap();
+    let in_chart = fs::read(format!("{CHART}/crds/loginprofile.yaml")).unwrap();
+    assert!(
+        generated == in_chart,
+        "charts/loginprofile-operator/crds/loginprofile.yaml differs from crds/: run `make crds`"
+    );
+}
+
+#[test]
+fn chart_lints_and_its_schema_refuses_bad_values() {
+    helm_ok(&["lint", CHART, "--strict"]);
+    for (value, needle) in [
+        (
+            "replicaCount=abc",
+            "at '/replicaCount': got string, want integer",
+        ),
+        (
+            "operator.resyncPeriod=soon",
+            "'soon' does not match pattern",
+        ),
+        ("operator.logFormat=xml", "/operator/logFormat"),
+    ] {
+        let output = helm(&["template", "t", CHART, "--set", value]);
+        assert!(!output.status.success(), "{value} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(needle), "{value}: {stderr}");
+    }
+}
+
+#[test]
+fn every_rendering_is_accepted_by_the_api_server() {
+    let release = TestNamespace::new("chart-render");
+    let a = TestNamespace::new("chart-render-a");
+    let b = TestNamespace::new("chart-render-b");
+    let watch = format!("watchNamespaces={{{},{}}}", a.name, b.name);
+    let value_sets: Vec<Vec<&str>> = vec![
+        vec![],
+        vec!["--set", &watch],
+        vec!["--set", &watch, "--set", "generatedPasswords.enabled=true"],
+        vec![
+            "--set",
+            "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::111122223333:role/lpo",
+            "--set",
+            "metrics.service.enabled=false",
+            "--set",
+            "operator.logFormat=text",
+        ],
+    ];
+    for values in value_sets {
+        let mut args = vec![
+            "template",
+            "lpo",
+            CHART,
+            "--namespace",
+            release.name.as_str(),
+        ];
+        args.extend(values.iter().copied());
+        let rendered = helm_ok(&args);
+        let path = Path::new(ROOT).join(format!("target/test-logs/{}-render.yaml", release.name));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, &rendered).unwrap();
+        let applied =
+            env().kubectl_ok(&["apply", "--dry-run=server", "-f", path.to_str().unwrap()]);
+        assert!(
+            applied.contains("deployment.apps/lpo-loginprofile-operator created (server dry run)"),
+            "{values:?}: {applied}"
+        );
+        // Hardened pods pass the `restricted` Pod Security Standard.
+        assert!(
+            rendered.contains("runAsNonRoot: true")
+                && rendered.contains("readOnlyRootFilesystem: true")
+        );
+        assert!(rendered.contains("RuntimeDefault") && rendered.contains("- ALL"));
+    }
+}
+
+#[test]
+fn installed_chart_rbac_is_enough_and_no_more() {
+    let release = TestNamespace::new("chart-rel");
+    let watched = TestNamespace::new("chart-watched");
+    let other = TestNamespace::new("chart-other");
+    // The restricted Pod Security Standard in the release namespace.
+    env().kubectl_ok(&[
+        "label",
+        "namespace",
+        &release.name,
+        "pod-security.kubernetes.io/enforce=restricted",
+    ]);
+    let watch = format!("watchNamespaces={{{}}}", watched.name);
+    helm_ok(&[
+        "install",
+        "lpo",
+        CHART,
+        "--namespace",
+        &release.name,
+        "--set",
+        &watch,
+    ]);
+    // No kubelet runs here, so admit the Deployment's pod template as a Pod
+    // (server-side dry run): Pod Security admission enforces `restricted`.
+    let deployment: serde_json::Value = serde_json::from_str(&env().kubectl_ok(&[
+        "get",
+        "deployment",
+        "lpo-loginprofile-operator",
+        "-n",
+        &release.name,
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let pod = json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pss-check", "namespace": release.name},
+        "spec": deployment["spec"]["template"]["spec"],
+    });
+    let admitted = env()
+        .command("kubectl")
+        .args(["apply", "--dry-run=server", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(pod.to_string().as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        admitted.status.success(),
+        "restricted Pod Security refused the pod: {}",
+        String::from_utf8_lossy(&admitted.stderr)
+    );
+
+    // The operator runs outside the cluster with the chart's identity only.
+    let token = env().kubectl_ok(&[
+        "create",
+        "token",
+        "lpo-loginprofile-operator",
+        "-n",
+        &release.name,
+        "--duration=1h",
+    ]);
+    let server = env().kubectl_ok(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    let kubeconfig = Path::new(ROOT).join(format!("target/test-logs/{}-kubeconfig", release.name));
+    fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: {server}, certificate-authority: {ROOT}/target/devenv/pki/ca.crt}}}}]\n\
+             users: [{{name: sa, user: {{token: {}}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: sa}}}}]\ncurrent-context: c\n",
+            token.trim()
+        ),
+    )
+    .unwrap();
+    let operator = Operator::start_custom(
+        &watched.name,
+        &release.name,
+        &[],
+        "info,loginprofile_operator=debug",
+        Some(&kubeconfig),
+    );
+    let mut users = TestUsers::default();
+    let user = users.create("chart-user");
+    env().apply_ok(&secret(
+        &watched.name,
+        "pw",
+        &[("password", &strong_password("chart"))],
+    ));
+    env().apply_ok(&login_profile(
+        &watched.name,
+        "lp",
+        json!({"userName": user, "passwordSecretRef": {"name": "pw"}}),
+    ));
+    wait_ready_reason(&watched.name, "lp", "True", "Created", CONVERGE);
+    assert!(
+        events(&watched.name, "lp")
+            .iter()
+            .any(|e| e["reason"] == "Created"),
+        "events are allowed"
+    );
+
+    // What the role must not allow.
+    let as_operator = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", kubeconfig.to_str().unwrap()];
+        all.extend_from_slice(args);
+        env()
+            .command("kubectl")
+            .args(&all)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap()
+    };
+    let read_other = as_operator(&["get", "secrets", "-n", &other.name]);
+    assert!(
+        String::from_utf8_lossy(&read_other.stderr).contains("forbidden"),
+        "reads a namespace it does not watch"
+    );
+    for (verb, resource, namespace) in [
+        ("delete", "secrets", watched.name.as_str()),
+        ("create", "secrets", watched.name.as_str()),
+        ("update", "secrets", watched.name.as_str()),
+        ("create", "rolebindings", watched.name.as_str()),
+        ("create", "clusterroles", watched.name.as_str()),
+        ("escalate", "roles", release.name.as_str()),
+        ("get", "secrets", release.name.as_str()),
+    ] {
+        let answer = as_operator(&["auth", "can-i", verb, resource, "-n", namespace]);
+        assert_eq!(
+            String::from_utf8_lossy(&answer.stdout).trim(),
+            "no",
+            "the operator may {verb} {resource} in {namespace}"
+        );
+    }
+    let own_key = as_operator(&[
+        "get",
+        "secret",
+        "loginprofile-operator-fingerprint-key",
+        "-n",
+        &release.name,
+    ]);
+    assert!(own_key.status.success(), "its own key Secret is readable");
+
+    // Upgrade: generated passwords need Secret create in watched namespaces.
+    helm_ok(&[
+        "upgrade",
+        "lpo",
+        CHART,
+        "--namespace",
+        &release.name,
+        "--set",
+        &watch,
+        "--set",
+        "generatedPasswords.enabled=true",
+    ]);
+    let answer = as_operator(&["auth", "can-i", "create", "secrets", "-n", &watched.name]);
+    assert_eq!(String::from_utf8_lossy(&answer.stdout).trim(), "yes");
+
+    // Uninstall leaves the CRD, the LoginProfiles and the IAM login profiles.
+    drop(operator);
+    helm_ok(&["uninstall", "lpo", "--namespace", &release.name]);
+    env().kubectl_ok(&["get", "crd", "loginprofiles.iam.loginprofile.dev"]);
+    env().kubectl_ok(&["get", "loginprofile", "lp", "-n", &watched.name]);
+    iam_profile(&user).expect("the IAM login profile stays after uninstall");
+}
