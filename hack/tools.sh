@@ -13,18 +13,23 @@ set -euo pipefail
 KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
+HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# hack/kstatus pins sigs.k8s.io/cli-utils in its go.mod; the cache key follows
+# it and the program's source, so an edit rebuilds it.
+KSTATUS_VERSION="$(awk '$1 == "sigs.k8s.io/cli-utils" {print $2}' "$HACK_DIR/kstatus/go.mod")-$(cat "$HACK_DIR/kstatus/main.go" "$HACK_DIR/kstatus/go.sum" | sha256sum | cut -c1-8)"
 
 LPO_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/loginprofile-operator"
 KUBE_BIN="$LPO_CACHE/bin/kubernetes-$KUBE_VERSION"
 ETCD_BIN="$LPO_CACHE/bin/etcd-$ETCD_VERSION"
 HELM_BIN="$LPO_CACHE/bin/helm-$HELM_VERSION"
+KSTATUS_BIN="$LPO_CACHE/bin/kstatus-$KSTATUS_VERSION"
 
 log() { printf '[devenv] %s\n' "$*" >&2; }
 die() { printf '[devenv] error: %s\n' "$*" >&2; exit 1; }
 
 tools_ready() {
   [[ -x "$KUBE_BIN/kube-apiserver" && -x "$KUBE_BIN/kube-controller-manager" && -x "$KUBE_BIN/kubectl" \
-     && -x "$ETCD_BIN/etcd" && -x "$HELM_BIN/helm" ]]
+     && -x "$ETCD_BIN/etcd" && -x "$HELM_BIN/helm" && -x "$KSTATUS_BIN/kstatus" ]]
 }
 
 require_go() {
@@ -136,6 +141,17 @@ build_helm() {
   rm -rf "$HELM_BIN"; mv "$HELM_BIN.tmp" "$HELM_BIN"
 }
 
+# kstatus: the health computation Argo CD and Flux use (sigs.k8s.io/cli-utils),
+# wrapped in a tiny command for the GitOps tests.
+build_kstatus() {
+  [[ -x "$KSTATUS_BIN/kstatus" ]] && return 0
+  log "building kstatus (sigs.k8s.io/cli-utils $KSTATUS_VERSION) from the Go module proxy"
+  mkdir -p "$KSTATUS_BIN.tmp" "$LPO_CACHE/build"
+  run_with_heartbeat "compiling kstatus" "$LPO_CACHE/build/kstatus.log" \
+    bash -c "cd '$HACK_DIR/kstatus' && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o '$KSTATUS_BIN.tmp/kstatus' ."
+  rm -rf "$KSTATUS_BIN"; mv "$KSTATUS_BIN.tmp" "$KSTATUS_BIN"
+}
+
 build_tools() {
   tools_ready && return 0
   require_go
@@ -144,6 +160,7 @@ build_tools() {
   local start=$SECONDS
   build_etcd
   build_helm
+  build_kstatus
   build_kubernetes
   log "all tools built in $((SECONDS - start))s, cached in $LPO_CACHE/bin"
 }

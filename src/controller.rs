@@ -257,6 +257,9 @@ impl SourceVersion {
 /// observe -> decide -> act -> report for a LoginProfile that is not being deleted.
 async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Error> {
     let user = lp.user_name();
+    if lp.status.is_none() {
+        mark_progressing(lp, ctx, &user).await?;
+    }
     let mut desired = match observe_source(lp, ctx, &user).await? {
         Ok(desired) => Ok(desired),
         Err(problem) if !problem.reason.is_terminal() => {
@@ -713,6 +716,54 @@ async fn fail<I: Iam>(
     }
 }
 
+/// The first status of a new LoginProfile: Reconciling, before any IAM call.
+/// Without it, kstatus (Argo CD, Flux) would call an object without status
+/// healthy before the operator acted. No Event: nothing happened yet.
+async fn mark_progressing<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    user: &str,
+) -> Result<(), Error> {
+    let outcome = Outcome::new(
+        Reason::Progressing,
+        format!("setting up the login profile of IAM user {user:?}"),
+    );
+    let status = LoginProfileStatus {
+        user_name: Some(user.to_string()),
+        observed_generation: lp.metadata.generation,
+        conditions: status::conditions(
+            &[],
+            &outcome,
+            lp.metadata.generation,
+            &Time(k8s_openapi::jiff::Timestamp::now()),
+        ),
+        ..Default::default()
+    };
+    patch_status(lp, ctx, &status).await
+}
+
+async fn patch_status<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    status: &LoginProfileStatus,
+) -> Result<(), Error> {
+    let api: Api<LoginProfile> =
+        Api::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": LoginProfile::api_version(&()),
+        "kind": LoginProfile::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &lp.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
 /// Writes status if it changed (one server-side apply patch) and publishes an
 /// Event when Ready changed or IAM was written.
 async fn report<I: Iam>(
@@ -729,20 +780,7 @@ async fn report<I: Iam>(
         status::conditions(&previous.conditions, outcome, lp.metadata.generation, &now);
     let transition = status::ready_changed(&previous.conditions, &next.conditions);
     if next != previous {
-        let api: Api<LoginProfile> =
-            Api::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default());
-        let patch = serde_json::json!({
-            "apiVersion": LoginProfile::api_version(&()),
-            "kind": LoginProfile::kind(&()),
-            "status": next,
-        });
-        api.patch_status(
-            &lp.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await
-        .map_err(Error::Kube)?;
+        patch_status(lp, ctx, &next).await?;
     }
     if transition || wrote {
         publish(lp, ctx, outcome).await;

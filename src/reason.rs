@@ -26,6 +26,8 @@ pub enum Reason {
     SecretsManagerJsonKeyNotFound,
     SecretsManagerNotJson,
     // Ready=False, transient
+    /// First sight of a new LoginProfile: work has started.
+    Progressing,
     UserNotFound,
     Throttled,
     LimitExceeded,
@@ -56,6 +58,7 @@ impl Reason {
             Reason::SecretsManagerJsonKeyNotFound => "SecretsManagerJsonKeyNotFound",
             Reason::SecretsManagerNotJson => "SecretsManagerNotJson",
             Reason::SecretsManagerError => "SecretsManagerError",
+            Reason::Progressing => "Progressing",
             Reason::UserNotFound => "UserNotFound",
             Reason::Throttled => "Throttled",
             Reason::LimitExceeded => "LimitExceeded",
