@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo demo-stop test lint unit build crds devenv-up devenv-down devenv-status
+.PHONY: help demo demo-stop test lint unit build crds image-binary devenv-up devenv-down devenv-status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -13,7 +13,7 @@ demo: ## start the environment and the operator, apply examples/, show the resul
 demo-stop: ## stop the demo operator and the environment
 	@hack/demo.sh stop
 
-test: lint devenv-up ## formatting, clippy, unit tests and the tests against the environment
+test: lint image-binary devenv-up ## formatting, clippy, the static binary, unit tests and the tests against the environment
 	$(CARGO) test --all-targets --no-fail-fast
 
 lint: ## cargo fmt --check and clippy with warnings as errors
@@ -25,6 +25,9 @@ unit: ## unit tests only (no environment needed)
 
 build: ## debug build of the operator
 	$(CARGO) build
+
+image-binary: ## the static (musl) release binary, built exactly as the Dockerfile builds it
+	@hack/image-binary.sh
 
 crds: ## regenerate crds/loginprofile.yaml and the chart's copy from the Rust types
 	$(CARGO) run --quiet -- crd > crds/loginprofile.yaml

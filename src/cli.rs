@@ -87,6 +87,26 @@ pub struct RunArgs {
     #[arg(long, env = "LPO_SECRETS_MANAGER_POLL_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub secrets_manager_poll_interval: Duration,
 
+    /// Reconcile only while holding a coordination.k8s.io Lease, so several replicas can run (one leads, the others stand by).
+    #[arg(long, env = "LPO_LEADER_ELECT")]
+    pub leader_elect: bool,
+
+    /// Name of the leader election Lease.
+    #[arg(
+        long,
+        env = "LPO_LEADER_ELECTION_LEASE",
+        default_value = "loginprofile-operator"
+    )]
+    pub leader_election_lease: String,
+
+    /// Namespace of the leader election Lease. Default: --operator-namespace.
+    #[arg(long, env = "LPO_LEADER_ELECTION_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// A leader that has not renewed its Lease for this long is replaced.
+    #[arg(long, env = "LPO_LEADER_ELECTION_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub leader_election_duration: Duration,
+
     /// Log format.
     #[arg(long, env = "LPO_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -9,6 +9,7 @@ pub mod crd;
 pub mod fingerprint_key;
 pub mod http;
 pub mod iam;
+pub mod leader;
 pub mod metrics;
 pub mod password;
 pub mod plan;

@@ -13,6 +13,7 @@ use loginprofile_operator::{
     crd::LoginProfile,
     fingerprint_key, http,
     iam::{self, AwsIam, IamClientConfig},
+    leader::{self, LeaseSettings},
     metrics::Metrics,
     password::Fingerprinter,
     sample::SAMPLE,
@@ -77,7 +78,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         secrets_manager_poll_interval: args.secrets_manager_poll_interval,
     };
     let ctx = Arc::new(Context::new(
-        client,
+        client.clone(),
         iam,
         secrets_manager,
         Fingerprinter::new(key),
@@ -85,7 +86,18 @@ async fn run(args: RunArgs) -> Result<(), String> {
         settings,
     ));
 
-    let shutdown: BoxFuture<'static, ()> = Box::pin(shutdown_signal());
+    // Shut down on SIGTERM, or when leadership is lost (then exit non-zero,
+    // so Kubernetes restarts this replica as a standby).
+    let lost_leadership = Arc::new(tokio::sync::Notify::new());
+    let shutdown: BoxFuture<'static, ()> = {
+        let lost = lost_leadership.clone();
+        Box::pin(async move {
+            tokio::select! {
+                () = shutdown_signal() => {}
+                () = lost.notified() => {}
+            }
+        })
+    };
     let shutdown = shutdown.shared();
     let health = http::Health::default();
     let listener = http::bind(args.http_addr)
@@ -98,6 +110,34 @@ async fn run(args: RunArgs) -> Result<(), String> {
         shutdown.clone(),
     ));
 
+    let leading = if args.leader_elect {
+        let settings = LeaseSettings {
+            namespace: args
+                .leader_election_namespace
+                .clone()
+                .or_else(|| args.operator_namespace.clone())
+                .ok_or("--leader-elect needs --leader-election-namespace or --operator-namespace (POD_NAMESPACE)")?,
+            name: args.leader_election_lease.clone(),
+            identity: std::env::var("POD_NAME")
+                .unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id())),
+            duration: args.leader_election_duration,
+        };
+        tokio::select! {
+            acquired = leader::acquire(&client, &settings) => {
+                acquired.map_err(|e| format!("leader election on Lease {}/{}: {e}", settings.namespace, settings.name))?;
+            }
+            () = shutdown.clone() => return Ok(()),
+        }
+        let lost = lost_leadership.clone();
+        let holder = client.clone();
+        Some(tokio::spawn(async move {
+            leader::hold(holder, settings).await;
+            lost.notify_one();
+        }))
+    } else {
+        None
+    };
+
     let (reconciles, caches_synced) = controller::run(ctx, shutdown.clone());
     tokio::spawn(async move {
         caches_synced.await;
@@ -107,11 +147,23 @@ async fn run(args: RunArgs) -> Result<(), String> {
     tracing::info!(namespaces = ?args.namespaces, "controller started");
     reconciles.for_each(|()| async {}).await;
     tracing::info!("controller stopped; shutting down");
+    if let Some(holder) = leading {
+        if holder.is_finished() {
+            return Err("lost the leader election Lease".into());
+        }
+        holder.abort();
+    }
     match server.await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("the HTTP server on {} failed: {e}", args.http_addr)),
         Err(e) => Err(format!("the HTTP server task failed: {e}")),
     }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "loginprofile-operator".into())
 }
 
 /// Resolves on SIGTERM (what Kubernetes sends) or Ctrl-C.

@@ -53,6 +53,10 @@ fn chart_lints_and_its_schema_refuses_bad_values() {
             "'soon' does not match pattern",
         ),
         ("operator.logFormat=xml", "/operator/logFormat"),
+        (
+            "replicaCount=2",
+            "replicaCount > 1 needs leaderElection.enabled=true",
+        ),
     ] {
         let output = helm(&["template", "t", CHART, "--set", value]);
         assert!(!output.status.success(), "{value} was accepted");
@@ -78,6 +82,12 @@ fn every_rendering_is_accepted_by_the_api_server() {
             "metrics.service.enabled=false",
             "--set",
             "operator.logFormat=text",
+        ],
+        vec![
+            "--set",
+            "replicaCount=2",
+            "--set",
+            "leaderElection.enabled=true",
         ],
     ];
     for values in value_sets {
@@ -248,6 +258,7 @@ fn installed_chart_rbac_is_enough_and_no_more() {
         ("create", "clusterroles", watched.name.as_str()),
         ("escalate", "roles", release.name.as_str()),
         ("get", "secrets", release.name.as_str()),
+        ("create", "leases", release.name.as_str()),
     ] {
         let answer = as_operator(&["auth", "can-i", verb, resource, "-n", namespace]);
         assert_eq!(

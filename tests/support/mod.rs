@@ -311,13 +311,45 @@ impl Operator {
         log_filter: &str,
         kubeconfig: Option<&Path>,
     ) -> Self {
+        let operator = Self::spawn(
+            namespace,
+            operator_namespace,
+            extra_args,
+            log_filter,
+            kubeconfig,
+            &[],
+        );
+        wait_until("the operator to be ready", Duration::from_secs(30), || {
+            operator.is_ready()
+        });
+        operator
+    }
+
+    /// Whether /readyz answers OK.
+    pub fn is_ready(&self) -> bool {
+        Command::new("curl")
+            .args(["-sf", &format!("{}/readyz", self.http)])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Starts the operator without waiting for it to be ready.
+    pub fn spawn(
+        namespace: &str,
+        operator_namespace: &str,
+        extra_args: &[&str],
+        log_filter: &str,
+        kubeconfig: Option<&Path>,
+        extra_env: &[(&str, &str)],
+    ) -> Self {
         let env = env();
         let log_dir = Path::new(ROOT).join("target/test-logs");
         fs::create_dir_all(&log_dir).unwrap();
-        let log_path = log_dir.join(format!("operator-{namespace}.log"));
+        let log_path = log_dir.join(format!("operator-{namespace}-{}.log", unique("p")));
         let log = fs::File::create(&log_path).unwrap();
         let port = free_port();
         let mut command = env.command(env!("CARGO_BIN_EXE_loginprofile-operator"));
+        command.envs(extra_env.iter().copied());
         if let Some(kubeconfig) = kubeconfig {
             command.env("KUBECONFIG", kubeconfig);
         }
@@ -343,18 +375,11 @@ impl Operator {
             .stderr(log)
             .spawn()
             .expect("the operator binary starts");
-        let operator = Self {
+        Self {
             child,
             log_path,
             http: format!("http://127.0.0.1:{port}"),
-        };
-        wait_until("the operator to be ready", Duration::from_secs(30), || {
-            Command::new("curl")
-                .args(["-sf", &format!("{}/readyz", operator.http)])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-        operator
+        }
     }
 
     pub fn logs(&self) -> String {
