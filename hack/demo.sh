@@ -34,7 +34,7 @@ source "$DEVENV/env"
 
 say "Building the operator"
 cargo build --quiet
-BIN="$ROOT/target/debug/loginprofile-operator"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/loginprofile-operator"
 
 say "Installing the CRD"
 kubectl apply --server-side -f crds/loginprofile.yaml

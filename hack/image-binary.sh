@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the static (musl) release binary exactly as the Dockerfile does:
 # `make image-binary` here, `RUN hack/image-binary.sh` in the image build.
-# Output: target/x86_64-unknown-linux-musl/release/loginprofile-operator
+# Output: ${CARGO_TARGET_DIR:-target}/x86_64-unknown-linux-musl/release/loginprofile-operator
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TARGET=x86_64-unknown-linux-musl
@@ -18,4 +18,4 @@ command -v musl-gcc >/dev/null 2>&1 || {
 export CC_x86_64_unknown_linux_musl=musl-gcc
 echo "[image-binary] cargo build --release --locked --target $TARGET (minutes on two cores; progress below)"
 cargo build --release --locked --target "$TARGET"
-echo "[image-binary] built target/$TARGET/release/loginprofile-operator"
+echo "[image-binary] built ${CARGO_TARGET_DIR:-target}/$TARGET/release/loginprofile-operator"

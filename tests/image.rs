@@ -6,10 +6,19 @@ mod support;
 
 use std::process::Command;
 
-const STATIC_BINARY: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/target/x86_64-unknown-linux-musl/release/loginprofile-operator"
-);
+/// The static binary in the same Cargo target directory as this test's
+/// own build (`CARGO_TARGET_DIR` or target/).
+fn static_binary() -> String {
+    let debug_binary = std::path::Path::new(env!("CARGO_BIN_EXE_loginprofile-operator"));
+    let target_dir = debug_binary
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("<target>/debug/<binary>");
+    target_dir
+        .join("x86_64-unknown-linux-musl/release/loginprofile-operator")
+        .display()
+        .to_string()
+}
 
 #[test]
 fn dockerfile_passes_hadolint_and_builds_with_the_shared_script() {
@@ -37,10 +46,8 @@ fn dockerfile_passes_hadolint_and_builds_with_the_shared_script() {
 
 #[test]
 fn static_binary_is_static_and_runs() {
-    let ldd = Command::new("ldd")
-        .arg(STATIC_BINARY)
-        .output()
-        .expect("ldd runs");
+    let binary = static_binary();
+    let ldd = Command::new("ldd").arg(&binary).output().expect("ldd runs");
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&ldd.stdout),
@@ -48,17 +55,14 @@ fn static_binary_is_static_and_runs() {
     );
     assert!(
         said.contains("not a dynamic executable") || said.contains("statically linked"),
-        "{STATIC_BINARY} is not static (run `make image-binary`): {said}"
+        "{binary} is not static (run `make image-binary`): {said}"
     );
-    let version = Command::new(STATIC_BINARY)
-        .arg("--version")
-        .output()
-        .unwrap();
+    let version = Command::new(&binary).arg("--version").output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
         "loginprofile-operator 0.1.0"
     );
-    let crd = Command::new(STATIC_BINARY).arg("crd").output().unwrap();
+    let crd = Command::new(&binary).arg("crd").output().unwrap();
     let committed = std::fs::read(format!("{}/crds/loginprofile.yaml", support::ROOT)).unwrap();
     assert!(
         crd.stdout == committed,
