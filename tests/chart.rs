@@ -21,13 +21,7 @@ fn helm(args: &[&str]) -> Output {
 }
 
 fn helm_ok(args: &[&str]) -> String {
-    let output = helm(args);
-    assert!(
-        output.status.success(),
-        "helm {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    stdout_of(helm(args), &format!("helm {args:?}"))
 }
 
 #[test]
@@ -158,23 +152,9 @@ fn installed_chart_rbac_is_enough_and_no_more() {
         "metadata": {"name": "pss-check", "namespace": release.name},
         "spec": deployment["spec"]["template"]["spec"],
     });
-    let admitted = env()
-        .command("kubectl")
-        .args(["apply", "--dry-run=server", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(pod.to_string().as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
+    let mut dry_run = env().command("kubectl");
+    dry_run.args(["apply", "--dry-run=server", "-f", "-"]);
+    let admitted = run_with_stdin(dry_run, &pod.to_string());
     assert!(
         admitted.status.success(),
         "restricted Pod Security refused the pod: {}",

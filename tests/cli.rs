@@ -13,12 +13,7 @@ fn run(args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("the binary runs");
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    support::stdout_of(output, &format!("loginprofile-operator {args:?}"))
 }
 
 #[test]
@@ -37,19 +32,9 @@ fn sample_is_accepted_by_the_api_server() {
     let env = support::env();
     let ns = support::TestNamespace::new("cli-sample");
     let sample = run(&["sample"]).replace("namespace: default", &format!("namespace: {}", ns.name));
-    let output = env
-        .command("kubectl")
-        .args(["apply", "--dry-run=server", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(sample.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
+    let mut dry_run = env.command("kubectl");
+    dry_run.args(["apply", "--dry-run=server", "-f", "-"]);
+    let output = support::run_with_stdin(dry_run, &sample);
     assert!(
         output.status.success(),
         "{}",

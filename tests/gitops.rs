@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::process::Stdio;
 
 use serde_json::{Value, json};
@@ -17,20 +16,8 @@ fn ready_reason(lp: &Value) -> String {
 
 /// kstatus's verdict for a LoginProfile as the API server returns it.
 fn kstatus(lp: &Value) -> String {
-    let mut child = env()
-        .command("kstatus")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("kstatus runs (built by hack/tools.sh)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lp.to_string().as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
+    let output = run_with_stdin(env().command("kstatus"), &lp.to_string());
+    assert!(output.status.success(), "kstatus (built by hack/tools.sh)");
     String::from_utf8(output.stdout)
         .unwrap()
         .split('\t')

@@ -94,32 +94,14 @@ impl Env {
 
     /// kubectl that must succeed; returns stdout.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
-        let output = self.kubectl(args);
-        assert!(
-            output.status.success(),
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("utf-8")
+        stdout_of(self.kubectl(args), &format!("kubectl {args:?}"))
     }
 
     /// kubectl apply with a manifest on stdin.
     pub fn apply(&self, manifest: &str) -> Output {
-        let mut child = self
-            .command("kubectl")
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl runs");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(manifest.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        let mut command = self.command("kubectl");
+        command.args(["apply", "-f", "-"]);
+        run_with_stdin(command, manifest)
     }
 
     pub fn apply_ok(&self, manifest: &str) {
@@ -191,6 +173,33 @@ impl Env {
             .expect("curl runs");
         assert!(output.status.success(), "the emulator refused the fault");
     }
+}
+
+/// Runs `command` with `input` on its stdin and returns what it printed.
+pub fn run_with_stdin(mut command: Command, input: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the command starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The stdout of a command that must have succeeded (else its stderr, in the panic).
+pub fn stdout_of(output: Output, what: &str) -> String {
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8")
 }
 
 /// A unique, lowercase name with the given prefix.
