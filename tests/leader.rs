@@ -33,7 +33,7 @@ fn one_replica_leads_and_a_standby_takes_over() {
     wait_until("replica-b to stand by", CONVERGE, || {
         second.logs().contains("standing by")
     });
-    let holder = || {
+    let lease = |field: &str| {
         env().kubectl_ok(&[
             "get",
             "lease",
@@ -41,9 +41,10 @@ fn one_replica_leads_and_a_standby_takes_over() {
             "-n",
             &ns.name,
             "-o",
-            "jsonpath={.spec.holderIdentity}",
+            &format!("jsonpath={{.spec.{field}}}"),
         ])
     };
+    let holder = || lease("holderIdentity");
     assert_eq!(holder(), "replica-a");
 
     let mut users = TestUsers::default();
@@ -80,14 +81,6 @@ fn one_replica_leads_and_a_standby_takes_over() {
     ));
     wait_ready_reason(&ns.name, "two", "True", "Created", CONVERGE);
     assert!(second.logs().contains("became the leader"));
-    let transitions = env().kubectl_ok(&[
-        "get",
-        "lease",
-        "loginprofile-operator",
-        "-n",
-        &ns.name,
-        "-o",
-        "jsonpath={.spec.leaseTransitions}",
-    ]);
+    let transitions = lease("leaseTransitions");
     assert_eq!(transitions, "1");
 }

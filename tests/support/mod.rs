@@ -441,6 +441,17 @@ pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
     }
 }
 
+/// Runs `check` (which asserts) on every poll for the whole `period`: for
+/// claims that something does NOT happen, checked throughout, not only at the end.
+pub fn holds_for(period: Duration, mut check: impl FnMut()) {
+    let until = Instant::now() + period;
+    while Instant::now() < until {
+        check();
+        thread::sleep(Duration::from_millis(200));
+    }
+    check();
+}
+
 /// Polls `get` until it returns Some or `timeout` passes (then panics).
 pub fn wait_for<T>(what: &str, timeout: Duration, mut get: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + timeout;
