@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo demo-stop test lint unit build crds image-binary devenv-up devenv-down devenv-status
+.PHONY: help demo demo-stop test lint unit build crds image-binary bench devenv-up devenv-down devenv-status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -32,6 +32,10 @@ image-binary: ## the static (musl) release binary, built exactly as the Dockerfi
 crds: ## regenerate crds/loginprofile.yaml and the chart's copy from the Rust types
 	$(CARGO) run --quiet -- crd > crds/loginprofile.yaml
 	cp crds/loginprofile.yaml charts/loginprofile-operator/crds/loginprofile.yaml
+
+bench: image-binary devenv-up ## benchmark against the environment (N=100 and 1000; BENCH_ARGS="--with-5000" adds 5000)
+	@target/devenv/venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@. target/devenv/env && target/devenv/venv/bin/python bench/bench.py $(BENCH_ARGS)
 
 devenv-up: ## build (once) and start etcd, kube-apiserver, kube-controller-manager and the IAM emulator
 	@hack/devenv.sh up

@@ -245,44 +245,54 @@ async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Er
     {
         return Ok(Action::requeue(ctx.requeue_after(lp)));
     }
-    // A broken source blocks every plan, so IAM need not be asked.
-    let observed = match &desired {
-        Ok(_) => match ctx.iam.get_login_profile(&user).await {
-            Ok(profile) => profile,
+    // IAM has never shown this object a profile (no createDate in status):
+    // most likely the user has none, so try CreateLoginProfile first and
+    // look (GetLoginProfile) only when IAM answers that one exists. A
+    // create then costs one IAM call instead of two, which matters because
+    // IAM's rate limit is shared by the whole account.
+    let mut look_first = lp.status.as_ref().is_some_and(|s| s.create_date.is_some());
+    let (observed, changed_out_of_band, acted) = loop {
+        // A broken source blocks every plan, so IAM need not be asked.
+        let observed = match &desired {
+            Ok(_) if look_first => match ctx.iam.get_login_profile(&user).await {
+                Ok(profile) => profile,
+                Err(error) => return fail(lp, ctx, error.outcome(&user, None)).await,
+            },
+            _ => None,
+        };
+        let changed_out_of_band = match enforce_check(lp, ctx, &user, observed.as_ref()).await {
+            Ok(changed) => changed,
             Err(error) => return fail(lp, ctx, error.outcome(&user, None)).await,
-        },
-        Err(_) => None,
-    };
-    let changed_out_of_band = match enforce_check(lp, ctx, &user, observed.as_ref()).await {
-        Ok(changed) => changed,
-        Err(error) => return fail(lp, ctx, error.outcome(&user, None)).await,
-    };
-    let plan = plan::decide(&Observed {
-        spec: &lp.spec,
-        status: lp.status.as_ref(),
-        desired_fingerprint: desired.as_ref().map(|d| d.fingerprint.as_str()),
-        iam: observed.as_ref(),
-        changed_out_of_band,
-    });
-    tracing::debug!(object = %ObjectRef::from_obj(lp), ?plan, "decided");
+        };
+        let plan = plan::decide(&Observed {
+            spec: &lp.spec,
+            status: lp.status.as_ref(),
+            desired_fingerprint: desired.as_ref().map(|d| d.fingerprint.as_str()),
+            iam: observed.as_ref(),
+            changed_out_of_band,
+        });
+        tracing::debug!(object = %ObjectRef::from_obj(lp), ?plan, "decided");
 
-    if let Ok(d) = &mut desired
-        && plan.sends_password()
-        && d.password.is_none()
-    {
-        match fetch_secrets_manager(lp, ctx, &user).await? {
-            Ok(fetched) => *d = fetched,
-            Err(problem) => {
-                return fail(lp, ctx, Outcome::new(problem.reason, problem.message)).await;
+        if let Ok(d) = &mut desired
+            && plan.sends_password()
+            && d.password.is_none()
+        {
+            match fetch_secrets_manager(lp, ctx, &user).await? {
+                Ok(fetched) => *d = fetched,
+                Err(problem) => {
+                    return fail(lp, ctx, Outcome::new(problem.reason, problem.message)).await;
+                }
             }
         }
-    }
-    let password = desired.as_ref().ok().and_then(|d| d.password.as_ref());
-    let acted = match act(ctx, &user, plan, password, observed.clone(), lp).await {
-        Ok(acted) => acted,
-        Err(Some(outcome)) => return fail(lp, ctx, outcome).await,
-        // The profile appeared or vanished since GetLoginProfile: look again.
-        Err(None) => return Ok(Action::requeue(Duration::from_secs(1))),
+        let password = desired.as_ref().ok().and_then(|d| d.password.as_ref());
+        match act(ctx, &user, plan, password, observed.clone(), lp).await {
+            Ok(acted) => break (observed, changed_out_of_band, acted),
+            Err(Some(outcome)) => return fail(lp, ctx, outcome).await,
+            // The create-first guess was wrong: a profile exists. Look at it.
+            Err(None) if !look_first => look_first = true,
+            // The profile appeared or vanished since GetLoginProfile: look again.
+            Err(None) => return Ok(Action::requeue(Duration::from_secs(1))),
+        }
     };
 
     let previous = lp.status.clone().unwrap_or_default();

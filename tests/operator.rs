@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use serde_json::{Value, json};
 use support::*;
@@ -21,10 +21,11 @@ fn create_with_reset_required_matches_what_the_aws_cli_reads() {
         json!({"passwordResetRequired": true}),
     );
     let lp = wait_ready_reason(f.ns(), "bob", "True", "Created", CONVERGE);
-    // One read and one write create a profile (counted before the CLI reads).
+    // One IAM call creates a profile: a new LoginProfile tries the create
+    // first (counted before the CLI reads).
     assert_eq!(
         calls(&user, "GetLoginProfile"),
-        1,
+        0,
         "{:?}",
         env().iam_calls(&user)
     );
@@ -50,6 +51,20 @@ fn create_with_reset_required_matches_what_the_aws_cli_reads() {
         .map(|e| e["reason"].clone())
         .collect();
     assert!(reasons.contains(&json!("Created")), "{reasons:?}");
+    // Kubernetes writes, counted at the API server: the finalizer, the
+    // Progressing status, the Ready status and the Created Event; no more.
+    let expected: HashMap<String, u64> = [
+        ("patch loginprofiles", 1),
+        ("patch loginprofiles/status", 2),
+        ("create events", 1),
+    ]
+    .map(|(write, n)| (write.to_string(), n))
+    .into();
+    let writes = wait_for("the operator's writes in the audit log", CONVERGE, || {
+        let writes = operator_writes(f.ns(), "bob");
+        (writes.values().sum::<u64>() >= 4).then_some(writes)
+    });
+    assert_eq!(writes, expected);
     // kubectl's printer columns.
     let table = env().kubectl_ok(&["get", "lp", "bob", "-n", f.ns()]);
     for column in ["USER", "READY", "RESET", "CREATED", "AGE"] {
@@ -218,11 +233,20 @@ fn existing_profile_is_refused_or_adopted() {
     f.apply_pair("frank", &user, &strong_password("ours"), json!({}));
     let lp = wait_ready_reason(f.ns(), "frank", "False", "LoginProfileExists", CONVERGE);
     assert!(ready(&lp).unwrap().2.contains("adoptionPolicy: Adopt"));
+    // The operator's create-first attempt was refused (EntityAlreadyExists);
+    // it looked, and changed nothing.
     assert_eq!(
-        iam_writes(&user),
-        1,
-        "only the test's own create; the profile was left alone"
+        calls(&user, "CreateLoginProfile"),
+        2,
+        "the test's and the refused one"
     );
+    assert_eq!(calls(&user, "GetLoginProfile"), 1);
+    assert_eq!(
+        calls(&user, "UpdateLoginProfile") + calls(&user, "DeleteLoginProfile"),
+        0
+    );
+    support::change_password_as_user(&user, &theirs, &strong_password("theirs2"))
+        .expect("the user's own password still works");
     // Deleting a refused LoginProfile leaves the profile it never managed.
     env().apply_ok(&login_profile(
         f.ns(),

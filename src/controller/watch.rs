@@ -52,6 +52,16 @@ fn secret_changes(
         })
 }
 
+/// Drops what the reconciler never reads before an object enters the cache:
+/// managedFields (one entry per writer: kubectl or a GitOps tool, the
+/// finalizer, the status) and kubectl's last-applied copy of the whole
+/// object. They are most of a cached LoginProfile's size.
+fn forget_bookkeeping(lp: &mut LoginProfile) {
+    lp.managed_fields_mut().clear();
+    lp.annotations_mut()
+        .remove("kubectl.kubernetes.io/last-applied-configuration");
+}
+
 /// Starts one controller per watched namespace (or one for all) and returns
 /// a stream of reconcile results plus a future that resolves once every
 /// cache has synced.
@@ -80,6 +90,7 @@ pub fn run<I: Iam>(
         let (store, writer) = reflector::store();
         let profile_changes = watcher(profiles, watcher::Config::default().any_semantic())
             .default_backoff()
+            .modify(forget_bookkeeping)
             .reflect(writer)
             .applied_objects()
             .predicate_filter(

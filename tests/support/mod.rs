@@ -560,6 +560,39 @@ pub fn wait_ready_reason(
 }
 
 /// Events of one object, as `kubectl get events` shows them.
+/// The operator's Kubernetes write requests on `name` (and its Events) in
+/// `namespace`, as the API server's audit log recorded them (hack/audit-policy.yaml),
+/// told apart by the operator's User-Agent: "verb resource[/subresource]" -> count.
+pub fn operator_writes(namespace: &str, name: &str) -> HashMap<String, u64> {
+    let path = &env().vars["LPO_AUDIT_LOG"];
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    let mut writes = HashMap::new();
+    for line in text.lines() {
+        let event: Value = serde_json::from_str(line).expect("the audit log is JSON lines");
+        let object = &event["objectRef"];
+        let ours = event["userAgent"]
+            .as_str()
+            .is_some_and(|agent| agent.starts_with("loginprofile-operator/"));
+        let named = object["name"].as_str().is_some_and(|n| {
+            n == name
+                || n.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('.'))
+        });
+        if ours && named && object["namespace"] == namespace {
+            let mut key = format!(
+                "{} {}",
+                event["verb"].as_str().unwrap_or("?"),
+                object["resource"].as_str().unwrap_or("?")
+            );
+            if let Some(sub) = object["subresource"].as_str() {
+                key = format!("{key}/{sub}");
+            }
+            *writes.entry(key).or_insert(0) += 1;
+        }
+    }
+    writes
+}
+
 pub fn events(namespace: &str, name: &str) -> Vec<Value> {
     let text = env().kubectl_ok(&[
         "get",
