@@ -152,6 +152,14 @@ class ProcessUsage:
         return {"rss_mib": round(kib["VmRSS"] / 1024, 1), "peak_rss_mib": round(kib["VmHWM"] / 1024, 1)}
 
 
+def environment_processes() -> dict[str, ProcessUsage]:
+    """kube-apiserver, etcd and the emulator, by the PIDs hack/devenv.sh recorded."""
+    state = dict(line.split("=", 1) for line in (ROOT / "target/devenv/state").read_text().splitlines()
+                 if "=" in line)
+    return {name: ProcessUsage(int(state[f"{name}_pid"]))
+            for name in ("kube-apiserver", "etcd", "moto") if f"{name}_pid" in state}
+
+
 def sum_writes(calls: dict[str, int]) -> int:
     return sum(n for op, n in calls.items() if op in IAM_WRITES)
 
@@ -261,8 +269,9 @@ class Operator:
             return False
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=60)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=60)
         self.log.close()
 
 
@@ -318,6 +327,7 @@ class Run:
     audit: AuditLog
     iam: object
     namespace: str = ""
+    namespaces: list[str] = field(default_factory=list)
     users: dict[str, list[str]] = field(default_factory=dict)
     results: dict = field(default_factory=dict)
     curves: dict[str, list[float]] = field(default_factory=dict)
@@ -346,6 +356,8 @@ class Run:
                 "boto3, sequential", users, 1, self._boto3_create)),
             ("aws_cli_loop", min(n, self.args.cli_n), cli_loop),
         ]
+        if self.args.ceiling_only:
+            phases = phases[:1]
         for phase, count, measure in phases:
             users = self.user_names(phase, count)
             self.create_users(users)
@@ -380,8 +392,10 @@ class Run:
     def apply_in_parallel(self, users: list[str]) -> None:
         """kubectl apply of the LoginProfiles, split over several kubectl
         processes: one kubectl sends about 35 objects/s here (one request per
-        object), slower than the operator converges them."""
-        width = self.args.apply_parallelism
+        object, paced by its client-side rate limit), slower than the operator
+        converges them."""
+        # Each kubectl costs a start-up; give each at least 50 objects.
+        width = max(1, min(self.args.apply_parallelism, len(users) // 50))
         chunks = [users[i::width] for i in range(width)]
         with concurrent.futures.ThreadPoolExecutor(max_workers=width) as pool:
             for done in [pool.submit(run, "kubectl", "apply", "--server-side", "-f", "-",
@@ -399,9 +413,32 @@ class Run:
         wait_until("the operator's /readyz", 120, operator.ready)
         return operator
 
+    def use_namespace(self, name: str) -> None:
+        run("kubectl", "create", "namespace", name)
+        self.namespace = name
+        self.namespaces.append(name)
+
+    def kubectl_apply_alone(self) -> None:
+        """The Kubernetes floor: the same kubectl apply of N LoginProfiles
+        with no operator running, in a namespace of its own."""
+        self.use_namespace(f"lpo-bench-{self.run_id}-apply-only")
+        offset = self.audit.offset()
+        environment = environment_processes()
+        environment_cpu = {name: p.cpu_seconds() for name, p in environment.items()}
+        started = time.monotonic()
+        self.apply_in_parallel([f"apply-only-{i:05d}" for i in range(self.n)])
+        seconds = time.monotonic() - started
+        self.results["kubectl_apply_alone"] = {
+            "seconds": round(seconds, 2), "profiles": self.n, "per_second": round(self.n / seconds, 1),
+            "environment_cpu_seconds": {name: round(p.cpu_seconds() - environment_cpu[name], 2)
+                                        for name, p in environment.items()},
+            "kubernetes_writes": self.audit.writes_since(offset, "kubectl"),
+        }
+        run("kubectl", "delete", "namespace", self.namespace, "--wait=false")
+        log(f"kubectl apply alone: {self.results['kubectl_apply_alone']}")
+
     def operator(self) -> None:
-        self.namespace = f"lpo-bench-{self.run_id}-n{self.n}"
-        run("kubectl", "create", "namespace", self.namespace)
+        self.use_namespace(f"lpo-bench-{self.run_id}-n{self.n}")
         users = self.user_names("operator", self.n)
         self.create_users(users)
         run("kubectl", "apply", "--server-side", "-f", "-",
@@ -411,24 +448,31 @@ class Run:
             self._converge(operator, users)
             self._rest(operator)
             self._steady(operator)
-        finally:
             operator.stop()
-        operator = self._restart()
-        try:
+            operator = self._restart()
             self._rotate(operator, users)
-            self._cleanup_namespace()
         finally:
+            # Even after a failure: the running operator's finalizer lets the
+            # LoginProfiles, and so the namespace, go.
+            if operator.process.poll() is None:
+                self._cleanup_namespace()
+            else:
+                log(f"the operator is not running: namespace {self.namespace} keeps its LoginProfiles' finalizers")
             operator.stop()
 
     def _window(self, operator: Operator):
         """Starts a measurement window; returns a function that ends it."""
         self.emulator.reset()
         offset, cpu, started = self.audit.offset(), operator.usage.cpu_seconds(), time.monotonic()
+        environment = environment_processes()
+        environment_cpu = {name: p.cpu_seconds() for name, p in environment.items()}
 
         def end() -> dict:
             measured = {"seconds": round(time.monotonic() - started, 2),
                         "cpu_seconds": round(operator.usage.cpu_seconds() - cpu, 2),
-                        **operator.usage.memory_mib()}
+                        **operator.usage.memory_mib(),
+                        "environment_cpu_seconds": {name: round(p.cpu_seconds() - environment_cpu[name], 2)
+                                                    for name, p in environment.items()}}
             return measured | self.counts_since(offset)
         return end
 
@@ -476,6 +520,7 @@ class Run:
             "iam_writes_per_profile": round(sum_writes(result["iam_calls"]) / self.n, 3),
             "kubernetes_writes_per_profile": round(sum(result["kubernetes_writes"].values()) / self.n, 3),
             "ratio_to_ceiling": round(result["seconds"] / self.results["ceiling"]["seconds"], 2),
+            "ratio_to_kubernetes_floor": round(result["seconds"] / self.results["kubectl_apply_alone"]["seconds"], 2),
         }
         self.results["operator"] = result
         self.curves["operator"] = finished
@@ -593,6 +638,7 @@ def machine() -> dict:
 
 ROWS = [
     ("emulator ceiling ({ceiling_width} connections, CreateLoginProfile only)", "ceiling"),
+    ("kubectl apply of the N LoginProfiles alone, no operator (the Kubernetes floor)", "kubectl_apply_alone"),
     ("operator ({concurrency} workers, IAM rate limit {iam_rate_limit}/s)", "operator"),
     ("boto3, thread pool of {concurrency}", "boto3_pool"),
     ("boto3, sequential", "boto3_sequential"),
@@ -608,6 +654,8 @@ def markdown(n: int, report: dict) -> str:
              "| creating N login profiles | seconds | profiles/s | x ceiling |",
              "|---|---:|---:|---:|"]
     for label, key in ROWS:
+        if key not in results:
+            continue
         r = results[key]
         seconds = r.get("extrapolated_seconds_for_n", r["seconds"])
         note = f" (measured {r['profiles']}, extrapolated)" if "extrapolated_seconds_for_n" in r else ""
@@ -619,12 +667,16 @@ def markdown(n: int, report: dict) -> str:
         "",
         "| operator | value |",
         "|---|---|",
+        f"| kubectl apply of all N ({params['apply_parallelism']} processes at most); all Ready after | "
+        f"{op['kubectl_apply_seconds']} s; {op['seconds']} s |",
         f"| apply -> Ready latency p50 / p95 / p99 | {op['latency_seconds']['p50']} / "
         f"{op['latency_seconds']['p95']} / {op['latency_seconds']['p99']} s |",
         f"| IAM calls while converging | {fmt_calls(op['iam_calls'])} |",
         f"| IAM writes per profile | {op['iam_writes_per_profile']} |",
         f"| Kubernetes writes per profile | {op['kubernetes_writes_per_profile']} ({fmt_calls(op['kubernetes_writes'])}) |",
         f"| peak RSS; CPU while converging | {op['peak_rss_mib']} MiB; {op['cpu_seconds']} s |",
+        f"| CPU of the environment while converging | "
+        f"{', '.join(f'{k} {v} s' for k, v in op['environment_cpu_seconds'].items())} |",
         f"| at rest ({rest['seconds']:.0f} s): calls, writes, CPU | {fmt_calls(rest['iam_calls'])}; "
         f"{fmt_calls(rest['kubernetes_writes'])}; {rest['cpu_seconds']} s |",
         f"| one resync period ({steady['resync_period_seconds']} s): IAM calls, writes, CPU | "
@@ -689,6 +741,8 @@ def main() -> int:
     parser.add_argument("--apply-parallelism", type=int, default=8,
                         help="kubectl processes that apply the LoginProfiles at once")
     parser.add_argument("--cli-n", type=int, default=100, help="users for the aws CLI loop")
+    parser.add_argument("--ceiling-only", action="store_true",
+                        help="skip the boto3 and AWS CLI baselines (for quick experiments; implies --no-readme)")
     parser.add_argument("--deadline", type=float, default=1800, help="give up on any one phase after this")
     parser.add_argument("--user-agent", default="loginprofile-operator", help="the operator's HTTP user agent")
     parser.add_argument("--no-readme", action="store_true", help="do not update README.md's results")
@@ -717,10 +771,11 @@ def main() -> int:
         log(f"N={n}: {bench.run_id}")
         try:
             bench.baselines()
+            bench.kubectl_apply_alone()
             bench.operator()
         finally:
-            if bench.namespace:
-                subprocess.run(["kubectl", "delete", "namespace", bench.namespace, "--wait=false",
+            for namespace in bench.namespaces:
+                subprocess.run(["kubectl", "delete", "namespace", namespace, "--wait=false",
                                 "--ignore-not-found"], capture_output=True)
             bench.delete_users()
         parameters = {k: getattr(args, k) for k in ("concurrency", "iam_rate_limit", "resync", "rest",
@@ -735,7 +790,7 @@ def main() -> int:
         plot(n, bench.curves, stem.with_suffix(".png"))
         sections.append((n, table, stem.with_suffix(".png")))
         print(table)
-    if not args.no_readme:
+    if not (args.no_readme or args.ceiling_only):
         update_readme(sections)
     return 0
 

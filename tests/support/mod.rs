@@ -564,7 +564,10 @@ pub fn wait_ready_reason(
 /// `namespace`, as the API server's audit log recorded them (hack/audit-policy.yaml),
 /// told apart by the operator's User-Agent: "verb resource[/subresource]" -> count.
 pub fn operator_writes(namespace: &str, name: &str) -> HashMap<String, u64> {
-    let path = &env().vars["LPO_AUDIT_LOG"];
+    let path = env().vars.get("LPO_AUDIT_LOG").expect(
+        "target/devenv/env has no LPO_AUDIT_LOG: the environment predates the audit log; \
+         restart it (make devenv-down devenv-up)",
+    );
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     let mut writes = HashMap::new();
     for line in text.lines() {
