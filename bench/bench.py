@@ -21,27 +21,23 @@ measures, in this order:
   rotation    10% of the Secrets change at once.
 
 Writes bench/results/<date>-N<N>.json, .md and .png, and the README's table.
-Every user, profile and namespace it made is deleted at the end.
+Every user, profile and namespace it made is deleted at the end. This file
+runs the phases; measure.py counts, baselines.py makes the comparison calls,
+report.py writes the output.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import concurrent.futures
 import datetime
-import http.client
 import json
 import os
-import platform
-import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,199 +45,13 @@ from pathlib import Path
 import boto3
 import botocore.config
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-LOGS = ROOT / "target" / "bench"
-GROUP = "iam.loginprofile.dev"
-PASSWORD = "Bench-Console-Password-1!"
-ROTATED_PASSWORD = "Bench-Rotated-Password-2!"
-IAM_WRITES = ("CreateLoginProfile", "UpdateLoginProfile", "DeleteLoginProfile")
+from baselines import CeilingClient, cli_loop, summary, timed_pool
+from measure import (AuditLog, Emulator, ProcessUsage, ReadyWatch, environment_processes, percentile,
+                     sum_writes)
+from report import markdown, machine, plot, update_readme
+from support import (GROUP, LOGS, PASSWORD, RESULTS, ROOT, ROTATED_PASSWORD, log, progress, run,
+                     wait_until)
 
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def progress(label: str, done: int, total: int, started: float) -> None:
-    """One line, rewritten in place: what runs, how far, how long."""
-    print(f"\r[bench] {label}: {done}/{total} in {time.monotonic() - started:6.1f}s ",
-          end="", file=sys.stderr, flush=True)
-
-
-def run(*args: str, stdin: str | None = None) -> str:
-    done = subprocess.run(args, input=stdin, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:4])}... failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-def wait_until(what: str, deadline_s: float, check, interval: float = 0.2):
-    """Polls check() until it returns something truthy; fails after the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up after {deadline_s:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * p // 100))
-    return ordered[int(rank) - 1]
-
-
-# --- what is counted where ---------------------------------------------------
-
-class Emulator:
-    """The IAM emulator's own call counters (hack/moto_server.py /_lpo/calls)."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-
-    def calls(self) -> dict[str, int]:
-        with urllib.request.urlopen(f"{self.endpoint}/_lpo/calls") as response:
-            return json.load(response)
-
-    def reset(self) -> None:
-        request = urllib.request.Request(f"{self.endpoint}/_lpo/calls", method="DELETE")
-        urllib.request.urlopen(request).close()
-
-
-class AuditLog:
-    """Kubernetes write requests as the API server logged them
-    (hack/audit-policy.yaml logs every create/update/patch/delete)."""
-
-    def __init__(self, path: str) -> None:
-        self.path = Path(path)
-
-    def offset(self) -> int:
-        return self.path.stat().st_size
-
-    def writes_since(self, offset: int, user_agent: str) -> dict[str, int]:
-        counted: collections.Counter = collections.Counter()
-        with self.path.open() as lines:
-            lines.seek(offset)
-            for line in lines:
-                event = json.loads(line)
-                if not event.get("userAgent", "").startswith(user_agent):
-                    continue
-                ref = event.get("objectRef", {})
-                resource = ref.get("resource", "?")
-                if ref.get("subresource"):
-                    resource += "/" + ref["subresource"]
-                counted[f"{event['verb']} {resource}"] += 1
-        return dict(sorted(counted.items()))
-
-
-@dataclass
-class ProcessUsage:
-    """CPU seconds and memory of one process, from /proc."""
-    pid: int
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def memory_mib(self) -> dict[str, float]:
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        kib = {k: int(v) for k, v in re.findall(r"^(VmHWM|VmRSS):\s+(\d+) kB", status, re.M)}
-        return {"rss_mib": round(kib["VmRSS"] / 1024, 1), "peak_rss_mib": round(kib["VmHWM"] / 1024, 1)}
-
-
-def environment_processes() -> dict[str, ProcessUsage]:
-    """kube-apiserver, etcd and the emulator, by the PIDs hack/devenv.sh recorded."""
-    state = dict(line.split("=", 1) for line in (ROOT / "target/devenv/state").read_text().splitlines()
-                 if "=" in line)
-    return {name: ProcessUsage(int(state[f"{name}_pid"]))
-            for name in ("kube-apiserver", "etcd", "moto") if f"{name}_pid" in state}
-
-
-def sum_writes(calls: dict[str, int]) -> int:
-    return sum(n for op, n in calls.items() if op in IAM_WRITES)
-
-
-# --- baselines ----------------------------------------------------------------
-
-class CeilingClient:
-    """The emulator's ceiling: nothing but CreateLoginProfile, over kept-alive
-    connections, with a constant Authorization header (the emulator routes by
-    its credential scope and does not check signatures)."""
-
-    def __init__(self, endpoint: str) -> None:
-        url = urllib.parse.urlparse(endpoint)
-        self.host, self.port = url.hostname, url.port
-        self.local = threading.local()
-        self.headers = {
-            "Content-Type": "application/x-www-form-urlencoded; charset=utf-8",
-            "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20261127/us-east-1/iam/aws4_request, "
-                             "SignedHeaders=host, Signature=0",
-        }
-
-    def call(self, action: str, user: str, **params: str) -> None:
-        connection = getattr(self.local, "connection", None)
-        if connection is None:
-            connection = self.local.connection = http.client.HTTPConnection(self.host, self.port)
-        body = urllib.parse.urlencode({"Action": action, "Version": "2010-05-08", "UserName": user, **params})
-        connection.request("POST", "/", body, self.headers)
-        response = connection.getresponse()
-        payload = response.read()
-        if response.status >= 300 and not (action == "DeleteLoginProfile" and response.status == 404):
-            raise RuntimeError(f"{action} {user}: HTTP {response.status} {payload[:200]!r}")
-
-
-def timed_pool(label: str, users: list[str], width: int, call) -> list[float]:
-    """Runs call(user) for every user on `width` threads; returns each call's
-    completion time (seconds since the first call started)."""
-    started = time.monotonic()
-    finished: list[float] = []
-    lock = threading.Lock()
-
-    def one(user: str) -> None:
-        call(user)
-        with lock:
-            finished.append(time.monotonic() - started)
-            if len(finished) % 50 == 0 or len(finished) == len(users):
-                progress(label, len(finished), len(users), started)
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=width) as pool:
-        for result in [pool.submit(one, user) for user in users]:
-            result.result()
-    print(file=sys.stderr)
-    return sorted(finished)
-
-
-def cli_loop(users: list[str]) -> list[float]:
-    """`aws iam create-login-profile` in a plain shell loop, as a script
-    around the seed's own tool would do it."""
-    script = (
-        'for user in "$@"; do aws iam create-login-profile --user-name "$user" '
-        '--password "$BENCH_PASSWORD" --no-password-reset-required >/dev/null || exit 1; '
-        'echo "$EPOCHREALTIME"; done'
-    )
-    started_wall = time.time()
-    started = time.monotonic()
-    process = subprocess.Popen(["bash", "-c", script, "bash", *users], stdout=subprocess.PIPE, text=True,
-                               env={**os.environ, "BENCH_PASSWORD": PASSWORD})
-    finished = []
-    for line in process.stdout:
-        finished.append(float(line) - started_wall)
-        progress("aws CLI loop", len(finished), len(users), started)
-    print(file=sys.stderr)
-    if process.wait() != 0:
-        raise RuntimeError("the aws CLI loop failed")
-    return finished
-
-
-def summary(finished: list[float]) -> dict:
-    return {"seconds": round(finished[-1], 2), "profiles": len(finished),
-            "per_second": round(len(finished) / finished[-1], 1)}
-
-
-# --- the operator -------------------------------------------------------------
 
 class Operator:
     """The operator's release binary as a child process, logs to a file."""
@@ -273,48 +83,6 @@ class Operator:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=60)
         self.log.close()
-
-
-class ReadyWatch:
-    """`kubectl get --watch` of the namespace's LoginProfiles: when each
-    object was first seen (applied), first Ready, and when its password
-    fingerprint last changed, on this process's monotonic clock."""
-
-    FORMAT = ('{.metadata.name}{"|"}{.status.conditions[?(@.type=="Ready")].status}'
-              '{"|"}{.status.passwordFingerprint}{"\\n"}')
-
-    def __init__(self, namespace: str) -> None:
-        self.seen: dict[str, float] = {}
-        self.ready: dict[str, float] = {}
-        self.fingerprint: dict[str, str] = {}
-        self.fingerprint_changed: dict[str, float] = {}
-        self.lock = threading.Lock()
-        self.process = subprocess.Popen(
-            ["kubectl", "get", f"loginprofiles.{GROUP}", "-n", namespace, "--watch",
-             "--chunk-size=0",  # a chunked first listing prints as one List, not per object
-             "-o", f"jsonpath={self.FORMAT}"],
-            stdout=subprocess.PIPE, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            now = time.monotonic()
-            name, ready, fingerprint = (line.rstrip("\n").split("|") + ["", ""])[:3]
-            with self.lock:
-                self.seen.setdefault(name, now)
-                if ready == "True":
-                    self.ready.setdefault(name, now)
-                if fingerprint and self.fingerprint.get(name) != fingerprint:
-                    if name in self.fingerprint:
-                        self.fingerprint_changed[name] = now
-                    self.fingerprint[name] = fingerprint
-
-    def count_ready(self) -> int:
-        with self.lock:
-            return len(self.ready)
-
-    def stop(self) -> None:
-        self.process.terminate()
 
 
 @dataclass
@@ -408,10 +176,12 @@ class Run:
                 "--resync-period", f"{self.args.resync}s"]
 
     def start_operator(self) -> Operator:
-        operator = Operator(self.args.binary, self.namespace, self.operator_args(),
-                            LOGS / f"operator-{self.run_id}-N{self.n}.log")
+        operator = Operator(self.args.binary, self.namespace, self.operator_args(), self.operator_log())
         wait_until("the operator's /readyz", 120, operator.ready)
         return operator
+
+    def operator_log(self) -> Path:
+        return LOGS / f"operator-{self.run_id}-N{self.n}.log"
 
     def use_namespace(self, name: str) -> None:
         run("kubectl", "create", "namespace", name)
@@ -434,7 +204,9 @@ class Run:
                                         for name, p in environment.items()},
             "kubernetes_writes": self.audit.writes_since(offset, "kubectl"),
         }
-        run("kubectl", "delete", "namespace", self.namespace, "--wait=false")
+        # Wait until the namespace is gone: its deletion must not load the
+        # API server while the operator is measured.
+        run("kubectl", "delete", "namespace", self.namespace, "--timeout=600s")
         log(f"kubectl apply alone: {self.results['kubectl_apply_alone']}")
 
     def operator(self) -> None:
@@ -612,121 +384,6 @@ class Run:
         timed_pool(f"deleting {len(everyone)} IAM users", everyone, 8, remove)
 
 
-# --- output --------------------------------------------------------------------
-
-def machine() -> dict:
-    def first_line(*command: str) -> str:
-        try:
-            return run(*command).strip().splitlines()[0]
-        except (OSError, RuntimeError, IndexError):
-            return "unknown"
-    cpu = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
-    mem = re.search(r"^MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text(), re.M)
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu.group(1) if cpu else "unknown",
-        "memory_gib": round(int(mem.group(1)) / 1024 / 1024, 1) if mem else None,
-        "kernel": platform.release(),
-        "operator_commit": first_line("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"),
-        "kube_apiserver": json.loads(run("kubectl", "version", "-o", "json"))["serverVersion"]["gitVersion"],
-        "moto": first_line(sys.executable, "-c", "import moto; print(moto.__version__)"),
-        "aws_cli": first_line("aws", "--version"),
-        "boto3": boto3.__version__,
-        "python": platform.python_version(),
-    }
-
-
-ROWS = [
-    ("emulator ceiling ({ceiling_width} connections, CreateLoginProfile only)", "ceiling"),
-    ("kubectl apply of the N LoginProfiles alone, no operator (the Kubernetes floor)", "kubectl_apply_alone"),
-    ("operator ({concurrency} workers, IAM rate limit {iam_rate_limit}/s)", "operator"),
-    ("boto3, thread pool of {concurrency}", "boto3_pool"),
-    ("boto3, sequential", "boto3_sequential"),
-    ("aws CLI in a shell loop", "aws_cli_loop"),
-]
-
-
-def markdown(n: int, report: dict) -> str:
-    results, params = report["results"], report["parameters"]
-    ceiling = results["ceiling"]["seconds"]
-    lines = [f"N = {n} ({report['date']}, {report['machine']['cores']} cores, commit {report['machine']['operator_commit']})",
-             "",
-             "| creating N login profiles | seconds | profiles/s | x ceiling |",
-             "|---|---:|---:|---:|"]
-    for label, key in ROWS:
-        if key not in results:
-            continue
-        r = results[key]
-        seconds = r.get("extrapolated_seconds_for_n", r["seconds"])
-        note = f" (measured {r['profiles']}, extrapolated)" if "extrapolated_seconds_for_n" in r else ""
-        lines.append(f"| {label.format(**params)}{note} | {seconds:g} | {round(n / seconds, 1):g} | "
-                     f"{seconds / ceiling:.2f} |")
-    op, rest, steady = results["operator"], results["rest"], results["steady_per_resync"]
-    restart, rotation = results["restart"], results["rotation"]
-    lines += [
-        "",
-        "| operator | value |",
-        "|---|---|",
-        f"| kubectl apply of all N ({params['apply_parallelism']} processes at most); all Ready after | "
-        f"{op['kubectl_apply_seconds']} s; {op['seconds']} s |",
-        f"| apply -> Ready latency p50 / p95 / p99 | {op['latency_seconds']['p50']} / "
-        f"{op['latency_seconds']['p95']} / {op['latency_seconds']['p99']} s |",
-        f"| IAM calls while converging | {fmt_calls(op['iam_calls'])} |",
-        f"| IAM writes per profile | {op['iam_writes_per_profile']} |",
-        f"| Kubernetes writes per profile | {op['kubernetes_writes_per_profile']} ({fmt_calls(op['kubernetes_writes'])}) |",
-        f"| peak RSS; CPU while converging | {op['peak_rss_mib']} MiB; {op['cpu_seconds']} s |",
-        f"| CPU of the environment while converging | "
-        f"{', '.join(f'{k} {v} s' for k, v in op['environment_cpu_seconds'].items())} |",
-        f"| at rest ({rest['seconds']:.0f} s): calls, writes, CPU | {fmt_calls(rest['iam_calls'])}; "
-        f"{fmt_calls(rest['kubernetes_writes'])}; {rest['cpu_seconds']} s |",
-        f"| one resync period ({steady['resync_period_seconds']} s): IAM calls, writes, CPU | "
-        f"{fmt_calls(steady['iam_calls'])}; {fmt_calls(steady['kubernetes_writes'])}; {steady['cpu_seconds']} s |",
-        f"| restart: ready, first pass over all | {restart['ready_seconds']} s, {restart['first_pass_seconds']} s |",
-        f"| restart: IAM calls; Kubernetes writes | {fmt_calls(restart['iam_calls'])}; "
-        f"{fmt_calls(restart['kubernetes_writes'])} |",
-        f"| rotating {rotation['profiles']} Secrets: all applied; IAM calls | {rotation['seconds']} s; "
-        f"{fmt_calls(rotation['iam_calls'])} |",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def fmt_calls(calls: dict[str, int]) -> str:
-    return ", ".join(f"{op} {n}" for op, n in calls.items()) or "none"
-
-
-def plot(n: int, curves: dict[str, list[float]], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=110)
-    for label, key in ROWS:
-        finished = curves.get(key)
-        if finished:
-            axes.step([0, *finished], range(len(finished) + 1), where="post", label=key.replace("_", " "))
-    axes.set_xscale("symlog", linthresh=1)
-    axes.set_xlabel("seconds since the first request (symlog)")
-    axes.set_ylabel("login profiles created / Ready")
-    axes.set_title(f"N = {n}: profiles done over time")
-    axes.grid(True, alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-
-
-def update_readme(sections: list[tuple[int, str, Path]]) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
-    if start not in text:
-        log("README.md has no bench markers; not updated")
-        return
-    body = "\n".join(f"{table}\n![Ready over time, N={n}]({png.relative_to(ROOT)})\n" for n, table, png in sections)
-    before, rest = text.split(start, 1)
-    after = rest.split(end, 1)[1]
-    readme.write_text(f"{before}{start}\n{body}{end}{after}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, nargs="+", default=[100, 1000], help="object counts (default 100 1000)")
@@ -778,6 +435,10 @@ def main() -> int:
                 subprocess.run(["kubectl", "delete", "namespace", namespace, "--wait=false",
                                 "--ignore-not-found"], capture_output=True)
             bench.delete_users()
+        logged = bench.operator_log().read_text()
+        bench.results["password_in_operator_log"] = PASSWORD in logged or ROTATED_PASSWORD in logged
+        if bench.results["password_in_operator_log"]:
+            log(f"the operator logged a password: {bench.operator_log()}")
         parameters = {k: getattr(args, k) for k in ("concurrency", "iam_rate_limit", "resync", "rest",
                                                      "ceiling_width", "cli_n", "apply_parallelism")}
         report = {"date": date, "n": n, "machine": details, "parameters": parameters,

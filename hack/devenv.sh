@@ -179,6 +179,7 @@ cmd_up() {
   trap 'log "start-up failed; stopping what was started"; cleanup_failed_start' ERR
   trap 'cleanup_failed_start; exit 1' INT TERM
   rm -rf "$DEVENV/etcd-data"
+  rm -f "$LOGS"/audit*.log # a fresh cluster gets a fresh audit log
   {
     echo "started=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "server=$server"
@@ -211,7 +212,7 @@ cmd_up() {
     --cert-dir "$DEVENV/apiserver-certs" \
     --enable-priority-and-fairness=false \
     --audit-policy-file "$ROOT/hack/audit-policy.yaml" --audit-log-path "$LOGS/audit.log" \
-    --audit-log-format json --audit-log-maxsize 200 --audit-log-maxbackup 1 \
+    --audit-log-format json --audit-log-maxsize 1000 --audit-log-maxbackup 1 \
     --v 1
 
   wait_for "etcd" 60 curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/etcd-client.crt" --key "$PKI/etcd-client.key" \

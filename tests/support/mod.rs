@@ -570,7 +570,9 @@ pub fn operator_writes(namespace: &str, name: &str) -> HashMap<String, u64> {
     );
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     let mut writes = HashMap::new();
-    for line in text.lines() {
+    // The last line may still be being written.
+    let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+    for line in complete.lines() {
         let event: Value = serde_json::from_str(line).expect("the audit log is JSON lines");
         let object = &event["objectRef"];
         let ours = event["userAgent"]

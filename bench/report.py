@@ -1,0 +1,128 @@
+"""The output: the machine's details, the Markdown tables, the plot and the
+README's copy of the latest tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+
+import boto3
+
+from support import ROOT, log, run
+
+
+def machine() -> dict:
+    def first_line(*command: str) -> str:
+        try:
+            return run(*command).strip().splitlines()[0]
+        except (OSError, RuntimeError, IndexError):
+            return "unknown"
+    cpu = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+    mem = re.search(r"^MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text(), re.M)
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu.group(1) if cpu else "unknown",
+        "memory_gib": round(int(mem.group(1)) / 1024 / 1024, 1) if mem else None,
+        "kernel": platform.release(),
+        "operator_commit": first_line("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"),
+        "kube_apiserver": json.loads(run("kubectl", "version", "-o", "json"))["serverVersion"]["gitVersion"],
+        "moto": first_line(sys.executable, "-c", "import moto; print(moto.__version__)"),
+        "aws_cli": first_line("aws", "--version"),
+        "boto3": boto3.__version__,
+        "python": platform.python_version(),
+    }
+
+
+ROWS = [
+    ("emulator ceiling ({ceiling_width} connections, CreateLoginProfile only)", "ceiling"),
+    ("kubectl apply of the N LoginProfiles alone, no operator (the Kubernetes floor)", "kubectl_apply_alone"),
+    ("operator ({concurrency} workers, IAM rate limit {iam_rate_limit}/s)", "operator"),
+    ("boto3, thread pool of {concurrency}", "boto3_pool"),
+    ("boto3, sequential", "boto3_sequential"),
+    ("aws CLI in a shell loop", "aws_cli_loop"),
+]
+
+
+def markdown(n: int, report: dict) -> str:
+    results, params = report["results"], report["parameters"]
+    ceiling = results["ceiling"]["seconds"]
+    lines = [f"N = {n} ({report['date']}, {report['machine']['cores']} cores, commit {report['machine']['operator_commit']})",
+             "",
+             "| creating N login profiles | seconds | profiles/s | x ceiling |",
+             "|---|---:|---:|---:|"]
+    for label, key in ROWS:
+        if key not in results:
+            continue
+        r = results[key]
+        seconds = r.get("extrapolated_seconds_for_n", r["seconds"])
+        note = f" (measured {r['profiles']}, extrapolated)" if "extrapolated_seconds_for_n" in r else ""
+        lines.append(f"| {label.format(**params)}{note} | {seconds:g} | {round(n / seconds, 1):g} | "
+                     f"{seconds / ceiling:.2f} |")
+    op, rest, steady = results["operator"], results["rest"], results["steady_per_resync"]
+    restart, rotation = results["restart"], results["rotation"]
+    lines += [
+        "",
+        "| operator | value |",
+        "|---|---|",
+        f"| kubectl apply of all N ({params['apply_parallelism']} processes at most); all Ready after | "
+        f"{op['kubectl_apply_seconds']} s; {op['seconds']} s |",
+        f"| apply -> Ready latency p50 / p95 / p99 | {op['latency_seconds']['p50']} / "
+        f"{op['latency_seconds']['p95']} / {op['latency_seconds']['p99']} s |",
+        f"| IAM calls while converging | {fmt_calls(op['iam_calls'])} |",
+        f"| IAM writes per profile | {op['iam_writes_per_profile']} |",
+        f"| Kubernetes writes per profile | {op['kubernetes_writes_per_profile']} ({fmt_calls(op['kubernetes_writes'])}) |",
+        f"| peak RSS; CPU while converging | {op['peak_rss_mib']} MiB; {op['cpu_seconds']} s |",
+        f"| CPU of the environment while converging | "
+        f"{', '.join(f'{k} {v} s' for k, v in op['environment_cpu_seconds'].items())} |",
+        f"| at rest ({rest['seconds']:.0f} s): calls, writes, CPU | {fmt_calls(rest['iam_calls'])}; "
+        f"{fmt_calls(rest['kubernetes_writes'])}; {rest['cpu_seconds']} s |",
+        f"| one resync period ({steady['resync_period_seconds']} s): IAM calls, writes, CPU | "
+        f"{fmt_calls(steady['iam_calls'])}; {fmt_calls(steady['kubernetes_writes'])}; {steady['cpu_seconds']} s |",
+        f"| restart: ready, first pass over all | {restart['ready_seconds']} s, {restart['first_pass_seconds']} s |",
+        f"| restart: IAM calls; Kubernetes writes | {fmt_calls(restart['iam_calls'])}; "
+        f"{fmt_calls(restart['kubernetes_writes'])} |",
+        f"| rotating {rotation['profiles']} Secrets: all applied; IAM calls | {rotation['seconds']} s; "
+        f"{fmt_calls(rotation['iam_calls'])} |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def fmt_calls(calls: dict[str, int]) -> str:
+    return ", ".join(f"{op} {n}" for op, n in calls.items()) or "none"
+
+
+def plot(n: int, curves: dict[str, list[float]], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(figsize=(8, 4.5), dpi=110)
+    for label, key in ROWS:
+        finished = curves.get(key)
+        if finished:
+            axes.step([0, *finished], range(len(finished) + 1), where="post", label=key.replace("_", " "))
+    axes.set_xscale("symlog", linthresh=1)
+    axes.set_xlabel("seconds since the first request (symlog)")
+    axes.set_ylabel("login profiles created / Ready")
+    axes.set_title(f"N = {n}: profiles done over time")
+    axes.grid(True, alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def update_readme(sections: list[tuple[int, str, Path]]) -> None:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start not in text:
+        log("README.md has no bench markers; not updated")
+        return
+    body = "\n".join(f"{table}\n![Ready over time, N={n}]({png.relative_to(ROOT)})\n" for n, table, png in sections)
+    before, rest = text.split(start, 1)
+    after = rest.split(end, 1)[1]
+    readme.write_text(f"{before}{start}\n{body}{end}{after}")
