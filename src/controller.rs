@@ -17,7 +17,7 @@ use kube::{
     runtime::{
         Controller, Predicate, WatchStreamExt,
         controller::Action,
-        events::{Event, EventType, Recorder, Reporter},
+        events::{EventType, Reporter},
         finalizer::{self, finalizer},
         predicates,
         reflector::{self, ObjectRef, Store},
@@ -39,6 +39,7 @@ pub use watch::run;
 use crate::{
     account::AccountCache,
     crd::{FINALIZER, LoginProfile, LoginProfileStatus, PasswordUpdatePolicy},
+    events::{EventPublisher, Note},
     iam::{Iam, IamError},
     metrics::{Metrics, ProfileState},
     password::{Fingerprinter, Password},
@@ -78,7 +79,7 @@ pub struct Context<I: Iam> {
     pub iam: I,
     pub secrets_manager: AwsSecretsManager,
     pub fingerprinter: Fingerprinter,
-    pub recorder: Recorder,
+    pub events: EventPublisher,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     pub account: AccountCache,
@@ -104,7 +105,7 @@ impl<I: Iam> Context<I> {
             instance: std::env::var("POD_NAME").ok(),
         };
         Self {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: EventPublisher::new(client.clone(), reporter),
             account: AccountCache::new(
                 settings.password_policy_refresh,
                 settings.credential_report_interval,
@@ -372,14 +373,13 @@ async fn cleanup<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, 
         }
         _ => format!("left IAM user {user:?} alone: this LoginProfile never set its password"),
     };
-    let event = Event {
+    let event = Note {
         type_: EventType::Normal,
-        reason: Reason::Deleting.as_str().into(),
-        note: Some(note),
-        action: "Cleanup".into(),
-        secondary: None,
+        reason: Reason::Deleting.as_str(),
+        action: "Cleanup",
+        note,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &lp.object_ref(&())).await {
+    if let Err(error) = ctx.events.publish(&lp.object_ref(&()), event).await {
         tracing::warn!(%error, "could not publish an event");
     }
     ctx.failures().remove(&ObjectRef::from_obj(lp));

@@ -126,14 +126,13 @@ pub(super) async fn note_event<I: Iam>(
     reason: &str,
     note: String,
 ) {
-    let event = Event {
+    let event = Note {
         type_,
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
+        reason,
+        action: "Reconcile",
+        note,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &lp.object_ref(&())).await {
+    if let Err(error) = ctx.events.publish(&lp.object_ref(&()), event).await {
         tracing::warn!(object = %ObjectRef::from_obj(lp), %error, "could not publish an event");
     }
 }
