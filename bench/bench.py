@@ -46,8 +46,7 @@ import boto3
 import botocore.config
 
 from baselines import CeilingClient, cli_loop, summary, timed_pool
-from measure import (AuditLog, Emulator, ProcessUsage, ReadyWatch, environment_processes, percentile,
-                     sum_writes)
+from measure import AuditLog, Emulator, EnvironmentCpu, ProcessUsage, ReadyWatch, percentile, sum_writes
 from report import markdown, machine, plot, update_readme
 from support import (GROUP, LOGS, PASSWORD, RESULTS, ROOT, ROTATED_PASSWORD, log, progress, run,
                      wait_until)
@@ -193,15 +192,13 @@ class Run:
         with no operator running, in a namespace of its own."""
         self.use_namespace(f"lpo-bench-{self.run_id}-apply-only")
         offset = self.audit.offset()
-        environment = environment_processes()
-        environment_cpu = {name: p.cpu_seconds() for name, p in environment.items()}
+        environment_cpu = EnvironmentCpu()
         started = time.monotonic()
         self.apply_in_parallel([f"apply-only-{i:05d}" for i in range(self.n)])
         seconds = time.monotonic() - started
         self.results["kubectl_apply_alone"] = {
             "seconds": round(seconds, 2), "profiles": self.n, "per_second": round(self.n / seconds, 1),
-            "environment_cpu_seconds": {name: round(p.cpu_seconds() - environment_cpu[name], 2)
-                                        for name, p in environment.items()},
+            "environment_cpu_seconds": environment_cpu.used(),
             "kubernetes_writes": self.audit.writes_since(offset, "kubectl"),
         }
         # Wait until the namespace is gone: its deletion must not load the
@@ -236,19 +233,17 @@ class Run:
         """Starts a measurement window; returns a function that ends it."""
         self.emulator.reset()
         offset, cpu, started = self.audit.offset(), operator.usage.cpu_seconds(), time.monotonic()
-        environment = environment_processes()
-        environment_cpu = {name: p.cpu_seconds() for name, p in environment.items()}
+        environment_cpu = EnvironmentCpu()
 
         def end() -> dict:
             measured = {"seconds": round(time.monotonic() - started, 2),
                         "cpu_seconds": round(operator.usage.cpu_seconds() - cpu, 2),
                         **operator.usage.memory_mib(),
-                        "environment_cpu_seconds": {name: round(p.cpu_seconds() - environment_cpu[name], 2)
-                                                    for name, p in environment.items()}}
+                        "environment_cpu_seconds": environment_cpu.used()}
             return measured | self.counts_since(offset)
         return end
 
-    def counts_since(self, audit_offset: int) -> dict:
+    def counts_since(self, audit_offset: tuple[int, int]) -> dict:
         """IAM calls and the operator's Kubernetes writes since the window
         began, once they stop changing: the API server logs a request after
         answering it, and an Event may follow the status it explains."""

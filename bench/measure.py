@@ -103,6 +103,17 @@ def environment_processes() -> dict[str, ProcessUsage]:
             for name in ("kube-apiserver", "etcd", "moto") if f"{name}_pid" in state}
 
 
+class EnvironmentCpu:
+    """CPU seconds that kube-apiserver, etcd and the emulator spend from now on."""
+
+    def __init__(self) -> None:
+        self.processes = environment_processes()
+        self.start = {name: p.cpu_seconds() for name, p in self.processes.items()}
+
+    def used(self) -> dict[str, float]:
+        return {name: round(p.cpu_seconds() - self.start[name], 2) for name, p in self.processes.items()}
+
+
 def sum_writes(calls: dict[str, int]) -> int:
     return sum(n for op, n in calls.items() if op in IAM_WRITES)
 
