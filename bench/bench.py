@@ -61,7 +61,6 @@ class Operator:
             port = probe.getsockname()[1]
         self.http = f"http://127.0.0.1:{port}"
         self.log = log_path.open("ab")
-        self.started = time.monotonic()
         self.process = subprocess.Popen(
             [binary, "run", "--namespace", namespace, "--operator-namespace", namespace,
              "--http-addr", f"127.0.0.1:{port}", *args],

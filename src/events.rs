@@ -19,7 +19,6 @@ use kube::{
 };
 
 /// Writes Events in the namespace of the object they are about.
-#[derive(Clone)]
 pub struct EventPublisher {
     client: Client,
     reporter: Reporter,
