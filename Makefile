@@ -2,18 +2,21 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help demo demo-stop test lint unit build crds image-binary bench devenv-up devenv-down devenv-status
+.PHONY: help deps demo demo-stop test lint unit build crds image-binary bench devenv-up devenv-down devenv-status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
-demo: ## start the environment and the operator, apply examples/, show the result
+deps: ## install the system packages the project needs (apt-get as root; otherwise prints the command)
+	@hack/deps.sh
+
+demo: deps ## start the environment and the operator, apply examples/, show the result
 	@hack/demo.sh start
 
 demo-stop: ## stop the demo operator and the environment
 	@hack/demo.sh stop
 
-test: lint image-binary devenv-up ## formatting, clippy, the static binary, unit tests and the tests against the environment
+test: deps lint image-binary devenv-up ## formatting, clippy, the static binary, unit tests and the tests against the environment
 	$(CARGO) test --all-targets --no-fail-fast
 
 lint: ## cargo fmt --check and clippy with warnings as errors
@@ -26,18 +29,18 @@ unit: ## unit tests only (no environment needed)
 build: ## debug build of the operator
 	$(CARGO) build
 
-image-binary: ## the static (musl) release binary, built exactly as the Dockerfile builds it
+image-binary: deps ## the static (musl) release binary, built exactly as the Dockerfile builds it
 	@hack/image-binary.sh
 
 crds: ## regenerate crds/loginprofile.yaml and the chart's copy from the Rust types
 	$(CARGO) run --quiet -- crd > crds/loginprofile.yaml
 	cp crds/loginprofile.yaml charts/loginprofile-operator/crds/loginprofile.yaml
 
-bench: image-binary devenv-up ## benchmark against the environment (N=100 and 1000; BENCH_ARGS="--with-5000" adds 5000)
+bench: deps image-binary devenv-up ## benchmark against the environment (N=100 and 1000; BENCH_ARGS="--with-5000" adds 5000)
 	@target/devenv/venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	@. target/devenv/env && target/devenv/venv/bin/python bench/bench.py $(BENCH_ARGS)
 
-devenv-up: ## build (once) and start etcd, kube-apiserver, kube-controller-manager and the IAM emulator
+devenv-up: deps ## build (once) and start etcd, kube-apiserver, kube-controller-manager and the IAM emulator
 	@hack/devenv.sh up
 
 devenv-down: ## stop what devenv-up started (the tool cache stays)
