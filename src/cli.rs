@@ -43,6 +43,14 @@ pub struct RunArgs {
     #[arg(long, env = "LPO_FINGERPRINT_KEY_FILE")]
     pub fingerprint_key_file: Option<PathBuf>,
 
+    /// File holding an older fingerprint key that still verifies (repeatable): keep it while rotating keys.
+    #[arg(
+        long = "fingerprint-old-key-file",
+        env = "LPO_FINGERPRINT_OLD_KEY_FILES",
+        value_delimiter = ','
+    )]
+    pub fingerprint_old_key_files: Vec<PathBuf>,
+
     /// Address of the /livez, /readyz and /metrics endpoints.
     #[arg(long, env = "LPO_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,

@@ -1,6 +1,13 @@
 //! The reconciler: observe (LoginProfile, Secret, IAM) -> decide (plan.rs)
 //! -> act (at most the IAM calls the plan needs) -> report (one status patch,
 //! an Event on each transition), plus the controller wiring that triggers it.
+//!
+//! Crash safety (docs/reliability.md): the finalizer patch also records when
+//! the operator took charge and which password it is about to send, so a
+//! reconcile after a crash or a lost answer tells its own unrecorded create
+//! from someone else's profile without asking anyone; status is written with
+//! the resourceVersion it was computed from, so a write from a stale copy
+//! fails (409) instead of erasing what a newer one recorded.
 
 use std::{
     collections::HashMap,
@@ -15,10 +22,9 @@ use kube::{
     Api, Client, Resource, ResourceExt,
     api::{PartialObjectMeta, Patch, PatchParams},
     runtime::{
-        Controller, Predicate, WatchStreamExt,
+        Controller, WatchStreamExt,
         controller::Action,
         events::{EventType, Reporter},
-        finalizer::{self, finalizer},
         predicates,
         reflector::{self, ObjectRef, Store},
         watcher,
@@ -41,9 +47,10 @@ use crate::{
     crd::{FINALIZER, LoginProfile, LoginProfileStatus, PasswordUpdatePolicy},
     events::{EventPublisher, Note},
     iam::{Iam, IamError},
+    leader::WritePermit,
     metrics::{Metrics, ProfileState},
-    password::{Fingerprinter, Password},
-    plan::{self, IamProfile, Observed, Plan, SourceProblem, UpdateWhy},
+    password::{Fingerprinter, Password, Verdict},
+    plan::{self, Applied, IamProfile, Observed, Plan, SourceProblem, UpdateWhy},
     reason::Reason,
     secrets_manager::AwsSecretsManager,
     source,
@@ -83,12 +90,22 @@ pub struct Context<I: Iam> {
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
     pub account: AccountCache,
+    /// Checked before every IAM write (leader election).
+    pub permit: WritePermit,
     /// Consecutive transient failures per object, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<LoginProfile>, u32>>,
-    /// When IAM last confirmed each object's profile, so a trigger that
-    /// changes nothing (a Secret rewritten with the same value) costs no IAM
-    /// call; the resync still checks for drift.
-    verified: Mutex<HashMap<ObjectRef<LoginProfile>, Instant>>,
+    /// What IAM last confirmed for each object, and when, so a trigger that
+    /// changes nothing (a Secret rewritten with the same value, or a cached
+    /// copy that does not show our own last status yet) costs no IAM call;
+    /// the resync still checks for drift.
+    verified: Mutex<HashMap<ObjectRef<LoginProfile>, Verified>>,
+}
+
+/// A reconcile that ended with IAM holding the source's password.
+struct Verified {
+    at: Instant,
+    generation: Option<i64>,
+    fingerprint: String,
 }
 
 impl<I: Iam> Context<I> {
@@ -116,30 +133,43 @@ impl<I: Iam> Context<I> {
             fingerprinter,
             metrics,
             settings,
+            permit: WritePermit::default(),
             failures: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
         }
     }
 
-    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<LoginProfile>, Instant>> {
+    /// With leader election: IAM writes stop when this permit does.
+    pub fn set_write_permit(&mut self, permit: WritePermit) {
+        self.permit = permit;
+    }
+
+    /// Forgets what is kept per object for objects that are gone (deleted
+    /// without a finalizer run, or no longer watched).
+    fn retain_objects(&self, exists: impl Fn(&ObjectRef<LoginProfile>) -> bool) {
+        self.verified().retain(|object, _| exists(object));
+        self.failures().retain(|object, _| exists(object));
+        self.metrics.retain_profiles(|key| {
+            key.split_once('/')
+                .is_some_and(|(ns, name)| exists(&ObjectRef::new(name).within(ns)))
+        });
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<LoginProfile>, Verified>> {
         self.verified.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// True when nothing can have changed since IAM last confirmed this
-    /// object: same generation, same password, Ready, and checked less than
-    /// half a resync period ago.
-    fn recently_verified(&self, lp: &LoginProfile, fingerprint: &str) -> bool {
-        let status = lp.status.as_ref();
-        let unchanged = status.and_then(|s| s.observed_generation) == lp.metadata.generation
-            && status.and_then(|s| s.password_fingerprint.as_deref()) == Some(fingerprint)
-            && lp
-                .condition(status::READY)
-                .is_some_and(|c| c.status == "True");
-        unchanged
-            && self
-                .verified()
-                .get(&ObjectRef::from_obj(lp))
-                .is_some_and(|at| at.elapsed() < self.settings.resync_period / 2)
+    /// object, less than half a resync period ago: same generation, same
+    /// password. Read from memory, not from the (maybe stale) cached status.
+    fn recently_verified(&self, lp: &LoginProfile, desired: &Desired) -> bool {
+        self.verified()
+            .get(&ObjectRef::from_obj(lp))
+            .is_some_and(|verified| {
+                verified.generation == lp.metadata.generation
+                    && verified.fingerprint == desired.fingerprint
+                    && verified.at.elapsed() < self.settings.resync_period / 2
+            })
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<LoginProfile>, u32>> {
@@ -174,32 +204,26 @@ pub enum Error {
     /// A transient failure that status already reports; retried with backoff.
     #[error("{reason}: {message}")]
     Transient { reason: Reason, message: String },
+    /// A Kubernetes request failed; 409 Conflict means the object changed
+    /// since it was read (a stale copy), and the retry reads it again.
     #[error("Kubernetes API: {0}")]
     Kube(#[source] kube::Error),
-    #[error(transparent)]
-    Finalizer(#[from] Box<finalizer::Error<Error>>),
 }
 
-/// Reconciles one LoginProfile: the finalizer routes to [`apply`] or
-/// [`cleanup`].
+/// Reconciles one LoginProfile: [`apply`] while it exists, [`cleanup`] once
+/// it is being deleted and still carries the finalizer.
 pub async fn reconcile<I: Iam>(
     lp: Arc<LoginProfile>,
     ctx: Arc<Context<I>>,
 ) -> Result<Action, Error> {
-    let namespace = lp.namespace().unwrap_or_default();
-    let api: Api<LoginProfile> = Api::namespaced(ctx.client.clone(), &namespace);
-    let result = finalizer(&api, FINALIZER, lp, |event| async {
-        match event {
-            finalizer::Event::Apply(lp) => apply(&lp, &ctx).await,
-            finalizer::Event::Cleanup(lp) => cleanup(&lp, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    ctx.metrics.reconciled(match &result {
-        Ok(_) => "ok",
-        Err(_) => "error",
-    });
+    let result = match lp.metadata.deletion_timestamp {
+        None => apply(&lp, &ctx).await,
+        Some(_) if lp.finalizers().iter().any(|f| f == FINALIZER) => cleanup(&lp, &ctx).await,
+        Some(_) => Ok(Action::await_change()),
+    };
+    if result.is_err() {
+        ctx.metrics.reconciled("error");
+    }
     result
 }
 
@@ -228,151 +252,167 @@ fn backoff(attempts: u32, min: Duration, max: Duration, jitter: f64) -> Duration
 }
 
 /// observe -> decide -> act -> report for a LoginProfile that is not being deleted.
-async fn apply<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Error> {
+async fn apply<I: Iam>(cached: &LoginProfile, ctx: &Context<I>) -> Result<Action, Error> {
+    let mut lp = cached.clone();
     let user = lp.user_name();
-    if lp.status.is_none() {
-        mark_progressing(lp, ctx, &user).await?;
+    if let Some(message) = lp.user_name_problem() {
+        return fail(&lp, ctx, Outcome::new(Reason::InvalidUserName, message)).await;
     }
-    let mut desired = match observe_source(lp, ctx, &user).await? {
-        Ok(desired) => Ok(desired),
+
+    // 1. Observe: the password source, then IAM. While status shows no
+    // profile (no createDate), IAM is not asked: most likely the user has
+    // none, so CreateLoginProfile goes first and a create costs one IAM call
+    // (IAM's rate limit is shared by the whole account).
+    let source = match observe_source(&lp, ctx, &user).await {
         Err(problem) if !problem.reason.is_terminal() => {
-            return fail(lp, ctx, Outcome::new(problem.reason, problem.message)).await;
+            return fail(&lp, ctx, Outcome::new(problem.reason, problem.message)).await;
         }
-        Err(problem) => Err(problem),
+        source => source,
     };
-    if desired
+    if source
         .as_ref()
-        .is_ok_and(|d| ctx.recently_verified(lp, &d.fingerprint))
+        .is_ok_and(|desired| ctx.recently_verified(&lp, desired))
     {
-        return Ok(Action::requeue(ctx.requeue_after(lp)));
+        return Ok(Action::requeue(ctx.requeue_after(&lp)));
     }
-    // IAM has never shown this object a profile (no createDate in status):
-    // most likely the user has none, so try CreateLoginProfile first and
-    // look (GetLoginProfile) only when IAM answers that one exists. A
-    // create then costs one IAM call instead of two, which matters because
-    // IAM's rate limit is shared by the whole account.
-    let mut look_first = lp.status.as_ref().is_some_and(|s| s.create_date.is_some());
-    let (observed, changed_out_of_band, acted) = loop {
-        // A broken source blocks every plan, so IAM need not be asked.
-        let observed = match &desired {
-            Ok(_) if look_first => match ctx.iam.get_login_profile(&user).await {
-                Ok(profile) => profile,
-                Err(error) => return fail(lp, ctx, error.outcome(&user, None)).await,
-            },
-            _ => None,
-        };
-        let changed_out_of_band = match enforce_check(lp, ctx, &user, observed.as_ref()).await {
-            Ok(changed) => changed,
-            Err(error) => return fail(lp, ctx, error.outcome(&user, None)).await,
-        };
-        let plan = plan::decide(&Observed {
-            spec: &lp.spec,
-            status: lp.status.as_ref(),
-            desired_fingerprint: desired.as_ref().map(|d| d.fingerprint.as_str()),
-            iam: observed.as_ref(),
-            changed_out_of_band,
-        });
-        tracing::debug!(object = %ObjectRef::from_obj(lp), ?plan, "decided");
+    let look_first = lp.status.as_ref().is_some_and(|s| s.create_date.is_some());
+    let mut iam = match observe_iam(&lp, ctx, &user, &source, look_first).await {
+        Ok(iam) => iam,
+        Err(outcome) => return fail(&lp, ctx, outcome).await,
+    };
 
-        if let Ok(d) = &mut desired
-            && plan.sends_password()
-            && d.password.is_none()
-        {
-            match fetch_secrets_manager(lp, ctx, &user).await? {
-                Ok(fetched) => *d = fetched,
-                Err(problem) => {
-                    return fail(lp, ctx, Outcome::new(problem.reason, problem.message)).await;
-                }
+    // 2. Decide (pure, plan.rs), 3. act. A create-first guess that IAM
+    // answers with "exists" is looked at once, on a fresh read of the object
+    // (the cached one may not show this operator's own last status yet).
+    let mut source = source;
+    let acted = loop {
+        let plan = decide(&lp, ctx, &user, &source, &iam);
+        tracing::debug!(object = %ObjectRef::from_obj(&lp), ?plan, "decided");
+        match act(ctx, &mut lp, &user, plan, &mut source, &iam).await {
+            Ok(acted) => break acted,
+            Err(ActFailure::Report(outcome)) => return fail(&lp, ctx, outcome).await,
+            Err(ActFailure::Kube(error)) => return Err(Error::Kube(error)),
+            Err(ActFailure::LookAgain) if !iam.looked => {
+                lp = fresh(ctx, &lp).await?;
+                source = source.map(|desired| desired.compared_with(&lp, ctx, &user));
+                iam = match observe_iam(&lp, ctx, &user, &source, true).await {
+                    Ok(iam) => iam,
+                    Err(outcome) => return fail(&lp, ctx, outcome).await,
+                };
             }
-        }
-        let password = desired.as_ref().ok().and_then(|d| d.password.as_ref());
-        match act(ctx, &user, plan, password, observed.clone(), lp).await {
-            Ok(acted) => break (observed, changed_out_of_band, acted),
-            Err(Some(outcome)) => return fail(lp, ctx, outcome).await,
-            // The create-first guess was wrong: a profile exists. Look at it.
-            Err(None) if !look_first => look_first = true,
             // The profile appeared or vanished since GetLoginProfile: look again.
-            Err(None) => return Ok(Action::requeue(Duration::from_secs(1))),
+            Err(ActFailure::LookAgain) => return Ok(Action::requeue(Duration::from_secs(1))),
         }
     };
 
-    let previous = lp.status.clone().unwrap_or_default();
-    let mut next = previous.clone();
-    next.user_name = Some(user);
-    if let Some(profile) = &acted.iam {
-        next.create_date = Some(profile.create_date.clone());
-        next.password_reset_required = Some(profile.password_reset_required);
+    // 4. Report.
+    let next = next_status(&lp, &user, &iam, &acted, source.ok().as_ref());
+    // Only a password IAM holds now counts as verified (not a held-back one).
+    let next_fingerprint = next
+        .password_fingerprint
+        .clone()
+        .filter(|_| acted.outcome.reason != Reason::UpdateHeldBack);
+    report(&lp, ctx, next, &acted.outcome, acted.wrote).await?;
+    ctx.failures().remove(&ObjectRef::from_obj(&lp));
+    if let Some(fingerprint) = &next_fingerprint {
+        ctx.verified().insert(
+            ObjectRef::from_obj(&lp),
+            Verified {
+                at: Instant::now(),
+                generation: lp.metadata.generation,
+                fingerprint: fingerprint.clone(),
+            },
+        );
     }
-    // The user changed the password that a required reset asked for: IAM
-    // cleared the flag. Shown, never undone.
-    let user_changed_it = previous.applied_password_reset_required == Some(true)
-        && observed
-            .as_ref()
-            .is_some_and(|p| !p.password_reset_required);
-    if (user_changed_it || changed_out_of_band) && previous.password_changed_out_of_band.is_none() {
-        next.password_changed_out_of_band = Some(now_rfc3339());
-    }
-    let desired = desired.ok();
-    next.held_back_source_version = match acted.outcome.reason {
-        Reason::UpdateHeldBack => desired.as_ref().and_then(|d| d.version.text()),
-        _ => None,
-    };
-    if let (Some(why), Some(desired)) = (acted.sent_password, &desired) {
-        next.password_fingerprint = Some(desired.fingerprint.clone());
-        match &desired.version {
-            SourceVersion::Secret(rv) => next.secret_resource_version = rv.clone(),
-            SourceVersion::SecretsManager(id) => next.secrets_manager_version_id = Some(id.clone()),
-        }
-        next.password_last_applied_time = Some(now_rfc3339());
-        if why != UpdateWhy::Enforce {
-            next.password_changed_out_of_band = None;
-        }
-    }
-    if let Some(reset) = acted.sent_reset {
-        next.applied_password_reset_required = Some(reset);
-    }
-    report(lp, ctx, next, &acted.outcome, acted.wrote).await?;
-    ctx.failures().remove(&ObjectRef::from_obj(lp));
-    ctx.verified()
-        .insert(ObjectRef::from_obj(lp), Instant::now());
     ctx.metrics
-        .set_profile_state(key(lp), Some(ProfileState::Ready));
-    Ok(Action::requeue(ctx.requeue_after(lp)))
+        .set_profile_state(key(&lp), Some(ProfileState::Ready));
+    ctx.metrics.reconciled("ok");
+    Ok(Action::requeue(ctx.requeue_after(&lp)))
+}
+
+/// The decide step's inputs, gathered from what was observed.
+fn decide<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    user: &str,
+    source: &Result<Desired, SourceProblem>,
+    iam: &IamView,
+) -> Plan {
+    let pending_is_desired = sent_unconfirmed(lp, ctx, user, source);
+    plan::decide(&Observed {
+        spec: &lp.spec,
+        status: lp.status.as_ref(),
+        source: source.as_ref().map(|desired| desired.applied),
+        iam: iam.profile.as_ref(),
+        changed_out_of_band: iam.changed_out_of_band,
+        in_charge_since: lp.in_charge_since(),
+        pending_is_desired,
+    })
+}
+
+/// Whether an earlier attempt, whose answer never reached status, was
+/// sending exactly the source's password.
+fn sent_unconfirmed<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    user: &str,
+    source: &Result<Desired, SourceProblem>,
+) -> bool {
+    match (lp.unconfirmed_sending(), source) {
+        (Some(sending), Ok(desired)) => desired.verdict_of(sending, ctx, user) == Verdict::Same,
+        _ => false,
+    }
+}
+
+/// The object as the API server has it now (not the cache).
+async fn fresh<I: Iam>(ctx: &Context<I>, lp: &LoginProfile) -> Result<LoginProfile, Error> {
+    let api: Api<LoginProfile> =
+        Api::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default());
+    api.get(&lp.name_any()).await.map_err(Error::Kube)
 }
 
 /// Runs while the resource is being deleted: removes the IAM login profile
-/// unless `deletionPolicy: Retain` or this resource never managed it.
+/// unless `deletionPolicy: Retain` or this resource never managed it, then
+/// removes the finalizer.
 async fn cleanup<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Error> {
     let user = lp
         .status
         .as_ref()
         .and_then(|s| s.user_name.clone())
         .unwrap_or_else(|| lp.user_name());
-    let note = match plan::decide_cleanup(&lp.spec, lp.status.as_ref()) {
-        Plan::Delete => match ctx.iam.delete_login_profile(&user).await {
-            Ok(()) => format!("deleted the login profile of IAM user {user:?}"),
-            Err(error) => {
-                let outcome = error.outcome(&user, None);
-                publish(
-                    lp,
-                    ctx,
-                    &Outcome::new(
-                        Reason::Deleting,
-                        format!("could not delete the login profile: {}", outcome.message),
-                    ),
-                )
-                .await;
-                return Err(Error::Transient {
-                    reason: outcome.reason,
-                    message: outcome.message,
-                });
+    let applied = lp
+        .status
+        .as_ref()
+        .is_some_and(|s| s.password_fingerprint.is_some());
+    // Status may have missed this resource's own create (a crash, a lost
+    // answer): IAM's CreateDate against the time it took charge tells.
+    let created_in_charge = !applied
+        && lp.in_charge_since().is_some()
+        && lp.spec.deletion_policy == crate::crd::DeletionPolicy::Delete
+        && match ctx.iam.get_login_profile(&user).await {
+            Ok(profile) => {
+                profile.is_some_and(|p| plan::created_in_charge(&p, lp.in_charge_since()))
             }
-        },
+            Err(error) => return cleanup_failed(lp, ctx, &user, error).await,
+        };
+    let note = match plan::decide_cleanup(&lp.spec, lp.status.as_ref(), created_in_charge) {
+        Plan::Delete => {
+            if !ctx.permit.allows() {
+                return Err(not_leading());
+            }
+            match ctx.iam.delete_login_profile(&user).await {
+                Ok(()) => format!("deleted the login profile of IAM user {user:?}"),
+                Err(error) => return cleanup_failed(lp, ctx, &user, error).await,
+            }
+        }
         _ if lp.spec.deletion_policy == crate::crd::DeletionPolicy::Retain => {
             format!("kept the login profile of IAM user {user:?} (deletionPolicy: Retain)")
         }
-        _ => format!("left IAM user {user:?} alone: this LoginProfile never set its password"),
+        _ => format!(
+            "left IAM user {user:?} alone: its login profile (if any) was not made by this LoginProfile"
+        ),
     };
+    release(ctx, lp).await?;
     let event = Note {
         type_: EventType::Normal,
         reason: Reason::Deleting.as_str(),
@@ -385,7 +425,38 @@ async fn cleanup<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, 
     ctx.failures().remove(&ObjectRef::from_obj(lp));
     ctx.verified().remove(&ObjectRef::from_obj(lp));
     ctx.metrics.set_profile_state(key(lp), None);
+    ctx.metrics.reconciled("ok");
     Ok(Action::await_change())
+}
+
+async fn cleanup_failed<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    user: &str,
+    error: IamError,
+) -> Result<Action, Error> {
+    let outcome = error.outcome(user, None);
+    publish(
+        lp,
+        ctx,
+        &Outcome::new(
+            Reason::Deleting,
+            format!("could not delete the login profile: {}", outcome.message),
+        ),
+    )
+    .await;
+    Err(Error::Transient {
+        reason: outcome.reason,
+        message: outcome.message,
+    })
+}
+
+/// The error of an IAM write refused because leadership may have passed on.
+fn not_leading() -> Error {
+    Error::Transient {
+        reason: Reason::IamError,
+        message: "not writing to IAM: this replica may no longer hold the leader Lease".into(),
+    }
 }
 
 pub(super) fn key(lp: &LoginProfile) -> String {

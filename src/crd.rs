@@ -3,7 +3,7 @@
 //! `kubectl explain` text.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::{CustomResource, KubeSchema};
+use kube::{CustomResource, KubeSchema, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,22 @@ pub const GROUP: &str = "iam.loginprofile.dev";
 pub const FINALIZER: &str = "iam.loginprofile.dev/cleanup";
 /// The Secret key read when `passwordSecretRef.key` is not given.
 pub const DEFAULT_SECRET_KEY: &str = "password";
+/// `status.observedGeneration` of an object the operator never acted on
+/// (the CRD's status default).
+pub const NOT_OBSERVED: i64 = -1;
+/// When this operator took charge of the object: written in the same patch
+/// that adds the finalizer, so a login profile IAM created after it can only
+/// be this resource's own (a crash or a lost answer may have kept status from
+/// saying so).
+pub const IN_CHARGE_SINCE_ANNOTATION: &str = "iam.loginprofile.dev/in-charge-since";
+/// `<fingerprint> over <fingerprint in status, or none>`: the password the
+/// operator is about to send, and what status recorded when it started.
+/// Written with the finalizer before the first create, and before a
+/// rotation when the account refuses reused passwords. While status still
+/// records the "over" part, the attempt's answer never reached status: if it
+/// was sending the source's password, IAM holding it (or refusing it as
+/// reused) is this operator's own doing.
+pub const SENDING_ANNOTATION: &str = "iam.loginprofile.dev/sending";
 
 /// A console password (IAM login profile) for one IAM user, taken from a Secret.
 ///
@@ -210,8 +226,13 @@ pub enum AdoptionPolicy {
 
 /// What the operator last observed and did. Follows the kstatus conventions,
 /// so Argo CD and Flux judge health from the conditions.
+// The API server fills in `{observedGeneration: -1}` until the operator
+// writes: kstatus (Flux) and our Argo CD health check then read a LoginProfile
+// nobody has acted on as in progress, never as healthy, without an early
+// status write (Flux's own CRDs do the same).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": NOT_OBSERVED}))]
 pub struct LoginProfileStatus {
     /// The `metadata.generation` the operator last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -266,6 +287,71 @@ impl LoginProfile {
             .unwrap_or_else(|| self.metadata.name.clone().unwrap_or_default())
     }
 
+    /// Why the IAM user name cannot be valid, if it cannot: IAM allows 1..64
+    /// of `[\w+=,.@-]`. The CRD checks `spec.userName`; a name taken from
+    /// `metadata.name` is checked here, before any IAM call.
+    pub fn user_name_problem(&self) -> Option<String> {
+        let name = self.user_name();
+        let from = if self.spec.user_name.is_some() {
+            "spec.userName"
+        } else {
+            "the LoginProfile's name (spec.userName is not set)"
+        };
+        let length = name.chars().count();
+        if length == 0 || length > 64 {
+            return Some(format!(
+                "the IAM user name from {from} is {length} characters long; IAM allows 1 to 64: set spec.userName"
+            ));
+        }
+        let allowed = |c: char| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c);
+        name.chars().position(|c| !allowed(c)).map(|at| {
+            format!(
+                "the IAM user name from {from} has a character IAM does not allow at position {}; \
+                 IAM allows letters, digits and _+=,.@-: set spec.userName",
+                at + 1
+            )
+        })
+    }
+
+    /// When the operator took charge of this object (its annotation).
+    pub fn in_charge_since(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let text = self.annotations().get(IN_CHARGE_SINCE_ANNOTATION)?;
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
+
+    /// The fingerprint of a password whose sending started from what status
+    /// records now and whose answer never reached status (its annotation).
+    pub fn unconfirmed_sending(&self) -> Option<&str> {
+        let (sending, over) = self.annotations().get(SENDING_ANNOTATION)?.split_once(" over ")?;
+        let recorded = self
+            .status
+            .as_ref()
+            .and_then(|s| s.password_fingerprint.as_deref())
+            .unwrap_or("none");
+        (over == recorded && sending != recorded).then_some(sending)
+    }
+
+    /// The `sending` annotation's value for sending `fingerprint` now.
+    pub fn sending_value(&self, fingerprint: &str) -> String {
+        let recorded = self
+            .status
+            .as_ref()
+            .and_then(|s| s.password_fingerprint.as_deref())
+            .unwrap_or("none");
+        format!("{fingerprint} over {recorded}")
+    }
+
+    /// Whether the operator has written a status for the current generation
+    /// at least once (the CRD's default status says -1 until then).
+    pub fn observed(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.observed_generation)
+            .is_some_and(|g| g != NOT_OBSERVED)
+    }
+
     /// The condition of the given type, if the status has one.
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
         self.status
@@ -289,6 +375,64 @@ mod tests {
         assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
         assert_eq!(spec.adoption_policy, AdoptionPolicy::Fail);
         assert_eq!(spec.user_name, None);
+    }
+
+    #[test]
+    fn user_names_iam_refuses_are_found_before_any_call() {
+        let spec: LoginProfileSpec =
+            serde_json::from_value(serde_json::json!({"passwordSecretRef": {"name": "s"}}))
+                .unwrap();
+        let named = |name: &str| LoginProfile::new(name, spec.clone());
+        assert_eq!(named("bob.smith@example.com").user_name_problem(), None);
+        assert_eq!(named(&"a".repeat(64)).user_name_problem(), None);
+        let long = named(&"a".repeat(70)).user_name_problem().unwrap();
+        assert!(
+            long.contains("70 characters") && long.contains("set spec.userName"),
+            "{long}"
+        );
+        let odd = named("team/bob").user_name_problem().unwrap();
+        assert!(odd.contains("position 5"), "{odd}");
+    }
+
+    #[test]
+    fn the_crd_defaults_status_to_not_observed() {
+        let crd = serde_json::to_value(LoginProfile::crd()).unwrap();
+        let status =
+            &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+        assert_eq!(
+            status["default"],
+            serde_json::json!({"observedGeneration": -1})
+        );
+        let defaulted: LoginProfile = serde_json::from_value(serde_json::json!({
+            "apiVersion": "iam.loginprofile.dev/v1alpha1", "kind": "LoginProfile",
+            "metadata": {"name": "bob"}, "spec": {"passwordSecretRef": {"name": "s"}},
+            "status": status["default"],
+        }))
+        .unwrap();
+        assert!(!defaulted.observed());
+    }
+
+    #[test]
+    fn a_sending_mark_counts_only_while_status_has_not_moved_on() {
+        let spec: LoginProfileSpec =
+            serde_json::from_value(serde_json::json!({"passwordSecretRef": {"name": "s"}}))
+                .unwrap();
+        let mut lp = LoginProfile::new("bob", spec);
+        let mark = lp.sending_value("fp-new");
+        assert_eq!(mark, "fp-new over none");
+        lp.annotations_mut().insert(SENDING_ANNOTATION.into(), mark);
+        assert_eq!(lp.unconfirmed_sending(), Some("fp-new"), "nothing recorded yet");
+        lp.status = Some(LoginProfileStatus {
+            password_fingerprint: Some("fp-new".into()),
+            ..Default::default()
+        });
+        assert_eq!(lp.unconfirmed_sending(), None, "confirmed");
+        lp.status.as_mut().unwrap().password_fingerprint = Some("fp-later".into());
+        assert_eq!(
+            lp.unconfirmed_sending(),
+            None,
+            "an old mark never vouches for a later rotation"
+        );
     }
 
     #[test]

@@ -1,6 +1,10 @@
-//! The key behind the status fingerprints: read from a file (a mounted Secret
-//! or a key an administrator manages), or kept in a Secret in the operator's
-//! own namespace that the operator creates on its first start.
+//! The keys behind the status fingerprints: read from files (a mounted Secret
+//! or keys an administrator manages), or kept in a Secret in the operator's
+//! own namespace that the operator creates on its first start. Besides the
+//! current key, older keys (files given with `--fingerprint-old-key-file`, or
+//! `old-*` fields of the Secret) keep verifying the fingerprints made with
+//! them, so a key can be rotated without re-sending any password
+//! (docs/reliability.md).
 
 use std::path::Path;
 
@@ -36,30 +40,59 @@ pub enum KeyError {
         source: kube::Error,
     },
     #[error(
-        "Secret {0}/{KEY_SECRET_NAME} has no usable `key` field; delete it to let the operator create a new one"
+        "Secret {0}/{KEY_SECRET_NAME} has no usable `key` field (at least 16 bytes); put one there, or delete the Secret to let the operator create a new key (fingerprints under the lost key are then re-made without re-sending passwords whose source did not change)"
     )]
     Malformed(String),
     #[error("the operating system's random number generator failed: {0}")]
     Random(String),
 }
 
-/// Loads the key from `file` if given, else from (or into) the Secret in
-/// `namespace`.
+/// The current key and the older ones that still verify.
+pub struct Keys {
+    pub current: Zeroizing<Vec<u8>>,
+    pub older: Vec<Zeroizing<Vec<u8>>>,
+}
+
+fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| KeyError::File {
+        path: path.display().to_string(),
+        source,
+    })?);
+    if bytes.len() < 16 {
+        return Err(KeyError::TooShort(path.display().to_string()));
+    }
+    Ok(bytes)
+}
+
+/// Loads the keys: from `file` (and `old_files`) if given, else from (or
+/// into) the Secret in `namespace`.
 pub async fn load(
     client: &Client,
     file: Option<&Path>,
+    old_files: &[std::path::PathBuf],
     namespace: Option<&str>,
-) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+) -> Result<Keys, KeyError> {
+    let mut older = old_files
+        .iter()
+        .map(|path| read_key_file(path))
+        .collect::<Result<Vec<_>, _>>()?;
     if let Some(path) = file {
-        let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| KeyError::File {
-            path: path.display().to_string(),
-            source,
-        })?);
-        if bytes.len() < 16 {
-            return Err(KeyError::TooShort(path.display().to_string()));
-        }
-        return Ok(bytes);
+        return Ok(Keys {
+            current: read_key_file(path)?,
+            older,
+        });
     }
+    let current = load_secret(client, namespace, &mut older).await?;
+    Ok(Keys { current, older })
+}
+
+/// The key kept in the Secret (created with a random key if absent); its
+/// `old-*` fields are added to `older`.
+async fn load_secret(
+    client: &Client,
+    namespace: Option<&str>,
+    older: &mut Vec<Zeroizing<Vec<u8>>>,
+) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let namespace = namespace
         .filter(|ns| !ns.is_empty())
         .ok_or(KeyError::NoSource)?;
@@ -69,6 +102,7 @@ pub async fn load(
         source,
     };
     if let Some(secret) = secrets.get_opt(KEY_SECRET_NAME).await.map_err(kube_error)? {
+        older.extend(old_keys_of(&secret));
         return key_of(&secret).ok_or_else(|| KeyError::Malformed(namespace.to_string()));
     }
     let mut key = Zeroizing::new(vec![0u8; KEY_BYTES]);
@@ -105,6 +139,16 @@ pub async fn load(
         }
         Err(source) => Err(kube_error(source)),
     }
+}
+
+fn old_keys_of(secret: &Secret) -> Vec<Zeroizing<Vec<u8>>> {
+    secret
+        .data
+        .iter()
+        .flatten()
+        .filter(|(field, key)| field.starts_with("old-") && key.0.len() >= 16)
+        .map(|(_, key)| Zeroizing::new(key.0.clone()))
+        .collect()
 }
 
 fn key_of(secret: &Secret) -> Option<Zeroizing<Vec<u8>>> {

@@ -232,6 +232,13 @@ impl AwsIam {
         }
     }
 
+    /// The configuration override for writes that must not be retried by
+    /// the SDK (the reconciler retries them with what it learned).
+    fn single_attempt(&self) -> aws_sdk_iam::config::Builder {
+        aws_sdk_iam::config::Builder::default()
+            .retry_config(RetryConfig::standard().with_max_attempts(1))
+    }
+
     async fn call<T>(
         &self,
         operation: &'static str,
@@ -350,6 +357,11 @@ impl Iam for AwsIam {
                 .user_name(user)
                 .password(password.expose())
                 .password_reset_required(reset_required)
+                // One attempt: a retry after a lost answer would be refused
+                // as existing, and the operator must tell its own lost
+                // create from someone else's profile (docs/reliability.md).
+                .customize()
+                .config_override(self.single_attempt())
                 .send()
                 .await
                 .map_err(|error| {
@@ -391,6 +403,16 @@ impl Iam for AwsIam {
                 .user_name(user)
                 .set_password(password.map(|p| p.expose().to_owned()))
                 .password_reset_required(reset_required)
+                // A password is sent once per reconcile: the SDK must not
+                // retry it after a lost answer, because in an account that
+                // refuses reused passwords the retry would be refused for
+                // the very password the lost attempt applied. The next
+                // reconcile recognizes that refusal (docs/reliability.md).
+                .customize()
+                .config_override(match password {
+                    Some(_) => self.single_attempt(),
+                    None => aws_sdk_iam::config::Builder::default(),
+                })
                 .send()
                 .await
                 .map(|_| ())
@@ -475,6 +497,7 @@ impl AwsIam {
                     require_numbers: policy.require_numbers(),
                     require_uppercase: policy.require_uppercase_characters(),
                     require_lowercase: policy.require_lowercase_characters(),
+                    reuse_prevention: policy.password_reuse_prevention().unwrap_or(0).max(0) as u32,
                 },
                 None => PasswordPolicy::AwsDefault,
             }),

@@ -2,8 +2,21 @@
 //! replicas only one reconciles: acquire (create the Lease, or take it over
 //! once the holder stopped renewing), then renew; losing it ends the process,
 //! and Kubernetes restarts it as a standby.
+//!
+//! One writer, even when the API server is slow or this process is frozen:
+//! every renewal has a timeout, leadership counts from the moment a renewal
+//! was *sent* (not answered), and it is given up after the renew deadline
+//! (two thirds of the lease), well before a standby may take over. IAM
+//! writes ask [`WritePermit::allows`] first, which checks the clock itself,
+//! so a process that wakes from a freeze past its deadline writes nothing.
+//! Why not kube-lease-manager: docs/dependencies.md.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use tokio::time::Instant;
 
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
@@ -27,49 +40,110 @@ pub struct LeaseSettings {
 }
 
 impl LeaseSettings {
-    fn renew_every(&self) -> Duration {
-        self.duration / 3
+    /// How often the holder renews (and a standby retries), and the timeout
+    /// of each attempt.
+    fn retry_period(&self) -> Duration {
+        self.duration / 6
+    }
+
+    /// Leadership ends this long after the last renewal was sent, a third of
+    /// the lease before any standby may take the Lease over.
+    pub fn renew_deadline(&self) -> Duration {
+        self.duration * 2 / 3
     }
 }
 
-/// Waits until this process holds the Lease.
-pub async fn acquire(client: &Client, settings: &LeaseSettings) -> Result<(), kube::Error> {
+/// Whether this process may write to IAM now. Without leader election it
+/// always may; with it, only until the renew deadline of its last renewal.
+#[derive(Debug, Clone, Default)]
+pub struct WritePermit {
+    /// `None`: no leader election. `Some(t)`: writes allowed before `t`.
+    until: Option<Arc<Mutex<Instant>>>,
+}
+
+impl WritePermit {
+    /// A permit for a leader: valid for `valid_for` from now, extended by
+    /// each renewal.
+    fn leading(valid_for: Duration) -> Self {
+        Self {
+            until: Some(Arc::new(Mutex::new(Instant::now() + valid_for))),
+        }
+    }
+
+    fn extend_to(&self, until: Instant) {
+        if let Some(current) = &self.until {
+            *current.lock().unwrap_or_else(PoisonError::into_inner) = until;
+        }
+    }
+
+    fn revoke(&self) {
+        self.extend_to(Instant::now());
+    }
+
+    /// True while a write cannot race another replica's.
+    pub fn allows(&self) -> bool {
+        self.until.as_ref().is_none_or(|until| {
+            Instant::now() < *until.lock().unwrap_or_else(PoisonError::into_inner)
+        })
+    }
+}
+
+/// Waits until this process holds the Lease; returns the permit that IAM
+/// writes check.
+pub async fn acquire(
+    client: &Client,
+    settings: &LeaseSettings,
+) -> Result<WritePermit, kube::Error> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), &settings.namespace);
     let mut announced = false;
     loop {
-        if try_acquire(&leases, settings).await? {
+        let sent = Instant::now();
+        if attempt(&leases, settings).await? {
             tracing::info!(lease = %settings.name, identity = %settings.identity, "became the leader");
-            return Ok(());
+            let permit = WritePermit::leading(Duration::ZERO);
+            permit.extend_to(sent + settings.renew_deadline());
+            return Ok(permit);
         }
         if !announced {
             tracing::info!(lease = %settings.name, "another replica leads; standing by");
             announced = true;
         }
-        tokio::time::sleep(settings.renew_every()).await;
+        tokio::time::sleep(settings.retry_period()).await;
     }
 }
 
-/// Renews the Lease until it cannot: returns when leadership is lost (the
-/// Lease was taken, or could not be renewed within its duration).
-pub async fn hold(client: Client, settings: LeaseSettings) {
+/// Renews the Lease until it cannot: returns (with the permit revoked) when
+/// leadership is lost: the Lease was taken, or no renewal succeeded within
+/// the renew deadline.
+pub async fn hold(client: Client, settings: LeaseSettings, permit: WritePermit) {
     let leases: Api<Lease> = Api::namespaced(client, &settings.namespace);
-    let mut last_renewal = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(settings.renew_every()).await;
-        match try_acquire(&leases, &settings).await {
-            Ok(true) => last_renewal = tokio::time::Instant::now(),
+        tokio::time::sleep(settings.retry_period()).await;
+        if !permit.allows() {
+            tracing::error!(lease = %settings.name, "no renewal within the renew deadline; giving up leadership");
+            break;
+        }
+        let sent = Instant::now();
+        match attempt(&leases, &settings).await {
+            Ok(true) => permit.extend_to(sent + settings.renew_deadline()),
             Ok(false) => {
                 tracing::error!(lease = %settings.name, "another replica took the Lease");
-                return;
+                break;
             }
-            Err(error) if last_renewal.elapsed() < settings.duration => {
-                tracing::warn!(%error, "could not renew the Lease; retrying");
-            }
-            Err(error) => {
-                tracing::error!(%error, "could not renew the Lease within its duration");
-                return;
-            }
+            Err(error) => tracing::warn!(%error, "could not renew the Lease; retrying"),
         }
+    }
+    permit.revoke();
+}
+
+/// One attempt with a timeout, so a hung API server cannot hold a renewal
+/// past the deadline.
+async fn attempt(leases: &Api<Lease>, settings: &LeaseSettings) -> Result<bool, kube::Error> {
+    match tokio::time::timeout(settings.retry_period(), try_acquire(leases, settings)).await {
+        Ok(result) => result,
+        Err(_) => Err(kube::Error::Service(
+            format!("no answer within {:?}", settings.retry_period()).into(),
+        )),
     }
 }
 

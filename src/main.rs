@@ -13,7 +13,7 @@ use loginprofile_operator::{
     crd::LoginProfile,
     fingerprint_key, http,
     iam::{self, AwsIam, IamClientConfig},
-    leader::{self, LeaseSettings},
+    leader::{self, LeaseSettings, WritePermit},
     metrics::Metrics,
     password::Fingerprinter,
     sample::SAMPLE,
@@ -65,9 +65,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let client = kubernetes_client().await.map_err(|e| {
         format!("cannot configure the Kubernetes client (in-cluster or KUBECONFIG): {e}")
     })?;
-    let key = fingerprint_key::load(
+    let keys = fingerprint_key::load(
         &client,
         args.fingerprint_key_file.as_deref(),
+        &args.fingerprint_old_key_files,
         args.operator_namespace.as_deref(),
     )
     .await
@@ -91,14 +92,14 @@ async fn run(args: RunArgs) -> Result<(), String> {
         credential_report_interval: args.credential_report_interval,
         secrets_manager_poll_interval: args.secrets_manager_poll_interval,
     };
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client.clone(),
         iam,
         secrets_manager,
-        Fingerprinter::new(key),
+        Fingerprinter::new(keys.current, keys.older),
         metrics.clone(),
         settings,
-    ));
+    );
 
     // Shut down on SIGTERM, or when leadership is lost (then exit non-zero,
     // so Kubernetes restarts this replica as a standby).
@@ -124,7 +125,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         shutdown.clone(),
     ));
 
-    let leading = if args.leader_elect {
+    let (permit, leading) = if args.leader_elect {
         let settings = LeaseSettings {
             namespace: args
                 .leader_election_namespace
@@ -136,23 +137,31 @@ async fn run(args: RunArgs) -> Result<(), String> {
                 .unwrap_or_else(|_| format!("{}-{}", hostname(), std::process::id())),
             duration: args.leader_election_duration,
         };
-        tokio::select! {
+        // A standby is healthy and ready to take over: a rolling update of
+        // several replicas must be able to finish.
+        health.set_ready();
+        let permit = tokio::select! {
             acquired = leader::acquire(&client, &settings) => {
-                acquired.map_err(|e| format!("leader election on Lease {}/{}: {e}", settings.namespace, settings.name))?;
+                acquired.map_err(|e| format!("leader election on Lease {}/{}: {e}", settings.namespace, settings.name))?
             }
             () = shutdown.clone() => return Ok(()),
-        }
+        };
         let lost = lost_leadership.clone();
         let holder = client.clone();
-        Some(tokio::spawn(async move {
-            leader::hold(holder, settings).await;
-            lost.notify_one();
-        }))
+        let held = permit.clone();
+        (
+            permit,
+            Some(tokio::spawn(async move {
+                leader::hold(holder, settings, held).await;
+                lost.notify_one();
+            })),
+        )
     } else {
-        None
+        (WritePermit::default(), None)
     };
+    ctx.set_write_permit(permit);
 
-    let (reconciles, caches_synced) = controller::run(ctx, shutdown.clone());
+    let (reconciles, caches_synced) = controller::run(Arc::new(ctx), shutdown.clone());
     tokio::spawn(async move {
         caches_synced.await;
         tracing::info!("caches synced; ready");

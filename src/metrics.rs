@@ -121,6 +121,18 @@ impl Metrics {
             Some(state) => states.insert(key, state),
             None => states.remove(&key),
         };
+        self.count_profiles(&states);
+    }
+
+    /// Forgets every object `keep` says is gone (deleted without a finalizer
+    /// run, or no longer watched), so the gauge counts only what exists.
+    pub fn retain_profiles(&self, keep: impl Fn(&str) -> bool) {
+        let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        states.retain(|key, _| keep(key));
+        self.count_profiles(&states);
+    }
+
+    fn count_profiles(&self, states: &HashMap<String, ProfileState>) {
         for each in [
             ProfileState::Ready,
             ProfileState::Reconciling,

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 /// IAM's length limits for a console password, in characters.
@@ -42,6 +42,12 @@ pub enum InvalidPassword {
         "character {position} of the password is not allowed by IAM (allowed: tab, line feed, carriage return and U+0020 to U+00FF)"
     )]
     ForbiddenCharacter { position: usize },
+    #[error(
+        "the password ends with a line feed, which nobody can type at the console sign-in page; \
+         remove it from the Secret (a Secret made with --from-file keeps the file's last newline: \
+         use --from-literal, or a file without a trailing newline)"
+    )]
+    TrailingLineFeed,
 }
 
 impl Password {
@@ -69,6 +75,7 @@ impl Password {
         match count {
             0 => Err(InvalidPassword::Empty),
             n if n > MAX_CHARS => Err(InvalidPassword::TooLong(n)),
+            _ if text.ends_with('\n') => Err(InvalidPassword::TrailingLineFeed),
             _ => Ok(Self(text)),
         }
     }
@@ -94,14 +101,48 @@ fn is_allowed(c: char) -> bool {
 /// password under a key that only the operator holds, so a reader of the
 /// resource cannot test guesses against it. The user name is mixed in so that
 /// two users with the same password do not show the same fingerprint.
+///
+/// A fingerprint names its key (`hmac-sha256:<key id>:<hex>`), so that keys
+/// can be rotated: new fingerprints use the current key, and fingerprints
+/// under older keys still verify while those keys are kept.
 #[derive(Clone)]
 pub struct Fingerprinter {
-    key: Zeroizing<Vec<u8>>,
+    current: Key,
+    older: Vec<Key>,
+}
+
+#[derive(Clone)]
+struct Key {
+    id: String,
+    secret: Zeroizing<Vec<u8>>,
+}
+
+impl Key {
+    fn new(secret: Zeroizing<Vec<u8>>) -> Self {
+        // The id is a hash of the key: stable across restarts and replicas,
+        // and it tells nothing about the key.
+        let digest = Sha256::digest(secret.as_slice());
+        let id = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        Self { id, secret }
+    }
+
+    fn mac(&self, user_name: &str, password: &Password) -> String {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret)
+            .expect("HMAC accepts keys of any length");
+        mac.update(user_name.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.expose().as_bytes());
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 impl fmt::Debug for Fingerprinter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Fingerprinter(<key redacted>)")
+        f.write_str("Fingerprinter(<keys redacted>)")
     }
 }
 
@@ -110,20 +151,55 @@ pub const FINGERPRINT_PREFIX: &str = "hmac-sha256:";
 /// The length of a generated fingerprint key, in bytes.
 pub const KEY_BYTES: usize = 32;
 
+/// How a recorded fingerprint compares with a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It is the fingerprint of this password (under the key it names).
+    Same,
+    /// It is the fingerprint of another password.
+    Different,
+    /// Its key is not one the operator holds (lost, or never known): it
+    /// cannot tell, and must not act on that alone.
+    UnknownKey,
+}
+
 impl Fingerprinter {
-    pub fn new(key: Zeroizing<Vec<u8>>) -> Self {
-        Self { key }
+    /// A fingerprinter that writes with `current` and still verifies
+    /// fingerprints made with any of `older`.
+    pub fn new(current: Zeroizing<Vec<u8>>, older: Vec<Zeroizing<Vec<u8>>>) -> Self {
+        Self {
+            current: Key::new(current),
+            older: older.into_iter().map(Key::new).collect(),
+        }
     }
 
+    /// The fingerprint of `password` under the current key.
     pub fn fingerprint(&self, user_name: &str, password: &Password) -> String {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
-            .expect("HMAC accepts keys of any length");
-        mac.update(user_name.as_bytes());
-        mac.update(&[0]);
-        mac.update(password.expose().as_bytes());
-        let digest = mac.finalize().into_bytes();
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        format!("{FINGERPRINT_PREFIX}{hex}")
+        let key = &self.current;
+        format!(
+            "{FINGERPRINT_PREFIX}{}:{}",
+            key.id,
+            key.mac(user_name, password)
+        )
+    }
+
+    /// Compares a recorded fingerprint with `password`, under the key the
+    /// fingerprint names.
+    pub fn verify(&self, recorded: &str, user_name: &str, password: &Password) -> Verdict {
+        let Some((id, mac)) = recorded
+            .strip_prefix(FINGERPRINT_PREFIX)
+            .and_then(|rest| rest.split_once(':'))
+        else {
+            return Verdict::UnknownKey;
+        };
+        match std::iter::once(&self.current)
+            .chain(&self.older)
+            .find(|key| key.id == id)
+        {
+            Some(key) if key.mac(user_name, password) == mac => Verdict::Same,
+            Some(_) => Verdict::Different,
+            None => Verdict::UnknownKey,
+        }
     }
 }
 
@@ -143,6 +219,14 @@ mod tests {
         );
         assert!(check("ab\u{9}c").is_ok(), "tab is allowed");
         assert!(check("a\nb\rc").is_ok(), "LF and CR are allowed");
+        assert_eq!(
+            check("Secret-from-a-file-1\n").unwrap_err(),
+            InvalidPassword::TrailingLineFeed
+        );
+        assert_eq!(
+            check("Secret-from-windows-1\r\n").unwrap_err(),
+            InvalidPassword::TrailingLineFeed
+        );
         assert_eq!(
             check("\u{1f}").unwrap_err(),
             InvalidPassword::ForbiddenCharacter { position: 1 }
@@ -201,13 +285,39 @@ mod tests {
     #[test]
     fn fingerprint_is_keyed_and_per_user() {
         let password = check("Correct-Horse-9").unwrap();
-        let a = Fingerprinter::new(Zeroizing::new(b"key-a".to_vec()));
-        let b = Fingerprinter::new(Zeroizing::new(b"key-b".to_vec()));
+        let a = Fingerprinter::new(Zeroizing::new(b"key-a".to_vec()), vec![]);
+        let b = Fingerprinter::new(Zeroizing::new(b"key-b".to_vec()), vec![]);
         let fa = a.fingerprint("bob", &password);
         assert!(fa.starts_with(FINGERPRINT_PREFIX));
         assert_eq!(fa, a.fingerprint("bob", &password), "deterministic");
         assert_ne!(fa, b.fingerprint("bob", &password), "depends on the key");
         assert_ne!(fa, a.fingerprint("alice", &password), "depends on the user");
         assert!(!fa.contains("Correct"));
+    }
+
+    #[test]
+    fn fingerprints_verify_under_the_key_they_name() {
+        let password = check("Correct-Horse-9").unwrap();
+        let other = check("Battery-Staple-7").unwrap();
+        let old = Fingerprinter::new(Zeroizing::new(b"old-key".to_vec()), vec![]);
+        let recorded = old.fingerprint("bob", &password);
+        let rotated = Fingerprinter::new(
+            Zeroizing::new(b"new-key".to_vec()),
+            vec![Zeroizing::new(b"old-key".to_vec())],
+        );
+        assert_eq!(rotated.verify(&recorded, "bob", &password), Verdict::Same);
+        assert_eq!(rotated.verify(&recorded, "bob", &other), Verdict::Different);
+        assert_ne!(
+            rotated.fingerprint("bob", &password),
+            recorded,
+            "new ones use the new key"
+        );
+        let lost = Fingerprinter::new(Zeroizing::new(b"new-key".to_vec()), vec![]);
+        assert_eq!(
+            lost.verify(&recorded, "bob", &password),
+            Verdict::UnknownKey
+        );
+        let legacy = "hmac-sha256:0123456789abcdef";
+        assert_eq!(lost.verify(legacy, "bob", &password), Verdict::UnknownKey);
     }
 }

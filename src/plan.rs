@@ -6,6 +6,7 @@ use crate::crd::{
     AdoptionPolicy, DeletionPolicy, LoginProfileSpec, LoginProfileStatus, PasswordUpdatePolicy,
 };
 use crate::reason::Reason;
+use chrono::{DateTime, Utc};
 
 /// IAM's view of a login profile (GetLoginProfile / CreateLoginProfile).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,18 +24,52 @@ pub struct SourceProblem {
     pub message: String,
 }
 
+/// How the source's password compares with the one status says was applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Status records no password: this resource never confirmed one.
+    Nothing,
+    /// The source holds the password last applied.
+    Same,
+    /// The source holds another password.
+    Different,
+}
+
 /// Everything the decide step looks at.
 #[derive(Debug, Clone)]
 pub struct Observed<'a> {
     pub spec: &'a LoginProfileSpec,
     pub status: Option<&'a LoginProfileStatus>,
-    /// The keyed fingerprint of the Secret's password, or why there is none.
-    pub desired_fingerprint: Result<&'a str, &'a SourceProblem>,
+    /// The source's password against status, or why there is none.
+    pub source: Result<Applied, &'a SourceProblem>,
     /// The login profile in IAM; `None` when IAM has none.
     pub iam: Option<&'a IamProfile>,
     /// IAM's credential report shows a password change after the operator's
     /// last one (looked up only for `passwordUpdatePolicy: Enforce`).
     pub changed_out_of_band: bool,
+    /// When this resource took charge (its finalizer patch).
+    pub in_charge_since: Option<DateTime<Utc>>,
+    /// An earlier attempt whose answer never reached status was sending
+    /// exactly the source's password (the `sending` annotation).
+    pub pending_is_desired: bool,
+}
+
+/// How far IAM's CreateDate (whole seconds) may be before the operator's own
+/// clock reading of the moment it took charge and still be its own create.
+/// IAM reports whole seconds, and the two clocks are NTP-synchronized
+/// (Amazon Time Sync on EKS), not identical.
+pub const CLOCK_TOLERANCE_SECONDS: i64 = 2;
+
+/// Whether IAM created `profile` while this resource was in charge: then no
+/// one but this resource made it (a crash or a lost answer kept status from
+/// saying so). A profile created before never counts as ours.
+pub fn created_in_charge(profile: &IamProfile, in_charge_since: Option<DateTime<Utc>>) -> bool {
+    let Some(since) = in_charge_since else {
+        return false;
+    };
+    DateTime::parse_from_rfc3339(&profile.create_date).is_ok_and(|created| {
+        created.with_timezone(&Utc) >= since - chrono::Duration::seconds(CLOCK_TOLERANCE_SECONDS)
+    })
 }
 
 /// Why the password is sent again.
@@ -51,6 +86,9 @@ pub enum UpdateWhy {
 /// The one thing to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
+    /// IAM already holds the source's password from this resource's own
+    /// create, whose answer was lost: record it, with no IAM call.
+    RecordCreated,
     /// CreateLoginProfile with the password and the reset flag.
     Create {
         reset_required: bool,
@@ -84,8 +122,8 @@ impl Plan {
 /// Decides what to do for a LoginProfile that is not being deleted.
 pub fn decide(observed: &Observed<'_>) -> Plan {
     let spec = observed.spec;
-    let desired = match observed.desired_fingerprint {
-        Ok(fingerprint) => fingerprint,
+    let applied = match observed.source {
+        Ok(applied) => applied,
         Err(problem) => {
             return Plan::Blocked {
                 reason: problem.reason,
@@ -93,25 +131,34 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
             };
         }
     };
-    let applied = observed
-        .status
-        .and_then(|s| s.password_fingerprint.as_deref());
     let reset_required = spec.password_reset_required;
 
-    let Some(_profile) = observed.iam else {
+    let Some(profile) = observed.iam else {
         // None applied yet: a first create. Applied before: the profile was
         // deleted outside the operator, and the spec still wants it.
         return Plan::Create {
             reset_required,
-            recreate: applied.is_some(),
+            recreate: applied != Applied::Nothing,
         };
     };
 
     match applied {
-        None => match spec.adoption_policy {
+        // Made by this resource after it took charge: a crash or a lost
+        // answer kept status from recording it. Finish the job.
+        Applied::Nothing if created_in_charge(profile, observed.in_charge_since) => {
+            if observed.pending_is_desired {
+                Plan::RecordCreated
+            } else {
+                Plan::UpdatePassword {
+                    reset_required,
+                    why: UpdateWhy::SecretChanged,
+                }
+            }
+        }
+        Applied::Nothing => match spec.adoption_policy {
             AdoptionPolicy::Fail => Plan::Blocked {
                 reason: Reason::LoginProfileExists,
-                message: "the IAM user already has a login profile that this LoginProfile did not create; \
+                message: "the IAM user already had a login profile before this LoginProfile took charge; \
                           it was left untouched. Set spec.adoptionPolicy: Adopt to take it over with the \
                           Secret's password, or delete the existing profile"
                     .into(),
@@ -121,14 +168,14 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
                 why: UpdateWhy::Adopt,
             },
         },
-        Some(applied) if applied != desired => match spec.password_update_policy {
+        Applied::Different => match spec.password_update_policy {
             PasswordUpdatePolicy::CreateOnly => Plan::HoldBack,
             _ => Plan::UpdatePassword {
                 reset_required,
                 why: UpdateWhy::SecretChanged,
             },
         },
-        Some(_)
+        Applied::Same
             if spec.password_update_policy == PasswordUpdatePolicy::Enforce
                 && observed.changed_out_of_band =>
         {
@@ -140,20 +187,29 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         // Compared with what the operator last sent, not with IAM's flag: IAM
         // clears the flag when the user changes the password, and that is
         // the flow working, not drift to correct.
-        Some(_) if observed.status.and_then(|s| s.applied_password_reset_required) != Some(reset_required) => {
+        Applied::Same
+            if observed.status.and_then(|s| s.applied_password_reset_required)
+                != Some(reset_required) =>
+        {
             Plan::UpdateResetFlag { reset_required }
         }
-        Some(_) => Plan::Noop,
+        Applied::Same => Plan::Noop,
     }
 }
 
 /// Decides what to do for a LoginProfile that is being deleted. Depends only
-/// on the deletion policy and on what status says this resource applied, so
-/// cleanup works even when the Secret is gone or invalid.
-pub fn decide_cleanup(spec: &LoginProfileSpec, status: Option<&LoginProfileStatus>) -> Plan {
-    let managed = status
-        .and_then(|s| s.password_fingerprint.as_ref())
-        .is_some();
+/// on the deletion policy and on what this resource is known to have made
+/// (status, or a profile IAM created while it was in charge), so cleanup
+/// works even when the Secret is gone or invalid.
+pub fn decide_cleanup(
+    spec: &LoginProfileSpec,
+    status: Option<&LoginProfileStatus>,
+    created_in_charge: bool,
+) -> Plan {
+    let managed = created_in_charge
+        || status
+            .and_then(|s| s.password_fingerprint.as_ref())
+            .is_some();
     match spec.deletion_policy {
         DeletionPolicy::Retain => Plan::Noop,
         // A profile this resource never created or adopted is someone else's.
@@ -373,12 +429,23 @@ mod tests {
         ];
         for case in cases {
             let spec = spec(case.spec);
+            let recorded = case
+                .status
+                .as_ref()
+                .and_then(|s| s.password_fingerprint.as_deref());
+            let source = case.desired.as_ref().map(|desired| match recorded {
+                None => Applied::Nothing,
+                Some(recorded) if recorded == *desired => Applied::Same,
+                Some(_) => Applied::Different,
+            });
             let plan = decide(&Observed {
                 spec: &spec,
                 status: case.status.as_ref(),
-                desired_fingerprint: case.desired.as_ref().map(|s| *s),
+                source,
                 iam: case.iam.as_ref(),
                 changed_out_of_band: case.out_of_band,
+                in_charge_since: None,
+                pending_is_desired: false,
             });
             match (&plan, &case.want) {
                 // The adoption message is long prose; the reason is the contract.
@@ -396,19 +463,93 @@ mod tests {
         }
     }
 
+    fn since(text: &str) -> Option<DateTime<Utc>> {
+        Some(
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc),
+        )
+    }
+
+    /// A profile IAM created after the resource took charge, with nothing in
+    /// status: the resource's own create whose answer was lost.
+    #[test]
+    fn an_unrecorded_create_of_our_own_is_finished_not_refused() {
+        let spec = spec(BASE);
+        let iam = profile(false); // created 2026-11-27T09:51:50Z
+        let observe = |in_charge_since, pending_is_desired| Observed {
+            spec: &spec,
+            status: None,
+            source: Ok(Applied::Nothing),
+            iam: Some(&iam),
+            changed_out_of_band: false,
+            in_charge_since,
+            pending_is_desired,
+        };
+        assert_eq!(
+            decide(&observe(since("2026-11-27T09:51:49.700Z"), true)),
+            Plan::RecordCreated,
+            "IAM has exactly the password that was being sent: record it, no IAM call"
+        );
+        assert_eq!(
+            decide(&observe(since("2026-11-27T09:51:49.700Z"), false)),
+            Plan::UpdatePassword {
+                reset_required: false,
+                why: UpdateWhy::SecretChanged
+            },
+            "the Secret changed since that attempt: send the current password"
+        );
+        assert!(
+            matches!(
+                decide(&observe(since("2026-11-27T09:52:30Z"), true)),
+                Plan::Blocked {
+                    reason: Reason::LoginProfileExists,
+                    ..
+                }
+            ),
+            "a profile older than the resource's charge is never taken"
+        );
+        assert!(matches!(
+            decide(&observe(None, true)),
+            Plan::Blocked {
+                reason: Reason::LoginProfileExists,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn created_in_charge_allows_only_the_clock_tolerance() {
+        let iam = profile(false); // 09:51:50Z
+        assert!(created_in_charge(&iam, since("2026-11-27T09:51:50Z")));
+        assert!(created_in_charge(&iam, since("2026-11-27T09:51:52Z")));
+        assert!(!created_in_charge(&iam, since("2026-11-27T09:51:52.001Z")));
+        assert!(created_in_charge(&iam, since("2026-11-27T08:00:00Z")));
+        assert!(!created_in_charge(&iam, None));
+    }
+
     #[test]
     fn cleanup_deletes_only_what_this_resource_manages() {
         let managed = status(Some("fp1"), Some(false));
-        assert_eq!(decide_cleanup(&spec(BASE), Some(&managed)), Plan::Delete);
         assert_eq!(
-            decide_cleanup(&spec(BASE), None),
+            decide_cleanup(&spec(BASE), Some(&managed), false),
+            Plan::Delete
+        );
+        assert_eq!(
+            decide_cleanup(&spec(BASE), None, false),
             Plan::Noop,
             "never applied: not ours"
         );
         assert_eq!(
+            decide_cleanup(&spec(BASE), None, true),
+            Plan::Delete,
+            "created while in charge, status lost: ours"
+        );
+        assert_eq!(
             decide_cleanup(
                 &spec("{passwordSecretRef: {name: s}, deletionPolicy: Retain}"),
-                Some(&managed)
+                Some(&managed),
+                true
             ),
             Plan::Noop
         );

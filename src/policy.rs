@@ -19,6 +19,8 @@ pub enum PasswordPolicy {
         require_numbers: bool,
         require_uppercase: bool,
         require_lowercase: bool,
+        /// How many previous passwords IAM refuses to take again (0: none).
+        reuse_prevention: u32,
     },
 }
 
@@ -58,6 +60,7 @@ impl PasswordPolicy {
                 require_numbers,
                 require_uppercase,
                 require_lowercase,
+                ..
             } => {
                 if length < minimum_length {
                     broken.push(format!(
@@ -79,6 +82,12 @@ impl PasswordPolicy {
             }
         }
         broken
+    }
+
+    /// Whether IAM refuses a password the user had before (then re-sending
+    /// a password IAM already holds is refused, not accepted).
+    pub fn prevents_reuse(&self) -> bool {
+        matches!(self, PasswordPolicy::Custom { reuse_prevention, .. } if *reuse_prevention > 0)
     }
 
     fn minimum_length(&self) -> usize {
@@ -136,6 +145,7 @@ mod tests {
             require_numbers: true,
             require_uppercase: true,
             require_lowercase: true,
+            reuse_prevention: 0,
         }
     }
 

@@ -25,9 +25,13 @@ pub enum Reason {
     SecretsManagerDecryptionFailure,
     SecretsManagerJsonKeyNotFound,
     SecretsManagerNotJson,
+    /// The IAM user name (from spec.userName or the resource's name) is not one IAM allows.
+    InvalidUserName,
+    /// The operator may not read (or, with generatePassword, create) the Secret.
+    SecretAccessDenied,
     // Ready=False, transient
-    /// First sight of a new LoginProfile: work has started.
-    Progressing,
+    /// The Kubernetes API failed while reading or creating the Secret.
+    KubernetesError,
     UserNotFound,
     Throttled,
     LimitExceeded,
@@ -58,7 +62,9 @@ impl Reason {
             Reason::SecretsManagerJsonKeyNotFound => "SecretsManagerJsonKeyNotFound",
             Reason::SecretsManagerNotJson => "SecretsManagerNotJson",
             Reason::SecretsManagerError => "SecretsManagerError",
-            Reason::Progressing => "Progressing",
+            Reason::InvalidUserName => "InvalidUserName",
+            Reason::SecretAccessDenied => "SecretAccessDenied",
+            Reason::KubernetesError => "KubernetesError",
             Reason::UserNotFound => "UserNotFound",
             Reason::Throttled => "Throttled",
             Reason::LimitExceeded => "LimitExceeded",
@@ -78,6 +84,8 @@ impl Reason {
             Reason::SecretNotFound
                 | Reason::SecretKeyNotFound
                 | Reason::InvalidPassword
+                | Reason::InvalidUserName
+                | Reason::SecretAccessDenied
                 | Reason::PasswordPolicyViolation
                 | Reason::LoginProfileExists
                 | Reason::AccessDenied

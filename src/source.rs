@@ -23,17 +23,47 @@ pub struct SourcedPassword {
     pub resource_version: Option<String>,
 }
 
-/// Reads the LoginProfile's Secret from the API server. `Ok(Err(_))` is a
-/// problem of the Secret (terminal); `Err(_)` is a failure to ask (transient).
+/// Reads the LoginProfile's Secret from the API server, and says what is
+/// wrong with it (or with reading it) in words a person can act on.
 pub async fn read(
     client: &Client,
     lp: &LoginProfile,
     reference: &SecretKeyRef,
-) -> Result<Result<SourcedPassword, SourceProblem>, kube::Error> {
+) -> Result<SourcedPassword, SourceProblem> {
     let namespace = lp.namespace().unwrap_or_default();
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);
-    let secret = secrets.get_opt(&reference.name).await?;
-    Ok(password_from(&namespace, reference, secret.as_ref()))
+    let secret = secrets
+        .get_opt(&reference.name)
+        .await
+        .map_err(|error| kubernetes_problem(&error, "read (get)", &namespace, &reference.name))?;
+    password_from(&namespace, reference, secret.as_ref())
+}
+
+/// A failed Secret request as a problem status can report: refused by RBAC
+/// is terminal (`SecretAccessDenied`, rechecked on resync), anything else is
+/// transient (`KubernetesError`, retried with backoff).
+pub fn kubernetes_problem(
+    error: &kube::Error,
+    verb: &str,
+    namespace: &str,
+    name: &str,
+) -> SourceProblem {
+    match error {
+        kube::Error::Api(status) if status.is_forbidden() => SourceProblem {
+            reason: Reason::SecretAccessDenied,
+            message: format!(
+                "the operator may not {verb} Secret {name:?} in namespace {namespace:?}; \
+                 grant its ServiceAccount that on Secrets there (Helm chart: watchNamespaces, \
+                 and generatedPasswords=true for generatePassword)"
+            ),
+        },
+        other => SourceProblem {
+            reason: Reason::KubernetesError,
+            message: format!(
+                "could not {verb} Secret {name:?} in namespace {namespace:?}: {other}; retrying"
+            ),
+        },
+    }
 }
 
 /// Label on every Secret the operator generated a password into.

@@ -10,10 +10,6 @@ use std::process::Stdio;
 use serde_json::{Value, json};
 use support::*;
 
-fn ready_reason(lp: &Value) -> String {
-    ready(lp).map(|(_, reason, _)| reason).unwrap_or_default()
-}
-
 /// kstatus's verdict for a LoginProfile as the API server returns it.
 fn kstatus(lp: &Value) -> String {
     let output = run_with_stdin(env().command("kstatus"), &lp.to_string());
@@ -52,18 +48,27 @@ fn kstatus_reads_ready_in_progress_and_stalled() {
     f.apply_pair("ready", &ready_user, &strong_password("gitops"), json!({}));
     let ready = wait_ready_reason(f.ns(), "ready", "True", "Created", CONVERGE);
     assert_eq!(kstatus(&ready), "Current");
-    // The operator's first status says it is working, so a GitOps tool never
-    // takes a LoginProfile it has not acted on yet for a healthy one.
+    // Every version before the operator's first status (the object as
+    // applied, with the CRD's default status, and with the finalizer) reads
+    // as in progress: a GitOps tool never takes a LoginProfile nobody has
+    // acted on for a healthy one.
     watch.kill().unwrap();
     let output = watch.wait_with_output().unwrap();
     let versions: Vec<Value> = serde_json::Deserializer::from_slice(&output.stdout)
         .into_iter::<Value>()
         .map(|event| event.unwrap()["object"].clone())
-        .filter(|lp| lp["metadata"]["name"] == "ready" && !lp["status"].is_null())
+        .filter(|lp| lp["metadata"]["name"] == "ready")
         .collect();
-    let first = versions.first().expect("the watch saw the status versions");
-    assert_eq!(ready_reason(first), "Progressing");
-    assert_eq!(kstatus(first), "InProgress");
+    let first = versions.first().expect("the watch saw the object as applied");
+    assert_eq!(first["status"], json!({"observedGeneration": -1}));
+    let before_outcome: Vec<&Value> = versions
+        .iter()
+        .take_while(|lp| support::ready(lp).is_none())
+        .collect();
+    assert!(!before_outcome.is_empty());
+    for version in before_outcome {
+        assert_eq!(kstatus(version), "InProgress", "{version}");
+    }
 
     f.apply_pair(
         "retrying",

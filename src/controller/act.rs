@@ -1,7 +1,15 @@
 //! The act step: at most the one IAM write a plan needs, after the password
-//! passed the account password policy.
+//! passed the account password policy, and the Kubernetes bookkeeping that
+//! makes that write safe to lose: the finalizer patch that records when the
+//! operator took charge and what it is about to send (before the first
+//! IAM write), the `sending` mark before a rotation in accounts that refuse
+//! reused passwords, and the finalizer's removal after cleanup.
 
 use super::*;
+use crate::{
+    crd::{IN_CHARGE_SINCE_ANNOTATION, SENDING_ANNOTATION},
+    policy::PasswordPolicy,
+};
 
 /// What the act step did, for status and events.
 pub(super) struct Acted {
@@ -16,17 +24,35 @@ pub(super) struct Acted {
     pub(super) sent_reset: Option<bool>,
 }
 
+/// Why the act step did not complete.
+pub(super) enum ActFailure {
+    /// A failure to report in status.
+    Report(Outcome),
+    /// IAM's profile is not what the plan assumed (create-first found one,
+    /// or it vanished): look again.
+    LookAgain,
+    /// A Kubernetes write failed (409: the object changed; read it again).
+    Kube(kube::Error),
+}
+
+impl From<Outcome> for ActFailure {
+    fn from(outcome: Outcome) -> Self {
+        ActFailure::Report(outcome)
+    }
+}
+
 /// The act step: at most the one IAM write the plan needs, after the
-/// password passed the account policy. `Err(Some)` is a failure to report;
-/// `Err(None)` means IAM changed under us (retry soon).
+/// password passed the account policy. `lp` is replaced by the patched
+/// object when bookkeeping was written, so status is written on top of it.
 pub(super) async fn act<I: Iam>(
     ctx: &Context<I>,
+    lp: &mut LoginProfile,
     user: &str,
     plan: Plan,
-    password: Option<&Password>,
-    observed: Option<IamProfile>,
-    lp: &LoginProfile,
-) -> Result<Acted, Option<Outcome>> {
+    source: &mut Result<Desired, SourceProblem>,
+    iam: &IamView,
+) -> Result<Acted, ActFailure> {
+    let observed = iam.profile.clone();
     let with_flag = |reset_required: bool| {
         observed.clone().map(|profile| IamProfile {
             password_reset_required: reset_required,
@@ -40,8 +66,11 @@ pub(super) async fn act<I: Iam>(
         sent_password: None,
         sent_reset: None,
     };
+    if plan.sends_password() {
+        fetch_if_lazy(lp, ctx, user, source).await?;
+    }
     match plan {
-        Plan::Blocked { reason, message } => Err(Some(Outcome::new(reason, message))),
+        Plan::Blocked { reason, message } => Err(Outcome::new(reason, message).into()),
         Plan::Noop | Plan::Delete => Ok(unchanged(unchanged_outcome(lp, user))),
         Plan::HoldBack => Ok(unchanged(Outcome::new(
             Reason::UpdateHeldBack,
@@ -50,17 +79,35 @@ pub(super) async fn act<I: Iam>(
                  to apply it, change the policy or delete the login profile"
             ),
         ))),
+        Plan::RecordCreated => Ok(Acted {
+            outcome: Outcome::new(
+                Reason::Created,
+                format!(
+                    "created the login profile of IAM user {user:?} (confirmed after the answer to the create was lost)"
+                ),
+            ),
+            wrote: false,
+            iam: observed.clone(),
+            sent_password: Some(UpdateWhy::SecretChanged),
+            sent_reset: observed.as_ref().map(|p| p.password_reset_required),
+        }),
         Plan::Create {
             reset_required,
             recreate,
         } => {
-            let password = password.expect("a Create plan has a password");
-            precheck(ctx, user, password).await.map_err(Some)?;
-            let result = ctx
+            let desired = source.as_ref().expect("a Create plan has a source");
+            let password = desired.password.as_ref().expect("fetched above");
+            precheck(ctx, user, password).await?;
+            let took_charge_now = take_charge(ctx, lp, &desired.fingerprint).await?;
+            if !took_charge_now {
+                mark_sending(ctx, lp, &desired.fingerprint).await?;
+            }
+            may_write(ctx)?;
+            match ctx
                 .iam
                 .create_login_profile(user, password, reset_required)
-                .await;
-            match result {
+                .await
+            {
                 Ok(profile) => Ok(Acted {
                     outcome: Outcome::new(
                         Reason::Created,
@@ -77,50 +124,80 @@ pub(super) async fn act<I: Iam>(
                     sent_password: Some(UpdateWhy::SecretChanged),
                     sent_reset: Some(reset_required),
                 }),
-                Err(IamError::EntityAlreadyExists(_)) => Err(None),
-                Err(error) => Err(Some(refused(ctx, user, error, password).await)),
+                // One attempt (no SDK retry, see iam.rs) refused right after
+                // taking charge: the profile was there before. This resource
+                // is not in charge of it, whatever the clocks say.
+                Err(IamError::EntityAlreadyExists(_)) if took_charge_now => {
+                    give_up_charge(ctx, lp).await?;
+                    Err(ActFailure::LookAgain)
+                }
+                Err(IamError::EntityAlreadyExists(_)) => Err(ActFailure::LookAgain),
+                Err(error) => Err(refused(ctx, user, error, password).await.into()),
             }
         }
         Plan::UpdatePassword {
             reset_required,
             why,
         } => {
-            let password = password.expect("an UpdatePassword plan has a password");
-            precheck(ctx, user, password).await.map_err(Some)?;
+            let desired = source
+                .as_ref()
+                .expect("an UpdatePassword plan has a source");
+            let password = desired.password.as_ref().expect("fetched above");
+            let policy = precheck(ctx, user, password).await?;
+            // Evidence from an earlier reconcile, read before this one marks
+            // its own attempt.
+            let prevents_reuse = policy.as_ref().is_some_and(PasswordPolicy::prevents_reuse);
+            let sent_before = prevents_reuse && sent_unconfirmed(lp, ctx, user, source);
+            take_charge(ctx, lp, &desired.fingerprint).await?;
+            if prevents_reuse {
+                mark_sending(ctx, lp, &desired.fingerprint).await?;
+            }
+            may_write(ctx)?;
             let result = ctx
                 .iam
                 .update_login_profile(user, Some(password), reset_required)
                 .await;
-            match result {
-                Ok(()) => Ok(Acted {
-                    outcome: match why {
-                        UpdateWhy::Adopt => Outcome::new(
-                            Reason::Adopted,
-                            format!(
-                                "took over the existing login profile of IAM user {user:?} and set the Secret's password"
-                            ),
-                        ),
-                        UpdateWhy::SecretChanged => Outcome::new(
-                            Reason::Updated,
-                            format!("set the Secret's new password for IAM user {user:?}"),
-                        ),
-                        UpdateWhy::Enforce => Outcome::new(
-                            Reason::Updated,
-                            format!(
-                                "set the Secret's password for IAM user {user:?} again: it was changed outside the operator (passwordUpdatePolicy: Enforce)"
-                            ),
-                        ),
-                    },
-                    wrote: true,
-                    iam: with_flag(reset_required),
-                    sent_password: Some(why),
-                    sent_reset: Some(reset_required),
-                }),
-                Err(IamError::NoSuchEntity(_)) if observed.is_some() => Err(None),
-                Err(error) => Err(Some(refused(ctx, user, error, password).await)),
-            }
+            let outcome = match (result, why) {
+                (Ok(()), UpdateWhy::Adopt) => Outcome::new(
+                    Reason::Adopted,
+                    format!(
+                        "took over the existing login profile of IAM user {user:?} and set the Secret's password"
+                    ),
+                ),
+                (Ok(()), UpdateWhy::SecretChanged) => Outcome::new(
+                    Reason::Updated,
+                    format!("set the Secret's new password for IAM user {user:?}"),
+                ),
+                (Ok(()), UpdateWhy::Enforce) => Outcome::new(
+                    Reason::Updated,
+                    format!(
+                        "set the Secret's password for IAM user {user:?} again: it was changed outside the operator (passwordUpdatePolicy: Enforce)"
+                    ),
+                ),
+                // The account refuses reused passwords, the password passed
+                // every other rule, and an attempt whose answer was lost was
+                // sending exactly it: IAM refuses it because it has it.
+                (Err(IamError::PasswordPolicyViolation(_)), _) if sent_before => Outcome::new(
+                    Reason::Updated,
+                    format!(
+                        "IAM user {user:?} already has the Secret's password (the answer to an earlier attempt was lost)"
+                    ),
+                ),
+                (Err(IamError::NoSuchEntity(_)), _) if observed.is_some() => {
+                    return Err(ActFailure::LookAgain);
+                }
+                (Err(error), _) => return Err(refused(ctx, user, error, password).await.into()),
+            };
+            Ok(Acted {
+                outcome,
+                wrote: true,
+                iam: with_flag(reset_required),
+                sent_password: Some(why),
+                sent_reset: Some(reset_required),
+            })
         }
         Plan::UpdateResetFlag { reset_required } => {
+            may_write(ctx)?;
             match ctx
                 .iam
                 .update_login_profile(user, None, reset_required)
@@ -144,31 +221,164 @@ pub(super) async fn act<I: Iam>(
                     sent_password: None,
                     sent_reset: Some(reset_required),
                 }),
-                Err(IamError::NoSuchEntity(_)) if observed.is_some() => Err(None),
-                Err(error) => Err(Some(error.outcome(user, None))),
+                Err(IamError::NoSuchEntity(_)) if observed.is_some() => Err(ActFailure::LookAgain),
+                Err(error) => Err(error.outcome(user, None).into()),
             }
         }
     }
 }
 
+/// A Secrets Manager password is fetched (GetSecretValue is billed) only
+/// when a plan sends it.
+async fn fetch_if_lazy<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    user: &str,
+    source: &mut Result<Desired, SourceProblem>,
+) -> Result<(), ActFailure> {
+    if let Ok(desired) = source
+        && desired.password.is_none()
+    {
+        *source = fetch_secrets_manager(lp, ctx, user).await;
+    }
+    match source {
+        Ok(_) => Ok(()),
+        Err(problem) => Err(Outcome::new(problem.reason, problem.message.clone()).into()),
+    }
+}
+
+/// With leader election, no IAM write once the Lease may have passed on.
+fn may_write<I: Iam>(ctx: &Context<I>) -> Result<(), ActFailure> {
+    if ctx.permit.allows() {
+        return Ok(());
+    }
+    Err(Outcome::new(
+        Reason::IamError,
+        "not writing to IAM: this replica may no longer hold the leader Lease",
+    )
+    .into())
+}
+
+/// Before a create (or the first IAM write): adds the finalizer if missing,
+/// and records, in the same patch, when the operator took charge and the
+/// fingerprint it is about to send. The patch carries the resourceVersion,
+/// so it fails (409) if the object changed since it was read (a stale copy).
+/// Returns whether it took charge now.
+async fn take_charge<I: Iam>(
+    ctx: &Context<I>,
+    lp: &mut LoginProfile,
+    fingerprint: &str,
+) -> Result<bool, ActFailure> {
+    let has_finalizer = lp.finalizers().iter().any(|f| f == FINALIZER);
+    if has_finalizer && lp.in_charge_since().is_some() {
+        return Ok(false);
+    }
+    let mut finalizers = lp.finalizers().to_vec();
+    if !has_finalizer {
+        finalizers.push(FINALIZER.to_string());
+    }
+    let since = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let patch = serde_json::json!({"metadata": {
+        "resourceVersion": lp.resource_version(),
+        "finalizers": finalizers,
+        "annotations": {
+            IN_CHARGE_SINCE_ANNOTATION: since,
+            SENDING_ANNOTATION: lp.sending_value(fingerprint),
+        },
+    }});
+    patch_metadata(ctx, lp, &patch).await?;
+    Ok(true)
+}
+
+/// The profile IAM has was there before this resource took charge: forget
+/// the claim, so no later reconcile takes that profile for its own.
+async fn give_up_charge<I: Iam>(ctx: &Context<I>, lp: &mut LoginProfile) -> Result<(), ActFailure> {
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        IN_CHARGE_SINCE_ANNOTATION: null,
+        SENDING_ANNOTATION: null,
+    }}});
+    patch_metadata(ctx, lp, &patch).await
+}
+
+/// Records the fingerprint about to be sent (over what status records), so
+/// that if IAM's answer is lost, the next reconcile can tell.
+async fn mark_sending<I: Iam>(
+    ctx: &Context<I>,
+    lp: &mut LoginProfile,
+    fingerprint: &str,
+) -> Result<(), ActFailure> {
+    let value = lp.sending_value(fingerprint);
+    if lp.annotations().get(SENDING_ANNOTATION) == Some(&value) {
+        return Ok(());
+    }
+    let patch = serde_json::json!({"metadata": {"annotations": {SENDING_ANNOTATION: value}}});
+    patch_metadata(ctx, lp, &patch).await
+}
+
+/// After cleanup: removes the finalizer (409 if the object changed since it
+/// was read; the retry reads it again).
+pub(super) async fn release<I: Iam>(ctx: &Context<I>, lp: &LoginProfile) -> Result<(), Error> {
+    let finalizers: Vec<&String> = lp.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+    let patch = serde_json::json!({"metadata": {
+        "resourceVersion": lp.resource_version(),
+        "finalizers": finalizers,
+    }});
+    let mut copy = lp.clone();
+    patch_metadata(ctx, &mut copy, &patch)
+        .await
+        .map_err(|failure| match failure {
+            ActFailure::Kube(error) => Error::Kube(error),
+            _ => unreachable!("a metadata patch fails only with a Kubernetes error"),
+        })
+}
+
+async fn patch_metadata<I: Iam>(
+    ctx: &Context<I>,
+    lp: &mut LoginProfile,
+    patch: &serde_json::Value,
+) -> Result<(), ActFailure> {
+    let api: Api<LoginProfile> =
+        Api::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default());
+    *lp = api
+        .patch(
+            &lp.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
+        .await
+        .map_err(ActFailure::Kube)?;
+    Ok(())
+}
+
 /// Checks the password against the account password policy before any IAM
-/// write, naming every rule it breaks. When the policy cannot be read, IAM
-/// itself still checks.
+/// write, naming every rule it breaks; returns the policy it checked. A
+/// refusal is made only after reading the policy again (an administrator
+/// may just have loosened it). When the policy cannot be read, IAM itself
+/// still checks.
 async fn precheck<I: Iam>(
     ctx: &Context<I>,
     user: &str,
     password: &Password,
-) -> Result<(), Outcome> {
-    let policy = match ctx.account.password_policy(&ctx.iam).await {
+) -> Result<Option<PasswordPolicy>, Outcome> {
+    let mut policy = match ctx.account.password_policy(&ctx.iam).await {
         Ok(policy) => policy,
         Err(error) => {
             tracing::warn!(%error, "could not read the account password policy; leaving the check to IAM");
-            return Ok(());
+            return Ok(None);
         }
     };
+    if !policy.violations(password, user).is_empty() {
+        ctx.account.forget_policy().await;
+        match ctx.account.password_policy(&ctx.iam).await {
+            Ok(fresh) => policy = fresh,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the account password policy again")
+            }
+        }
+    }
     let broken = policy.violations(password, user);
     if broken.is_empty() {
-        return Ok(());
+        return Ok(Some(policy));
     }
     Err(Outcome::new(
         Reason::PasswordPolicyViolation,

@@ -1,15 +1,116 @@
 //! The observe step: the password source (a Kubernetes Secret, generated if
-//! asked, or AWS Secrets Manager) and, for `Enforce`, the credential report.
+//! asked, or AWS Secrets Manager) compared with what status records, and
+//! IAM's login profile (plus, for `Enforce`, the credential report).
 
 use super::*;
 
 /// The password the spec asks for, as far as it had to be read.
 pub(super) struct Desired {
+    /// Under the current fingerprint key.
     pub(super) fingerprint: String,
     /// `None` when the source's version is the one already applied, so the
     /// (billed) value was not fetched; fetched later only if a plan needs it.
     pub(super) password: Option<Password>,
     pub(super) version: SourceVersion,
+    /// How it compares with the password status records as applied.
+    pub(super) applied: Applied,
+}
+
+impl Desired {
+    fn new(
+        lp: &LoginProfile,
+        ctx: &Context<impl Iam>,
+        user: &str,
+        password: Password,
+        version: SourceVersion,
+    ) -> Self {
+        Self {
+            fingerprint: ctx.fingerprinter.fingerprint(user, &password),
+            password: Some(password),
+            version,
+            applied: Applied::Nothing,
+        }
+        .compared_with(lp, ctx, user)
+    }
+
+    /// Compares with what `lp`'s status records. A fingerprint under a key
+    /// the operator no longer holds never causes a write by itself: if the
+    /// source's version is the one status recorded, it is the same password
+    /// (and status gets a fingerprint under the current key).
+    pub(super) fn compared_with(
+        mut self,
+        lp: &LoginProfile,
+        ctx: &Context<impl Iam>,
+        user: &str,
+    ) -> Self {
+        let status = lp.status.as_ref();
+        self.applied = match status.and_then(|s| s.password_fingerprint.as_deref()) {
+            None => Applied::Nothing,
+            Some(recorded) => match self.verdict_of(recorded, ctx, user) {
+                Verdict::Same => Applied::Same,
+                Verdict::Different => Applied::Different,
+                Verdict::UnknownKey if self.version.recorded_in(status) => Applied::Same,
+                Verdict::UnknownKey => Applied::Different,
+            },
+        };
+        self
+    }
+
+    /// How a recorded fingerprint compares with this password.
+    pub(super) fn verdict_of(
+        &self,
+        recorded: &str,
+        ctx: &Context<impl Iam>,
+        user: &str,
+    ) -> Verdict {
+        match &self.password {
+            Some(password) => ctx.fingerprinter.verify(recorded, user, password),
+            // Not fetched because its version is the applied one.
+            None if recorded == self.fingerprint => Verdict::Same,
+            None => Verdict::Different,
+        }
+    }
+}
+
+/// What IAM showed.
+pub(super) struct IamView {
+    /// The login profile; `None` when IAM has none (or was not asked).
+    pub(super) profile: Option<IamProfile>,
+    /// Whether IAM was asked (create-first skips the look).
+    pub(super) looked: bool,
+    /// `Enforce`: the credential report shows a change after the operator's.
+    pub(super) changed_out_of_band: bool,
+}
+
+/// Looks at IAM when `look` (or not at all: create-first), unless the
+/// source is broken, which blocks every plan anyway.
+pub(super) async fn observe_iam<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    user: &str,
+    source: &Result<Desired, SourceProblem>,
+    look: bool,
+) -> Result<IamView, Outcome> {
+    if !look || source.is_err() {
+        return Ok(IamView {
+            profile: None,
+            looked: false,
+            changed_out_of_band: false,
+        });
+    }
+    let profile = ctx
+        .iam
+        .get_login_profile(user)
+        .await
+        .map_err(|error| error.outcome(user, None))?;
+    let changed_out_of_band = enforce_check(lp, ctx, user, profile.as_ref())
+        .await
+        .map_err(|error| error.outcome(user, None))?;
+    Ok(IamView {
+        profile,
+        looked: true,
+        changed_out_of_band,
+    })
 }
 
 /// Which version of the source the password is.
@@ -20,6 +121,19 @@ pub(super) enum SourceVersion {
 }
 
 impl SourceVersion {
+    /// Whether status recorded this version as the one applied.
+    fn recorded_in(&self, status: Option<&LoginProfileStatus>) -> bool {
+        match self {
+            SourceVersion::Secret(rv) => {
+                rv.is_some()
+                    && status.and_then(|s| s.secret_resource_version.as_ref()) == rv.as_ref()
+            }
+            SourceVersion::SecretsManager(id) => {
+                status.and_then(|s| s.secrets_manager_version_id.as_ref()) == Some(id)
+            }
+        }
+    }
+
     pub(super) fn text(&self) -> Option<String> {
         match self {
             SourceVersion::Secret(rv) => rv.clone(),
@@ -35,44 +149,49 @@ pub(super) async fn observe_source<I: Iam>(
     lp: &LoginProfile,
     ctx: &Context<I>,
     user: &str,
-) -> Result<Result<Desired, SourceProblem>, Error> {
+) -> Result<Desired, SourceProblem> {
     let spec = &lp.spec;
     if let Some(reference) = &spec.password_secret_ref {
-        let mut sourced = source::read(&ctx.client, lp, reference)
-            .await
-            .map_err(Error::Kube)?;
-        if let (Err(problem), Some(generate)) = (&sourced, &spec.generate_password)
-            && problem.reason == Reason::SecretNotFound
-        {
-            sourced = generate_secret(lp, ctx, user, reference, generate.length).await?;
-        }
-        return Ok(sourced.map(|s| Desired {
-            fingerprint: ctx.fingerprinter.fingerprint(user, &s.password),
-            password: Some(s.password),
-            version: SourceVersion::Secret(s.resource_version),
-        }));
+        let sourced = match (
+            source::read(&ctx.client, lp, reference).await,
+            &spec.generate_password,
+        ) {
+            (Err(problem), Some(generate)) if problem.reason == Reason::SecretNotFound => {
+                generate_secret(lp, ctx, user, reference, generate.length).await?
+            }
+            (sourced, _) => sourced?,
+        };
+        return Ok(Desired::new(
+            lp,
+            ctx,
+            user,
+            sourced.password,
+            SourceVersion::Secret(sourced.resource_version),
+        ));
     }
     let Some(reference) = &spec.password_secrets_manager_ref else {
-        return Ok(Err(SourceProblem {
+        return Err(SourceProblem {
             reason: Reason::SecretNotFound,
             message: "set spec.passwordSecretRef or spec.passwordSecretsManagerRef".into(),
-        }));
+        });
     };
-    let version = match ctx.secrets_manager.current_version(reference).await {
-        Ok(version) => version,
-        Err(error) => return Ok(Err(error.problem(reference))),
-    };
+    let version = ctx
+        .secrets_manager
+        .current_version(reference)
+        .await
+        .map_err(|error| error.problem(reference))?;
     let status = lp.status.as_ref();
     if let (Some(applied), Some(fingerprint)) = (
         status.and_then(|s| s.secrets_manager_version_id.as_ref()),
         status.and_then(|s| s.password_fingerprint.as_ref()),
     ) && *applied == version
     {
-        return Ok(Ok(Desired {
+        return Ok(Desired {
             fingerprint: fingerprint.clone(),
             password: None,
             version: SourceVersion::SecretsManager(version),
-        }));
+            applied: Applied::Same,
+        });
     }
     fetch_secrets_manager(lp, ctx, user).await
 }
@@ -82,19 +201,21 @@ pub(super) async fn fetch_secrets_manager<I: Iam>(
     lp: &LoginProfile,
     ctx: &Context<I>,
     user: &str,
-) -> Result<Result<Desired, SourceProblem>, Error> {
+) -> Result<Desired, SourceProblem> {
     let Some(reference) = &lp.spec.password_secrets_manager_ref else {
         unreachable!("only a Secrets Manager source is fetched lazily");
     };
-    Ok(match ctx.secrets_manager.password(reference).await {
-        Ok(Ok((password, version))) => Ok(Desired {
-            fingerprint: ctx.fingerprinter.fingerprint(user, &password),
-            password: Some(password),
-            version: SourceVersion::SecretsManager(version),
-        }),
+    match ctx.secrets_manager.password(reference).await {
+        Ok(Ok((password, version))) => Ok(Desired::new(
+            lp,
+            ctx,
+            user,
+            password,
+            SourceVersion::SecretsManager(version),
+        )),
         Ok(Err(problem)) => Err(problem),
         Err(error) => Err(error.problem(reference)),
-    })
+    }
 }
 
 /// `Enforce` only: whether IAM's credential report shows a password change
@@ -127,7 +248,7 @@ pub(super) async fn generate_secret<I: Iam>(
     user: &str,
     reference: &crate::crd::SecretKeyRef,
     length: u32,
-) -> Result<Result<source::SourcedPassword, SourceProblem>, Error> {
+) -> Result<source::SourcedPassword, SourceProblem> {
     let policy = match ctx.account.password_policy(&ctx.iam).await {
         Ok(policy) => policy,
         Err(error) => {
@@ -136,13 +257,16 @@ pub(super) async fn generate_secret<I: Iam>(
         }
     };
     let password =
-        crate::policy::generate(length as usize, &policy).map_err(|e| Error::Transient {
+        crate::policy::generate(length as usize, &policy).map_err(|e| SourceProblem {
             reason: Reason::IamError,
             message: format!("the operating system's random number generator failed: {e}"),
         })?;
+    let namespace = lp.namespace().unwrap_or_default();
     let created = source::create_generated(&ctx.client, lp, reference, &password)
         .await
-        .map_err(Error::Kube)?;
+        .map_err(|error| {
+            source::kubernetes_problem(&error, "create", &namespace, &reference.name)
+        })?;
     if created {
         let note = format!(
             "generated a password for IAM user {user:?} into Secret {:?}",
@@ -151,7 +275,5 @@ pub(super) async fn generate_secret<I: Iam>(
         note_event(lp, ctx, EventType::Normal, "PasswordGenerated", note).await;
     }
     // Read it back, so a Secret another writer made first wins.
-    source::read(&ctx.client, lp, reference)
-        .await
-        .map_err(Error::Kube)
+    source::read(&ctx.client, lp, reference).await
 }

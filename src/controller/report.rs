@@ -29,32 +29,69 @@ pub(super) async fn fail<I: Iam>(
     }
 }
 
-/// The first status of a new LoginProfile: Reconciling, before any IAM call.
-/// Without it, kstatus (Argo CD, Flux) would call an object without status
-/// healthy before the operator acted. No Event: nothing happened yet.
-pub(super) async fn mark_progressing<I: Iam>(
+/// The status after a successful act: what IAM showed and what was sent.
+pub(super) fn next_status(
     lp: &LoginProfile,
-    ctx: &Context<I>,
     user: &str,
-) -> Result<(), Error> {
-    let outcome = Outcome::new(
-        Reason::Progressing,
-        format!("setting up the login profile of IAM user {user:?}"),
-    );
-    let status = LoginProfileStatus {
-        user_name: Some(user.to_string()),
-        observed_generation: lp.metadata.generation,
-        conditions: status::conditions(
-            &[],
-            &outcome,
-            lp.metadata.generation,
-            &Time(k8s_openapi::jiff::Timestamp::now()),
-        ),
-        ..Default::default()
+    iam: &IamView,
+    acted: &Acted,
+    desired: Option<&Desired>,
+) -> LoginProfileStatus {
+    let previous = lp.status.clone().unwrap_or_default();
+    let mut next = previous.clone();
+    next.user_name = Some(user.to_string());
+    if let Some(profile) = &acted.iam {
+        next.create_date = Some(profile.create_date.clone());
+        next.password_reset_required = Some(profile.password_reset_required);
+    }
+    // The user changed the password that a required reset asked for: IAM
+    // cleared the flag. Shown, never undone.
+    let user_changed_it = previous.applied_password_reset_required == Some(true)
+        && iam
+            .profile
+            .as_ref()
+            .is_some_and(|p| !p.password_reset_required);
+    if (user_changed_it || iam.changed_out_of_band)
+        && previous.password_changed_out_of_band.is_none()
+    {
+        next.password_changed_out_of_band = Some(now_rfc3339());
+    }
+    next.held_back_source_version = match acted.outcome.reason {
+        Reason::UpdateHeldBack => desired.and_then(|d| d.version.text()),
+        _ => None,
     };
-    patch_status(lp, ctx, &status).await
+    if let Some(desired) = desired {
+        let sent = acted.sent_password.is_some();
+        // Sent now, or the same password under a key no longer held:
+        // record the fingerprint under the current key.
+        if sent || desired.applied == Applied::Same {
+            next.password_fingerprint = Some(desired.fingerprint.clone());
+        }
+        if sent {
+            match &desired.version {
+                SourceVersion::Secret(rv) => next.secret_resource_version = rv.clone(),
+                SourceVersion::SecretsManager(id) => {
+                    next.secrets_manager_version_id = Some(id.clone())
+                }
+            }
+            next.password_last_applied_time = Some(now_rfc3339());
+        }
+    }
+    if acted
+        .sent_password
+        .is_some_and(|why| why != UpdateWhy::Enforce)
+    {
+        next.password_changed_out_of_band = None;
+    }
+    if let Some(reset) = acted.sent_reset {
+        next.applied_password_reset_required = Some(reset);
+    }
+    next
 }
 
+/// One server-side apply of the whole status, with the resourceVersion it
+/// was computed from: if the object changed since (this copy is stale), the
+/// API server answers 409 and nothing a newer write recorded is erased.
 async fn patch_status<I: Iam>(
     lp: &LoginProfile,
     ctx: &Context<I>,
@@ -65,6 +102,7 @@ async fn patch_status<I: Iam>(
     let patch = serde_json::json!({
         "apiVersion": LoginProfile::api_version(&()),
         "kind": LoginProfile::kind(&()),
+        "metadata": {"resourceVersion": lp.resource_version()},
         "status": status,
     });
     api.patch_status(

@@ -62,6 +62,18 @@ fn forget_bookkeeping(lp: &mut LoginProfile) {
         .remove("kubectl.kubernetes.io/last-applied-configuration");
 }
 
+/// Every minute, drops what is kept per object (backoff counts, the last
+/// verification, the `profiles` gauge) for objects no cache holds any more:
+/// deleted without a finalizer run, or outside the watched namespaces.
+async fn forget_vanished<I: Iam>(ctx: Arc<Context<I>>, stores: Vec<Store<LoginProfile>>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    every.tick().await; // the first tick is immediate: the caches may still be filling
+    loop {
+        every.tick().await;
+        ctx.retain_objects(|object| stores.iter().any(|store| store.get(object).is_some()));
+    }
+}
+
 /// Starts one controller per watched namespace (or one for all) and returns
 /// a stream of reconcile results plus a future that resolves once every
 /// cache has synced.
@@ -85,18 +97,17 @@ pub fn run<I: Iam>(
             ),
             None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
         };
-        // Status-only updates (our own patches) do not trigger a reconcile:
-        // only a new generation (spec change, deletion) or a finalizer change.
+        // Status and metadata updates (our own patches, the finalizer this
+        // operator adds while it acts) do not trigger a reconcile: only a new
+        // generation does (a spec change, or deletion, which the API server
+        // counts as one).
         let (store, writer) = reflector::store();
         let profile_changes = watcher(profiles, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(forget_bookkeeping)
             .reflect(writer)
             .applied_objects()
-            .predicate_filter(
-                predicates::generation.combine(predicates::finalizers),
-                Default::default(),
-            );
+            .predicate_filter(predicates::generation, Default::default());
         let controller = Controller::for_stream(profile_changes, store.clone()).with_config(
             kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
         );
@@ -118,6 +129,7 @@ pub fn run<I: Iam>(
             });
         streams.push(stream.boxed());
     }
+    tokio::spawn(forget_vanished(ctx.clone(), stores.clone()));
     let ready = Box::pin(async move {
         for store in stores {
             // The store's readiness signal wakes only its latest waiter, and

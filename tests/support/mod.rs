@@ -403,6 +403,20 @@ impl Operator {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// Sends a signal (`KILL`, `STOP`, `CONT`, ...) to the operator process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// The exit status, once the process has ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+
     /// SIGTERM, then wait for a graceful exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
