@@ -14,20 +14,36 @@ part of IAM:
   action, optionally only those naming one UserName (IAM) or SecretId
   (Secrets Manager): tests count calls at the emulator, not in the operator.
   DELETE /_lpo/calls resets the counters.
-- POST /_lpo/faults {"action", "user", "code", "status", "count"}: answer the
-  next COUNT calls of ACTION for USER (or SecretId) with that error
-  (Throttling, ServiceFailure, AccessDenied, DecryptionFailure, ...).
+- GET /_lpo/calls?user=NAME&accepted=1: only the calls that were applied
+  and answered with success (the writes IAM accepted).
+- POST /_lpo/faults {"action", "user", "code", "status", "count", "mode",
+  "rate", "seconds", "for_seconds"}: faults for the calls of ACTION naming
+  USER (SecretId for Secrets Manager); both are shell-style patterns
+  ("*", "burst-17-*"). Modes:
+  - "error" (default): answer with that error instead of applying the call
+    (Throttling, ServiceFailure, AccessDenied, DecryptionFailure, ...);
+  - "lost": apply the call, then answer with that error (a lost answer);
+  - "hold": apply the call, then hold the answer until POST /_lpo/release
+    (or 120 s), so a test can kill the caller after IAM applied a write;
+  - "delay": wait SECONDS, then apply and answer normally.
+  COUNT calls are affected (default 1; unlimited with RATE), each with
+  probability RATE (default 1), for FOR_SECONDS from now (default: no end).
+  DELETE /_lpo/faults removes them all.
+- GET /_lpo/held: the calls being held; POST /_lpo/release answers them.
 """
 
 from __future__ import annotations
 
 import collections
 import datetime
+import fnmatch
 import json
 import os
+import random
 import re
 import sys
 import threading
+import time
 
 from moto.core.utils import utcnow
 from moto.iam import models as iam_models
@@ -258,26 +274,33 @@ if os.environ.get("LPO_MOTO_UNPATCHED") != "1":
 
 calls_lock = threading.Lock()
 calls: collections.Counter = collections.Counter()
+accepted: collections.Counter = collections.Counter()
 faults: list[dict] = []
+held: list[dict] = []
+release_held = threading.Condition(calls_lock)
+
+
+def matching_fault(action: str, key: str) -> dict | None:
+    """The first active fault for this call, consumed by one (calls_lock held)."""
+    now = time.monotonic()
+    for candidate in faults:
+        if not (fnmatch.fnmatchcase(action, candidate["action"]) and fnmatch.fnmatchcase(key, candidate["user"])):
+            continue
+        if candidate["count"] <= 0 or now > candidate["until"]:
+            continue
+        if random.random() >= candidate["rate"]:
+            continue
+        candidate["count"] -= 1
+        return candidate
+    return None
+
 
 def count_and_inject(response_class, key_param: str, make_error) -> None:
     """Wraps a moto response class: counts each call by (action, the value of
-    key_param), and answers with a queued fault instead when one matches."""
+    key_param), and applies a matching fault (see the module's docstring)."""
     original = response_class.call_action
 
-    def call_action(self):
-        action = self._get_action()
-        key = self._get_param(key_param) or ""
-        fault = None
-        with calls_lock:
-            calls[(action, key)] += 1
-            for candidate in faults:
-                if candidate["action"] == action and candidate["user"] == key and candidate["count"] > 0:
-                    candidate["count"] -= 1
-                    fault = candidate
-                    break
-        if fault is None:
-            return original(self)
+    def answer_with_error(self, action: str, fault: dict):
         # Answer through moto's own error path, so the error is serialized
         # the way the service's protocol does it.
         def fail():
@@ -286,6 +309,40 @@ def count_and_inject(response_class, key_param: str, make_error) -> None:
         setattr(self, camelcase_to_underscores(action), fail)
         status, headers, body = original(self)
         return fault.get("status", status), headers, body
+
+    def apply(self, action: str, key: str):
+        status, headers, body = original(self)
+        if int(status) < 300:
+            with calls_lock:
+                accepted[(action, key)] += 1
+        return status, headers, body
+
+    def call_action(self):
+        action = self._get_action()
+        key = self._get_param(key_param) or ""
+        with calls_lock:
+            calls[(action, key)] += 1
+            fault = matching_fault(action, key)
+        mode = fault.get("mode", "error") if fault else None
+        if mode is None:
+            return apply(self, action, key)
+        if mode == "delay":
+            time.sleep(float(fault.get("seconds", 1)))
+            return apply(self, action, key)
+        if mode == "error":
+            return answer_with_error(self, action, fault)
+        result = apply(self, action, key)
+        if mode == "lost":
+            # Applied; the caller never learns it.
+            return answer_with_error(self, action, fault)
+        # "hold": applied; the answer waits until the test releases it.
+        entry = {"action": action, "user": key}
+        with calls_lock:
+            held.append(entry)
+            release_held.wait_for(lambda: entry not in held, timeout=120)
+            if entry in held:
+                held.remove(entry)
+        return result
 
     response_class.call_action = call_action
 
@@ -317,22 +374,39 @@ class TestHooks:
         request = Request(environ)
         if request.path == "/_lpo/calls" and request.method == "GET":
             user = request.args.get("user")
+            source = accepted if request.args.get("accepted") else calls
             with calls_lock:
                 counted = collections.Counter()
-                for (action, name), n in calls.items():
+                for (action, name), n in source.items():
                     if user is None or name == user:
                         counted[action] += n
             body = json.dumps(dict(counted))
         elif request.path == "/_lpo/calls" and request.method == "DELETE":
             with calls_lock:
                 calls.clear()
+                accepted.clear()
             body = "{}"
         elif request.path == "/_lpo/faults" and request.method == "POST":
             fault = json.loads(request.get_data())
-            fault.setdefault("count", 1)
+            fault.setdefault("rate", 1.0)
+            fault.setdefault("count", 1 if fault["rate"] >= 1.0 else 10**9)
+            fault["until"] = time.monotonic() + float(fault.get("for_seconds", 10**9))
             with calls_lock:
                 faults.append(fault)
             body = "{}"
+        elif request.path == "/_lpo/faults" and request.method == "DELETE":
+            with calls_lock:
+                faults.clear()
+            body = "{}"
+        elif request.path == "/_lpo/held" and request.method == "GET":
+            with calls_lock:
+                body = json.dumps({"held": list(held)})
+        elif request.path == "/_lpo/release" and request.method == "POST":
+            with calls_lock:
+                released = len(held)
+                held.clear()
+                release_held.notify_all()
+            body = json.dumps({"released": released})
         elif request.path == "/_lpo/health":
             body = json.dumps({"ok": True, "since": started.isoformat()})
         else:

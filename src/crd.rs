@@ -324,7 +324,10 @@ impl LoginProfile {
     /// The fingerprint of a password whose sending started from what status
     /// records now and whose answer never reached status (its annotation).
     pub fn unconfirmed_sending(&self) -> Option<&str> {
-        let (sending, over) = self.annotations().get(SENDING_ANNOTATION)?.split_once(" over ")?;
+        let (sending, over) = self
+            .annotations()
+            .get(SENDING_ANNOTATION)?
+            .split_once(" over ")?;
         let recorded = self
             .status
             .as_ref()
@@ -421,7 +424,11 @@ mod tests {
         let mark = lp.sending_value("fp-new");
         assert_eq!(mark, "fp-new over none");
         lp.annotations_mut().insert(SENDING_ANNOTATION.into(), mark);
-        assert_eq!(lp.unconfirmed_sending(), Some("fp-new"), "nothing recorded yet");
+        assert_eq!(
+            lp.unconfirmed_sending(),
+            Some("fp-new"),
+            "nothing recorded yet"
+        );
         lp.status = Some(LoginProfileStatus {
             password_fingerprint: Some("fp-new".into()),
             ..Default::default()

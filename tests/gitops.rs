@@ -59,7 +59,9 @@ fn kstatus_reads_ready_in_progress_and_stalled() {
         .map(|event| event.unwrap()["object"].clone())
         .filter(|lp| lp["metadata"]["name"] == "ready")
         .collect();
-    let first = versions.first().expect("the watch saw the object as applied");
+    let first = versions
+        .first()
+        .expect("the watch saw the object as applied");
     assert_eq!(first["status"], json!({"observedGeneration": -1}));
     let before_outcome: Vec<&Value> = versions
         .iter()

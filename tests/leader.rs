@@ -142,7 +142,10 @@ fn a_leader_frozen_past_its_lease_writes_nothing_when_it_wakes() {
     wait_until("the woken replica to exit", CONVERGE, || {
         first.exited().is_some()
     });
-    assert!(!first.exited().unwrap().success(), "it exits non-zero (restarted as a standby)");
+    assert!(
+        !first.exited().unwrap().success(),
+        "it exits non-zero (restarted as a standby)"
+    );
     assert_eq!(calls(&user, "UpdateLoginProfile"), 1, "no second writer");
     assert_eq!(calls(&user, "CreateLoginProfile"), 1);
     change_password_as_user(&user, &new, &strong_password("frozen-user"))

@@ -160,18 +160,48 @@ impl Env {
     /// Makes the emulator answer the next `count` calls of `action` for `user`
     /// with IAM error `code` (HTTP `status`).
     pub fn inject_fault(&self, action: &str, user: &str, code: &str, status: u16, count: u32) {
-        let body = serde_json::json!({"action": action, "user": user, "code": code, "status": status, "count": count});
-        let output = Command::new("curl")
-            .args([
-                "-sf",
-                "-XPOST",
-                "-d",
-                &body.to_string(),
-                &format!("{}/_lpo/faults", self.iam_endpoint()),
-            ])
-            .output()
-            .expect("curl runs");
-        assert!(output.status.success(), "the emulator refused the fault");
+        self.fault(serde_json::json!({"action": action, "user": user, "code": code, "status": status, "count": count}));
+    }
+
+    /// Any fault the emulator knows (hack/moto_server.py: modes error, lost,
+    /// hold, delay; patterns; rate; a time window).
+    pub fn fault(&self, fault: Value) {
+        self.hook("POST", "faults", Some(&fault));
+    }
+
+    /// The calls the emulator holds (applied, answer not yet sent).
+    pub fn held(&self) -> Vec<Value> {
+        self.hook("GET", "held", None)["held"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sends the answers of every held call.
+    pub fn release_held(&self) {
+        self.hook("POST", "release", None);
+    }
+
+    /// The writes IAM accepted (applied and answered with success) for `user`.
+    pub fn accepted(&self, user: &str) -> HashMap<String, u64> {
+        serde_json::from_value(self.hook("GET", &format!("calls?accepted=1&user={user}"), None))
+            .expect("counts")
+    }
+
+    fn hook(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let mut curl = Command::new("curl");
+        curl.args([
+            "-sf",
+            "-X",
+            method,
+            &format!("{}/_lpo/{path}", self.iam_endpoint()),
+        ]);
+        if let Some(body) = body {
+            curl.args(["-d", &body.to_string()]);
+        }
+        let output = curl.output().expect("curl runs");
+        assert!(output.status.success(), "the emulator refused /_lpo/{path}");
+        serde_json::from_slice(&output.stdout).expect("the emulator answers JSON")
     }
 }
 
@@ -258,6 +288,33 @@ impl Drop for TestNamespace {
 #[derive(Default)]
 pub struct TestUsers {
     names: Vec<String>,
+    bulk: Vec<String>,
+}
+
+/// Runs one boto3 IAM call (`create_user`, `delete_user`, ...) for each
+/// name, in one Python process of the emulator's venv; errors are ignored
+/// (cleanup of what may not exist).
+fn bulk_users(call: &str, names: &[String]) {
+    let script = format!(
+        "import boto3, sys\n\
+         iam = boto3.client('iam')\n\
+         for name in sys.stdin.read().split():\n\
+         \x20   try:\n\
+         \x20       if '{call}' == 'delete_user':\n\
+         \x20           try: iam.delete_login_profile(UserName=name)\n\
+         \x20           except Exception: pass\n\
+         \x20       iam.{call}(UserName=name)\n\
+         \x20   except Exception as e:\n\
+         \x20       if '{call}' != 'delete_user': raise\n"
+    );
+    let mut python = env().command("python");
+    python.args(["-c", &script]);
+    let output = run_with_stdin(python, &names.join("\n"));
+    assert!(
+        output.status.success(),
+        "boto3 {call}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 impl TestUsers {
@@ -266,6 +323,15 @@ impl TestUsers {
         let name = self.reserve(prefix);
         env().aws_ok(&["iam", "create-user", "--user-name", &name]);
         name
+    }
+
+    /// Creates `n` IAM users named `<prefix>-<i>` (one process, so hundreds
+    /// take seconds, not minutes) and returns the names.
+    pub fn create_many(&mut self, prefix: &str, n: usize) -> Vec<String> {
+        let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+        bulk_users("create_user", &names);
+        self.bulk.extend(names.iter().cloned());
+        names
     }
 
     /// A unique user name that is cleaned up, without creating the user.
@@ -278,6 +344,9 @@ impl TestUsers {
 
 impl Drop for TestUsers {
     fn drop(&mut self) {
+        if !self.bulk.is_empty() {
+            bulk_users("delete_user", &self.bulk);
+        }
         for name in &self.names {
             let _ = env().aws(&["iam", "delete-login-profile", "--user-name", name]);
             let _ = env().aws(&["iam", "delete-user", "--user-name", name]);

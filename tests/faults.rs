@@ -1,0 +1,337 @@
+//! Faults a production cluster sees, injected against the real API server
+//! and the IAM emulator (hack/moto_server.py's fault hooks): a process killed
+//! after IAM applied its write, answers lost, throttling and 5xx bursts, a
+//! lost fingerprint key. The oracle, as Sieve does it, is the end state of
+//! the same scenario without the fault: every LoginProfile Ready, IAM holding
+//! each Secret's password (proved by signing in: ChangePassword as the user
+//! with the Secret's value as the old password), nothing left behind, at most
+//! one accepted IAM write per object more than the fault-free run, and the
+//! password in no log line. docs/reliability.md has the table.
+
+mod support;
+
+use std::{collections::HashMap, time::Duration};
+
+use serde_json::{Value, json};
+use support::*;
+
+/// The writes IAM accepted for `user`, by action.
+fn accepted(user: &str, action: &str) -> u64 {
+    env().accepted(user).get(action).copied().unwrap_or(0)
+}
+
+/// Waits until the emulator holds a call of `action` for `user`: IAM has
+/// applied it and the caller has not heard back.
+fn wait_held(action: &str, user: &str) {
+    wait_until(
+        &format!("IAM to hold {action} for {user}"),
+        CONVERGE,
+        || {
+            env()
+                .held()
+                .iter()
+                .any(|call| call["action"] == action && call["user"] == user)
+        },
+    );
+}
+
+/// The oracle's last check: IAM holds `password` for `user` (the user can
+/// sign in with it and change it), and no operator log line shows it.
+fn iam_holds(user: &str, password: &str, operators: &[&Operator]) {
+    change_password_as_user(user, password, &strong_password("signed-in"))
+        .unwrap_or_else(|e| panic!("IAM does not hold the Secret's password for {user}: {e}"));
+    for operator in operators {
+        assert!(
+            !operator.logs().contains(password),
+            "a log line shows the password"
+        );
+    }
+}
+
+#[test]
+fn killed_after_iam_accepted_its_create() {
+    let ns = TestNamespace::new("fault-kill-create");
+    let mut users = TestUsers::default();
+    let user = users.create("fault-kc");
+    let password = strong_password("killcreate");
+    env().fault(json!({"action": "CreateLoginProfile", "user": user, "mode": "hold"}));
+    let first = Operator::start(&ns.name, &[]);
+    env().apply_ok(&secret(&ns.name, "bob", &[("password", &password)]));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    wait_held("CreateLoginProfile", &user);
+    first.signal("KILL");
+    env().release_held();
+
+    let second = Operator::start(&ns.name, &[]);
+    let lp = wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
+    assert!(status_str(&lp, "passwordFingerprint").starts_with("hmac-sha256:"));
+    assert_eq!(accepted(&user, "CreateLoginProfile"), 1);
+    assert_eq!(accepted(&user, "UpdateLoginProfile"), 0, "nothing re-sent");
+    iam_holds(&user, &password, &[&first, &second]);
+}
+
+#[test]
+fn the_answer_to_a_create_is_lost() {
+    let ns = TestNamespace::new("fault-lost-create");
+    let operator = Operator::start(&ns.name, &[]);
+    let mut users = TestUsers::default();
+    let user = users.create("fault-lc");
+    let password = strong_password("lostcreate");
+    env().fault(
+        json!({"action": "CreateLoginProfile", "user": user, "mode": "lost",
+                       "code": "ServiceFailure", "status": 500}),
+    );
+    env().apply_ok(&secret(&ns.name, "bob", &[("password", &password)]));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
+    assert_eq!(accepted(&user, "CreateLoginProfile"), 1);
+    assert_eq!(accepted(&user, "UpdateLoginProfile"), 0);
+    // Deleting it removes the profile the operator made (status had missed it).
+    env().kubectl_ok(&[
+        "delete",
+        "lp",
+        "bob",
+        "-n",
+        &ns.name,
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    assert!(iam_profile(&user).is_err(), "no profile is left behind");
+    assert!(!operator.logs().contains(&password));
+}
+
+#[test]
+fn killed_after_iam_accepted_a_rotation_in_an_account_that_refuses_reuse() {
+    let ns = TestNamespace::new("fault-kill-update");
+    let mut users = TestUsers::default();
+    let user = users.create("fault-ku");
+    let first_password = strong_password("rotatefrom");
+    let second_password = strong_password("rotateto");
+    let _policy = AccountPolicy::set(&["--password-reuse-prevention", "24"]);
+    let first = Operator::start(&ns.name, &[]);
+    env().apply_ok(&secret(&ns.name, "bob", &[("password", &first_password)]));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
+    env().fault(json!({"action": "UpdateLoginProfile", "user": user, "mode": "hold"}));
+    env().apply_ok(&secret(&ns.name, "bob", &[("password", &second_password)]));
+    wait_held("UpdateLoginProfile", &user);
+    first.signal("KILL");
+    env().release_held();
+
+    let second = Operator::start(&ns.name, &[]);
+    let lp = wait_ready_reason(&ns.name, "bob", "True", "Updated", CONVERGE);
+    assert!(!condition_true(&lp, "Stalled"));
+    assert_eq!(
+        accepted(&user, "UpdateLoginProfile"),
+        1,
+        "IAM took the password once"
+    );
+    iam_holds(&user, &second_password, &[&first, &second]);
+}
+
+#[test]
+fn killed_during_deletion() {
+    let ns = TestNamespace::new("fault-kill-delete");
+    let mut users = TestUsers::default();
+    let user = users.create("fault-kd");
+    let first = Operator::start(&ns.name, &[]);
+    env().apply_ok(&secret(
+        &ns.name,
+        "bob",
+        &[("password", &strong_password("kd"))],
+    ));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
+    env().fault(json!({"action": "DeleteLoginProfile", "user": user, "mode": "hold"}));
+    env().kubectl_ok(&["delete", "lp", "bob", "-n", &ns.name, "--wait=false"]);
+    wait_held("DeleteLoginProfile", &user);
+    first.signal("KILL");
+    env().release_held();
+
+    let _second = Operator::start(&ns.name, &[]);
+    wait_until("the LoginProfile to be gone", CONVERGE, || {
+        !env()
+            .kubectl(&["get", "lp", "bob", "-n", &ns.name])
+            .status
+            .success()
+    });
+    assert!(iam_profile(&user).is_err(), "no profile is left behind");
+    assert_eq!(accepted(&user, "DeleteLoginProfile"), 1);
+}
+
+#[test]
+fn a_lost_fingerprint_key_re_sends_no_password() {
+    let ns = TestNamespace::new("fault-key");
+    let mut users = TestUsers::default();
+    let user = users.create("fault-key");
+    let password = strong_password("lostkey");
+    let first = Operator::start(&ns.name, &[]);
+    env().apply_ok(&secret(&ns.name, "bob", &[("password", &password)]));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    let before = wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
+    let old_fingerprint = status_str(&before, "passwordFingerprint").to_string();
+    assert!(first.stop().success());
+    // The key Secret is gone (deleted by hand, a namespace move, a restore).
+    env().kubectl_ok(&[
+        "delete",
+        "secret",
+        "loginprofile-operator-fingerprint-key",
+        "-n",
+        &ns.name,
+    ]);
+    let second = Operator::start(&ns.name, &["--resync-period", "3s"]);
+    // The Secret did not change, so the password is re-fingerprinted under
+    // the new key, with no IAM write.
+    let lp = wait_for(
+        "status re-fingerprinted under the new key",
+        CONVERGE,
+        || {
+            let lp = get_lp(&ns.name, "bob");
+            (status_str(&lp, "passwordFingerprint") != old_fingerprint).then_some(lp)
+        },
+    );
+    assert_eq!(ready(&lp).unwrap().0, "True");
+    holds_for(Duration::from_secs(4), || {
+        assert_eq!(calls(&user, "UpdateLoginProfile"), 0, "no password re-sent");
+    });
+    iam_holds(&user, &password, &[&second]);
+}
+
+/// Applies `n` Secrets and LoginProfiles for `users` in one kubectl call and
+/// returns each user's password.
+fn apply_many(namespace: &str, users: &[String], tag: &str) -> HashMap<String, String> {
+    let mut manifest = String::new();
+    let mut passwords = HashMap::new();
+    for (i, user) in users.iter().enumerate() {
+        let password = strong_password(tag);
+        let name = format!("lp-{i}");
+        manifest += &secret(namespace, &name, &[("password", &password)]);
+        manifest += "\n---\n";
+        manifest += &login_profile(
+            namespace,
+            &name,
+            json!({"userName": user, "passwordSecretRef": {"name": name}}),
+        );
+        manifest += "\n---\n";
+        passwords.insert(user.clone(), password);
+    }
+    env().apply_ok(&manifest);
+    passwords
+}
+
+/// Waits until every LoginProfile in `namespace` is Ready, and returns them.
+fn wait_all_ready(namespace: &str, n: usize, timeout: Duration) -> Vec<Value> {
+    wait_for(&format!("{n} LoginProfiles Ready"), timeout, || {
+        let list: Value =
+            serde_json::from_str(&env().kubectl_ok(&["get", "lp", "-n", namespace, "-o", "json"]))
+                .unwrap();
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        let ready = items
+            .iter()
+            .filter(|lp| ready(lp).is_some_and(|(status, _, _)| status == "True"))
+            .count();
+        (items.len() == n && ready == n).then_some(items)
+    })
+}
+
+/// Checks that every user can sign in with its Secret's password (and
+/// change it, as at a first sign-in), in one process for hundreds of users.
+fn all_sign_in(passwords: &HashMap<String, String>) {
+    let script = "import boto3, json, os, sys\n\
+                  iam = boto3.client('iam')\n\
+                  failed = []\n\
+                  for user, password in json.load(sys.stdin).items():\n\
+                  \x20   key = iam.create_access_key(UserName=user)['AccessKey']\n\
+                  \x20   as_user = boto3.client('iam', aws_access_key_id=key['AccessKeyId'],\n\
+                  \x20       aws_secret_access_key=key['SecretAccessKey'])\n\
+                  \x20   try: as_user.change_password(OldPassword=password, NewPassword=password + 'x')\n\
+                  \x20   except Exception: failed.append(user)\n\
+                  \x20   iam.delete_access_key(UserName=user, AccessKeyId=key['AccessKeyId'])\n\
+                  print(json.dumps(failed))\n";
+    let mut python = env().command("python");
+    python.args(["-c", script]);
+    let output = run_with_stdin(python, &serde_json::to_string(passwords).unwrap());
+    let failed: Vec<String> = serde_json::from_slice(&stdout_of(output, "sign-in").into_bytes())
+        .expect("the list of users who could not sign in");
+    assert!(
+        failed.is_empty(),
+        "IAM does not hold the Secret's password for {failed:?}"
+    );
+}
+
+#[test]
+fn twenty_percent_throttling_on_every_iam_call_for_200_objects() {
+    const N: usize = 200;
+    let ns = TestNamespace::new("fault-throttle");
+    let mut users = TestUsers::default();
+    let prefix = unique("fault-thr");
+    let names = users.create_many(&prefix, N);
+    // Every call the operator makes for these users (the sign-in check's own
+    // access-key calls are left alone).
+    env().fault(
+        json!({"action": "*LoginProfile", "user": format!("{prefix}-*"), "mode": "error",
+                       "code": "Throttling", "status": 400, "rate": 0.2, "for_seconds": 600}),
+    );
+    let operator = Operator::start(&ns.name, &[]);
+    let passwords = apply_many(&ns.name, &names, "throttled");
+    let items = wait_all_ready(&ns.name, N, Duration::from_secs(300));
+    assert!(items.iter().all(|lp| !condition_true(lp, "Stalled")));
+    for user in &names {
+        assert_eq!(accepted(user, "CreateLoginProfile"), 1, "{user}");
+        assert_eq!(accepted(user, "UpdateLoginProfile"), 0, "{user}");
+    }
+    all_sign_in(&passwords);
+    assert!(passwords.values().all(|p| !operator.logs().contains(p)));
+}
+
+#[test]
+fn a_thirty_second_burst_of_5xx() {
+    const N: usize = 20;
+    let ns = TestNamespace::new("fault-burst");
+    let mut users = TestUsers::default();
+    let prefix = unique("fault-5xx");
+    let names = users.create_many(&prefix, N);
+    // Half the calls fail outright, half are applied and their answers lost.
+    env().fault(
+        json!({"action": "*LoginProfile", "user": format!("{prefix}-*"), "mode": "error",
+                       "code": "ServiceFailure", "status": 500, "rate": 0.5, "for_seconds": 30}),
+    );
+    env().fault(
+        json!({"action": "*LoginProfile", "user": format!("{prefix}-*"), "mode": "lost",
+                       "code": "ServiceUnavailable", "status": 503, "for_seconds": 30,
+                       "count": 1000000}),
+    );
+    let operator = Operator::start(&ns.name, &[]);
+    let passwords = apply_many(&ns.name, &names, "burst");
+    let items = wait_all_ready(&ns.name, N, Duration::from_secs(120));
+    assert!(items.iter().all(|lp| !condition_true(lp, "Stalled")));
+    for user in &names {
+        assert_eq!(accepted(user, "CreateLoginProfile"), 1, "{user}");
+        assert!(
+            accepted(user, "UpdateLoginProfile") <= 1,
+            "{user}: at most one write more"
+        );
+    }
+    all_sign_in(&passwords);
+    assert!(passwords.values().all(|p| !operator.logs().contains(p)));
+}
