@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::{fs, path::Path, process::Output};
+use std::{fs, path::Path, process::Output, time::Duration};
 
 use serde_json::json;
 use support::*;
@@ -109,7 +109,108 @@ fn every_rendering_is_accepted_by_the_api_server() {
                 && rendered.contains("readOnlyRootFilesystem: true")
         );
         assert!(rendered.contains("RuntimeDefault") && rendered.contains("- ALL"));
+        // One writer: without leader election an upgrade stops the old Pod
+        // before the new one starts; with it, replicas may overlap.
+        let leader_election = values.contains(&"leaderElection.enabled=true");
+        assert_eq!(
+            rendered.contains("type: Recreate"),
+            !leader_election,
+            "{values:?}: strategy"
+        );
     }
+}
+
+/// A kubeconfig that authenticates as the chart's ServiceAccount (a token
+/// from the TokenRequest API), for running the operator with exactly the
+/// chart's permissions.
+fn service_account_kubeconfig(release: &str, release_namespace: &str) -> std::path::PathBuf {
+    let token = env().kubectl_ok(&[
+        "create",
+        "token",
+        &format!("{release}-loginprofile-operator"),
+        "-n",
+        release_namespace,
+        "--duration=1h",
+    ]);
+    let server = env().kubectl_ok(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    let kubeconfig =
+        Path::new(ROOT).join(format!("target/test-logs/{release_namespace}-kubeconfig"));
+    fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: {server}, certificate-authority: {ROOT}/target/devenv/pki/ca.crt}}}}]\n\
+             users: [{{name: sa, user: {{token: {}}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: sa}}}}]\ncurrent-context: c\n",
+            token.trim()
+        ),
+    )
+    .unwrap();
+    kubeconfig
+}
+
+/// With `watchNamespaces`, deleting a watched namespace must not take the
+/// operator's rights on its LoginProfiles with it before their finalizers
+/// ran: the namespace goes, and so does the IAM login profile.
+#[test]
+fn deleting_a_watched_namespace_runs_the_finalizers() {
+    let release = TestNamespace::new("chart-nsdel-rel");
+    let watched_name = unique("chart-nsdel");
+    env().kubectl_ok(&["create", "namespace", &watched_name]);
+    let watch = format!("watchNamespaces={{{watched_name}}}");
+    // Its own release name: the chart's ClusterRole is named after it.
+    let release_name = unique("lpo-nsdel");
+    helm_ok(&[
+        "install",
+        &release_name,
+        CHART,
+        "--namespace",
+        &release.name,
+        "--set",
+        &watch,
+    ]);
+    let kubeconfig = service_account_kubeconfig(&release_name, &release.name);
+    let operator = Operator::start_custom(
+        &watched_name,
+        &release.name,
+        &[],
+        "info,loginprofile_operator=debug",
+        Some(&kubeconfig),
+    );
+    let mut users = TestUsers::default();
+    let user = users.create("chart-nsdel");
+    env().apply_ok(&secret(
+        &watched_name,
+        "pw",
+        &[("password", &strong_password("nsdel"))],
+    ));
+    env().apply_ok(&login_profile(
+        &watched_name,
+        "lp",
+        json!({"userName": user, "passwordSecretRef": {"name": "pw"}}),
+    ));
+    wait_ready_reason(&watched_name, "lp", "True", "Created", CONVERGE);
+    env().kubectl_ok(&["delete", "namespace", &watched_name, "--wait=false"]);
+    wait_until(
+        "the watched namespace to be gone",
+        Duration::from_secs(90),
+        || {
+            !env()
+                .kubectl(&["get", "namespace", &watched_name])
+                .status
+                .success()
+        },
+    );
+    assert!(
+        iam_profile(&user).is_err(),
+        "the finalizer deleted the IAM login profile"
+    );
+    drop(operator);
+    helm_ok(&["uninstall", &release_name, "--namespace", &release.name]);
 }
 
 #[test]
@@ -162,31 +263,7 @@ fn installed_chart_rbac_is_enough_and_no_more() {
     );
 
     // The operator runs outside the cluster with the chart's identity only.
-    let token = env().kubectl_ok(&[
-        "create",
-        "token",
-        "lpo-loginprofile-operator",
-        "-n",
-        &release.name,
-        "--duration=1h",
-    ]);
-    let server = env().kubectl_ok(&[
-        "config",
-        "view",
-        "--minify",
-        "-o",
-        "jsonpath={.clusters[0].cluster.server}",
-    ]);
-    let kubeconfig = Path::new(ROOT).join(format!("target/test-logs/{}-kubeconfig", release.name));
-    fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: {server}, certificate-authority: {ROOT}/target/devenv/pki/ca.crt}}}}]\n\
-             users: [{{name: sa, user: {{token: {}}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: sa}}}}]\ncurrent-context: c\n",
-            token.trim()
-        ),
-    )
-    .unwrap();
+    let kubeconfig = service_account_kubeconfig("lpo", &release.name);
     let operator = Operator::start_custom(
         &watched.name,
         &release.name,

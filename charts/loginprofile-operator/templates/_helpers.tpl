@@ -33,17 +33,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/* The rules on LoginProfiles, Secrets and Events in a watched namespace (or cluster-wide). */}}
-{{- define "lpo.watchRules" -}}
+{{- /* LoginProfiles and their Events: granted cluster-wide even with
+watchNamespaces, because a RoleBinding in a namespace being deleted goes
+before the LoginProfiles whose finalizers need these rights. */ -}}
+{{- define "lpo.profileRules" -}}
 - apiGroups: ["iam.loginprofile.dev"]
   resources: ["loginprofiles"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["iam.loginprofile.dev"]
   resources: ["loginprofiles/status"]
   verbs: ["get", "patch"]
-- apiGroups: [""]
-  resources: ["secrets"]
-  verbs: ["get", "list", "watch"{{ if .Values.generatedPasswords.enabled }}, "create"{{ end }}]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end -}}
+
+{{- /* Secrets: only in the watched namespaces (or everywhere without watchNamespaces). */ -}}
+{{- define "lpo.secretRules" -}}
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"{{ if .Values.generatedPasswords.enabled }}, "create"{{ end }}]
 {{- end -}}
