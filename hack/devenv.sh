@@ -7,6 +7,7 @@
 #   hack/devenv.sh up       build what is missing (cached), start everything
 #   hack/devenv.sh down     stop exactly what `up` started; keep the cache
 #   hack/devenv.sh status   what runs, where, since when
+#   hack/devenv.sh restart-apiserver | compact-etcd   faults for tests/disruption.rs
 #
 # State lives in target/devenv/: kubeconfig, env (source it), pki/, logs/, state.
 set -euo pipefail
@@ -148,6 +149,56 @@ cleanup_failed_start() {
   rm -f "$STATE"
 }
 
+start_apiserver() { # api_port etcd_port
+  local api_port="$1" etcd_port="$2"
+  echo "api_port=$api_port" >>"$STATE"
+  start kube-apiserver "$LOGS/kube-apiserver.log" "$KUBE_BIN/kube-apiserver" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --etcd-servers "https://127.0.0.1:$etcd_port" \
+    --etcd-cafile "$PKI/ca.crt" --etcd-certfile "$PKI/etcd-client.crt" --etcd-keyfile "$PKI/etcd-client.key" \
+    --tls-cert-file "$PKI/serving.crt" --tls-private-key-file "$PKI/serving.key" \
+    --client-ca-file "$PKI/ca.crt" \
+    --authorization-mode RBAC \
+    --service-account-issuer "https://kubernetes.default.svc" \
+    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
+    --api-audiences "https://kubernetes.default.svc" \
+    --service-cluster-ip-range 10.96.0.0/16 \
+    --cert-dir "$DEVENV/apiserver-certs" \
+    --enable-priority-and-fairness=false \
+    --audit-policy-file "$ROOT/hack/audit-policy.yaml" --audit-log-path "$LOGS/audit.log" \
+    --audit-log-format json --audit-log-maxsize 1000 --audit-log-maxbackup 1 \
+    --v 1
+}
+
+etcd_api() { # path json: one call of etcd's JSON gateway, with the client certificate
+  curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/etcd-client.crt" --key "$PKI/etcd-client.key" \
+    -X POST -d "$2" "$(state_get etcd)$1"
+}
+
+# For fault tests: kube-apiserver stops (SIGTERM, as on a control-plane
+# upgrade) and starts again on the same port, with the same flags.
+cmd_restart_apiserver() {
+  is_up || die "the environment is not up"
+  local pid; pid=$(state_get kube-apiserver_pid)
+  kill "$pid"
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  start_apiserver "$(state_get api_port)" "$(state_get etcd | sed 's/.*://')"
+  wait_for "kube-apiserver" 120 curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "$(state_get server)/readyz"
+  log "kube-apiserver restarted (pid $(state_get kube-apiserver_pid))"
+}
+
+# For fault tests: compacts etcd's history up to now, so a watch resumed from
+# an older resourceVersion is answered 410 Gone and must list again.
+cmd_compact_etcd() {
+  is_up || die "the environment is not up"
+  local revision
+  revision=$(etcd_api /v3/kv/range '{"key": "AA=="}' | jq -r '.header.revision')
+  etcd_api /v3/kv/compaction "{\"revision\": \"$revision\", \"physical\": true}" >/dev/null
+  log "etcd compacted at revision $revision"
+}
+
 # --- commands ---------------------------------------------------------------------
 
 cmd_up() {
@@ -198,22 +249,7 @@ cmd_up() {
 
   start moto "$LOGS/moto.log" "$VENV/bin/python" "$ROOT/hack/moto_server.py" "$moto_port"
 
-  start kube-apiserver "$LOGS/kube-apiserver.log" "$KUBE_BIN/kube-apiserver" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-    --etcd-servers "https://127.0.0.1:$etcd_port" \
-    --etcd-cafile "$PKI/ca.crt" --etcd-certfile "$PKI/etcd-client.crt" --etcd-keyfile "$PKI/etcd-client.key" \
-    --tls-cert-file "$PKI/serving.crt" --tls-private-key-file "$PKI/serving.key" \
-    --client-ca-file "$PKI/ca.crt" \
-    --authorization-mode RBAC \
-    --service-account-issuer "https://kubernetes.default.svc" \
-    --service-account-key-file "$PKI/sa.pub" --service-account-signing-key-file "$PKI/sa.key" \
-    --api-audiences "https://kubernetes.default.svc" \
-    --service-cluster-ip-range 10.96.0.0/16 \
-    --cert-dir "$DEVENV/apiserver-certs" \
-    --enable-priority-and-fairness=false \
-    --audit-policy-file "$ROOT/hack/audit-policy.yaml" --audit-log-path "$LOGS/audit.log" \
-    --audit-log-format json --audit-log-maxsize 1000 --audit-log-maxbackup 1 \
-    --v 1
+  start_apiserver "$api_port" "$etcd_port"
 
   wait_for "etcd" 60 curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/etcd-client.crt" --key "$PKI/etcd-client.key" \
     "https://127.0.0.1:$etcd_port/health"
@@ -298,5 +334,7 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
-  *) die "usage: hack/devenv.sh up|down|status" ;;
+  restart-apiserver) cmd_restart_apiserver ;;
+  compact-etcd) cmd_compact_etcd ;;
+  *) die "usage: hack/devenv.sh up|down|status|restart-apiserver|compact-etcd" ;;
 esac

@@ -1,0 +1,166 @@
+//! Faults of the control plane itself, in their own test binary because they
+//! disturb every client of the environment (cargo runs test binaries one at a
+//! time; inside this one, a lock runs the scenarios one at a time): the API
+//! server restarting while 200 LoginProfiles converge, and the operator
+//! frozen while objects change and etcd's history is compacted, so that its
+//! watches come back with 410 Gone. The oracle is tests/faults.rs's.
+
+mod support;
+
+use std::{
+    collections::HashMap,
+    process::Command,
+    sync::Mutex,
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use support::*;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn devenv(command: &str) {
+    let status = Command::new("bash")
+        .arg(format!("{ROOT}/hack/devenv.sh"))
+        .arg(command)
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "hack/devenv.sh {command} failed");
+}
+
+fn accepted(user: &str, action: &str) -> u64 {
+    env().accepted(user).get(action).copied().unwrap_or(0)
+}
+
+fn pair(namespace: &str, name: &str, user: &str, password: &str) -> String {
+    format!(
+        "{}\n---\n{}\n---\n",
+        secret(namespace, name, &[("password", password)]),
+        login_profile(
+            namespace,
+            name,
+            json!({"userName": user, "passwordSecretRef": {"name": name}}),
+        )
+    )
+}
+
+fn list(namespace: &str) -> Vec<Value> {
+    let list: Value =
+        serde_json::from_str(&env().kubectl_ok(&["get", "lp", "-n", namespace, "-o", "json"]))
+            .unwrap();
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// Waits until `namespace` holds exactly `n` LoginProfiles, all Ready.
+fn wait_all_ready(namespace: &str, n: usize, timeout: Duration) {
+    wait_until(&format!("{n} LoginProfiles Ready"), timeout, || {
+        let items = env()
+            .kubectl(&["get", "lp", "-n", namespace, "-o", "json"])
+            .status
+            .success()
+            .then(|| list(namespace))
+            .unwrap_or_default();
+        items.len() == n
+            && items
+                .iter()
+                .all(|lp| ready(lp).is_some_and(|(status, _, _)| status == "True"))
+    });
+}
+
+/// IAM holds each password (the user signs in with it and changes it).
+fn all_sign_in(passwords: &HashMap<String, String>) {
+    for (user, password) in passwords {
+        change_password_as_user(user, password, &strong_password("signed-in"))
+            .unwrap_or_else(|e| panic!("IAM does not hold the Secret's password for {user}: {e}"));
+    }
+}
+
+#[test]
+fn the_api_server_restarts_while_200_converge() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    const N: usize = 200;
+    let ns = TestNamespace::new("disrupt-restart");
+    let mut users = TestUsers::default();
+    let prefix = unique("disrupt-rs");
+    let names = users.create_many(&prefix, N);
+    let operator = Operator::start(&ns.name, &[]);
+    let mut manifest = String::new();
+    let mut passwords = HashMap::new();
+    for (i, user) in names.iter().enumerate() {
+        let password = strong_password("restart");
+        manifest += &pair(&ns.name, &format!("lp-{i}"), user, &password);
+        passwords.insert(user.clone(), password);
+    }
+    env().apply_ok(&manifest);
+    devenv("restart-apiserver");
+    wait_all_ready(&ns.name, N, Duration::from_secs(300));
+    for user in &names {
+        assert_eq!(accepted(user, "CreateLoginProfile"), 1, "{user}");
+        assert!(accepted(user, "UpdateLoginProfile") <= 1, "{user}");
+    }
+    // Signing in is checked for a sample: 200 sign-ins through the AWS CLI
+    // take minutes; tests/faults.rs signs in every user of its bulk runs.
+    let sample: HashMap<String, String> = passwords.into_iter().take(10).collect();
+    all_sign_in(&sample);
+    assert!(sample.values().all(|p| !operator.logs().contains(p)));
+}
+
+#[test]
+fn a_frozen_operator_resumes_after_changes_and_a_compaction() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    const N: usize = 15;
+    let ns = TestNamespace::new("disrupt-freeze");
+    let mut users = TestUsers::default();
+    let prefix = unique("disrupt-fz");
+    let names = users.create_many(&prefix, N + 5);
+    let operator = Operator::start(&ns.name, &[]);
+    let mut manifest = String::new();
+    for (i, user) in names.iter().take(N).enumerate() {
+        manifest += &pair(&ns.name, &format!("lp-{i}"), user, &strong_password("before"));
+    }
+    env().apply_ok(&manifest);
+    wait_all_ready(&ns.name, N, Duration::from_secs(120));
+
+    // Frozen (a stalled node, a long pause) while the cluster moves on:
+    // five rotations, five deletions, five new objects; then etcd forgets
+    // the history and the API server restarts, so the operator's watches
+    // can only resume by listing again (410 Gone).
+    operator.signal("STOP");
+    let mut expected = HashMap::new();
+    let mut manifest = String::new();
+    for (i, user) in names.iter().enumerate().take(5) {
+        let password = strong_password("rotated");
+        manifest += &secret(&ns.name, &format!("lp-{i}"), &[("password", &password)]);
+        manifest += "\n---\n";
+        expected.insert(user.clone(), password);
+    }
+    for (i, user) in names.iter().enumerate().skip(N) {
+        let password = strong_password("new");
+        manifest += &pair(&ns.name, &format!("lp-{i}"), user, &password);
+        expected.insert(user.clone(), password);
+    }
+    env().apply_ok(&manifest);
+    let deleted: Vec<String> = (5..10).map(|i| format!("lp-{i}")).collect();
+    let mut delete = vec!["delete", "lp", "-n", ns.name.as_str(), "--wait=false"];
+    delete.extend(deleted.iter().map(String::as_str));
+    env().kubectl_ok(&delete);
+    devenv("compact-etcd");
+    devenv("restart-apiserver");
+    operator.signal("CONT");
+
+    wait_all_ready(&ns.name, N, Duration::from_secs(120));
+    for (i, user) in names.iter().enumerate() {
+        let (creates, updates) = (
+            accepted(user, "CreateLoginProfile"),
+            accepted(user, "UpdateLoginProfile"),
+        );
+        assert_eq!(creates, 1, "{user}");
+        match i {
+            0..5 => assert_eq!(updates, 1, "{user}: the rotation, once"),
+            5..10 => assert!(iam_profile(user).is_err(), "{user}: deleted with its resource"),
+            _ => assert_eq!(updates, 0, "{user}"),
+        }
+    }
+    assert!(expected.values().all(|p| !operator.logs().contains(p)));
+    all_sign_in(&expected);
+}
