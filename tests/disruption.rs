@@ -7,12 +7,7 @@
 
 mod support;
 
-use std::{
-    collections::HashMap,
-    process::Command,
-    sync::Mutex,
-    time::Duration,
-};
+use std::{collections::HashMap, process::Command, sync::Mutex, time::Duration};
 
 use serde_json::{Value, json};
 use support::*;
@@ -116,7 +111,12 @@ fn a_frozen_operator_resumes_after_changes_and_a_compaction() {
     let operator = Operator::start(&ns.name, &[]);
     let mut manifest = String::new();
     for (i, user) in names.iter().take(N).enumerate() {
-        manifest += &pair(&ns.name, &format!("lp-{i}"), user, &strong_password("before"));
+        manifest += &pair(
+            &ns.name,
+            &format!("lp-{i}"),
+            user,
+            &strong_password("before"),
+        );
     }
     env().apply_ok(&manifest);
     wait_all_ready(&ns.name, N, Duration::from_secs(120));
@@ -157,7 +157,10 @@ fn a_frozen_operator_resumes_after_changes_and_a_compaction() {
         assert_eq!(creates, 1, "{user}");
         match i {
             0..5 => assert_eq!(updates, 1, "{user}: the rotation, once"),
-            5..10 => assert!(iam_profile(user).is_err(), "{user}: deleted with its resource"),
+            5..10 => assert!(
+                iam_profile(user).is_err(),
+                "{user}: deleted with its resource"
+            ),
             _ => assert_eq!(updates, 0, "{user}"),
         }
     }

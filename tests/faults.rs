@@ -71,6 +71,18 @@ fn killed_after_iam_accepted_its_create() {
     assert!(status_str(&lp, "passwordFingerprint").starts_with("hmac-sha256:"));
     assert_eq!(accepted(&user, "CreateLoginProfile"), 1);
     assert_eq!(accepted(&user, "UpdateLoginProfile"), 0, "nothing re-sent");
+    // Kubernetes writes as in the fault-free run: the finalizer patch, one
+    // status, one Event (the first process died before writing status).
+    let writes = wait_for("the operator's writes in the audit log", CONVERGE, || {
+        let writes = operator_writes(&ns.name, "bob");
+        (writes.values().sum::<u64>() >= 3).then_some(writes)
+    });
+    assert_eq!(
+        writes.get("patch loginprofiles/status"),
+        Some(&1),
+        "{writes:?}"
+    );
+    assert_eq!(writes.get("patch loginprofiles"), Some(&1), "{writes:?}");
     iam_holds(&user, &password, &[&first, &second]);
 }
 
@@ -94,6 +106,17 @@ fn the_answer_to_a_create_is_lost() {
     wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
     assert_eq!(accepted(&user, "CreateLoginProfile"), 1);
     assert_eq!(accepted(&user, "UpdateLoginProfile"), 0);
+    // Two status writes (the transient ServiceFailure, then Created) where
+    // the fault-free run has one.
+    let writes = operator_writes(&ns.name, "bob");
+    assert!(
+        writes
+            .get("patch loginprofiles/status")
+            .copied()
+            .unwrap_or(0)
+            <= 2,
+        "{writes:?}"
+    );
     // Deleting it removes the profile the operator made (status had missed it).
     env().kubectl_ok(&[
         "delete",
