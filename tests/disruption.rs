@@ -39,22 +39,19 @@ fn pair(namespace: &str, name: &str, user: &str, password: &str) -> String {
     )
 }
 
+/// The LoginProfiles in `namespace`; none while the API server is away.
 fn list(namespace: &str) -> Vec<Value> {
-    let list: Value =
-        serde_json::from_str(&env().kubectl_ok(&["get", "lp", "-n", namespace, "-o", "json"]))
-            .unwrap();
-    list["items"].as_array().cloned().unwrap_or_default()
+    let output = env().kubectl(&["get", "lp", "-n", namespace, "-o", "json"]);
+    serde_json::from_slice::<Value>(&output.stdout)
+        .ok()
+        .and_then(|list| list["items"].as_array().cloned())
+        .unwrap_or_default()
 }
 
 /// Waits until `namespace` holds exactly `n` LoginProfiles, all Ready.
 fn wait_all_ready(namespace: &str, n: usize, timeout: Duration) {
     wait_until(&format!("{n} LoginProfiles Ready"), timeout, || {
-        let items = env()
-            .kubectl(&["get", "lp", "-n", namespace, "-o", "json"])
-            .status
-            .success()
-            .then(|| list(namespace))
-            .unwrap_or_default();
+        let items = list(namespace);
         items.len() == n
             && items
                 .iter()
