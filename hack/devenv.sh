@@ -277,7 +277,7 @@ export AWS_REGION=us-east-1
 export AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
-export PATH="$KUBE_BIN:$HELM_BIN:$KSTATUS_BIN:$VENV/bin:\$PATH"
+export PATH="$KUBE_BIN:$HELM_BIN:$KSTATUS_BIN:$FLUX_HEALTH_BIN:$ARGOCD_HEALTH_BIN:$VENV/bin:\$PATH"
 EOF
   trap - ERR INT TERM
   log "up in $((SECONDS - start_time))s: kube-apiserver $server, IAM emulator http://127.0.0.1:$moto_port"

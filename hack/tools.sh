@@ -18,18 +18,29 @@ HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # it and the program's source, so an edit rebuilds it.
 KSTATUS_VERSION="$(awk '$1 == "sigs.k8s.io/cli-utils" {print $2}' "$HACK_DIR/kstatus/go.mod")-$(cat "$HACK_DIR/kstatus/main.go" "$HACK_DIR/kstatus/go.sum" | sha256sum | cut -c1-8)"
 
+# hack/flux-health and hack/argocd-health: the health verdicts of Flux (its
+# kstatus fork and CEL health checks) and Argo CD (its health package with
+# our Lua), each pinned in its go.mod (their Kubernetes libraries differ, so
+# they are two programs); keyed like kstatus.
+source_key() { cat "$HACK_DIR/$1/main.go" "$HACK_DIR/$1/go.mod" "$HACK_DIR/$1/go.sum" | sha256sum | cut -c1-12; }
+FLUX_HEALTH_VERSION="$(source_key flux-health)"
+ARGOCD_HEALTH_VERSION="$(source_key argocd-health)"
+
 LPO_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/loginprofile-operator"
 KUBE_BIN="$LPO_CACHE/bin/kubernetes-$KUBE_VERSION"
 ETCD_BIN="$LPO_CACHE/bin/etcd-$ETCD_VERSION"
 HELM_BIN="$LPO_CACHE/bin/helm-$HELM_VERSION"
 KSTATUS_BIN="$LPO_CACHE/bin/kstatus-$KSTATUS_VERSION"
+FLUX_HEALTH_BIN="$LPO_CACHE/bin/flux-health-$FLUX_HEALTH_VERSION"
+ARGOCD_HEALTH_BIN="$LPO_CACHE/bin/argocd-health-$ARGOCD_HEALTH_VERSION"
 
 log() { printf '[devenv] %s\n' "$*" >&2; }
 die() { printf '[devenv] error: %s\n' "$*" >&2; exit 1; }
 
 tools_ready() {
   [[ -x "$KUBE_BIN/kube-apiserver" && -x "$KUBE_BIN/kube-controller-manager" && -x "$KUBE_BIN/kubectl" \
-     && -x "$ETCD_BIN/etcd" && -x "$HELM_BIN/helm" && -x "$KSTATUS_BIN/kstatus" ]]
+     && -x "$ETCD_BIN/etcd" && -x "$HELM_BIN/helm" && -x "$KSTATUS_BIN/kstatus" \
+     && -x "$FLUX_HEALTH_BIN/flux-health" && -x "$ARGOCD_HEALTH_BIN/argocd-health" ]]
 }
 
 require_go() {
@@ -152,6 +163,18 @@ build_kstatus() {
   rm -rf "$KSTATUS_BIN"; mv "$KSTATUS_BIN.tmp" "$KSTATUS_BIN"
 }
 
+# build_health_tool NAME BIN_DIR: the GitOps health programs in hack/NAME,
+# for tests/gitops.rs (Argo CD's and Flux's own health code).
+build_health_tool() {
+  local name="$1" bin="$2"
+  [[ -x "$bin/$name" ]] && return 0
+  log "building $name (pinned in hack/$name/go.mod) from the Go module proxy"
+  mkdir -p "$bin.tmp" "$LPO_CACHE/build"
+  run_with_heartbeat "compiling $name" "$LPO_CACHE/build/$name.log" \
+    bash -c "cd '$HACK_DIR/$name' && CGO_ENABLED=0 go build -mod=readonly -trimpath -ldflags '-s -w' -o '$bin.tmp/$name' ."
+  rm -rf "$bin"; mv "$bin.tmp" "$bin"
+}
+
 build_tools() {
   tools_ready && return 0
   require_go
@@ -161,6 +184,8 @@ build_tools() {
   build_etcd
   build_helm
   build_kstatus
+  build_health_tool flux-health "$FLUX_HEALTH_BIN"
+  build_health_tool argocd-health "$ARGOCD_HEALTH_BIN"
   build_kubernetes
   log "all tools built in $((SECONDS - start))s, cached in $LPO_CACHE/bin"
 }

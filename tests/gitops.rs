@@ -1,42 +1,178 @@
-//! GitOps health: the LoginProfile's conditions follow the kstatus
-//! conventions, so the computation Argo CD and Flux use (sigs.k8s.io/cli-utils
-//! kstatus, built by hack/tools.sh) judges them without custom scripts:
-//! Ready is Current, retrying is InProgress, stalled is Failed.
+//! GitOps health from the first second, judged by each project's own code
+//! (hack/kstatus, hack/flux-health and hack/argocd-health, built by
+//! hack/tools.sh): kstatus (sigs.k8s.io/cli-utils), Flux's kstatus fork and
+//! its CEL health check with deploy/gitops/flux-health-check-exprs.yaml, and
+//! Argo CD's health package with deploy/gitops/argocd-health.lua. Every version of a LoginProfile the
+//! tests see goes through all of them, and the verdict table asserted here
+//! is the one in docs/gitops.md.
 
 mod support;
 
-use std::process::Stdio;
+use std::{collections::HashMap, fs, process::Stdio};
 
 use serde_json::{Value, json};
 use support::*;
 
-/// kstatus's verdict for a LoginProfile as the API server returns it.
-fn kstatus(lp: &Value) -> String {
-    let output = run_with_stdin(env().command("kstatus"), &lp.to_string());
-    assert!(output.status.success(), "kstatus (built by hack/tools.sh)");
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .split('\t')
-        .next()
-        .unwrap()
-        .to_string()
+const LUA: &str = "deploy/gitops/argocd-health.lua";
+const EXPRS: &str = "deploy/gitops/flux-health-check-exprs.yaml";
+const CUSTOMIZATION: &str =
+    "deploy/gitops/resource_customizations/iam.loginprofile.dev/LoginProfile";
+
+/// The verdicts, in the order of docs/gitops.md's columns: kstatus, Flux
+/// (kstatus fork), Flux (healthCheckExprs), Argo CD.
+const COLUMNS: [&str; 4] = ["kstatus", "flux-kstatus", "flux-cel", "argocd"];
+
+/// What each tool concludes for each version of a LoginProfile, as in
+/// docs/gitops.md: (testdata name, case, verdicts).
+const TABLE: &[(&str, &str, [&str; 4])] = &[
+    (
+        "applied",
+        "applied, no operator running (the CRD's default status)",
+        ["InProgress", "InProgress", "InProgress", "Progressing"],
+    ),
+    (
+        "queued",
+        "queued: finalizer added, no outcome yet",
+        ["InProgress", "InProgress", "InProgress", "Progressing"],
+    ),
+    (
+        "ready",
+        "Ready",
+        ["Current", "Current", "Current", "Healthy"],
+    ),
+    (
+        "retrying",
+        "transient failure (UserNotFound), retrying",
+        ["InProgress", "InProgress", "InProgress", "Progressing"],
+    ),
+    (
+        "stalled",
+        "terminal failure (SecretNotFound), Stalled",
+        ["Failed", "Failed", "Failed", "Degraded"],
+    ),
+    (
+        "spec-changed",
+        "spec changed, not acted on yet (operator stopped)",
+        ["InProgress", "InProgress", "InProgress", "Progressing"],
+    ),
+    (
+        "deleting",
+        "being deleted (operator stopped, finalizer held)",
+        ["Terminating", "Terminating", "InProgress", "Progressing"],
+    ),
+];
+
+fn path(relative: &str) -> String {
+    format!("{ROOT}/{relative}")
+}
+
+/// Every tool's verdict for one object as the API server returns it.
+fn verdicts(lp: &Value) -> HashMap<String, String> {
+    let run = |program: &str, args: &[String]| {
+        let mut command = env().command(program);
+        command.args(args);
+        let output = run_with_stdin(command, &lp.to_string());
+        stdout_of(output, &format!("{program} (built by hack/tools.sh)"))
+    };
+    let kstatus = run("kstatus", &[]);
+    let mut verdicts: HashMap<String, String> = HashMap::from([(
+        "kstatus".to_string(),
+        kstatus.split('\t').next().unwrap().to_string(),
+    )]);
+    for (program, args) in [
+        ("flux-health", [path(EXPRS)]),
+        ("argocd-health", [path(LUA)]),
+    ] {
+        let more: HashMap<String, String> =
+            serde_json::from_str(&run(program, &args)).expect("JSON verdicts");
+        verdicts.extend(more);
+    }
+    verdicts
+}
+
+fn row(case: &str) -> &'static (&'static str, &'static str, [&'static str; 4]) {
+    TABLE
+        .iter()
+        .find(|(_, name, _)| *name == case)
+        .unwrap_or_else(|| panic!("no row {case:?}"))
+}
+
+fn assert_row(case: &str, lp: &Value) {
+    let got = verdicts(lp);
+    let got: Vec<&str> = COLUMNS.iter().map(|c| got[*c].as_str()).collect();
+    assert_eq!(got, row(case).2, "{case}: {lp}");
+}
+
+/// The object without what differs per run, for Argo CD's testdata.
+fn sanitized(lp: &Value) -> Value {
+    let mut lp = lp.clone();
+    let metadata = lp["metadata"].as_object_mut().unwrap();
+    for field in [
+        "uid",
+        "resourceVersion",
+        "creationTimestamp",
+        "managedFields",
+        "annotations",
+    ] {
+        metadata.remove(field);
+    }
+    metadata.insert("namespace".into(), json!("team-a"));
+    if metadata.contains_key("deletionTimestamp") {
+        metadata.insert("deletionTimestamp".into(), json!("2026-11-28T00:00:00Z"));
+    }
+    if let Some(conditions) = lp
+        .get_mut("status")
+        .and_then(|status| status.get_mut("conditions"))
+        .and_then(Value::as_array_mut)
+    {
+        for condition in conditions {
+            condition["lastTransitionTime"] = json!("2026-11-28T00:00:00Z");
+        }
+    }
+    lp
 }
 
 #[test]
-fn kstatus_reads_ready_in_progress_and_stalled() {
-    let f = Fixture::new("gitops", &[]);
+fn health_is_right_from_the_first_second_in_every_tool() {
+    let ns = TestNamespace::new("gitops");
     let mut users = TestUsers::default();
     let ready_user = users.create("gitops-ready");
     let missing_user = users.reserve("gitops-nouser");
+    let mut captured: Vec<(&str, Value)> = Vec::new();
 
-    // Watch every version the API server stores, from before the apply.
+    // No operator yet: the object as applied.
+    let apply = |name: &str, user: &str| {
+        env().apply_ok(&secret(
+            &ns.name,
+            name,
+            &[("password", &strong_password("gitops"))],
+        ));
+        env().apply_ok(&login_profile(
+            &ns.name,
+            name,
+            json!({"userName": user, "passwordSecretRef": {"name": name}}),
+        ));
+    };
+    apply("ready", &ready_user);
+    let fresh = get_lp(&ns.name, "ready");
+    assert_eq!(fresh["status"], json!({"observedGeneration": -1}));
+    assert_row(
+        "applied, no operator running (the CRD's default status)",
+        &fresh,
+    );
+    captured.push((
+        "applied, no operator running (the CRD's default status)",
+        fresh,
+    ));
+
+    // Watch every version the API server stores while the operator works.
     let mut watch = env()
         .command("kubectl")
         .args([
             "get",
             "loginprofiles",
             "-n",
-            f.ns(),
+            &ns.name,
             "--watch",
             "--output-watch-events",
             "-o",
@@ -45,12 +181,25 @@ fn kstatus_reads_ready_in_progress_and_stalled() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    f.apply_pair("ready", &ready_user, &strong_password("gitops"), json!({}));
-    let ready = wait_ready_reason(f.ns(), "ready", "True", "Created", CONVERGE);
-    assert_eq!(kstatus(&ready), "Current");
-    // Every version before the operator's first status (the object as
-    // applied, with the CRD's default status, and with the finalizer) reads
-    // as in progress: a GitOps tool never takes a LoginProfile nobody has
+    let operator = Operator::start(&ns.name, &[]);
+    let ready = wait_ready_reason(&ns.name, "ready", "True", "Created", CONVERGE);
+    assert_row("Ready", &ready);
+    captured.push(("Ready", ready));
+    apply("retrying", &missing_user);
+    let retrying = wait_ready_reason(&ns.name, "retrying", "False", "UserNotFound", CONVERGE);
+    assert_row("transient failure (UserNotFound), retrying", &retrying);
+    captured.push(("transient failure (UserNotFound), retrying", retrying));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "stalled",
+        json!({"passwordSecretRef": {"name": "does-not-exist"}}),
+    ));
+    let stalled = wait_ready_reason(&ns.name, "stalled", "False", "SecretNotFound", CONVERGE);
+    assert_row("terminal failure (SecretNotFound), Stalled", &stalled);
+    captured.push(("terminal failure (SecretNotFound), Stalled", stalled));
+
+    // Every version before the operator's first outcome reads as in progress
+    // in every tool: a GitOps tool never takes a LoginProfile nobody has
     // acted on for a healthy one.
     watch.kill().unwrap();
     let output = watch.wait_with_output().unwrap();
@@ -59,33 +208,124 @@ fn kstatus_reads_ready_in_progress_and_stalled() {
         .map(|event| event.unwrap()["object"].clone())
         .filter(|lp| lp["metadata"]["name"] == "ready")
         .collect();
-    let first = versions
-        .first()
-        .expect("the watch saw the object as applied");
-    assert_eq!(first["status"], json!({"observedGeneration": -1}));
     let before_outcome: Vec<&Value> = versions
         .iter()
         .take_while(|lp| support::ready(lp).is_none())
         .collect();
     assert!(!before_outcome.is_empty());
-    for version in before_outcome {
-        assert_eq!(kstatus(version), "InProgress", "{version}");
+    for version in &before_outcome {
+        let case = if version["metadata"]["finalizers"].is_array() {
+            "queued: finalizer added, no outcome yet"
+        } else {
+            "applied, no operator running (the CRD's default status)"
+        };
+        assert_row(case, version);
+    }
+    if let Some(queued) = before_outcome
+        .iter()
+        .find(|v| v["metadata"]["finalizers"].is_array())
+    {
+        captured.push(("queued: finalizer added, no outcome yet", (*queued).clone()));
     }
 
-    f.apply_pair(
-        "retrying",
-        &missing_user,
-        &strong_password("gitops"),
-        json!({}),
+    // The operator stops; the spec changes; then a deletion waits on the finalizer.
+    assert!(operator.stop().success());
+    env().kubectl_ok(&[
+        "patch",
+        "lp",
+        "ready",
+        "-n",
+        &ns.name,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"passwordResetRequired":true}}"#,
+    ]);
+    let changed = get_lp(&ns.name, "ready");
+    assert_row(
+        "spec changed, not acted on yet (operator stopped)",
+        &changed,
     );
-    let retrying = wait_ready_reason(f.ns(), "retrying", "False", "UserNotFound", CONVERGE);
-    assert_eq!(kstatus(&retrying), "InProgress");
+    captured.push(("spec changed, not acted on yet (operator stopped)", changed));
+    env().kubectl_ok(&["delete", "lp", "ready", "-n", &ns.name, "--wait=false"]);
+    let deleting = get_lp(&ns.name, "ready");
+    assert!(deleting["metadata"]["deletionTimestamp"].is_string());
+    assert_row(
+        "being deleted (operator stopped, finalizer held)",
+        &deleting,
+    );
+    captured.push(("being deleted (operator stopped, finalizer held)", deleting));
 
-    env().apply_ok(&login_profile(
-        f.ns(),
-        "stalled",
-        json!({"passwordSecretRef": {"name": "does-not-exist"}}),
-    ));
-    let stalled = wait_ready_reason(f.ns(), "stalled", "False", "SecretNotFound", CONVERGE);
-    assert_eq!(kstatus(&stalled), "Failed");
+    // The operator comes back and finishes the deletion.
+    let _operator = Operator::start(&ns.name, &[]);
+    wait_until("the deleted LoginProfile to go", CONVERGE, || {
+        !env()
+            .kubectl(&["get", "lp", "ready", "-n", &ns.name])
+            .status
+            .success()
+    });
+
+    // `LPO_UPDATE_GITOPS_TESTDATA=1` refreshes Argo CD's upstream-style testdata
+    // from these captured objects.
+    if std::env::var("LPO_UPDATE_GITOPS_TESTDATA").is_ok() {
+        for (case, lp) in &captured {
+            let file = format!("{}/testdata/{}.yaml", path(CUSTOMIZATION), row(case).0);
+            fs::write(file, serde_yaml::to_string(&sanitized(lp)).unwrap()).unwrap();
+        }
+    }
+}
+
+/// The upstream-style Argo CD test (health_test.yaml with testdata/) passes
+/// with Argo CD's own code, and the shipped files are one source.
+#[test]
+fn argocd_resource_customization_passes_its_own_tests_and_files_agree() {
+    let lua = fs::read_to_string(path(LUA)).unwrap();
+    assert_eq!(
+        fs::read_to_string(format!("{}/health.lua", path(CUSTOMIZATION))).unwrap(),
+        lua,
+        "the upstream-style health.lua is a copy of {LUA}"
+    );
+    let cm: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(path("deploy/gitops/argocd-cm.yaml")).unwrap())
+            .unwrap();
+    assert_eq!(
+        cm["data"]["resource.customizations.health.iam.loginprofile.dev_LoginProfile"].as_str(),
+        Some(lua.as_str()),
+        "argocd-cm.yaml carries {LUA}"
+    );
+    let docs = fs::read_to_string(path("docs/gitops.md")).unwrap();
+    assert!(docs.contains(&lua), "docs/gitops.md shows {LUA} as it is");
+    let exprs = fs::read_to_string(path(EXPRS)).unwrap();
+    assert!(
+        docs.contains(exprs.trim_end()),
+        "docs/gitops.md shows {EXPRS} as it is"
+    );
+    for (_, case, row) in TABLE {
+        let line = format!("| {case} | {} |", row.join(" | "));
+        assert!(docs.contains(&line), "docs/gitops.md lacks the row {line}");
+    }
+
+    let tests: serde_yaml::Value = serde_yaml::from_str(
+        &fs::read_to_string(format!("{}/health_test.yaml", path(CUSTOMIZATION))).unwrap(),
+    )
+    .unwrap();
+    let cases = tests["tests"].as_sequence().expect("tests:");
+    assert_eq!(cases.len(), TABLE.len(), "one test per row of the table");
+    for case in cases {
+        let input = case["inputPath"].as_str().unwrap();
+        let object: Value = serde_yaml::from_str(
+            &fs::read_to_string(format!("{}/{input}", path(CUSTOMIZATION))).unwrap(),
+        )
+        .unwrap();
+        let got = verdicts(&object);
+        assert_eq!(
+            Some(got["argocd"].as_str()),
+            case["healthStatus"]["status"].as_str(),
+            "{input}"
+        );
+        assert_eq!(
+            got.get("argocd-message").map(String::as_str),
+            case["healthStatus"]["message"].as_str(),
+            "{input}"
+        );
+    }
 }
