@@ -67,6 +67,10 @@ pub struct RunArgs {
     #[arg(long, env = "LPO_IAM_RATE_LIMIT", default_value = "10")]
     pub iam_rate_limit: NonZeroU32,
 
+    /// Drift checks (resyncs with nothing changed) per second, within --iam-rate-limit. Default: half of it.
+    #[arg(long, env = "LPO_DRIFT_CHECK_RATE")]
+    pub drift_check_rate: Option<f64>,
+
     /// Deadline of one IAM call, its retries included.
     #[arg(long, env = "LPO_IAM_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub iam_timeout: Duration,

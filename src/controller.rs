@@ -45,6 +45,7 @@ pub use watch::run;
 use crate::{
     account::AccountCache,
     crd::{FINALIZER, LoginProfile, LoginProfileStatus, PasswordUpdatePolicy},
+    drift::DriftBudget,
     events::{EventPublisher, Note},
     iam::{Iam, IamError},
     leader::WritePermit,
@@ -65,6 +66,8 @@ pub const FIELD_MANAGER: &str = "loginprofile-operator";
 pub struct Settings {
     /// Drift checks: every object is reconciled again after about this long.
     pub resync_period: Duration,
+    /// Drift checks per second at most (their own share of the IAM budget).
+    pub drift_check_rate: f64,
     /// Reconciles running at once (per watched namespace).
     pub concurrency: u16,
     /// Namespaces to watch; empty means all.
@@ -92,6 +95,11 @@ pub struct Context<I: Iam> {
     pub account: AccountCache,
     /// Checked before every IAM write (leader election).
     pub permit: WritePermit,
+    /// Tokens for drift checks.
+    drift: DriftBudget,
+    /// The caches of LoginProfiles (set once the controllers start), to
+    /// count the objects the drift budget is spread over.
+    stores: std::sync::OnceLock<Vec<Store<LoginProfile>>>,
     /// Consecutive transient failures per object, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<LoginProfile>, u32>>,
     /// What IAM last confirmed for each object, and when, so a trigger that
@@ -101,9 +109,11 @@ pub struct Context<I: Iam> {
     verified: Mutex<HashMap<ObjectRef<LoginProfile>, Verified>>,
 }
 
-/// A reconcile that ended with IAM holding the source's password.
+/// IAM holds the source's password: confirmed by IAM, or trusted from status
+/// at start. Until `valid_until`, a trigger that changes nothing costs no
+/// IAM call.
 struct Verified {
-    at: Instant,
+    valid_until: Instant,
     generation: Option<i64>,
     fingerprint: String,
 }
@@ -132,6 +142,8 @@ impl<I: Iam> Context<I> {
             secrets_manager,
             fingerprinter,
             metrics,
+            drift: DriftBudget::new(settings.drift_check_rate),
+            stores: std::sync::OnceLock::new(),
             settings,
             permit: WritePermit::default(),
             failures: Mutex::new(HashMap::new()),
@@ -160,16 +172,86 @@ impl<I: Iam> Context<I> {
     }
 
     /// True when nothing can have changed since IAM last confirmed this
-    /// object, less than half a resync period ago: same generation, same
-    /// password. Read from memory, not from the (maybe stale) cached status.
+    /// object (less than half a resync period ago), or since status was
+    /// trusted at start: same generation, same password. Read from memory,
+    /// not from the (maybe stale) cached status.
     fn recently_verified(&self, lp: &LoginProfile, desired: &Desired) -> bool {
         self.verified()
             .get(&ObjectRef::from_obj(lp))
             .is_some_and(|verified| {
                 verified.generation == lp.metadata.generation
                     && verified.fingerprint == desired.fingerprint
-                    && verified.at.elapsed() < self.settings.resync_period / 2
+                    && Instant::now() < verified.valid_until
             })
+    }
+
+    fn remember_verified(&self, lp: &LoginProfile, fingerprint: String, valid_for: Duration) {
+        self.verified().insert(
+            ObjectRef::from_obj(lp),
+            Verified {
+                valid_until: Instant::now() + valid_for,
+                generation: lp.metadata.generation,
+                fingerprint,
+            },
+        );
+    }
+
+    /// Whether IAM needs asking only to look for drift: status says Ready
+    /// for this generation with the source's current password.
+    fn only_drift_to_check(&self, lp: &LoginProfile, desired: &Desired) -> bool {
+        lp.observed()
+            && lp.status.as_ref().and_then(|s| s.observed_generation) == lp.metadata.generation
+            && lp
+                .condition(status::READY)
+                .is_some_and(|c| c.status == "True" && c.reason != Reason::UpdateHeldBack.as_str())
+            && desired.applied == Applied::Same
+            && lp
+                .status
+                .as_ref()
+                .and_then(|s| s.password_fingerprint.as_deref())
+                == Some(desired.fingerprint.as_str())
+    }
+
+    /// First sight after a start of an object status shows up to date: it is
+    /// trusted with no IAM call, and its drift check is placed at a uniformly
+    /// random point of the (effective) drift period, so a restart costs the
+    /// account's IAM budget nothing and drift is found as late as it would
+    /// be while running, never later. Returns when to look again.
+    fn trust_on_first_sight(&self, lp: &LoginProfile, desired: &Desired) -> Option<Duration> {
+        if self.verified().contains_key(&ObjectRef::from_obj(lp))
+            || !self.only_drift_to_check(lp, desired)
+        {
+            return None;
+        }
+        let period = self.drift_period();
+        let delay = period.mul_f64(rand::rng().random_range(0.0..1.0));
+        self.remember_verified(lp, desired.fingerprint.clone(), delay);
+        Some(delay.min(self.requeue_after(lp)))
+    }
+
+    /// A drift check takes a token of its own budget; without one it gives
+    /// the worker back and says when to try again.
+    fn drift_check_deferred(&self) -> Option<Duration> {
+        self.drift_period();
+        self.drift
+            .take()
+            .err()
+            .map(|wait| wait + Duration::from_millis(rand::rng().random_range(0..500)))
+    }
+
+    /// The resync period, stretched when the drift budget cannot check every
+    /// object in it; exported as a metric.
+    fn drift_period(&self) -> Duration {
+        let cached: usize = self
+            .stores
+            .get()
+            .map_or(0, |stores| stores.iter().map(Store::len).sum());
+        let objects = cached.max(self.metrics.profile_count());
+        let period = self
+            .drift
+            .effective_period(objects, self.settings.resync_period);
+        self.metrics.set_drift_check_period(period);
+        period
     }
 
     fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<LoginProfile>, u32>> {
@@ -269,16 +351,38 @@ async fn apply<I: Iam>(cached: &LoginProfile, ctx: &Context<I>) -> Result<Action
         }
         source => source,
     };
-    if source
-        .as_ref()
-        .is_ok_and(|desired| ctx.recently_verified(&lp, desired))
-    {
-        return Ok(Action::requeue(ctx.requeue_after(&lp)));
+    if let Ok(desired) = &source {
+        if ctx.recently_verified(&lp, desired) {
+            return Ok(Action::requeue(ctx.requeue_after(&lp)));
+        }
+        if let Some(delay) = ctx.trust_on_first_sight(&lp, desired) {
+            ctx.metrics
+                .set_profile_state(key(&lp), Some(ProfileState::Ready));
+            return Ok(Action::requeue(delay));
+        }
+        if ctx.only_drift_to_check(&lp, desired)
+            && let Some(retry) = ctx.drift_check_deferred()
+        {
+            return Ok(Action::requeue(retry));
+        }
     }
-    let look_first = lp.status.as_ref().is_some_and(|s| s.create_date.is_some());
-    let mut iam = match observe_iam(&lp, ctx, &user, &source, look_first).await {
-        Ok(iam) => iam,
-        Err(outcome) => return fail(&lp, ctx, outcome).await,
+    // Look before acting only where status shows a profile and the source
+    // is unchanged (a drift check, a reset-flag change). A changed source is
+    // sent first (UpdateLoginProfile), like a create: a rotation costs one
+    // IAM call, and IAM is looked at only if it answers that no profile exists.
+    let iam = match &source {
+        Ok(desired) if desired.applied == Applied::Different => assumed_from_status(&lp),
+        _ => None,
+    };
+    let mut iam = match iam {
+        Some(iam) => iam,
+        None => {
+            let look_first = lp.status.as_ref().is_some_and(|s| s.create_date.is_some());
+            match observe_iam(&lp, ctx, &user, &source, look_first).await {
+                Ok(iam) => iam,
+                Err(outcome) => return fail(&lp, ctx, outcome).await,
+            }
+        }
     };
 
     // 2. Decide (pure, plan.rs), 3. act. A create-first guess that IAM
@@ -314,15 +418,8 @@ async fn apply<I: Iam>(cached: &LoginProfile, ctx: &Context<I>) -> Result<Action
         .filter(|_| acted.outcome.reason != Reason::UpdateHeldBack);
     report(&lp, ctx, next, &acted.outcome, acted.wrote).await?;
     ctx.failures().remove(&ObjectRef::from_obj(&lp));
-    if let Some(fingerprint) = &next_fingerprint {
-        ctx.verified().insert(
-            ObjectRef::from_obj(&lp),
-            Verified {
-                at: Instant::now(),
-                generation: lp.metadata.generation,
-                fingerprint: fingerprint.clone(),
-            },
-        );
+    if let Some(fingerprint) = next_fingerprint {
+        ctx.remember_verified(&lp, fingerprint, ctx.settings.resync_period / 2);
     }
     ctx.metrics
         .set_profile_state(key(&lp), Some(ProfileState::Ready));

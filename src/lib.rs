@@ -6,6 +6,7 @@ pub mod account;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod drift;
 pub mod events;
 pub mod fingerprint_key;
 pub mod http;

@@ -84,6 +84,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let secrets_manager = AwsSecretsManager::new(&aws, metrics.clone());
     let settings = Settings {
         resync_period: args.resync_period,
+        drift_check_rate: args
+            .drift_check_rate
+            .unwrap_or(f64::from(args.iam_rate_limit.get()) / 2.0),
         concurrency: args.concurrency,
         namespaces: args.namespaces.clone(),
         min_backoff: args.min_backoff,

@@ -52,6 +52,7 @@ pub struct Metrics {
     iam_calls: Family<IamCallLabels, Counter>,
     secrets_manager_calls: Family<IamCallLabels, Counter>,
     profiles: Family<ConditionLabels, Gauge>,
+    drift_check_period: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// The state of each managed object, keyed by namespace/name, so the
     /// gauge can be recomputed; never exported as a label.
     states: Mutex<HashMap<String, ProfileState>>,
@@ -84,12 +85,19 @@ impl Default for Metrics {
             "Managed LoginProfiles by condition (ready, reconciling, stalled)",
             profiles.clone(),
         );
+        let drift_check_period = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "drift_check_period_seconds",
+            "How often each LoginProfile is checked for drift: the resync period, or longer when --drift-check-rate cannot check them all in it",
+            drift_check_period.clone(),
+        );
         Self {
             registry,
             reconciles,
             iam_calls,
             secrets_manager_calls,
             profiles,
+            drift_check_period,
             states: Mutex::new(HashMap::new()),
         }
     }
@@ -122,6 +130,18 @@ impl Metrics {
             None => states.remove(&key),
         };
         self.count_profiles(&states);
+    }
+
+    /// How many LoginProfiles the operator has a state for.
+    pub fn profile_count(&self) -> usize {
+        self.states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn set_drift_check_period(&self, period: std::time::Duration) {
+        self.drift_check_period.set(period.as_secs_f64());
     }
 
     /// Forgets every object `keep` says is gone (deleted without a finalizer

@@ -88,6 +88,11 @@ fn secret_rotation_updates_once_and_keeps_create_date() {
     let after = wait_ready_reason(f.ns(), "alice", "True", "Updated", Duration::from_secs(10));
     assert_eq!(calls(&user, "UpdateLoginProfile"), 1);
     assert_eq!(calls(&user, "CreateLoginProfile"), 1);
+    assert_eq!(
+        calls(&user, "GetLoginProfile"),
+        0,
+        "a create and a rotation cost one IAM call each: no look first"
+    );
     assert_ne!(
         status_str(&before, "passwordFingerprint"),
         status_str(&after, "passwordFingerprint")

@@ -98,7 +98,7 @@ pub(super) async fn act<I: Iam>(
             let desired = source.as_ref().expect("a Create plan has a source");
             let password = desired.password.as_ref().expect("fetched above");
             precheck(ctx, user, password).await?;
-            let took_charge_now = take_charge(ctx, lp, &desired.fingerprint).await?;
+            let took_charge_now = take_charge(ctx, lp, Some(&desired.fingerprint)).await?;
             if !took_charge_now {
                 mark_sending(ctx, lp, &desired.fingerprint).await?;
             }
@@ -148,7 +148,7 @@ pub(super) async fn act<I: Iam>(
             // its own attempt.
             let prevents_reuse = policy.as_ref().is_some_and(PasswordPolicy::prevents_reuse);
             let sent_before = prevents_reuse && sent_unconfirmed(lp, ctx, user, source);
-            take_charge(ctx, lp, &desired.fingerprint).await?;
+            take_charge(ctx, lp, None).await?;
             if prevents_reuse {
                 mark_sending(ctx, lp, &desired.fingerprint).await?;
             }
@@ -197,6 +197,7 @@ pub(super) async fn act<I: Iam>(
             })
         }
         Plan::UpdateResetFlag { reset_required } => {
+            take_charge(ctx, lp, None).await?;
             may_write(ctx)?;
             match ctx
                 .iam
@@ -259,35 +260,41 @@ fn may_write<I: Iam>(ctx: &Context<I>) -> Result<(), ActFailure> {
     .into())
 }
 
-/// Before a create (or the first IAM write): adds the finalizer if missing,
-/// and records, in the same patch, when the operator took charge and the
-/// fingerprint it is about to send. The patch carries the resourceVersion,
-/// so it fails (409) if the object changed since it was read (a stale copy).
-/// Returns whether it took charge now.
+/// Before an IAM write: adds the finalizer if missing. Before a create
+/// (`creating` names the fingerprint about to be sent) it also records, in
+/// the same patch, when the operator took charge and what it sends: only a
+/// profile created after that can be this resource's own. Never before an
+/// update: a profile that exists (adopted, or recreated by someone) is not
+/// claimed. The patch carries the resourceVersion, so it fails (409) if the
+/// object changed since it was read (a stale copy). Returns whether it took
+/// charge now.
 async fn take_charge<I: Iam>(
     ctx: &Context<I>,
     lp: &mut LoginProfile,
-    fingerprint: &str,
+    creating: Option<&str>,
 ) -> Result<bool, ActFailure> {
     let has_finalizer = lp.finalizers().iter().any(|f| f == FINALIZER);
-    if has_finalizer && lp.in_charge_since().is_some() {
+    let claim = creating.filter(|_| lp.in_charge_since().is_none());
+    if has_finalizer && claim.is_none() {
         return Ok(false);
     }
     let mut finalizers = lp.finalizers().to_vec();
     if !has_finalizer {
         finalizers.push(FINALIZER.to_string());
     }
-    let since = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let patch = serde_json::json!({"metadata": {
+    let mut metadata = serde_json::json!({
         "resourceVersion": lp.resource_version(),
         "finalizers": finalizers,
-        "annotations": {
+    });
+    if let Some(fingerprint) = claim {
+        let since = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        metadata["annotations"] = serde_json::json!({
             IN_CHARGE_SINCE_ANNOTATION: since,
             SENDING_ANNOTATION: lp.sending_value(fingerprint),
-        },
-    }});
-    patch_metadata(ctx, lp, &patch).await?;
-    Ok(true)
+        });
+    }
+    patch_metadata(ctx, lp, &serde_json::json!({ "metadata": metadata })).await?;
+    Ok(claim.is_some())
 }
 
 /// The profile IAM has was there before this resource took charge: forget

@@ -82,6 +82,20 @@ pub(super) struct IamView {
     pub(super) changed_out_of_band: bool,
 }
 
+/// IAM's profile as status last recorded it, without asking IAM (update
+/// first); `None` when status records none.
+pub(super) fn assumed_from_status(lp: &LoginProfile) -> Option<IamView> {
+    let status = lp.status.as_ref()?;
+    Some(IamView {
+        profile: Some(IamProfile {
+            create_date: status.create_date.clone()?,
+            password_reset_required: status.password_reset_required.unwrap_or(false),
+        }),
+        looked: false,
+        changed_out_of_band: false,
+    })
+}
+
 /// Looks at IAM when `look` (or not at all: create-first), unless the
 /// source is broken, which blocks every plan anyway.
 pub(super) async fn observe_iam<I: Iam>(

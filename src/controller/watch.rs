@@ -129,6 +129,7 @@ pub fn run<I: Iam>(
             });
         streams.push(stream.boxed());
     }
+    let _ = ctx.stores.set(stores.clone());
     tokio::spawn(forget_vanished(ctx.clone(), stores.clone()));
     let ready = Box::pin(async move {
         for store in stores {

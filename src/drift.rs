@@ -1,0 +1,93 @@
+//! The drift-check budget: drift checks (a resync with nothing changed) take
+//! their own tokens, at most `--drift-check-rate` a second (default: half of
+//! `--iam-rate-limit`), so the account's shared IAM budget always has room
+//! for changes. A check without a token does not wait holding a worker: it
+//! is put back for later. When the objects need more checks per resync
+//! period than the budget allows, the effective period stretches to
+//! N / rate; that is logged once and exported as a metric.
+
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use governor::{
+    DefaultDirectRateLimiter, Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
+};
+
+pub struct DriftBudget {
+    limiter: DefaultDirectRateLimiter,
+    rate: f64,
+    stretched: AtomicBool,
+}
+
+impl DriftBudget {
+    /// A budget of `rate` drift checks per second (no bursts beyond one).
+    pub fn new(rate: f64) -> Self {
+        let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+        Self {
+            limiter: RateLimiter::direct(
+                Quota::with_period(period).expect("a positive drift-check period"),
+            ),
+            rate,
+            stretched: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes a token, or says how long until one is free.
+    pub fn take(&self) -> Result<(), Duration> {
+        self.limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// The period in which each of `objects` gets one drift check: the
+    /// resync period, or longer when the budget cannot check them all in it.
+    pub fn effective_period(&self, objects: usize, resync: Duration) -> Duration {
+        let needed = Duration::from_secs_f64(objects as f64 / self.rate);
+        let period = resync.max(needed);
+        if period > resync && !self.stretched.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                objects,
+                drift_check_rate = self.rate,
+                resync_period = ?resync,
+                effective_period = ?period,
+                "more drift checks are due per resync period than --drift-check-rate allows: each object is checked about every effective_period"
+            );
+        }
+        period
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_period_stretches_to_objects_over_rate() {
+        let budget = DriftBudget::new(5.0);
+        let resync = Duration::from_secs(600);
+        assert_eq!(
+            budget.effective_period(1000, resync),
+            resync,
+            "1000 / 5 = 200 s fits"
+        );
+        assert_eq!(
+            budget.effective_period(5000, resync),
+            Duration::from_secs(1000),
+            "5000 / 5 = 1000 s"
+        );
+    }
+
+    #[test]
+    fn a_token_is_taken_or_the_wait_is_named() {
+        let budget = DriftBudget::new(1.0);
+        assert!(budget.take().is_ok());
+        let wait = budget.take().unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+    }
+}

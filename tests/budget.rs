@@ -1,0 +1,123 @@
+//! The account's IAM budget: a restart trusts status and costs no IAM call,
+//! drift checks have their own budget and never hold a change back, and a
+//! rotation costs one call (tests/operator.rs counts that one). Not timed:
+//! each assertion is about which calls IAM received, and in what order.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::*;
+
+fn gets(users: &[String]) -> u64 {
+    users.iter().map(|u| calls(u, "GetLoginProfile")).sum()
+}
+
+#[test]
+fn a_restart_trusts_status_and_costs_no_iam_call() {
+    let ns = TestNamespace::new("budget-restart");
+    let mut users = TestUsers::default();
+    let names = users.create_many(&unique("budget-rs"), 10);
+    let first = Operator::start(&ns.name, &[]);
+    let mut manifest = String::new();
+    for (i, user) in names.iter().enumerate() {
+        let name = format!("lp-{i}");
+        manifest += &secret(
+            &ns.name,
+            &name,
+            &[("password", &strong_password("restart"))],
+        );
+        manifest += "\n---\n";
+        manifest += &login_profile(
+            &ns.name,
+            &name,
+            json!({"userName": user, "passwordSecretRef": {"name": name}}),
+        );
+        manifest += "\n---\n";
+    }
+    env().apply_ok(&manifest);
+    for i in 0..names.len() {
+        wait_ready_reason(&ns.name, &format!("lp-{i}"), "True", "Created", CONVERGE);
+    }
+    assert!(first.stop().success());
+    let before: Vec<_> = names.iter().map(|u| env().iam_calls(u)).collect();
+
+    let second = Operator::start(&ns.name, &[]);
+    holds_for(Duration::from_secs(5), || {
+        let now: Vec<_> = names.iter().map(|u| env().iam_calls(u)).collect();
+        assert_eq!(
+            now, before,
+            "a restart made IAM calls for up-to-date objects"
+        );
+    });
+    assert!(
+        second
+            .metrics()
+            .contains(r#"loginprofile_profiles{condition="ready"} 10"#)
+    );
+}
+
+#[test]
+fn a_rotation_is_not_queued_behind_a_drift_backlog() {
+    const N: usize = 40;
+    let ns = TestNamespace::new("budget-backlog");
+    let mut users = TestUsers::default();
+    let names = users.create_many(&unique("budget-bl"), N);
+    let first = Operator::start(&ns.name, &[]);
+    let mut manifest = String::new();
+    for (i, user) in names.iter().enumerate() {
+        let name = format!("lp-{i}");
+        manifest += &secret(
+            &ns.name,
+            &name,
+            &[("password", &strong_password("backlog"))],
+        );
+        manifest += "\n---\n";
+        manifest += &login_profile(
+            &ns.name,
+            &name,
+            json!({"userName": user, "passwordSecretRef": {"name": name}}),
+        );
+        manifest += "\n---\n";
+    }
+    env().apply_ok(&manifest);
+    for i in 0..N {
+        wait_ready_reason(&ns.name, &format!("lp-{i}"), "True", "Created", CONVERGE);
+    }
+    assert!(first.stop().success());
+
+    // Every drift check falls due within 4 s, at 2 a second: a backlog of
+    // about 20 s, and the effective drift period stretches to N / rate.
+    let second = Operator::start(
+        &ns.name,
+        &["--resync-period", "4s", "--drift-check-rate", "2"],
+    );
+    wait_until("the drift backlog to start", CONVERGE, || gets(&names) >= 2);
+    let rotated = &names[N - 1];
+    env().apply_ok(&secret(
+        &ns.name,
+        &format!("lp-{}", N - 1),
+        &[("password", &strong_password("rotated"))],
+    ));
+    wait_until("the rotation to reach IAM", CONVERGE, || {
+        calls(rotated, "UpdateLoginProfile") == 1
+    });
+    let checked = gets(&names);
+    assert!(
+        checked < N as u64,
+        "the rotation waited for the drift backlog ({checked} of {N} drift checks done first)"
+    );
+    wait_until(
+        "the drift backlog to drain",
+        Duration::from_secs(120),
+        || gets(&names) >= N as u64,
+    );
+    assert!(
+        second
+            .metrics()
+            .contains("loginprofile_drift_check_period_seconds 20"),
+        "N / rate = 20 s: {}",
+        second.metrics()
+    );
+}
