@@ -356,6 +356,7 @@ async fn apply<I: Iam>(cached: &LoginProfile, ctx: &Context<I>) -> Result<Action
             return Ok(Action::requeue(ctx.requeue_after(&lp)));
         }
         if let Some(delay) = ctx.trust_on_first_sight(&lp, desired) {
+            tracing::debug!(object = %ObjectRef::from_obj(&lp), drift_check_in = ?delay, "status is up to date: trusted without asking IAM");
             ctx.metrics
                 .set_profile_state(key(&lp), Some(ProfileState::Ready));
             return Ok(Action::requeue(delay));

@@ -162,6 +162,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     } else {
         (WritePermit::default(), None)
     };
+    let permit_after = permit.clone();
     ctx.set_write_permit(permit);
 
     let (reconciles, caches_synced) = controller::run(Arc::new(ctx), shutdown.clone());
@@ -174,7 +175,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
     reconciles.for_each(|()| async {}).await;
     tracing::info!("controller stopped; shutting down");
     if let Some(holder) = leading {
-        if holder.is_finished() {
+        // hold() revokes the permit when it gives leadership up.
+        if !permit_after.allows() {
             return Err("lost the leader election Lease".into());
         }
         holder.abort();

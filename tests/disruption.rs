@@ -59,14 +59,6 @@ fn wait_all_ready(namespace: &str, n: usize, timeout: Duration) {
     });
 }
 
-/// IAM holds each password (the user signs in with it and changes it).
-fn all_sign_in(passwords: &HashMap<String, String>) {
-    for (user, password) in passwords {
-        change_password_as_user(user, password, &strong_password("signed-in"))
-            .unwrap_or_else(|e| panic!("IAM does not hold the Secret's password for {user}: {e}"));
-    }
-}
-
 #[test]
 fn the_api_server_restarts_while_200_converge() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -90,11 +82,8 @@ fn the_api_server_restarts_while_200_converge() {
         assert_eq!(accepted(user, "CreateLoginProfile"), 1, "{user}");
         assert!(accepted(user, "UpdateLoginProfile") <= 1, "{user}");
     }
-    // Signing in is checked for a sample: 200 sign-ins through the AWS CLI
-    // take minutes; tests/faults.rs signs in every user of its bulk runs.
-    let sample: HashMap<String, String> = passwords.into_iter().take(10).collect();
-    all_sign_in(&sample);
-    assert!(sample.values().all(|p| !operator.logs().contains(p)));
+    sign_in_all(&passwords);
+    assert!(passwords.values().all(|p| !operator.logs().contains(p)));
 }
 
 #[test]
@@ -162,5 +151,5 @@ fn a_frozen_operator_resumes_after_changes_and_a_compaction() {
         }
     }
     assert!(expected.values().all(|p| !operator.logs().contains(p)));
-    all_sign_in(&expected);
+    sign_in_all(&expected);
 }

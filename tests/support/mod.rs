@@ -801,6 +801,31 @@ pub fn change_password_as_user(user: &str, old: &str, new: &str) -> Result<(), S
     }
 }
 
+/// Checks that every user can sign in with its Secret's password (and
+/// change it, as at a first sign-in), in one process for hundreds of users.
+pub fn sign_in_all(passwords: &HashMap<String, String>) {
+    let script = "import boto3, json, os, sys\n\
+                  iam = boto3.client('iam')\n\
+                  failed = []\n\
+                  for user, password in json.load(sys.stdin).items():\n\
+                  \x20   key = iam.create_access_key(UserName=user)['AccessKey']\n\
+                  \x20   as_user = boto3.client('iam', aws_access_key_id=key['AccessKeyId'],\n\
+                  \x20       aws_secret_access_key=key['SecretAccessKey'])\n\
+                  \x20   try: as_user.change_password(OldPassword=password, NewPassword=password + 'x')\n\
+                  \x20   except Exception: failed.append(user)\n\
+                  \x20   iam.delete_access_key(UserName=user, AccessKeyId=key['AccessKeyId'])\n\
+                  print(json.dumps(failed))\n";
+    let mut python = env().command("python");
+    python.args(["-c", script]);
+    let output = run_with_stdin(python, &serde_json::to_string(passwords).unwrap());
+    let failed: Vec<String> = serde_json::from_slice(&stdout_of(output, "sign-in").into_bytes())
+        .expect("the list of users who could not sign in");
+    assert!(
+        failed.is_empty(),
+        "IAM does not hold the Secret's password for {failed:?}"
+    );
+}
+
 /// Sets the account password policy for the life of the guard (the policy is
 /// account-wide: every test password is 20+ characters of all four classes,
 /// so tests running meanwhile are not affected).
