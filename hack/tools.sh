@@ -152,19 +152,9 @@ build_helm() {
   rm -rf "$HELM_BIN"; mv "$HELM_BIN.tmp" "$HELM_BIN"
 }
 
-# kstatus: the health computation Argo CD and Flux use (sigs.k8s.io/cli-utils),
-# wrapped in a tiny command for the GitOps tests.
-build_kstatus() {
-  [[ -x "$KSTATUS_BIN/kstatus" ]] && return 0
-  log "building kstatus (sigs.k8s.io/cli-utils $KSTATUS_VERSION) from the Go module proxy"
-  mkdir -p "$KSTATUS_BIN.tmp" "$LPO_CACHE/build"
-  run_with_heartbeat "compiling kstatus" "$LPO_CACHE/build/kstatus.log" \
-    bash -c "cd '$HACK_DIR/kstatus' && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o '$KSTATUS_BIN.tmp/kstatus' ."
-  rm -rf "$KSTATUS_BIN"; mv "$KSTATUS_BIN.tmp" "$KSTATUS_BIN"
-}
-
 # build_health_tool NAME BIN_DIR: the GitOps health programs in hack/NAME,
-# for tests/gitops.rs (Argo CD's and Flux's own health code).
+# for tests/gitops.rs: kstatus (sigs.k8s.io/cli-utils), and Argo CD's and
+# Flux's own health code.
 build_health_tool() {
   local name="$1" bin="$2"
   [[ -x "$bin/$name" ]] && return 0
@@ -183,7 +173,7 @@ build_tools() {
   local start=$SECONDS
   build_etcd
   build_helm
-  build_kstatus
+  build_health_tool kstatus "$KSTATUS_BIN"
   build_health_tool flux-health "$FLUX_HEALTH_BIN"
   build_health_tool argocd-health "$ARGOCD_HEALTH_BIN"
   build_kubernetes

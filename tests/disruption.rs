@@ -39,26 +39,6 @@ fn pair(namespace: &str, name: &str, user: &str, password: &str) -> String {
     )
 }
 
-/// The LoginProfiles in `namespace`; none while the API server is away.
-fn list(namespace: &str) -> Vec<Value> {
-    let output = env().kubectl(&["get", "lp", "-n", namespace, "-o", "json"]);
-    serde_json::from_slice::<Value>(&output.stdout)
-        .ok()
-        .and_then(|list| list["items"].as_array().cloned())
-        .unwrap_or_default()
-}
-
-/// Waits until `namespace` holds exactly `n` LoginProfiles, all Ready.
-fn wait_all_ready(namespace: &str, n: usize, timeout: Duration) {
-    wait_until(&format!("{n} LoginProfiles Ready"), timeout, || {
-        let items = list(namespace);
-        items.len() == n
-            && items
-                .iter()
-                .all(|lp| ready(lp).is_some_and(|(status, _, _)| status == "True"))
-    });
-}
-
 #[test]
 fn the_api_server_restarts_while_200_converge() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -68,14 +48,7 @@ fn the_api_server_restarts_while_200_converge() {
     let prefix = unique("disrupt-rs");
     let names = users.create_many(&prefix, N);
     let operator = Operator::start(&ns.name, &[]);
-    let mut manifest = String::new();
-    let mut passwords = HashMap::new();
-    for (i, user) in names.iter().enumerate() {
-        let password = strong_password("restart");
-        manifest += &pair(&ns.name, &format!("lp-{i}"), user, &password);
-        passwords.insert(user.clone(), password);
-    }
-    env().apply_ok(&manifest);
+    let passwords = apply_many(&ns.name, &names, "restart");
     devenv("restart-apiserver");
     wait_all_ready(&ns.name, N, Duration::from_secs(300));
     for user in &names {
@@ -95,16 +68,7 @@ fn a_frozen_operator_resumes_after_changes_and_a_compaction() {
     let prefix = unique("disrupt-fz");
     let names = users.create_many(&prefix, N + 5);
     let operator = Operator::start(&ns.name, &[]);
-    let mut manifest = String::new();
-    for (i, user) in names.iter().take(N).enumerate() {
-        manifest += &pair(
-            &ns.name,
-            &format!("lp-{i}"),
-            user,
-            &strong_password("before"),
-        );
-    }
-    env().apply_ok(&manifest);
+    apply_many(&ns.name, &names[..N], "before");
     wait_all_ready(&ns.name, N, Duration::from_secs(120));
 
     // Frozen (a stalled node, a long pause) while the cluster moves on:

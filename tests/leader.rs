@@ -10,28 +10,26 @@ use std::time::Duration;
 use serde_json::json;
 use support::*;
 
+/// One replica of the operator, named like a Pod, electing on a 3 s Lease.
+fn replica(namespace: &str, pod_name: &str) -> Operator {
+    Operator::spawn(
+        namespace,
+        namespace,
+        &["--leader-elect", "--leader-election-duration", "3s"],
+        "info,loginprofile_operator=debug",
+        None,
+        &[("POD_NAME", pod_name)],
+    )
+}
+
 #[test]
 fn one_replica_leads_and_a_standby_takes_over() {
     let ns = TestNamespace::new("leader");
-    let args = ["--leader-elect", "--leader-election-duration", "3s"];
-    let filter = "info,loginprofile_operator=debug";
-    let first = Operator::spawn(
-        &ns.name,
-        &ns.name,
-        &args,
-        filter,
-        None,
-        &[("POD_NAME", "replica-a")],
-    );
-    wait_until("replica-a to lead", CONVERGE, || first.is_ready());
-    let second = Operator::spawn(
-        &ns.name,
-        &ns.name,
-        &args,
-        filter,
-        None,
-        &[("POD_NAME", "replica-b")],
-    );
+    let first = replica(&ns.name, "replica-a");
+    wait_until("replica-a to lead", CONVERGE, || {
+        first.logs().contains("became the leader")
+    });
+    let second = replica(&ns.name, "replica-b");
     wait_until("replica-b to stand by", CONVERGE, || {
         second.logs().contains("standing by")
     });
@@ -90,27 +88,11 @@ fn one_replica_leads_and_a_standby_takes_over() {
 #[test]
 fn a_leader_frozen_past_its_lease_writes_nothing_when_it_wakes() {
     let ns = TestNamespace::new("leader-frozen");
-    let args = ["--leader-elect", "--leader-election-duration", "3s"];
-    let filter = "info,loginprofile_operator=debug";
-    let mut first = Operator::spawn(
-        &ns.name,
-        &ns.name,
-        &args,
-        filter,
-        None,
-        &[("POD_NAME", "replica-a")],
-    );
+    let mut first = replica(&ns.name, "replica-a");
     wait_until("replica-a to lead", CONVERGE, || {
         first.logs().contains("became the leader")
     });
-    let second = Operator::spawn(
-        &ns.name,
-        &ns.name,
-        &args,
-        filter,
-        None,
-        &[("POD_NAME", "replica-b")],
-    );
+    let second = replica(&ns.name, "replica-b");
     wait_until("replica-b to stand by", CONVERGE, || {
         second.logs().contains("standing by")
     });

@@ -826,6 +826,50 @@ pub fn sign_in_all(passwords: &HashMap<String, String>) {
     );
 }
 
+/// Applies a Secret and a LoginProfile `lp-<i>` for each of `users`, in one
+/// kubectl call, and returns each user's password.
+pub fn apply_many(namespace: &str, users: &[String], tag: &str) -> HashMap<String, String> {
+    let mut manifest = String::new();
+    let mut passwords = HashMap::new();
+    for (i, user) in users.iter().enumerate() {
+        let password = strong_password(tag);
+        let name = format!("lp-{i}");
+        manifest += &secret(namespace, &name, &[("password", &password)]);
+        manifest += "\n---\n";
+        manifest += &login_profile(
+            namespace,
+            &name,
+            json!({"userName": user, "passwordSecretRef": {"name": name}}),
+        );
+        manifest += "\n---\n";
+        passwords.insert(user.clone(), password);
+    }
+    env().apply_ok(&manifest);
+    passwords
+}
+
+/// The LoginProfiles in `namespace`; none while the API server is away.
+pub fn list_lps(namespace: &str) -> Vec<Value> {
+    let output = env().kubectl(&["get", "lp", "-n", namespace, "-o", "json"]);
+    serde_json::from_slice::<Value>(&output.stdout)
+        .ok()
+        .and_then(|list| list["items"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Waits until `namespace` holds exactly `n` LoginProfiles, all Ready, and
+/// returns them.
+pub fn wait_all_ready(namespace: &str, n: usize, timeout: Duration) -> Vec<Value> {
+    wait_for(&format!("{n} LoginProfiles Ready"), timeout, || {
+        let items = list_lps(namespace);
+        let ready = items
+            .iter()
+            .filter(|lp| ready(lp).is_some_and(|(status, _, _)| status == "True"))
+            .count();
+        (items.len() == n && ready == n).then_some(items)
+    })
+}
+
 /// Sets the account password policy for the life of the guard (the policy is
 /// account-wide: every test password is 20+ characters of all four classes,
 /// so tests running meanwhile are not affected).
