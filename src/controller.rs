@@ -229,6 +229,25 @@ impl<I: Iam> Context<I> {
         Some(delay.min(self.requeue_after(lp)))
     }
 
+    /// When IAM need not be asked now: nothing changed since IAM (or, at
+    /// start, status) last confirmed the object, or it is only a drift check
+    /// and the drift budget has no token free. Says when to look again.
+    fn no_iam_call_needed(&self, lp: &LoginProfile, desired: &Desired) -> Option<Action> {
+        if self.recently_verified(lp, desired) {
+            return Some(Action::requeue(self.requeue_after(lp)));
+        }
+        if let Some(delay) = self.trust_on_first_sight(lp, desired) {
+            tracing::debug!(object = %ObjectRef::from_obj(lp), drift_check_in = ?delay, "status is up to date: trusted without asking IAM");
+            self.metrics
+                .set_profile_state(key(lp), Some(ProfileState::Ready));
+            return Some(Action::requeue(delay));
+        }
+        if self.only_drift_to_check(lp, desired) {
+            return self.drift_check_deferred().map(Action::requeue);
+        }
+        None
+    }
+
     /// A drift check takes a token of its own budget; without one it gives
     /// the worker back and says when to try again.
     fn drift_check_deferred(&self) -> Option<Duration> {
@@ -341,49 +360,21 @@ async fn apply<I: Iam>(cached: &LoginProfile, ctx: &Context<I>) -> Result<Action
         return fail(&lp, ctx, Outcome::new(Reason::InvalidUserName, message)).await;
     }
 
-    // 1. Observe: the password source, then IAM. While status shows no
-    // profile (no createDate), IAM is not asked: most likely the user has
-    // none, so CreateLoginProfile goes first and a create costs one IAM call
-    // (IAM's rate limit is shared by the whole account).
+    // 1. Observe: the password source, then IAM (only as far as needed).
     let source = match observe_source(&lp, ctx, &user).await {
         Err(problem) if !problem.reason.is_terminal() => {
             return fail(&lp, ctx, Outcome::new(problem.reason, problem.message)).await;
         }
         source => source,
     };
-    if let Ok(desired) = &source {
-        if ctx.recently_verified(&lp, desired) {
-            return Ok(Action::requeue(ctx.requeue_after(&lp)));
-        }
-        if let Some(delay) = ctx.trust_on_first_sight(&lp, desired) {
-            tracing::debug!(object = %ObjectRef::from_obj(&lp), drift_check_in = ?delay, "status is up to date: trusted without asking IAM");
-            ctx.metrics
-                .set_profile_state(key(&lp), Some(ProfileState::Ready));
-            return Ok(Action::requeue(delay));
-        }
-        if ctx.only_drift_to_check(&lp, desired)
-            && let Some(retry) = ctx.drift_check_deferred()
-        {
-            return Ok(Action::requeue(retry));
-        }
+    if let Ok(desired) = &source
+        && let Some(later) = ctx.no_iam_call_needed(&lp, desired)
+    {
+        return Ok(later);
     }
-    // Look before acting only where status shows a profile and the source
-    // is unchanged (a drift check, a reset-flag change). A changed source is
-    // sent first (UpdateLoginProfile), like a create: a rotation costs one
-    // IAM call, and IAM is looked at only if it answers that no profile exists.
-    let iam = match &source {
-        Ok(desired) if desired.applied == Applied::Different => assumed_from_status(&lp),
-        _ => None,
-    };
-    let mut iam = match iam {
-        Some(iam) => iam,
-        None => {
-            let look_first = lp.status.as_ref().is_some_and(|s| s.create_date.is_some());
-            match observe_iam(&lp, ctx, &user, &source, look_first).await {
-                Ok(iam) => iam,
-                Err(outcome) => return fail(&lp, ctx, outcome).await,
-            }
-        }
+    let mut iam = match observe_iam(&lp, ctx, &user, &source, Look::OnlyIfNeeded).await {
+        Ok(iam) => iam,
+        Err(outcome) => return fail(&lp, ctx, outcome).await,
     };
 
     // 2. Decide (pure, plan.rs), 3. act. A create-first guess that IAM
@@ -400,7 +391,7 @@ async fn apply<I: Iam>(cached: &LoginProfile, ctx: &Context<I>) -> Result<Action
             Err(ActFailure::LookAgain) if !iam.looked => {
                 lp = fresh(ctx, &lp).await?;
                 source = source.map(|desired| desired.compared_with(&lp, ctx, &user));
-                iam = match observe_iam(&lp, ctx, &user, &source, true).await {
+                iam = match observe_iam(&lp, ctx, &user, &source, Look::Always).await {
                     Ok(iam) => iam,
                     Err(outcome) => return fail(&lp, ctx, outcome).await,
                 };

@@ -7,7 +7,6 @@ mod support;
 
 use std::time::Duration;
 
-use serde_json::json;
 use support::*;
 
 fn gets(users: &[String]) -> u64 {

@@ -9,7 +9,7 @@ mod support;
 
 use std::{collections::HashMap, process::Command, sync::Mutex, time::Duration};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use support::*;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());

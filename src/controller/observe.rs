@@ -82,9 +82,23 @@ pub(super) struct IamView {
     pub(super) changed_out_of_band: bool,
 }
 
-/// IAM's profile as status last recorded it, without asking IAM (update
-/// first); `None` when status records none.
-pub(super) fn assumed_from_status(lp: &LoginProfile) -> Option<IamView> {
+/// How far IAM is looked at before acting.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Look {
+    /// Where status shows no profile (no createDate), not at all: most
+    /// likely the user has none, so CreateLoginProfile goes first and a
+    /// create costs one IAM call (IAM's rate limit is shared by the whole
+    /// account). Where the source changed, not either: the password is sent
+    /// first (a rotation costs one call), and IAM is looked at only if it
+    /// answers that no profile exists. Otherwise (a drift check, a
+    /// reset-flag change): GetLoginProfile.
+    OnlyIfNeeded,
+    /// GetLoginProfile (the guess above was wrong).
+    Always,
+}
+
+/// IAM's profile as status last recorded it, without asking IAM.
+fn assumed_from_status(lp: &LoginProfile) -> Option<IamView> {
     let status = lp.status.as_ref()?;
     Some(IamView {
         profile: Some(IamProfile {
@@ -96,21 +110,34 @@ pub(super) fn assumed_from_status(lp: &LoginProfile) -> Option<IamView> {
     })
 }
 
-/// Looks at IAM when `look` (or not at all: create-first), unless the
-/// source is broken, which blocks every plan anyway.
+/// Looks at IAM as far as `look` asks; never when the source is broken,
+/// which blocks every plan anyway.
 pub(super) async fn observe_iam<I: Iam>(
     lp: &LoginProfile,
     ctx: &Context<I>,
     user: &str,
     source: &Result<Desired, SourceProblem>,
-    look: bool,
+    look: Look,
 ) -> Result<IamView, Outcome> {
-    if !look || source.is_err() {
-        return Ok(IamView {
-            profile: None,
-            looked: false,
-            changed_out_of_band: false,
-        });
+    let not_asked = IamView {
+        profile: None,
+        looked: false,
+        changed_out_of_band: false,
+    };
+    if look == Look::OnlyIfNeeded {
+        if source
+            .as_ref()
+            .is_ok_and(|d| d.applied == Applied::Different)
+            && let Some(assumed) = assumed_from_status(lp)
+        {
+            return Ok(assumed);
+        }
+        if lp.status.as_ref().is_none_or(|s| s.create_date.is_none()) {
+            return Ok(not_asked);
+        }
+    }
+    if source.is_err() {
+        return Ok(not_asked);
     }
     let profile = ctx
         .iam
