@@ -72,6 +72,8 @@ def markdown(n: int, report: dict) -> str:
         f"{op['kubectl_apply_seconds']} s; {op['seconds']} s |",
         f"| apply -> Ready latency p50 / p95 / p99 | {op['latency_seconds']['p50']} / "
         f"{op['latency_seconds']['p95']} / {op['latency_seconds']['p99']} s |",
+        f"| IAM floor (N / --iam-rate-limit {params['iam_rate_limit']}); operator against it | "
+        f"{n / params['iam_rate_limit']:.1f} s; {op['seconds'] / (n / params['iam_rate_limit']):.2f}x |",
         f"| IAM calls while converging | {fmt_calls(op['iam_calls'])} |",
         f"| IAM writes per profile | {op['iam_writes_per_profile']} |",
         f"| Kubernetes writes per profile | {op['kubernetes_writes_per_profile']} ({fmt_calls(op['kubernetes_writes'])}) |",
@@ -82,12 +84,20 @@ def markdown(n: int, report: dict) -> str:
         f"{fmt_calls(rest['kubernetes_writes'])}; {rest['cpu_seconds']} s |",
         f"| one resync period ({steady['resync_period_seconds']} s): IAM calls, writes, CPU | "
         f"{fmt_calls(steady['iam_calls'])}; {fmt_calls(steady['kubernetes_writes'])}; {steady['cpu_seconds']} s |",
+        f"| IAM calls per second over that period (drift budget {params['iam_rate_limit'] / 2:g}/s) | "
+        f"{sum(steady['iam_calls'].values()) / steady['resync_period_seconds']:.2f} |",
         f"| restart: ready | {restart['ready_seconds']} s |",
         f"| restart: IAM calls in the first {restart['window_seconds']:.0f} s (drift checks due: about {restart['expected_drift_checks']}); Kubernetes writes | "
         f"{fmt_calls(restart['iam_calls'])}; {fmt_calls(restart['kubernetes_writes'])} |",
         f"| rotating {rotation['profiles']} Secrets: all applied; IAM calls | {rotation['seconds']} s; "
         f"{fmt_calls(rotation['iam_calls'])} |",
     ]
+    due = results.get("rotation_drift_due")
+    if due:
+        lines.append(
+            f"| rotating {due['profiles']} Secrets with every drift check due (resync 1 s): all applied; "
+            f"against no drift due; UpdateLoginProfile per rotation | {due['seconds']} s; "
+            f"{due['ratio_to_rotation_without_drift']}x; {due['updates_per_profile']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -372,6 +372,11 @@ async fn apply<I: Iam>(cached: &LoginProfile, ctx: &Context<I>) -> Result<Action
     {
         return Ok(later);
     }
+    // Anything but a drift check is a change: drift checks step aside meanwhile.
+    let _change = match &source {
+        Ok(desired) if ctx.only_drift_to_check(&lp, desired) => None,
+        _ => Some(ctx.drift.change()),
+    };
     let mut iam = match observe_iam(&lp, ctx, &user, &source, Look::OnlyIfNeeded).await {
         Ok(iam) => iam,
         Err(outcome) => return fail(&lp, ctx, outcome).await,
@@ -464,6 +469,7 @@ async fn fresh<I: Iam>(ctx: &Context<I>, lp: &LoginProfile) -> Result<LoginProfi
 /// unless `deletionPolicy: Retain` or this resource never managed it, then
 /// removes the finalizer.
 async fn cleanup<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Error> {
+    let _change = ctx.drift.change();
     let user = lp
         .status
         .as_ref()

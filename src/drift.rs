@@ -1,13 +1,15 @@
 //! The drift-check budget: drift checks (a resync with nothing changed) take
 //! their own tokens, at most `--drift-check-rate` a second (default: half of
 //! `--iam-rate-limit`), so the account's shared IAM budget always has room
-//! for changes. A check without a token does not wait holding a worker: it
-//! is put back for later. When the objects need more checks per resync
-//! period than the budget allows, the effective period stretches to
-//! N / rate; that is logged once and exported as a metric.
+//! for changes; and while a change (a create, a rotation, a spec change, a
+//! deletion) is being reconciled, drift checks step aside altogether. A check
+//! that cannot go does not wait holding a worker: it is put back for later.
+//! When the objects need more checks per resync period than the budget
+//! allows, the effective period stretches to N / rate; that is logged once
+//! and exported as a metric.
 
 use std::{
-    sync::atomic::{AtomicBool, Ordering},
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
     time::Duration,
 };
 
@@ -20,6 +22,16 @@ pub struct DriftBudget {
     limiter: DefaultDirectRateLimiter,
     rate: f64,
     stretched: AtomicBool,
+    changes_in_flight: AtomicUsize,
+}
+
+/// A change being reconciled; drift checks wait while any is.
+pub struct Change<'a>(&'a AtomicUsize);
+
+impl Drop for Change<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl DriftBudget {
@@ -32,11 +44,22 @@ impl DriftBudget {
             ),
             rate,
             stretched: AtomicBool::new(false),
+            changes_in_flight: AtomicUsize::new(0),
         }
     }
 
-    /// Takes a token, or says how long until one is free.
+    /// Marks a change in progress until the guard is dropped.
+    pub fn change(&self) -> Change<'_> {
+        self.changes_in_flight.fetch_add(1, Ordering::Relaxed);
+        Change(&self.changes_in_flight)
+    }
+
+    /// Takes a token for a drift check, or says how long to wait: until a
+    /// token is free, or a second while changes are in progress.
     pub fn take(&self) -> Result<(), Duration> {
+        if self.changes_in_flight.load(Ordering::Relaxed) > 0 {
+            return Err(Duration::from_secs(1));
+        }
         self.limiter
             .check()
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
@@ -78,6 +101,15 @@ mod tests {
             Duration::from_secs(1000),
             "5000 / 5 = 1000 s"
         );
+    }
+
+    #[test]
+    fn drift_checks_step_aside_while_a_change_is_reconciled() {
+        let budget = DriftBudget::new(100.0);
+        let change = budget.change();
+        assert_eq!(budget.take(), Err(Duration::from_secs(1)));
+        drop(change);
+        assert!(budget.take().is_ok());
     }
 
     #[test]
