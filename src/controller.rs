@@ -250,25 +250,37 @@ impl<I: Iam> Context<I> {
 
     /// A drift check takes a token of its own budget; without one it gives
     /// the worker back and says when to try again.
+    ///
+    /// Each try reads the Secret (a change may hide there), so a deferred
+    /// check comes back at a random point of the time the budget needs for
+    /// all objects, not as soon as the next token frees: a backlog then costs
+    /// about one extra Secret read per object, not one per token.
     fn drift_check_deferred(&self) -> Option<Duration> {
-        self.drift_period();
+        let period = self.drift_period();
+        let backlog = period.min(Duration::from_secs_f64(
+            self.objects() as f64 / self.settings.drift_check_rate,
+        ));
         self.drift
             .take()
             .err()
-            .map(|wait| wait + Duration::from_millis(rand::rng().random_range(0..500)))
+            .map(|wait| wait.max(backlog.mul_f64(rand::rng().random_range(0.0..1.0))))
+    }
+
+    /// How many LoginProfiles the drift budget is spread over.
+    fn objects(&self) -> usize {
+        let cached: usize = self
+            .stores
+            .get()
+            .map_or(0, |stores| stores.iter().map(Store::len).sum());
+        cached.max(self.metrics.profile_count())
     }
 
     /// The resync period, stretched when the drift budget cannot check every
     /// object in it; exported as a metric.
     fn drift_period(&self) -> Duration {
-        let cached: usize = self
-            .stores
-            .get()
-            .map_or(0, |stores| stores.iter().map(Store::len).sum());
-        let objects = cached.max(self.metrics.profile_count());
         let period = self
             .drift
-            .effective_period(objects, self.settings.resync_period);
+            .effective_period(self.objects(), self.settings.resync_period);
         self.metrics.set_drift_check_period(period);
         period
     }
