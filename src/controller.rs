@@ -151,6 +151,17 @@ impl<I: Iam> Context<I> {
         }
     }
 
+    /// With leader election, no IAM write once the Lease may have passed on.
+    fn may_write(&self) -> Result<(), Outcome> {
+        if self.permit.allows() {
+            return Ok(());
+        }
+        Err(Outcome::new(
+            Reason::IamError,
+            "not writing to IAM: this replica may no longer hold the leader Lease",
+        ))
+    }
+
     /// With leader election: IAM writes stop when this permit does.
     pub fn set_write_permit(&mut self, permit: WritePermit) {
         self.permit = permit;
@@ -504,8 +515,11 @@ async fn cleanup<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, 
         };
     let note = match plan::decide_cleanup(&lp.spec, lp.status.as_ref(), created_in_charge) {
         Plan::Delete => {
-            if !ctx.permit.allows() {
-                return Err(not_leading());
+            if let Err(refused) = ctx.may_write() {
+                return Err(Error::Transient {
+                    reason: refused.reason,
+                    message: refused.message,
+                });
             }
             match ctx.iam.delete_login_profile(&user).await {
                 Ok(()) => format!("deleted the login profile of IAM user {user:?}"),
@@ -556,14 +570,6 @@ async fn cleanup_failed<I: Iam>(
         reason: outcome.reason,
         message: outcome.message,
     })
-}
-
-/// The error of an IAM write refused because leadership may have passed on.
-fn not_leading() -> Error {
-    Error::Transient {
-        reason: Reason::IamError,
-        message: "not writing to IAM: this replica may no longer hold the leader Lease".into(),
-    }
 }
 
 pub(super) fn key(lp: &LoginProfile) -> String {

@@ -102,7 +102,7 @@ pub(super) async fn act<I: Iam>(
             if !took_charge_now {
                 mark_sending(ctx, lp, &desired.fingerprint).await?;
             }
-            may_write(ctx)?;
+            ctx.may_write()?;
             match ctx
                 .iam
                 .create_login_profile(user, password, reset_required)
@@ -152,7 +152,7 @@ pub(super) async fn act<I: Iam>(
             if prevents_reuse {
                 mark_sending(ctx, lp, &desired.fingerprint).await?;
             }
-            may_write(ctx)?;
+            ctx.may_write()?;
             let result = ctx
                 .iam
                 .update_login_profile(user, Some(password), reset_required)
@@ -198,7 +198,7 @@ pub(super) async fn act<I: Iam>(
         }
         Plan::UpdateResetFlag { reset_required } => {
             take_charge(ctx, lp, None).await?;
-            may_write(ctx)?;
+            ctx.may_write()?;
             match ctx
                 .iam
                 .update_login_profile(user, None, reset_required)
@@ -246,18 +246,6 @@ async fn fetch_if_lazy<I: Iam>(
         Ok(_) => Ok(()),
         Err(problem) => Err(Outcome::new(problem.reason, problem.message.clone()).into()),
     }
-}
-
-/// With leader election, no IAM write once the Lease may have passed on.
-fn may_write<I: Iam>(ctx: &Context<I>) -> Result<(), ActFailure> {
-    if ctx.permit.allows() {
-        return Ok(());
-    }
-    Err(Outcome::new(
-        Reason::IamError,
-        "not writing to IAM: this replica may no longer hold the leader Lease",
-    )
-    .into())
 }
 
 /// Before an IAM write: adds the finalizer if missing. Before a create
