@@ -32,9 +32,9 @@ build: ## debug build of the operator
 image-binary: deps ## the static (musl) release binary, built exactly as the Dockerfile builds it
 	@hack/image-binary.sh
 
-crds: ## regenerate crds/loginprofile.yaml and the chart's copy from the Rust types
-	$(CARGO) run --quiet -- crd > crds/loginprofile.yaml
-	cp crds/loginprofile.yaml charts/loginprofile-operator/crds/loginprofile.yaml
+crds: ## regenerate crds/loginprofile-operator.yaml (both CRDs) and the chart's copy from the Rust types
+	$(CARGO) run --quiet -- crd > crds/loginprofile-operator.yaml
+	cp crds/loginprofile-operator.yaml charts/loginprofile-operator/crds/loginprofile-operator.yaml
 
 bench: deps image-binary devenv-up ## benchmark against the environment (N=100 and 1000; BENCH_ARGS="--with-5000" adds 5000)
 	@target/devenv/venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt

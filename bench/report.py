@@ -86,6 +86,8 @@ def markdown(n: int, report: dict) -> str:
         f"{fmt_calls(steady['iam_calls'])}; {fmt_calls(steady['kubernetes_writes'])}; {steady['cpu_seconds']} s |",
         f"| IAM calls per second over that period (drift budget {params['iam_rate_limit'] / 2:g}/s) | "
         f"{sum(steady['iam_calls'].values()) / steady['resync_period_seconds']:.2f} |",
+        *([f"| the same, by 10 s slices: min / median / max | {by10['min']} / {by10['median']} / {by10['max']} |"]
+          if (by10 := steady.get("iam_calls_per_second_by_10s")) else []),
         f"| restart: ready | {restart['ready_seconds']} s |",
         f"| restart: IAM calls in the first {restart['window_seconds']:.0f} s (drift checks due: about {restart['expected_drift_checks']}); Kubernetes writes | "
         f"{fmt_calls(restart['iam_calls'])}; {fmt_calls(restart['kubernetes_writes'])} |",

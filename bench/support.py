@@ -12,6 +12,18 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 LOGS = ROOT / "target" / "bench"
 GROUP = "iam.loginprofile.dev"
+# Namespaces labelled so are admitted by the IAMAccount `default` below.
+ACCOUNT_LABEL = f"{GROUP}/account"
+# The IAMAccount the benchmark's LoginProfiles use: the emulator's default
+# account with the environment's credentials (docs/tenancy.md).
+DEFAULT_ACCOUNT = {
+    "apiVersion": f"{GROUP}/v1alpha1",
+    "kind": "IAMAccount",
+    "metadata": {"name": "default"},
+    # The same spec as the tests' (tests/support), so neither run changes it.
+    "spec": {"namespaceSelector": {"matchLabels": {ACCOUNT_LABEL: "default"}}, "userNames": ["*"],
+             "allowAdoption": True},
+}
 PASSWORD = "Bench-Console-Password-1!"
 ROTATED_PASSWORD = "Bench-Rotated-Password-2!"
 

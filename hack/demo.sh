@@ -36,9 +36,10 @@ say "Building the operator"
 cargo build --quiet
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/loginprofile-operator"
 
-say "Installing the CRD"
-kubectl apply --server-side -f crds/loginprofile.yaml
-kubectl wait --for=condition=Established --timeout=60s crd/loginprofiles.iam.loginprofile.dev
+say "Installing the CRDs (LoginProfile, IAMAccount)"
+kubectl apply --server-side -f crds/loginprofile-operator.yaml
+kubectl wait --for=condition=Established --timeout=60s \
+  crd/loginprofiles.iam.loginprofile.dev crd/iamaccounts.iam.loginprofile.dev
 
 say "Creating the IAM users the examples name (in the emulator)"
 profiles=$(kubectl apply --dry-run=client -f examples/ -o json | jq -c '(.items // [.])[] | select(.kind == "LoginProfile")')
@@ -54,7 +55,9 @@ kubectl create namespace loginprofile-system --dry-run=client -o yaml | kubectl 
 "$BIN" run --operator-namespace loginprofile-system --http-addr 127.0.0.1:0 >"$DEVENV/logs/operator.log" 2>&1 &
 echo $! >"$PIDFILE"
 
-say "Applying examples/"
+say "Applying examples/ (the IAMAccount a cluster admin writes, then team-a's LoginProfiles)"
+kubectl apply -f examples/default-account.yaml
+kubectl wait --for=condition=Ready --timeout=60s iamaccount/default
 kubectl apply -f examples/
 
 say "Waiting until every LoginProfile is Ready"
@@ -62,7 +65,8 @@ jq -r '"-n \(.metadata.namespace) loginprofile/\(.metadata.name)"' <<<"$profiles
   kubectl wait "$ns_flag" "$ns" "$name" --for=condition=Ready --timeout=120s
 done
 
-say "Kubernetes: kubectl get loginprofiles -A"
+say "Kubernetes: kubectl get iamaccounts; kubectl get loginprofiles -A"
+kubectl get iamaccounts
 kubectl get loginprofiles -A
 
 say "IAM: aws iam get-login-profile"
@@ -75,6 +79,7 @@ cat <<TEXT
 Look around:
   source target/devenv/env            # kubectl, helm and aws now talk to the demo
   kubectl describe loginprofile -n team-a alice
+  kubectl describe iamaccount default              # who may set which password, in which AWS account
   kubectl get events -n team-a
   kubectl edit secret -n team-a bob-console-password   # rotate: watch Ready's reason turn Updated
   aws iam get-login-profile --user-name alice

@@ -257,13 +257,15 @@ cmd_up() {
   wait_for "kube-apiserver" 120 curl -sf --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
     "$server/readyz"
 
-  # The namespace controller finalizes deleted namespaces and the garbage
-  # collector follows ownerReferences: tests rely on both, as users do.
+  # The namespace controller finalizes deleted namespaces, the garbage
+  # collector follows ownerReferences, and the ClusterRole aggregator folds
+  # the chart's LoginProfile rules into `edit`/`view`: tests rely on all
+  # three, as users do.
   start kube-controller-manager "$LOGS/kube-controller-manager.log" "$KUBE_BIN/kube-controller-manager" \
     --kubeconfig "$DEVENV/kubeconfig" --authentication-kubeconfig "$DEVENV/kubeconfig" \
     --authorization-kubeconfig "$DEVENV/kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$kcm_port" --leader-elect=false \
-    --controllers namespace-controller,garbage-collector-controller,serviceaccount-controller \
+    --controllers namespace-controller,garbage-collector-controller,serviceaccount-controller,clusterrole-aggregation-controller \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --cert-dir "$DEVENV/kcm-certs"
   wait_for "kube-controller-manager" 60 curl -sfk "https://127.0.0.1:$kcm_port/healthz"

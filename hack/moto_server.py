@@ -30,6 +30,15 @@ part of IAM:
   probability RATE (default 1), for FOR_SECONDS from now (default: no end).
   DELETE /_lpo/faults removes them all.
 - GET /_lpo/held: the calls being held; POST /_lpo/release answers them.
+
+Several AWS accounts live in the one process, as in moto: credentials from
+STS AssumeRole act in the account of the role's ARN. One correction applies:
+moto lets anyone assume any role, even one that does not exist; here, as in
+IAM, the role must exist in its account and its trust policy's
+`sts:ExternalId` condition, if any, must be met (AccessDenied otherwise).
+`OrganizationAccountAccessRole` exists in every account, as AWS Organizations
+creates it in the accounts it makes: tests use it to set up other accounts.
+STS calls are counted by RoleArn (GET /_lpo/calls?user=ROLE_ARN).
 """
 
 from __future__ import annotations
@@ -53,6 +62,9 @@ from moto.core.utils import camelcase_to_underscores
 from moto.iam.exceptions import IAMException, NotFoundException, ValidationError
 from moto.secretsmanager.responses import SecretsManagerResponse
 from moto.server import DomainDispatcherApplication, create_backend_app
+from moto.sts import models as sts_models
+from moto.sts.exceptions import STSClientError
+from moto.sts.responses import TokenResponse
 from werkzeug.serving import run_simple
 from werkzeug.wrappers import Request, Response
 
@@ -253,7 +265,52 @@ def to_csv(self: User) -> str:
 
 
 
+# The role AWS Organizations creates in each member account.
+ORGANIZATION_ROLE = "OrganizationAccountAccessRole"
+
+
+class StsAccessDenied(STSClientError):
+    code = "AccessDenied"
+
+
+def required_external_id(trust_policy: str) -> str | None:
+    """The sts:ExternalId a trust policy's conditions ask for, if any."""
+    try:
+        document = json.loads(trust_policy)
+    except (TypeError, ValueError):
+        return None
+    statements = document.get("Statement", [])
+    for statement in statements if isinstance(statements, list) else [statements]:
+        for values in (statement.get("Condition") or {}).values():
+            if "sts:ExternalId" in values:
+                wanted = values["sts:ExternalId"]
+                return wanted[0] if isinstance(wanted, list) else wanted
+    return None
+
+
+original_assume_role = sts_models.STSBackend.assume_role
+
+
+def assume_role(self, region_name, role_session_name, role_arn, policy, duration, external_id):
+    """IAM refuses to let anyone assume a role that does not exist, or whose
+    trust policy asks for another external id."""
+    match = re.match(r"^arn:aws[a-z-]*:iam::([0-9]{12}):role/(?:.*/)?([^/]+)$", role_arn or "")
+    if not match:
+        raise StsAccessDenied(f"not authorized to perform: sts:AssumeRole on resource: {role_arn}")
+    account_id, role_name = match.groups()
+    if role_name != ORGANIZATION_ROLE:
+        iam = iam_models.iam_backends[account_id]["aws"]
+        role = next((r for r in iam.roles.values() if r.name == role_name), None)
+        if role is None:
+            raise StsAccessDenied(f"not authorized to perform: sts:AssumeRole on resource: {role_arn}")
+        wanted = required_external_id(role.assume_role_policy_document)
+        if wanted is not None and wanted != external_id:
+            raise StsAccessDenied(f"not authorized to perform: sts:AssumeRole on resource: {role_arn}")
+    return original_assume_role(self, region_name, role_session_name, role_arn, policy, duration, external_id)
+
+
 def apply_corrections() -> None:
+    sts_models.STSBackend.assume_role = assume_role
     IAMBackend.create_login_profile = create_login_profile
     IAMBackend.update_login_profile = update_login_profile
     IAMBackend.delete_login_profile = delete_login_profile
@@ -360,6 +417,7 @@ def json_error(fault: dict) -> Exception:
 
 count_and_inject(IAMResponse, "UserName", iam_error)
 count_and_inject(SecretsManagerResponse, "SecretId", json_error)
+count_and_inject(TokenResponse, "RoleArn", iam_error)
 
 
 class TestHooks:

@@ -32,20 +32,21 @@ use kube::{
 };
 use rand::Rng;
 
+mod accounts;
 mod act;
 mod observe;
 mod report;
 mod watch;
 
+use accounts::TenancyStores;
 use act::*;
 use observe::*;
 use report::*;
 pub use watch::run;
 
 use crate::{
-    account::AccountCache,
+    aws_accounts::{Account, Accounts},
     crd::{FINALIZER, LoginProfile, LoginProfileStatus, PasswordUpdatePolicy},
-    drift::DriftBudget,
     events::{EventPublisher, Note},
     iam::{Iam, IamError},
     leader::WritePermit,
@@ -53,9 +54,9 @@ use crate::{
     password::{Fingerprinter, Password, Verdict},
     plan::{self, Applied, IamProfile, Observed, Plan, SourceProblem, UpdateWhy},
     reason::Reason,
-    secrets_manager::AwsSecretsManager,
     source,
     status::{self, Outcome},
+    tenancy,
 };
 
 /// The field manager of every write this operator makes.
@@ -66,8 +67,6 @@ pub const FIELD_MANAGER: &str = "loginprofile-operator";
 pub struct Settings {
     /// Drift checks: every object is reconciled again after about this long.
     pub resync_period: Duration,
-    /// Drift checks per second at most (their own share of the IAM budget).
-    pub drift_check_rate: f64,
     /// Reconciles running at once (per watched namespace).
     pub concurrency: u16,
     /// Namespaces to watch; empty means all.
@@ -75,10 +74,6 @@ pub struct Settings {
     /// First retry delay after a transient failure; doubles up to `max_backoff`.
     pub min_backoff: Duration,
     pub max_backoff: Duration,
-    /// How long a fetched account password policy is trusted.
-    pub password_policy_refresh: Duration,
-    /// How often a new credential report may be requested (Enforce).
-    pub credential_report_interval: Duration,
     /// How often a Secrets Manager source is checked for a new version.
     pub secrets_manager_poll_interval: Duration,
 }
@@ -86,20 +81,21 @@ pub struct Settings {
 /// What every reconcile shares.
 pub struct Context<I: Iam> {
     pub client: Client,
-    pub iam: I,
-    pub secrets_manager: AwsSecretsManager,
+    /// The AWS clients of each IAMAccount, and each AWS account's budget.
+    pub accounts: Accounts<I>,
     pub fingerprinter: Fingerprinter,
     pub events: EventPublisher,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
-    pub account: AccountCache,
     /// Checked before every IAM write (leader election).
     pub permit: WritePermit,
-    /// Tokens for drift checks.
-    drift: DriftBudget,
     /// The caches of LoginProfiles (set once the controllers start), to
-    /// count the objects the drift budget is spread over.
+    /// count the objects the drift budget is spread over and to find the
+    /// LoginProfiles that claim the same IAM user.
     stores: std::sync::OnceLock<Vec<Store<LoginProfile>>>,
+    /// The caches of IAMAccounts and Namespaces the admission rules read
+    /// (set once the controllers start).
+    tenancy: std::sync::OnceLock<TenancyStores>,
     /// Consecutive transient failures per object, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<LoginProfile>, u32>>,
     /// What IAM last confirmed for each object, and when, so a trigger that
@@ -118,11 +114,28 @@ struct Verified {
     fingerprint: String,
 }
 
+/// A reconcile admitted to an AWS account: what every reconcile shares, and
+/// the clients of the account its IAMAccount admitted it to.
+pub(crate) struct InAccount<'a, I: Iam> {
+    shared: &'a Context<I>,
+    account: Arc<Account<I>>,
+    /// The verified AWS account id, recorded in status.
+    account_id: String,
+}
+
+// Read as "the context, in this account": the reconcile steps use both the
+// shared parts and the account's clients through one name.
+impl<I: Iam> std::ops::Deref for InAccount<'_, I> {
+    type Target = Context<I>;
+    fn deref(&self) -> &Context<I> {
+        self.shared
+    }
+}
+
 impl<I: Iam> Context<I> {
     pub fn new(
         client: Client,
-        iam: I,
-        secrets_manager: AwsSecretsManager,
+        accounts: Accounts<I>,
         fingerprinter: Fingerprinter,
         metrics: Arc<Metrics>,
         settings: Settings,
@@ -133,17 +146,12 @@ impl<I: Iam> Context<I> {
         };
         Self {
             events: EventPublisher::new(client.clone(), reporter),
-            account: AccountCache::new(
-                settings.password_policy_refresh,
-                settings.credential_report_interval,
-            ),
             client,
-            iam,
-            secrets_manager,
+            accounts,
             fingerprinter,
             metrics,
-            drift: DriftBudget::new(settings.drift_check_rate),
             stores: std::sync::OnceLock::new(),
+            tenancy: std::sync::OnceLock::new(),
             settings,
             permit: WritePermit::default(),
             failures: Mutex::new(HashMap::new()),
@@ -223,6 +231,103 @@ impl<I: Iam> Context<I> {
                 == Some(desired.fingerprint.as_str())
     }
 
+    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<LoginProfile>, u32>> {
+        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The resync delay with ±10% jitter, so objects created together do not
+    /// hit IAM together forever after.
+    fn resync(&self) -> Duration {
+        self.settings
+            .resync_period
+            .mul_f64(rand::rng().random_range(0.9..1.1))
+    }
+
+    /// When to look at `lp` again: the resync period, or the Secrets Manager
+    /// poll interval when that is the source (it has no watch).
+    fn requeue_after(&self, lp: &LoginProfile) -> Duration {
+        let resync = self.resync();
+        match lp.spec.password_secrets_manager_ref {
+            Some(_) => resync.min(
+                self.settings
+                    .secrets_manager_poll_interval
+                    .mul_f64(rand::rng().random_range(0.9..1.1)),
+            ),
+            None => resync,
+        }
+    }
+
+    /// How many LoginProfiles the drift budget is spread over.
+    fn objects(&self) -> usize {
+        let cached: usize = self
+            .stores
+            .get()
+            .map_or(0, |stores| stores.iter().map(Store::len).sum());
+        cached.max(self.metrics.profile_count())
+    }
+
+    /// Every cached LoginProfile.
+    fn cached_profiles(&self) -> impl Iterator<Item = Arc<LoginProfile>> {
+        self.stores
+            .get()
+            .into_iter()
+            .flatten()
+            .flat_map(Store::state)
+    }
+
+    /// Whether `lp` may act, and in which AWS account: the IAMAccount it
+    /// names admits its namespace and its user (docs/tenancy.md), and no
+    /// older LoginProfile claims the same user there. Reads only caches: a
+    /// refusal costs no AWS call.
+    async fn admitted(&self, lp: &LoginProfile) -> Result<InAccount<'_, I>, Outcome> {
+        let Some(tenancy) = self.tenancy.get() else {
+            return Err(Outcome::new(
+                Reason::AccountNotReady,
+                "the operator is starting: its IAMAccount and Namespace caches are not filled yet",
+            ));
+        };
+        tenancy.wait_until_ready().await;
+        let account = tenancy.account(lp.account_name());
+        let account_id = tenancy.admit(lp, account.as_deref())?;
+        let user = lp.user_name();
+        let same_user: Vec<Arc<LoginProfile>> = self
+            .cached_profiles()
+            .filter(|other| other.uid() != lp.uid() && other.user_name() == user)
+            .collect();
+        // Rivals are rare, and their cached copies come from other watches
+        // that may lag: whether one already manages the user is read fresh.
+        let mut rivals = Vec::new();
+        for other in same_user {
+            let api: Api<LoginProfile> =
+                Api::namespaced(self.client.clone(), &other.namespace().unwrap_or_default());
+            let fresh = match api.get_opt(&other.name_any()).await {
+                Ok(Some(fresh)) => fresh,
+                Ok(None) => continue,
+                Err(error) => {
+                    return Err(Outcome::new(
+                        Reason::KubernetesError,
+                        format!(
+                            "could not read the LoginProfiles naming the same IAM user: {error}"
+                        ),
+                    ));
+                }
+            };
+            let theirs = tenancy.account(fresh.account_name());
+            if tenancy.admit(&fresh, theirs.as_deref()).as_ref() == Ok(&account_id) {
+                rivals.push(fresh);
+            }
+        }
+        tenancy::claim(lp, &rivals)?;
+        let account = account.expect("admitted by an IAMAccount that exists");
+        Ok(InAccount {
+            shared: self,
+            account: self.accounts.get(&account).await,
+            account_id,
+        })
+    }
+}
+
+impl<I: Iam> InAccount<'_, I> {
     /// First sight after a start of an object status shows up to date: it is
     /// trusted with no IAM call, and its drift check is placed at a uniformly
     /// random point of the (effective) drift period, so a restart costs the
@@ -269,57 +374,26 @@ impl<I: Iam> Context<I> {
     fn drift_check_deferred(&self) -> Option<Duration> {
         let period = self.drift_period();
         let backlog = period.min(Duration::from_secs_f64(
-            self.objects() as f64 / self.settings.drift_check_rate,
+            self.objects() as f64 / self.account.budget.drift.rate(),
         ));
-        self.drift
+        self.account
+            .budget
+            .drift
             .take()
             .err()
             .map(|wait| wait.max(backlog.mul_f64(rand::rng().random_range(0.0..1.0))))
-    }
-
-    /// How many LoginProfiles the drift budget is spread over.
-    fn objects(&self) -> usize {
-        let cached: usize = self
-            .stores
-            .get()
-            .map_or(0, |stores| stores.iter().map(Store::len).sum());
-        cached.max(self.metrics.profile_count())
     }
 
     /// The resync period, stretched when the drift budget cannot check every
     /// object in it; exported as a metric.
     fn drift_period(&self) -> Duration {
         let period = self
+            .account
+            .budget
             .drift
             .effective_period(self.objects(), self.settings.resync_period);
         self.metrics.set_drift_check_period(period);
         period
-    }
-
-    fn failures(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<LoginProfile>, u32>> {
-        self.failures.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// The resync delay with ±10% jitter, so objects created together do not
-    /// hit IAM together forever after.
-    fn resync(&self) -> Duration {
-        self.settings
-            .resync_period
-            .mul_f64(rand::rng().random_range(0.9..1.1))
-    }
-
-    /// When to look at `lp` again: the resync period, or the Secrets Manager
-    /// poll interval when that is the source (it has no watch).
-    fn requeue_after(&self, lp: &LoginProfile) -> Duration {
-        let resync = self.resync();
-        match lp.spec.password_secrets_manager_ref {
-            Some(_) => resync.min(
-                self.settings
-                    .secrets_manager_poll_interval
-                    .mul_f64(rand::rng().random_range(0.9..1.1)),
-            ),
-            None => resync,
-        }
     }
 }
 
@@ -376,14 +450,19 @@ fn backoff(attempts: u32, min: Duration, max: Duration, jitter: f64) -> Duration
 }
 
 /// observe -> decide -> act -> report for a LoginProfile that is not being deleted.
-async fn apply<I: Iam>(cached: &LoginProfile, ctx: &Context<I>) -> Result<Action, Error> {
+async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Action, Error> {
     let mut lp = cached.clone();
     let user = lp.user_name();
     if let Some(message) = lp.user_name_problem() {
-        return fail(&lp, ctx, Outcome::new(Reason::InvalidUserName, message)).await;
+        return fail(&lp, shared, Outcome::new(Reason::InvalidUserName, message)).await;
     }
 
-    // 1. Observe: the password source, then IAM (only as far as needed).
+    // 1. Observe: where it may act (from caches, before any AWS call), the
+    // password source, then IAM (only as far as needed).
+    let ctx = &match shared.admitted(&lp).await {
+        Ok(in_account) => in_account,
+        Err(refusal) => return fail(&lp, shared, refusal).await,
+    };
     let source = match observe_source(&lp, ctx, &user).await {
         Err(problem) if !problem.reason.is_terminal() => {
             return fail(&lp, ctx, Outcome::new(problem.reason, problem.message)).await;
@@ -398,7 +477,7 @@ async fn apply<I: Iam>(cached: &LoginProfile, ctx: &Context<I>) -> Result<Action
     // Anything but a drift check is a change: drift checks step aside meanwhile.
     let _change = match &source {
         Ok(desired) if ctx.only_drift_to_check(&lp, desired) => None,
-        _ => Some(ctx.drift.change()),
+        _ => Some(ctx.account.budget.drift.change()),
     };
     let mut iam = match observe_iam(&lp, ctx, &user, &source, Look::OnlyIfNeeded).await {
         Ok(iam) => iam,
@@ -430,7 +509,8 @@ async fn apply<I: Iam>(cached: &LoginProfile, ctx: &Context<I>) -> Result<Action
     };
 
     // 4. Report.
-    let next = next_status(&lp, &user, &iam, &acted, source.ok().as_ref());
+    let mut next = next_status(&lp, &user, &iam, &acted, source.ok().as_ref());
+    next.account_id = Some(ctx.account_id.clone());
     // Only a password IAM holds now counts as verified (not a held-back one).
     let next_fingerprint = next
         .password_fingerprint
@@ -450,7 +530,7 @@ async fn apply<I: Iam>(cached: &LoginProfile, ctx: &Context<I>) -> Result<Action
 /// The decide step's inputs, gathered from what was observed.
 fn decide<I: Iam>(
     lp: &LoginProfile,
-    ctx: &Context<I>,
+    ctx: &InAccount<'_, I>,
     user: &str,
     source: &Result<Desired, SourceProblem>,
     iam: &IamView,
@@ -471,7 +551,7 @@ fn decide<I: Iam>(
 /// sending exactly the source's password.
 fn sent_unconfirmed<I: Iam>(
     lp: &LoginProfile,
-    ctx: &Context<I>,
+    ctx: &InAccount<'_, I>,
     user: &str,
     source: &Result<Desired, SourceProblem>,
 ) -> bool {
@@ -490,14 +570,51 @@ async fn fresh<I: Iam>(ctx: &Context<I>, lp: &LoginProfile) -> Result<LoginProfi
 
 /// Runs while the resource is being deleted: removes the IAM login profile
 /// unless `deletionPolicy: Retain` or this resource never managed it, then
-/// removes the finalizer.
-async fn cleanup<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, Error> {
-    let _change = ctx.drift.change();
+/// removes the finalizer. A LoginProfile its IAMAccount no longer admits, or
+/// whose user an older one claims, leaves IAM alone.
+async fn cleanup<I: Iam>(lp: &LoginProfile, shared: &Context<I>) -> Result<Action, Error> {
     let user = lp
         .status
         .as_ref()
         .and_then(|s| s.user_name.clone())
         .unwrap_or_else(|| lp.user_name());
+    let note = match shared.admitted(lp).await {
+        Ok(ctx) => delete_if_managed(lp, &ctx, &user).await?,
+        Err(refusal) if refusal.reason.is_terminal() => format!(
+            "left the login profile of IAM user {user:?} alone: {}",
+            refusal.message
+        ),
+        Err(refusal) => {
+            return Err(Error::Transient {
+                reason: refusal.reason,
+                message: refusal.message,
+            });
+        }
+    };
+    release(shared, lp).await?;
+    let event = Note {
+        type_: EventType::Normal,
+        reason: Reason::Deleting.as_str(),
+        action: "Cleanup",
+        note,
+    };
+    if let Err(error) = shared.events.publish(&lp.object_ref(&()), event).await {
+        tracing::warn!(%error, "could not publish an event");
+    }
+    shared.failures().remove(&ObjectRef::from_obj(lp));
+    shared.verified().remove(&ObjectRef::from_obj(lp));
+    shared.metrics.set_profile_state(key(lp), None);
+    shared.metrics.reconciled("ok");
+    Ok(Action::await_change())
+}
+
+/// Deletes the login profile if this resource manages it; says what it did.
+async fn delete_if_managed<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &InAccount<'_, I>,
+    user: &str,
+) -> Result<String, Error> {
+    let _change = ctx.account.budget.drift.change();
     let applied = lp
         .status
         .as_ref()
@@ -507,47 +624,34 @@ async fn cleanup<I: Iam>(lp: &LoginProfile, ctx: &Context<I>) -> Result<Action, 
     let created_in_charge = !applied
         && lp.in_charge_since().is_some()
         && lp.spec.deletion_policy == crate::crd::DeletionPolicy::Delete
-        && match ctx.iam.get_login_profile(&user).await {
+        && match ctx.account.iam.get_login_profile(user).await {
             Ok(profile) => {
                 profile.is_some_and(|p| plan::created_in_charge(&p, lp.in_charge_since()))
             }
-            Err(error) => return cleanup_failed(lp, ctx, &user, error).await,
+            Err(error) => return Err(cleanup_failed(lp, ctx, user, error).await),
         };
-    let note = match plan::decide_cleanup(&lp.spec, lp.status.as_ref(), created_in_charge) {
-        Plan::Delete => {
-            if let Err(refused) = ctx.may_write() {
-                return Err(Error::Transient {
-                    reason: refused.reason,
-                    message: refused.message,
-                });
+    Ok(
+        match plan::decide_cleanup(&lp.spec, lp.status.as_ref(), created_in_charge) {
+            Plan::Delete => {
+                if let Err(refused) = ctx.may_write() {
+                    return Err(Error::Transient {
+                        reason: refused.reason,
+                        message: refused.message,
+                    });
+                }
+                match ctx.account.iam.delete_login_profile(user).await {
+                    Ok(()) => format!("deleted the login profile of IAM user {user:?}"),
+                    Err(error) => return Err(cleanup_failed(lp, ctx, user, error).await),
+                }
             }
-            match ctx.iam.delete_login_profile(&user).await {
-                Ok(()) => format!("deleted the login profile of IAM user {user:?}"),
-                Err(error) => return cleanup_failed(lp, ctx, &user, error).await,
+            _ if lp.spec.deletion_policy == crate::crd::DeletionPolicy::Retain => {
+                format!("kept the login profile of IAM user {user:?} (deletionPolicy: Retain)")
             }
-        }
-        _ if lp.spec.deletion_policy == crate::crd::DeletionPolicy::Retain => {
-            format!("kept the login profile of IAM user {user:?} (deletionPolicy: Retain)")
-        }
-        _ => format!(
-            "left IAM user {user:?} alone: its login profile (if any) was not made by this LoginProfile"
-        ),
-    };
-    release(ctx, lp).await?;
-    let event = Note {
-        type_: EventType::Normal,
-        reason: Reason::Deleting.as_str(),
-        action: "Cleanup",
-        note,
-    };
-    if let Err(error) = ctx.events.publish(&lp.object_ref(&()), event).await {
-        tracing::warn!(%error, "could not publish an event");
-    }
-    ctx.failures().remove(&ObjectRef::from_obj(lp));
-    ctx.verified().remove(&ObjectRef::from_obj(lp));
-    ctx.metrics.set_profile_state(key(lp), None);
-    ctx.metrics.reconciled("ok");
-    Ok(Action::await_change())
+            _ => format!(
+                "left IAM user {user:?} alone: its login profile (if any) was not made by this LoginProfile"
+            ),
+        },
+    )
 }
 
 async fn cleanup_failed<I: Iam>(
@@ -555,7 +659,7 @@ async fn cleanup_failed<I: Iam>(
     ctx: &Context<I>,
     user: &str,
     error: IamError,
-) -> Result<Action, Error> {
+) -> Error {
     let outcome = error.outcome(user, None);
     publish(
         lp,
@@ -566,10 +670,10 @@ async fn cleanup_failed<I: Iam>(
         ),
     )
     .await;
-    Err(Error::Transient {
+    Error::Transient {
         reason: outcome.reason,
         message: outcome.message,
-    })
+    }
 }
 
 pub(super) fn key(lp: &LoginProfile) -> String {

@@ -78,6 +78,9 @@ pub const SENDING_ANNOTATION: &str = "iam.loginprofile.dev/sending";
     "has(self.userName) == has(oldSelf.userName) && (!has(self.userName) || self.userName == oldSelf.userName)"
 ).message("userName is immutable: to manage another IAM user, create a new LoginProfile and delete this one"))]
 #[x_kube(validation = Rule::new(
+    "has(self.accountRef) == has(oldSelf.accountRef) && (!has(self.accountRef) || self.accountRef.name == oldSelf.accountRef.name)"
+).message("accountRef is immutable: a LoginProfile never moves its login profile to another account; create a new LoginProfile and delete this one"))]
+#[x_kube(validation = Rule::new(
     "has(self.passwordSecretRef) != has(self.passwordSecretsManagerRef)"
 ).message("set exactly one of passwordSecretRef (a Kubernetes Secret) and passwordSecretsManagerRef (an AWS Secrets Manager secret)"))]
 #[x_kube(validation = Rule::new(
@@ -137,6 +140,21 @@ pub struct LoginProfileSpec {
     /// it alone; `Adopt` takes it over by setting the Secret's password.
     #[serde(default)]
     pub adoption_policy: AdoptionPolicy,
+
+    /// The IAMAccount (cluster-scoped, written by cluster admins) that says
+    /// which AWS account this login profile lives in, and whether this
+    /// namespace and this IAM user are admitted there. Defaults to the
+    /// IAMAccount named `default`. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_ref: Option<AccountRef>,
+}
+
+/// A reference to an IAMAccount by name.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AccountRef {
+    /// The IAMAccount's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
 }
 
 /// A key of a Secret in the LoginProfile's own namespace.
@@ -240,6 +258,10 @@ pub struct LoginProfileStatus {
     /// The IAM user this resource manages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_name: Option<String>,
+    /// The AWS account the login profile lives in. Once recorded, the
+    /// operator acts only in this account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     /// When IAM created the login profile (IAM's CreateDate). Changes only if
     /// the profile is deleted and created again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -285,6 +307,14 @@ impl LoginProfile {
             .user_name
             .clone()
             .unwrap_or_else(|| self.metadata.name.clone().unwrap_or_default())
+    }
+
+    /// The IAMAccount this resource names (or `default`).
+    pub fn account_name(&self) -> &str {
+        self.spec
+            .account_ref
+            .as_ref()
+            .map_or(crate::iam_account::DEFAULT_ACCOUNT, |r| r.name.as_str())
     }
 
     /// Why the IAM user name cannot be valid, if it cannot: IAM allows 1..64

@@ -48,6 +48,11 @@ impl DriftBudget {
         }
     }
 
+    /// Drift checks per second at most.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
     /// Marks a change in progress until the guard is dropped.
     pub fn change(&self) -> Change<'_> {
         self.changes_in_flight.fetch_add(1, Ordering::Relaxed);

@@ -13,14 +13,14 @@ use aws_sdk_iam::{
         generate_credential_report::GenerateCredentialReportError,
         get_account_password_policy::GetAccountPasswordPolicyError,
         get_credential_report::GetCredentialReportError, get_login_profile::GetLoginProfileError,
-        update_login_profile::UpdateLoginProfileError,
+        list_user_tags::ListUserTagsError, update_login_profile::UpdateLoginProfileError,
     },
     types::ReportStateType,
 };
 use aws_smithy_types::{
     error::display::DisplayErrorContext, retry::RetryConfig, timeout::TimeoutConfig,
 };
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 
 use crate::{
     metrics::Metrics, password::Password, plan::IamProfile, policy::PasswordPolicy, reason::Reason,
@@ -165,6 +165,14 @@ pub trait Iam: Send + Sync + 'static {
     /// GenerateCredentialReport, then GetCredentialReport once the report is
     /// complete: the report's CSV, or `None` while IAM is still making it.
     fn credential_report(&self) -> impl Future<Output = Result<Option<String>, IamError>> + Send;
+
+    /// ListUserTags: the value of the user's tag `key`, if it has one.
+    /// NoSuchEntity (no such user) is an error.
+    fn user_tag(
+        &self,
+        user: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, IamError>> + Send;
 }
 
 /// How the SDK client behaves; every field is a flag of `run`.
@@ -175,7 +183,7 @@ pub struct IamClientConfig {
     pub max_attempts: u32,
     /// Deadline for one call, retries included.
     pub timeout: Duration,
-    /// IAM calls per second for the whole process.
+    /// IAM calls per second per AWS account.
     pub rate_limit: NonZeroU32,
 }
 
@@ -212,11 +220,12 @@ pub struct AwsIam {
 }
 
 impl AwsIam {
-    /// The IAM client over a shared SDK configuration (see [`sdk_config`]),
-    /// with the process-wide rate limit.
+    /// The IAM client over an SDK configuration (see [`sdk_config`]), paced
+    /// by `limiter`: the rate limit of the AWS account it acts in, shared by
+    /// every client acting there.
     pub fn new(
         shared: &aws_config::SdkConfig,
-        config: &IamClientConfig,
+        limiter: Arc<DefaultDirectRateLimiter>,
         metrics: Arc<Metrics>,
     ) -> Self {
         // IAM is a global service whose endpoint lives in us-east-1; the
@@ -227,7 +236,7 @@ impl AwsIam {
         }
         Self {
             client: aws_sdk_iam::Client::from_conf(iam_config.build()),
-            limiter: Arc::new(RateLimiter::direct(Quota::per_second(config.rate_limit))),
+            limiter,
             metrics,
         }
     }
@@ -451,6 +460,35 @@ impl Iam for AwsIam {
     async fn credential_report(&self) -> Result<Option<String>, IamError> {
         self.call("GetCredentialReport", self.fetch_credential_report())
             .await
+    }
+
+    async fn user_tag(&self, user: &str, key: &str) -> Result<Option<String>, IamError> {
+        self.call("ListUserTags", async {
+            let output = self
+                .client
+                .list_user_tags()
+                .user_name(user)
+                .max_items(100)
+                .send()
+                .await
+                .map_err(|error| {
+                    classify(error, |e| match e {
+                        ListUserTagsError::NoSuchEntityException(e) => {
+                            Some(IamError::NoSuchEntity(text(e.message())))
+                        }
+                        ListUserTagsError::ServiceFailureException(e) => {
+                            Some(IamError::ServiceFailure(text(e.message())))
+                        }
+                        _ => None,
+                    })
+                })?;
+            Ok(output
+                .tags()
+                .iter()
+                .find(|tag| tag.key() == key)
+                .map(|tag| tag.value().to_string()))
+        })
+        .await
     }
 
     async fn delete_login_profile(&self, user: &str) -> Result<(), IamError> {

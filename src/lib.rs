@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
+pub mod aws_accounts;
 pub mod cli;
 pub mod controller;
 pub mod crd;
@@ -11,6 +12,7 @@ pub mod events;
 pub mod fingerprint_key;
 pub mod http;
 pub mod iam;
+pub mod iam_account;
 pub mod leader;
 pub mod metrics;
 pub mod password;
@@ -22,3 +24,4 @@ pub mod secrets_manager;
 pub mod source;
 pub mod status;
 pub mod telemetry;
+pub mod tenancy;

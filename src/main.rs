@@ -8,16 +8,17 @@ use clap::Parser;
 use futures::{FutureExt, StreamExt, future::BoxFuture};
 use kube::CustomResourceExt;
 use loginprofile_operator::{
+    aws_accounts::{AccountSettings, Accounts, aws_connector},
     cli::{Cli, Command, RunArgs},
     controller::{self, Context, Settings},
     crd::LoginProfile,
     fingerprint_key, http,
-    iam::{self, AwsIam, IamClientConfig},
+    iam::{self, IamClientConfig},
+    iam_account::IAMAccount,
     leader::{self, LeaseSettings, WritePermit},
     metrics::Metrics,
     password::Fingerprinter,
     sample::SAMPLE,
-    secrets_manager::AwsSecretsManager,
     telemetry,
 };
 
@@ -26,8 +27,9 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Crd => {
             print!(
-                "{}",
-                serde_yaml::to_string(&LoginProfile::crd()).expect("the CRD serializes")
+                "{}---\n{}",
+                serde_yaml::to_string(&LoginProfile::crd()).expect("the CRD serializes"),
+                serde_yaml::to_string(&IAMAccount::crd()).expect("the CRD serializes")
             );
             ExitCode::SUCCESS
         }
@@ -79,26 +81,28 @@ async fn run(args: RunArgs) -> Result<(), String> {
         timeout: args.iam_timeout,
         rate_limit: args.iam_rate_limit,
     };
-    let aws = iam::sdk_config(&aws_settings).await;
-    let iam = AwsIam::new(&aws, &aws_settings, metrics.clone());
-    let secrets_manager = AwsSecretsManager::new(&aws, metrics.clone());
+    let accounts = Accounts::new(
+        aws_connector(iam::sdk_config(&aws_settings).await, metrics.clone()),
+        AccountSettings {
+            rate_limit: args.iam_rate_limit,
+            drift_check_rate: args
+                .drift_check_rate
+                .unwrap_or(f64::from(args.iam_rate_limit.get()) / 2.0),
+            password_policy_refresh: args.password_policy_refresh,
+            credential_report_interval: args.credential_report_interval,
+        },
+    );
     let settings = Settings {
         resync_period: args.resync_period,
-        drift_check_rate: args
-            .drift_check_rate
-            .unwrap_or(f64::from(args.iam_rate_limit.get()) / 2.0),
         concurrency: args.concurrency,
         namespaces: args.namespaces.clone(),
         min_backoff: args.min_backoff,
         max_backoff: args.max_backoff,
-        password_policy_refresh: args.password_policy_refresh,
-        credential_report_interval: args.credential_report_interval,
         secrets_manager_poll_interval: args.secrets_manager_poll_interval,
     };
     let mut ctx = Context::new(
         client.clone(),
-        iam,
-        secrets_manager,
+        accounts,
         Fingerprinter::new(keys.current, keys.older),
         metrics.clone(),
         settings,

@@ -113,6 +113,14 @@ pub enum Plan {
 }
 
 impl Plan {
+    /// Whether acting on this plan writes to IAM (not counting a deletion).
+    pub fn writes(&self) -> bool {
+        matches!(
+            self,
+            Plan::Create { .. } | Plan::UpdatePassword { .. } | Plan::UpdateResetFlag { .. }
+        )
+    }
+
     /// Whether acting on this plan sends the password to IAM.
     pub fn sends_password(&self) -> bool {
         matches!(self, Plan::Create { .. } | Plan::UpdatePassword { .. })

@@ -11,6 +11,8 @@ pub enum Reason {
     Created,
     Updated,
     Adopted,
+    /// IAMAccount: its credentials work (STS GetCallerIdentity answered).
+    Verified,
     /// CreateOnly kept IAM's password although the Secret changed.
     UpdateHeldBack,
     // Ready=False, terminal
@@ -29,7 +31,20 @@ pub enum Reason {
     InvalidUserName,
     /// The operator may not read (or, with generatePassword, create) the Secret.
     SecretAccessDenied,
+    /// The IAMAccount it names does not admit its namespace, its IAM user or
+    /// its adoptionPolicy (or does not exist).
+    NotAdmitted,
+    /// An older LoginProfile manages the same IAM user in the same account.
+    UserClaimed,
+    /// The IAMAccount now acts in another AWS account than the profile lives in.
+    AccountChanged,
     // Ready=False, transient
+    /// The IAMAccount it names has not verified its credentials.
+    AccountNotReady,
+    /// IAMAccount: STS refused the role (or GetCallerIdentity failed).
+    AssumeRoleFailed,
+    /// IAMAccount: being deleted, kept while LoginProfiles use it.
+    InUse,
     /// The Kubernetes API failed while reading or creating the Secret.
     KubernetesError,
     UserNotFound,
@@ -49,6 +64,13 @@ impl Reason {
             Reason::Created => "Created",
             Reason::Updated => "Updated",
             Reason::Adopted => "Adopted",
+            Reason::Verified => "Verified",
+            Reason::NotAdmitted => "NotAdmitted",
+            Reason::UserClaimed => "UserClaimed",
+            Reason::AccountChanged => "AccountChanged",
+            Reason::AccountNotReady => "AccountNotReady",
+            Reason::AssumeRoleFailed => "AssumeRoleFailed",
+            Reason::InUse => "InUse",
             Reason::UpdateHeldBack => "UpdateHeldBack",
             Reason::SecretNotFound => "SecretNotFound",
             Reason::SecretKeyNotFound => "SecretKeyNotFound",
@@ -86,6 +108,9 @@ impl Reason {
                 | Reason::InvalidPassword
                 | Reason::InvalidUserName
                 | Reason::SecretAccessDenied
+                | Reason::NotAdmitted
+                | Reason::UserClaimed
+                | Reason::AccountChanged
                 | Reason::PasswordPolicyViolation
                 | Reason::LoginProfileExists
                 | Reason::AccessDenied
@@ -104,6 +129,7 @@ impl Reason {
                 | Reason::Created
                 | Reason::Updated
                 | Reason::Adopted
+                | Reason::Verified
                 | Reason::UpdateHeldBack
         )
     }

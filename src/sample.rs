@@ -4,6 +4,8 @@
 /// A Secret and a LoginProfile, every field explained.
 pub const SAMPLE: &str = r#"# A console password for IAM user "bob", kept in a Secret.
 # Apply with: kubectl apply -f this-file.yaml
+# The namespace must be admitted by an IAMAccount (kubectl get iamaccounts;
+# docs/tenancy.md): otherwise status says NotAdmitted and names the rule.
 apiVersion: v1
 kind: Secret
 metadata:
@@ -34,6 +36,8 @@ spec:
   passwordResetRequired: true    # default false: user picks a new password at first sign-in
   deletionPolicy: Delete         # Delete (default) removes the IAM login profile with this resource; Retain keeps it
   adoptionPolicy: Fail           # Fail (default) refuses a login profile this resource did not create; Adopt takes it over
+  # accountRef: {name: team-a}   # the IAMAccount (default "default") a cluster admin wrote: it must admit this
+  #                              # namespace and user, and names the AWS account; cannot change later
 "#;
 
 #[cfg(test)]

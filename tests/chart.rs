@@ -26,11 +26,11 @@ fn helm_ok(args: &[&str]) -> String {
 
 #[test]
 fn chart_crd_is_the_generated_crd() {
-    let generated = fs::read(format!("{ROOT}/crds/loginprofile.yaml")).unwrap();
-    let in_chart = fs::read(format!("{CHART}/crds/loginprofile.yaml")).unwrap();
+    let generated = fs::read(format!("{ROOT}/crds/loginprofile-operator.yaml")).unwrap();
+    let in_chart = fs::read(format!("{CHART}/crds/loginprofile-operator.yaml")).unwrap();
     assert!(
         generated == in_chart,
-        "charts/loginprofile-operator/crds/loginprofile.yaml differs from crds/: run `make crds`"
+        "charts/loginprofile-operator/crds/loginprofile-operator.yaml differs from crds/: run `make crds`"
     );
 }
 
@@ -124,10 +124,19 @@ fn every_rendering_is_accepted_by_the_api_server() {
 /// from the TokenRequest API), for running the operator with exactly the
 /// chart's permissions.
 fn service_account_kubeconfig(release: &str, release_namespace: &str) -> std::path::PathBuf {
+    token_kubeconfig(
+        &format!("{release}-loginprofile-operator"),
+        release_namespace,
+    )
+}
+
+/// A kubeconfig with a token of ServiceAccount `name` in `namespace`.
+fn token_kubeconfig(name: &str, namespace: &str) -> std::path::PathBuf {
+    let (service_account, release_namespace) = (name, namespace);
     let token = env().kubectl_ok(&[
         "create",
         "token",
-        &format!("{release}-loginprofile-operator"),
+        service_account,
         "-n",
         release_namespace,
         "--duration=1h",
@@ -139,8 +148,9 @@ fn service_account_kubeconfig(release: &str, release_namespace: &str) -> std::pa
         "-o",
         "jsonpath={.clusters[0].cluster.server}",
     ]);
-    let kubeconfig =
-        Path::new(ROOT).join(format!("target/test-logs/{release_namespace}-kubeconfig"));
+    let kubeconfig = Path::new(ROOT).join(format!(
+        "target/test-logs/{release_namespace}-{service_account}-kubeconfig"
+    ));
     fs::write(
         &kubeconfig,
         format!(
@@ -161,6 +171,12 @@ fn deleting_a_watched_namespace_runs_the_finalizers() {
     let release = TestNamespace::new("chart-nsdel-rel");
     let watched_name = unique("chart-nsdel");
     env().kubectl_ok(&["create", "namespace", &watched_name]);
+    env().kubectl_ok(&[
+        "label",
+        "namespace",
+        &watched_name,
+        &format!("{ACCOUNT_LABEL}=default"),
+    ]);
     let watch = format!("watchNamespaces={{{watched_name}}}");
     // Its own release name: the chart's ClusterRole is named after it.
     let release_name = unique("lpo-nsdel");
@@ -172,6 +188,9 @@ fn deleting_a_watched_namespace_runs_the_finalizers() {
         &release.name,
         "--set",
         &watch,
+        // The tests' own `default` IAMAccount is in place already.
+        "--set",
+        "defaultAccount.create=false",
     ]);
     let kubeconfig = service_account_kubeconfig(&release_name, &release.name);
     let operator = Operator::start_custom(
@@ -234,6 +253,9 @@ fn installed_chart_rbac_is_enough_and_no_more() {
         &release.name,
         "--set",
         &watch,
+        // The tests' own `default` IAMAccount is in place already.
+        "--set",
+        "defaultAccount.create=false",
     ]);
     // No kubelet runs here, so admit the Deployment's pod template as a Pod
     // (server-side dry run): Pod Security admission enforces `restricted`.
@@ -344,6 +366,8 @@ fn installed_chart_rbac_is_enough_and_no_more() {
         &watch,
         "--set",
         "generatedPasswords.enabled=true",
+        "--set",
+        "defaultAccount.create=false",
     ]);
     let answer = as_operator(&["auth", "can-i", "create", "secrets", "-n", &watched.name]);
     assert_eq!(String::from_utf8_lossy(&answer.stdout).trim(), "yes");
@@ -354,4 +378,112 @@ fn installed_chart_rbac_is_enough_and_no_more() {
     env().kubectl_ok(&["get", "crd", "loginprofiles.iam.loginprofile.dev"]);
     env().kubectl_ok(&["get", "loginprofile", "lp", "-n", &watched.name]);
     iam_profile(&user).expect("the IAM login profile stays after uninstall");
+}
+
+/// Tenants hold the built-in `edit` role in their namespace: the chart's
+/// aggregated ClusterRoles let them manage LoginProfiles there, and nothing
+/// lets them write an IAMAccount (only cluster admins decide who may set
+/// which password, docs/tenancy.md).
+#[test]
+fn tenants_may_edit_login_profiles_but_not_iam_accounts() {
+    let release = TestNamespace::new("chart-ten-rel");
+    let tenant = TestNamespace::new("chart-tenant");
+    let release_name = unique("lpo-ten");
+    helm_ok(&[
+        "install",
+        &release_name,
+        CHART,
+        "--namespace",
+        &release.name,
+        "--set",
+        "defaultAccount.create=false",
+    ]);
+    env().kubectl_ok(&["create", "serviceaccount", "dev", "-n", &tenant.name]);
+    env().kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "dev-edit",
+        "--clusterrole=edit",
+        &format!("--serviceaccount={}:dev", tenant.name),
+        "-n",
+        &tenant.name,
+    ]);
+    let kubeconfig = token_kubeconfig("dev", &tenant.name);
+    let as_tenant = |args: &[&str], stdin: Option<&str>| {
+        let mut command = env().command("kubectl");
+        command
+            .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+            .args(args)
+            .env_remove("KUBECONFIG");
+        match stdin {
+            Some(input) => run_with_stdin(command, input),
+            None => command.output().unwrap(),
+        }
+    };
+    // The controller manager aggregates the chart's rules into `edit`.
+    wait_until(
+        "`edit` to include LoginProfiles",
+        Duration::from_secs(30),
+        || {
+            String::from_utf8_lossy(
+                &as_tenant(
+                    &[
+                        "auth",
+                        "can-i",
+                        "create",
+                        "loginprofiles",
+                        "-n",
+                        &tenant.name,
+                    ],
+                    None,
+                )
+                .stdout,
+            )
+            .trim()
+                == "yes"
+        },
+    );
+    let created = as_tenant(
+        &["apply", "-f", "-"],
+        Some(&login_profile(
+            &tenant.name,
+            "mine",
+            json!({"userName": "tenant-user", "passwordSecretRef": {"name": "pw"}}),
+        )),
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let account = json!({
+        "apiVersion": "iam.loginprofile.dev/v1alpha1", "kind": "IAMAccount",
+        "metadata": {"name": unique("tenant-made")},
+        "spec": {"namespaces": [tenant.name], "userNames": ["*"], "allowAdoption": true},
+    })
+    .to_string();
+    let attempts = [
+        as_tenant(&["create", "-f", "-"], Some(&account)),
+        as_tenant(
+            &[
+                "patch",
+                "iamaccount",
+                "default",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"userNames":["*"]}}"#,
+            ],
+            None,
+        ),
+        as_tenant(&["delete", "iamaccount", "default"], None),
+    ];
+    for attempt in attempts {
+        assert!(!attempt.status.success());
+        assert!(
+            String::from_utf8_lossy(&attempt.stderr).contains("forbidden"),
+            "{}",
+            String::from_utf8_lossy(&attempt.stderr)
+        );
+    }
+    helm_ok(&["uninstall", &release_name, "--namespace", &release.name]);
 }

@@ -20,10 +20,11 @@ fn run(args: &[&str]) -> String {
 fn generated_crd_file_is_fresh() {
     let generated = run(&["crd"]);
     let committed =
-        std::fs::read_to_string(format!("{}/crds/loginprofile.yaml", support::ROOT)).unwrap();
+        std::fs::read_to_string(format!("{}/crds/loginprofile-operator.yaml", support::ROOT))
+            .unwrap();
     assert!(
         generated == committed,
-        "crds/loginprofile.yaml is stale: run `make crds` and commit the result"
+        "crds/loginprofile-operator.yaml is stale: run `make crds` and commit the result"
     );
 }
 

@@ -63,7 +63,8 @@ fn static_binary_is_static_and_runs() {
         "loginprofile-operator 0.1.0"
     );
     let crd = Command::new(&binary).arg("crd").output().unwrap();
-    let committed = std::fs::read(format!("{}/crds/loginprofile.yaml", support::ROOT)).unwrap();
+    let committed =
+        std::fs::read(format!("{}/crds/loginprofile-operator.yaml", support::ROOT)).unwrap();
     assert!(
         crd.stdout == committed,
         "the static binary prints the committed CRD"

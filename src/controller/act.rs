@@ -45,7 +45,7 @@ impl From<Outcome> for ActFailure {
 /// password passed the account policy. `lp` is replaced by the patched
 /// object when bookkeeping was written, so status is written on top of it.
 pub(super) async fn act<I: Iam>(
-    ctx: &Context<I>,
+    ctx: &InAccount<'_, I>,
     lp: &mut LoginProfile,
     user: &str,
     plan: Plan,
@@ -66,6 +66,9 @@ pub(super) async fn act<I: Iam>(
         sent_password: None,
         sent_reset: None,
     };
+    if plan.writes() {
+        ctx.account.check_required_tag(user).await?;
+    }
     if plan.sends_password() {
         fetch_if_lazy(lp, ctx, user, source).await?;
     }
@@ -104,6 +107,7 @@ pub(super) async fn act<I: Iam>(
             }
             ctx.may_write()?;
             match ctx
+                .account
                 .iam
                 .create_login_profile(user, password, reset_required)
                 .await
@@ -154,6 +158,7 @@ pub(super) async fn act<I: Iam>(
             }
             ctx.may_write()?;
             let result = ctx
+                .account
                 .iam
                 .update_login_profile(user, Some(password), reset_required)
                 .await;
@@ -200,6 +205,7 @@ pub(super) async fn act<I: Iam>(
             take_charge(ctx, lp, None).await?;
             ctx.may_write()?;
             match ctx
+                .account
                 .iam
                 .update_login_profile(user, None, reset_required)
                 .await
@@ -233,7 +239,7 @@ pub(super) async fn act<I: Iam>(
 /// when a plan sends it.
 async fn fetch_if_lazy<I: Iam>(
     lp: &LoginProfile,
-    ctx: &Context<I>,
+    ctx: &InAccount<'_, I>,
     user: &str,
     source: &mut Result<Desired, SourceProblem>,
 ) -> Result<(), ActFailure> {
@@ -257,7 +263,7 @@ async fn fetch_if_lazy<I: Iam>(
 /// object changed since it was read (a stale copy). Returns whether it took
 /// charge now.
 async fn take_charge<I: Iam>(
-    ctx: &Context<I>,
+    ctx: &InAccount<'_, I>,
     lp: &mut LoginProfile,
     creating: Option<&str>,
 ) -> Result<bool, ActFailure> {
@@ -287,7 +293,10 @@ async fn take_charge<I: Iam>(
 
 /// The profile IAM has was there before this resource took charge: forget
 /// the claim, so no later reconcile takes that profile for its own.
-async fn give_up_charge<I: Iam>(ctx: &Context<I>, lp: &mut LoginProfile) -> Result<(), ActFailure> {
+async fn give_up_charge<I: Iam>(
+    ctx: &InAccount<'_, I>,
+    lp: &mut LoginProfile,
+) -> Result<(), ActFailure> {
     let patch = serde_json::json!({"metadata": {"annotations": {
         IN_CHARGE_SINCE_ANNOTATION: null,
         SENDING_ANNOTATION: null,
@@ -298,7 +307,7 @@ async fn give_up_charge<I: Iam>(ctx: &Context<I>, lp: &mut LoginProfile) -> Resu
 /// Records the fingerprint about to be sent (over what status records), so
 /// that if IAM's answer is lost, the next reconcile can tell.
 async fn mark_sending<I: Iam>(
-    ctx: &Context<I>,
+    ctx: &InAccount<'_, I>,
     lp: &mut LoginProfile,
     fingerprint: &str,
 ) -> Result<(), ActFailure> {
@@ -351,11 +360,11 @@ async fn patch_metadata<I: Iam>(
 /// may just have loosened it). When the policy cannot be read, IAM itself
 /// still checks.
 async fn precheck<I: Iam>(
-    ctx: &Context<I>,
+    ctx: &InAccount<'_, I>,
     user: &str,
     password: &Password,
 ) -> Result<Option<PasswordPolicy>, Outcome> {
-    let mut policy = match ctx.account.password_policy(&ctx.iam).await {
+    let mut policy = match ctx.account.facts.password_policy(&ctx.account.iam).await {
         Ok(policy) => policy,
         Err(error) => {
             tracing::warn!(%error, "could not read the account password policy; leaving the check to IAM");
@@ -363,8 +372,8 @@ async fn precheck<I: Iam>(
         }
     };
     if !policy.violations(password, user).is_empty() {
-        ctx.account.forget_policy().await;
-        match ctx.account.password_policy(&ctx.iam).await {
+        ctx.account.facts.forget_policy().await;
+        match ctx.account.facts.password_policy(&ctx.account.iam).await {
             Ok(fresh) => policy = fresh,
             Err(error) => {
                 tracing::warn!(%error, "could not read the account password policy again")
@@ -388,13 +397,13 @@ async fn precheck<I: Iam>(
 /// pre-check did not foresee means the cached policy may be stale (or it is
 /// reuse prevention, which the policy cannot show).
 async fn refused<I: Iam>(
-    ctx: &Context<I>,
+    ctx: &InAccount<'_, I>,
     user: &str,
     error: IamError,
     password: &Password,
 ) -> Outcome {
     if matches!(error, IamError::PasswordPolicyViolation(_)) {
-        ctx.account.forget_policy().await;
+        ctx.account.facts.forget_policy().await;
     }
     error.outcome(user, Some(password))
 }

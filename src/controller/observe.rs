@@ -19,7 +19,7 @@ pub(super) struct Desired {
 impl Desired {
     fn new(
         lp: &LoginProfile,
-        ctx: &Context<impl Iam>,
+        ctx: &InAccount<'_, impl Iam>,
         user: &str,
         password: Password,
         version: SourceVersion,
@@ -40,7 +40,7 @@ impl Desired {
     pub(super) fn compared_with(
         mut self,
         lp: &LoginProfile,
-        ctx: &Context<impl Iam>,
+        ctx: &InAccount<'_, impl Iam>,
         user: &str,
     ) -> Self {
         let status = lp.status.as_ref();
@@ -60,7 +60,7 @@ impl Desired {
     pub(super) fn verdict_of(
         &self,
         recorded: &str,
-        ctx: &Context<impl Iam>,
+        ctx: &InAccount<'_, impl Iam>,
         user: &str,
     ) -> Verdict {
         match &self.password {
@@ -114,7 +114,7 @@ fn assumed_from_status(lp: &LoginProfile) -> Option<IamView> {
 /// which blocks every plan anyway.
 pub(super) async fn observe_iam<I: Iam>(
     lp: &LoginProfile,
-    ctx: &Context<I>,
+    ctx: &InAccount<'_, I>,
     user: &str,
     source: &Result<Desired, SourceProblem>,
     look: Look,
@@ -140,6 +140,7 @@ pub(super) async fn observe_iam<I: Iam>(
         return Ok(not_asked);
     }
     let profile = ctx
+        .account
         .iam
         .get_login_profile(user)
         .await
@@ -188,7 +189,7 @@ impl SourceVersion {
 /// not fetched: its fingerprint is the one in status.
 pub(super) async fn observe_source<I: Iam>(
     lp: &LoginProfile,
-    ctx: &Context<I>,
+    ctx: &InAccount<'_, I>,
     user: &str,
 ) -> Result<Desired, SourceProblem> {
     let spec = &lp.spec;
@@ -217,6 +218,7 @@ pub(super) async fn observe_source<I: Iam>(
         });
     };
     let version = ctx
+        .account
         .secrets_manager
         .current_version(reference)
         .await
@@ -240,13 +242,13 @@ pub(super) async fn observe_source<I: Iam>(
 /// GetSecretValue for a LoginProfile whose source is Secrets Manager.
 pub(super) async fn fetch_secrets_manager<I: Iam>(
     lp: &LoginProfile,
-    ctx: &Context<I>,
+    ctx: &InAccount<'_, I>,
     user: &str,
 ) -> Result<Desired, SourceProblem> {
     let Some(reference) = &lp.spec.password_secrets_manager_ref else {
         unreachable!("only a Secrets Manager source is fetched lazily");
     };
-    match ctx.secrets_manager.password(reference).await {
+    match ctx.account.secrets_manager.password(reference).await {
         Ok(Ok((password, version))) => Ok(Desired::new(
             lp,
             ctx,
@@ -263,7 +265,7 @@ pub(super) async fn fetch_secrets_manager<I: Iam>(
 /// after the operator's last one.
 pub(super) async fn enforce_check<I: Iam>(
     lp: &LoginProfile,
-    ctx: &Context<I>,
+    ctx: &InAccount<'_, I>,
     user: &str,
     observed: Option<&IamProfile>,
 ) -> Result<bool, IamError> {
@@ -277,7 +279,11 @@ pub(super) async fn enforce_check<I: Iam>(
     else {
         return Ok(false);
     };
-    let changed = ctx.account.password_last_changed(&ctx.iam, user).await?;
+    let changed = ctx
+        .account
+        .facts
+        .password_last_changed(&ctx.account.iam, user)
+        .await?;
     Ok(changed.is_some_and(|changed| changed > applied_at))
 }
 
@@ -285,12 +291,12 @@ pub(super) async fn enforce_check<I: Iam>(
 /// policy (`spec.generatePassword`), and returns it as the source.
 pub(super) async fn generate_secret<I: Iam>(
     lp: &LoginProfile,
-    ctx: &Context<I>,
+    ctx: &InAccount<'_, I>,
     user: &str,
     reference: &crate::crd::SecretKeyRef,
     length: u32,
 ) -> Result<source::SourcedPassword, SourceProblem> {
-    let policy = match ctx.account.password_policy(&ctx.iam).await {
+    let policy = match ctx.account.facts.password_policy(&ctx.account.iam).await {
         Ok(policy) => policy,
         Err(error) => {
             tracing::warn!(%error, "could not read the account password policy; generating for AWS's default rules");

@@ -1,8 +1,19 @@
 //! What triggers a reconcile: LoginProfile changes (not our own status
-//! writes), Secret changes mapped to the LoginProfiles that read them, and
-//! the resync; one controller per watched namespace.
+//! writes), Secret changes mapped to the LoginProfiles that read them,
+//! IAMAccount and Namespace-label changes mapped to the LoginProfiles whose
+//! admission they decide, the deletion of a LoginProfile that claimed an IAM
+//! user (the next claimant may take over), and the resync; one controller
+//! per watched namespace, plus the IAMAccount controller.
+
+use futures::channel::mpsc;
+use k8s_openapi::api::core::v1::Namespace;
 
 use super::*;
+use crate::iam_account::IAMAccount;
+use accounts::{
+    account_error_policy, admission_relevant, changed_by, in_namespace, namespace_labels,
+    naming_account, reconcile_account,
+};
 
 /// The LoginProfiles in `store` that read the given Secret.
 fn referencing(
@@ -52,6 +63,18 @@ fn secret_changes(
         })
 }
 
+/// The LoginProfiles in `store` other than `gone` that name the same IAM
+/// user: one of them may take the user over now.
+fn claimants(store: &Store<LoginProfile>, gone: &LoginProfile) -> Vec<ObjectRef<LoginProfile>> {
+    let user = gone.user_name();
+    store
+        .state()
+        .iter()
+        .filter(|lp| lp.uid() != gone.uid() && lp.user_name() == user)
+        .map(|lp| ObjectRef::from_obj(&**lp))
+        .collect()
+}
+
 /// Drops what the reconciler never reads before an object enters the cache:
 /// managedFields (one entry per writer: kubectl or a GitOps tool, the
 /// finalizer, the status) and kubectl's last-applied copy of the whole
@@ -74,9 +97,9 @@ async fn forget_vanished<I: Iam>(ctx: Arc<Context<I>>, stores: Vec<Store<LoginPr
     }
 }
 
-/// Starts one controller per watched namespace (or one for all) and returns
-/// a stream of reconcile results plus a future that resolves once every
-/// cache has synced.
+/// Starts one controller per watched namespace (or one for all) and the
+/// IAMAccount controller; returns a stream of reconcile results plus a
+/// future that resolves once every cache has synced.
 pub fn run<I: Iam>(
     ctx: Arc<Context<I>>,
     shutdown: futures::future::Shared<BoxFuture<'static, ()>>,
@@ -86,9 +109,23 @@ pub fn run<I: Iam>(
     } else {
         ctx.settings.namespaces.iter().cloned().map(Some).collect()
     };
+    let started = k8s_openapi::jiff::Timestamp::now();
+    // IAMAccounts and Namespaces (metadata only) are cached once for every
+    // controller; each controller hears of a change after the cache has it.
+    let (account_store, account_writer) = reflector::store_shared::<IAMAccount>(1024);
+    let (namespace_store, namespace_writer) =
+        reflector::store_shared::<PartialObjectMeta<Namespace>>(1024);
+    let subscribe = |writer: &reflector::store::Writer<IAMAccount>| {
+        writer.subscribe().expect("a shared store has subscribers")
+    };
+    // A LoginProfile deleted in any scope may free its IAM user for one in
+    // any other: each controller hears of every deletion.
+    let (deleted_senders, deleted_receivers): (Vec<_>, Vec<_>) =
+        scopes.iter().map(|_| mpsc::unbounded()).unzip();
+    let deleted_senders = Arc::new(deleted_senders);
     let mut streams = Vec::new();
     let mut stores = Vec::new();
-    for scope in scopes {
+    for (scope, deleted) in scopes.into_iter().zip(deleted_receivers) {
         let (profiles, secrets): (Api<LoginProfile>, Api<PartialObjectMeta<Secret>>) = match &scope
         {
             Some(ns) => (
@@ -102,10 +139,18 @@ pub fn run<I: Iam>(
         // generation does (a spec change, or deletion, which the API server
         // counts as one).
         let (store, writer) = reflector::store();
+        let senders = deleted_senders.clone();
         let profile_changes = watcher(profiles, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(forget_bookkeeping)
             .reflect(writer)
+            .inspect(move |event| {
+                if let Ok(watcher::Event::Delete(gone)) = event {
+                    for sender in senders.iter() {
+                        let _ = sender.unbounded_send(gone.clone());
+                    }
+                }
+            })
             .applied_objects()
             .predicate_filter(predicates::generation, Default::default());
         let controller = Controller::for_stream(profile_changes, store.clone()).with_config(
@@ -116,10 +161,33 @@ pub fn run<I: Iam>(
         // trigger, and the value is read when a LoginProfile needs it, so the
         // operator never caches the data of every Secret in the cluster.
         let secret_changes = secret_changes(secrets);
+        let (by_secret, by_account, by_namespace, by_claim) =
+            (store.clone(), store.clone(), store.clone(), store.clone());
         let stream = controller
             .watches_stream(secret_changes, move |secret| {
-                referencing(&store, secret.namespace(), &secret.name_any())
+                referencing(&by_secret, secret.namespace(), &secret.name_any())
             })
+            .watches_shared_stream(
+                changed_by(
+                    subscribe(&account_writer),
+                    admission_relevant,
+                    Some(started),
+                ),
+                move |account| naming_account(&by_account, &account.name_any()),
+            )
+            .watches_shared_stream(
+                // A new namespace holds no LoginProfile yet: only label
+                // changes of known ones matter.
+                changed_by(
+                    namespace_writer
+                        .subscribe()
+                        .expect("a shared store has subscribers"),
+                    namespace_labels,
+                    None,
+                ),
+                move |namespace| in_namespace(&by_namespace, &namespace.name_any()),
+            )
+            .watches_stream(deleted.map(Ok), move |gone| claimants(&by_claim, &gone))
             .graceful_shutdown_on(shutdown.clone())
             .run(reconcile, error_policy, ctx.clone())
             .map(|result| {
@@ -129,16 +197,61 @@ pub fn run<I: Iam>(
             });
         streams.push(stream.boxed());
     }
+    // The IAMAccount controller: a new generation (spec change, deletion)
+    // triggers it; it requeues itself to refresh its count.
+    let generation = |account: &IAMAccount| account.metadata.generation.unwrap_or_default() as u64;
+    let account_controller = Controller::for_shared_stream(
+        changed_by(
+            subscribe(&account_writer),
+            generation,
+            Some(k8s_openapi::jiff::Timestamp::MIN),
+        ),
+        account_store.clone(),
+    )
+    .graceful_shutdown_on(shutdown.clone())
+    .run(reconcile_account, account_error_policy, ctx.clone())
+    .map(|result| {
+        if let Err(error) = result {
+            tracing::debug!(%error, "IAMAccount controller event");
+        }
+    });
+    streams.push(account_controller.boxed());
+    tokio::spawn(
+        watcher(
+            Api::<IAMAccount>::all(ctx.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect_shared(account_writer)
+        .for_each(|_| futures::future::ready(())),
+    );
+    tokio::spawn(
+        watcher(
+            Api::<PartialObjectMeta<Namespace>>::all(ctx.client.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff()
+        .reflect_shared(namespace_writer)
+        .for_each(|_| futures::future::ready(())),
+    );
+    let _ = ctx.tenancy.set(TenancyStores {
+        accounts: account_store.clone(),
+        namespaces: namespace_store,
+    });
     let _ = ctx.stores.set(stores.clone());
     tokio::spawn(forget_vanished(ctx.clone(), stores.clone()));
+    let tenancy = ctx.clone();
     let ready = Box::pin(async move {
+        // The store's readiness signal wakes only its latest waiter, and
+        // the controllers wait on it too; so ask again every 100 ms.
         for store in stores {
-            // The store's readiness signal wakes only its latest waiter, and
-            // the controller waits on it too; so ask again every 100 ms.
             while tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready())
                 .await
                 .is_err()
             {}
+        }
+        if let Some(tenancy) = tenancy.tenancy.get() {
+            tenancy.wait_until_ready().await;
         }
     });
     (select_all(streams), ready)

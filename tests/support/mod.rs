@@ -49,16 +49,39 @@ pub fn env() -> &'static Env {
         let env = Env {
             vars: parse_env_file(&format!("{ROOT}/target/devenv/env")),
         };
-        let crd = format!("{ROOT}/crds/loginprofile.yaml");
+        let crd = format!("{ROOT}/crds/loginprofile-operator.yaml");
         env.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &crd]);
         env.kubectl_ok(&[
             "wait",
             "--for=condition=Established",
             "--timeout=60s",
             "crd/loginprofiles.iam.loginprofile.dev",
+            "crd/iamaccounts.iam.loginprofile.dev",
         ]);
+        env.apply_ok(&default_account());
         env
     })
+}
+
+/// The label that opts a test namespace into the `default` IAMAccount, as
+/// docs/tenancy.md suggests: `iam.loginprofile.dev/account=<IAMAccount>`.
+pub const ACCOUNT_LABEL: &str = "iam.loginprofile.dev/account";
+
+/// The IAMAccount most tests use: the emulator's default account with the
+/// environment's credentials, admitting every namespace labelled for it
+/// (TestNamespace does) and every user.
+fn default_account() -> String {
+    json!({
+        "apiVersion": "iam.loginprofile.dev/v1alpha1",
+        "kind": "IAMAccount",
+        "metadata": {"name": "default"},
+        "spec": {
+            "namespaceSelector": {"matchLabels": {ACCOUNT_LABEL: "default"}},
+            "userNames": ["*"],
+            "allowAdoption": true,
+        },
+    })
+    .to_string()
 }
 
 fn parse_env_file(path: &str) -> HashMap<String, String> {
@@ -115,8 +138,42 @@ impl Env {
 
     /// The AWS CLI against the emulator; `Err(stderr)` when it fails.
     pub fn aws(&self, args: &[&str]) -> Result<Value, String> {
+        self.aws_with(args, &[])
+    }
+
+    /// The AWS CLI acting in AWS account `account` of the emulator, with
+    /// credentials from STS AssumeRole of the role AWS Organizations puts
+    /// in every account it creates (hack/moto_server.py).
+    pub fn aws_in(&self, account: &str, args: &[&str]) -> Result<Value, String> {
+        let assumed = self.aws_ok(&[
+            "sts",
+            "assume-role",
+            "--role-arn",
+            &format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole"),
+            "--role-session-name",
+            "tests",
+        ]);
+        let credentials = &assumed["Credentials"];
+        let field = |name: &str| credentials[name].as_str().expect("credentials").to_string();
+        let (key, secret, token) = (
+            field("AccessKeyId"),
+            field("SecretAccessKey"),
+            field("SessionToken"),
+        );
+        self.aws_with(
+            args,
+            &[
+                ("AWS_ACCESS_KEY_ID", &key),
+                ("AWS_SECRET_ACCESS_KEY", &secret),
+                ("AWS_SESSION_TOKEN", &token),
+            ],
+        )
+    }
+
+    fn aws_with(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Result<Value, String> {
         let output = self
             .command("aws")
+            .envs(extra_env.iter().copied())
             .args(args)
             .args(["--output", "json"])
             .output()
@@ -255,9 +312,23 @@ pub struct TestNamespace {
 }
 
 impl TestNamespace {
+    /// A namespace admitted by the `default` IAMAccount.
     pub fn new(prefix: &str) -> Self {
+        Self::with_account(prefix, Some("default"))
+    }
+
+    /// A namespace labelled for the IAMAccount `account` (none: unlabelled).
+    pub fn with_account(prefix: &str, account: Option<&str>) -> Self {
         let name = unique(prefix);
         env().kubectl_ok(&["create", "namespace", &name]);
+        if let Some(account) = account {
+            env().kubectl_ok(&[
+                "label",
+                "namespace",
+                &name,
+                &format!("{ACCOUNT_LABEL}={account}"),
+            ]);
+        }
         Self { name }
     }
 }
@@ -352,6 +423,18 @@ impl Drop for TestUsers {
             let _ = env().aws(&["iam", "delete-user", "--user-name", name]);
         }
     }
+}
+
+/// A 12-digit AWS account id no other test run uses (the emulator keeps
+/// every account it has seen until it restarts).
+pub fn unique_account_id() -> String {
+    let digits: String = unique("").chars().filter(char::is_ascii_digit).collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let id = format!("9{nanos:09}{digits}00");
+    id[..12].to_string()
 }
 
 /// A free loopback port.

@@ -46,6 +46,15 @@ before the LoginProfiles whose finalizers need these rights. */ -}}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+- apiGroups: ["iam.loginprofile.dev"]
+  resources: ["iamaccounts"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["iam.loginprofile.dev"]
+  resources: ["iamaccounts/status"]
+  verbs: ["get", "patch"]
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get", "list", "watch"]
 {{- end -}}
 
 {{- /* Secrets: only in the watched namespaces (or everywhere without watchNamespaces). */ -}}

@@ -1,0 +1,348 @@
+//! IAMAccounts and Namespaces as the admission rules see them: their caches
+//! (filled before a LoginProfile acts, so a change of either triggers the
+//! LoginProfiles it concerns only after the cache shows it), and the
+//! IAMAccount reconciler: a finalizer while LoginProfiles use it, and a
+//! status that says whether its credentials work and in which AWS account.
+
+use std::hash::{Hash, Hasher};
+
+use k8s_openapi::api::core::v1::Namespace;
+
+use super::*;
+use crate::{
+    iam_account::{ACCOUNT_FINALIZER, IAMAccount, IAMAccountStatus},
+    tenancy::NamespaceView,
+};
+
+/// The caches the admission rules read.
+pub(crate) struct TenancyStores {
+    pub(super) accounts: Store<IAMAccount>,
+    pub(super) namespaces: Store<PartialObjectMeta<Namespace>>,
+}
+
+impl TenancyStores {
+    /// Resolves once both caches hold their first listing: before that, a
+    /// missing IAMAccount or label would refuse what is admitted.
+    pub(super) async fn wait_until_ready(&self) {
+        // The readiness signal wakes only its latest waiter, and every
+        // reconcile may wait here; so ask again every 100 ms.
+        while tokio::time::timeout(Duration::from_millis(100), self.accounts.wait_until_ready())
+            .await
+            .is_err()
+        {}
+        while tokio::time::timeout(
+            Duration::from_millis(100),
+            self.namespaces.wait_until_ready(),
+        )
+        .await
+        .is_err()
+        {}
+    }
+
+    pub(super) fn account(&self, name: &str) -> Option<Arc<IAMAccount>> {
+        self.accounts.get(&ObjectRef::new(name))
+    }
+
+    /// [`tenancy::admit`] with the LoginProfile's namespace from the cache.
+    pub(super) fn admit(
+        &self,
+        lp: &LoginProfile,
+        account: Option<&IAMAccount>,
+    ) -> Result<String, Outcome> {
+        let name = lp.namespace().unwrap_or_default();
+        let namespace = self.namespaces.get(&ObjectRef::new(&name));
+        tenancy::admit(
+            lp,
+            account,
+            &NamespaceView {
+                name: &name,
+                labels: namespace.as_ref().map(|n| n.labels()),
+            },
+        )
+    }
+}
+
+/// What the admission rules read of an IAMAccount: its spec (generation)
+/// and whether it is verified, in which account. A change of anything else
+/// (the count of LoginProfiles, the wording of a failure) triggers nothing.
+pub(super) fn admission_relevant(account: &IAMAccount) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    account.metadata.generation.hash(&mut hasher);
+    account.verified_account_id().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// What the admission rules read of a Namespace: its labels.
+pub(super) fn namespace_labels(namespace: &PartialObjectMeta<Namespace>) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    namespace.labels().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Passes an object on only when `key` of it changed since it last passed.
+/// An object seen for the first time passes only if it was created after
+/// `new_after` (never with `None`): the objects there were at start are
+/// reconciled by the first listing anyway.
+pub(super) fn changed_by<K: Resource + Send + Sync + 'static>(
+    objects: impl Stream<Item = Arc<K>> + Send + 'static,
+    key: fn(&K) -> u64,
+    new_after: Option<k8s_openapi::jiff::Timestamp>,
+) -> impl Stream<Item = Arc<K>> + Send + 'static {
+    let mut last: HashMap<String, u64> = HashMap::new();
+    objects.filter(move |object| {
+        let now = key(object);
+        let passes = match last.insert(object.meta().name.clone().unwrap_or_default(), now) {
+            Some(before) => before != now,
+            None => new_after.is_some_and(|after| {
+                object
+                    .meta()
+                    .creation_timestamp
+                    .as_ref()
+                    .is_none_or(|created| created.0 > after)
+            }),
+        };
+        futures::future::ready(passes)
+    })
+}
+
+/// The LoginProfiles in `store` that name the IAMAccount `account`.
+pub(super) fn naming_account(
+    store: &Store<LoginProfile>,
+    account: &str,
+) -> Vec<ObjectRef<LoginProfile>> {
+    store
+        .state()
+        .iter()
+        .filter(|lp| lp.account_name() == account)
+        .map(|lp| ObjectRef::from_obj(&**lp))
+        .collect()
+}
+
+/// The LoginProfiles in `store` in namespace `namespace`.
+pub(super) fn in_namespace(
+    store: &Store<LoginProfile>,
+    namespace: &str,
+) -> Vec<ObjectRef<LoginProfile>> {
+    store
+        .state()
+        .iter()
+        .filter(|lp| lp.namespace().as_deref() == Some(namespace))
+        .map(|lp| ObjectRef::from_obj(&**lp))
+        .collect()
+}
+
+/// How often an IAMAccount's count of LoginProfiles is refreshed.
+const COUNT_REFRESH: Duration = Duration::from_secs(60);
+/// How soon failing credentials are tried again.
+const RETRY_CREDENTIALS: Duration = Duration::from_secs(30);
+
+/// Keeps an IAMAccount's finalizer and status: Ready when STS
+/// GetCallerIdentity answers with its credentials (in the account its role
+/// names), the account id, and how many LoginProfiles use it. Being
+/// deleted, it is kept while any LoginProfile in the cluster names it.
+pub(super) async fn reconcile_account<I: Iam>(
+    account: Arc<IAMAccount>,
+    ctx: Arc<Context<I>>,
+) -> Result<Action, Error> {
+    let name = account.name_any();
+    let api: Api<IAMAccount> = Api::all(ctx.client.clone());
+    let deleting = account.metadata.deletion_timestamp.is_some();
+    let in_use = match deleting {
+        true => users_in_cluster(&ctx.client, &name).await?,
+        false => 0,
+    };
+    if deleting && in_use == 0 {
+        remove_finalizer(&api, &account).await?;
+        ctx.accounts.forget(&name).await;
+        return Ok(Action::await_change());
+    }
+    if !deleting && !account.finalizers().iter().any(|f| f == ACCOUNT_FINALIZER) {
+        let mut finalizers = account.finalizers().to_vec();
+        finalizers.push(ACCOUNT_FINALIZER.into());
+        let patch = serde_json::json!({"metadata": {
+            "resourceVersion": account.resource_version(),
+            "finalizers": finalizers,
+        }});
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::Kube)?;
+    }
+    let users = ctx
+        .cached_profiles()
+        .filter(|lp| lp.account_name() == name)
+        .count();
+    let connected = ctx.accounts.get(&account).await;
+    let (account_id, outcome, next) = match connected
+        .caller_account(ctx.settings.resync_period)
+        .await
+    {
+        Ok(id) if account.role_account_id().is_some_and(|named| named != id) => (
+            None,
+            Outcome::new(
+                Reason::AssumeRoleFailed,
+                format!(
+                    "the credentials act in AWS account {id}, not in {} that spec.roleArn names",
+                    account.role_account_id().unwrap_or_default()
+                ),
+            ),
+            RETRY_CREDENTIALS,
+        ),
+        Ok(id) => (
+            Some(id.clone()),
+            Outcome::new(
+                Reason::Verified,
+                format!("the credentials work in AWS account {id}"),
+            ),
+            COUNT_REFRESH,
+        ),
+        Err(error) => (
+            None,
+            Outcome::new(
+                Reason::AssumeRoleFailed,
+                match &account.spec.role_arn {
+                    Some(role) => format!(
+                        "cannot act as role {role}: check its trust policy (it must trust the operator's \
+                             identity, with spec.externalId if it asks for one) ({error})"
+                    ),
+                    None => format!("the operator's own AWS credentials do not work ({error})"),
+                },
+            ),
+            RETRY_CREDENTIALS,
+        ),
+    };
+    // Deletion counts as a new generation: status keeps up with it, since
+    // the LoginProfiles still act (and delete their profiles) through it.
+    write_status(&api, &account, account_id, users, &outcome).await?;
+    if deleting {
+        let note = Note {
+            type_: EventType::Normal,
+            reason: Reason::InUse.as_str(),
+            action: "Delete",
+            note: format!(
+                "kept while {in_use} LoginProfile(s) name this IAMAccount; it goes once they are deleted"
+            ),
+        };
+        if let Err(error) = ctx.events.publish(&account.object_ref(&()), note).await {
+            tracing::warn!(%error, "could not publish an event");
+        }
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+    Ok(Action::requeue(next))
+}
+
+pub(super) fn account_error_policy<I: Iam>(
+    account: Arc<IAMAccount>,
+    error: &Error,
+    _ctx: Arc<Context<I>>,
+) -> Action {
+    tracing::warn!(iam_account = %account.name_any(), %error, "IAMAccount reconcile failed");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// LoginProfiles in the whole cluster (not only the watched namespaces)
+/// that name the IAMAccount: read once per try while it is being deleted.
+async fn users_in_cluster(client: &Client, account: &str) -> Result<usize, Error> {
+    let api: Api<LoginProfile> = Api::all(client.clone());
+    let mut params = kube::api::ListParams::default().limit(500);
+    let mut users = 0;
+    loop {
+        let page = api.list(&params).await.map_err(Error::Kube)?;
+        users += page
+            .items
+            .iter()
+            .filter(|lp| lp.account_name() == account)
+            .count();
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(users),
+        }
+    }
+}
+
+async fn remove_finalizer(api: &Api<IAMAccount>, account: &IAMAccount) -> Result<(), Error> {
+    let finalizers: Vec<&String> = account
+        .finalizers()
+        .iter()
+        .filter(|f| *f != ACCOUNT_FINALIZER)
+        .collect();
+    let patch = serde_json::json!({"metadata": {
+        "resourceVersion": account.resource_version(),
+        "finalizers": finalizers,
+    }});
+    api.patch(
+        &account.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}
+
+/// One server-side apply of the status, when it changed.
+async fn write_status(
+    api: &Api<IAMAccount>,
+    account: &IAMAccount,
+    account_id: Option<String>,
+    users: usize,
+    outcome: &Outcome,
+) -> Result<(), Error> {
+    let previous = account.status.clone().unwrap_or_default();
+    let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let next = IAMAccountStatus {
+        observed_generation: account.metadata.generation,
+        account_id: account_id.or_else(|| {
+            // Keep the last verified id while the credentials fail: it is
+            // where the LoginProfiles' profiles live.
+            previous.account_id.clone()
+        }),
+        login_profiles: Some(u32::try_from(users).unwrap_or(u32::MAX)),
+        conditions: status::conditions(
+            &previous.conditions,
+            outcome,
+            account.metadata.generation,
+            &now,
+        ),
+    };
+    let same_conditions =
+        |a: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
+         b: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
+            a.len() == b.len()
+                && a.iter().zip(b).all(|(x, y)| {
+                    (
+                        &x.type_,
+                        &x.status,
+                        &x.reason,
+                        &x.message,
+                        x.observed_generation,
+                    ) == (
+                        &y.type_,
+                        &y.status,
+                        &y.reason,
+                        &y.message,
+                        y.observed_generation,
+                    )
+                })
+        };
+    if previous.observed_generation == next.observed_generation
+        && previous.account_id == next.account_id
+        && previous.login_profiles == next.login_profiles
+        && same_conditions(&previous.conditions, &next.conditions)
+    {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "apiVersion": "iam.loginprofile.dev/v1alpha1",
+        "kind": "IAMAccount",
+        "metadata": {"resourceVersion": account.resource_version()},
+        "status": next,
+    });
+    api.patch_status(
+        &account.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! The `IAMAccount` resource: cluster-scoped, written by cluster admins only.
+//! It names the AWS account LoginProfiles act in (a role to assume, or the
+//! operator's own credentials) and which namespaces and IAM users it admits.
+//! The choice and the right are never the tenant's: a LoginProfile can only
+//! name an IAMAccount, and that IAMAccount decides. Pure types, no I/O;
+//! every doc comment here becomes `kubectl explain` text.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The IAMAccount a LoginProfile without `spec.accountRef` uses.
+pub const DEFAULT_ACCOUNT: &str = "default";
+/// Kept on an IAMAccount while LoginProfiles use it.
+pub const ACCOUNT_FINALIZER: &str = "iam.loginprofile.dev/in-use";
+
+/// An AWS account LoginProfiles may set console passwords in, and who may:
+/// which namespaces, which IAM users. Empty lists and selectors admit
+/// nothing.
+// Each printcolumn(...) repeats the same keys, which clippy takes for duplicates.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "iam.loginprofile.dev",
+    version = "v1alpha1",
+    kind = "IAMAccount",
+    plural = "iamaccounts",
+    shortname = "iamacct",
+    category = "aws",
+    category = "iam",
+    status = "IAMAccountStatus",
+    doc = "An AWS account LoginProfiles may set console passwords in, and which namespaces and IAM users it admits.",
+    printcolumn(name = "Account", type_ = "string", json_path = ".status.accountId"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "LoginProfiles",
+        type_ = "integer",
+        json_path = ".status.loginProfiles"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new(
+    "!has(self.roleArn) || self.roleArn.matches('^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[\\\\w+=,.@/-]{1,512}$')"
+).message("roleArn must be an IAM role ARN: arn:aws:iam::<12-digit account id>:role/<role name>"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.externalId) || has(self.roleArn)"
+).message("externalId goes with roleArn: it is sent when the role is assumed"))]
+#[serde(rename_all = "camelCase")]
+pub struct IAMAccountSpec {
+    /// The IAM role to assume (STS AssumeRole) for this account, on top of
+    /// the operator's own credentials (IRSA, EKS Pod Identity, environment).
+    /// Without it the operator's own credentials are used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+
+    /// The external ID the role's trust policy requires, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 1224), regex(pattern = r"^[\w+=,.@:/-]+$"))]
+    pub external_id: Option<String>,
+
+    /// The role session name (shown in CloudTrail). Defaults to
+    /// `loginprofile-operator`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 64), regex(pattern = r"^[\w+=,.@-]+$"))]
+    pub session_name: Option<String>,
+
+    /// Namespaces whose labels match are admitted. An empty or absent
+    /// selector admits none (unlike most Kubernetes selectors): admitting
+    /// every namespace must be written out, e.g. with
+    /// `matchExpressions: [{key: kubernetes.io/metadata.name, operator: Exists}]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+
+    /// Namespaces admitted by name, in addition to the selector.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<String>,
+
+    /// The IAM users whose console passwords admitted LoginProfiles may set:
+    /// patterns where `*` matches any run of characters and `?` one
+    /// (`team-a-*`). Empty admits no user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_names: Vec<String>,
+
+    /// A tag the IAM user must carry before the operator sets its password:
+    /// an opt-in on the IAM side, checked (ListUserTags) before the first
+    /// write for a user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_user_tag: Option<UserTag>,
+
+    /// Whether LoginProfiles admitted here may use `adoptionPolicy: Adopt`
+    /// (take over a login profile they did not create, overwriting its
+    /// password). Default false.
+    #[serde(default)]
+    pub allow_adoption: bool,
+}
+
+/// An IAM tag: key and value.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct UserTag {
+    #[schemars(length(min = 1, max = 128))]
+    pub key: String,
+    #[schemars(length(max = 256))]
+    pub value: String,
+}
+
+/// What the operator found out about the account.
+// Defaulted like LoginProfile's status: GitOps tools read an IAMAccount the
+// operator has not checked yet as in progress, not as healthy.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("default" = {"observedGeneration": crate::crd::NOT_OBSERVED}))]
+pub struct IAMAccountStatus {
+    /// The `metadata.generation` the operator last checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The AWS account id the credentials act in (STS GetCallerIdentity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// How many LoginProfiles (that this operator watches) use this account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_profiles: Option<u32>,
+    /// `Ready`: the credentials work; `Stalled` while they do not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+impl IAMAccount {
+    /// The account id the role ARN names, if any: known without a call.
+    pub fn role_account_id(&self) -> Option<&str> {
+        self.spec
+            .role_arn
+            .as_deref()
+            .and_then(|arn| arn.split(':').nth(4))
+            .filter(|id| !id.is_empty())
+    }
+
+    /// The account id, once verified for the current generation.
+    pub fn verified_account_id(&self) -> Option<&str> {
+        let status = self.status.as_ref()?;
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == crate::status::READY && c.status == "True");
+        (ready && status.observed_generation == self.metadata.generation)
+            .then_some(status.account_id.as_deref())
+            .flatten()
+    }
+
+    /// The Ready condition's message, if it is not ready.
+    pub fn not_ready_message(&self) -> Option<String> {
+        if self.verified_account_id().is_some() {
+            return None;
+        }
+        Some(
+            self.status
+                .as_ref()
+                .and_then(|s| {
+                    s.conditions
+                        .iter()
+                        .find(|c| c.type_ == crate::status::READY)
+                })
+                .filter(|c| c.observed_generation == self.metadata.generation)
+                .map(|c| c.message.clone())
+                .unwrap_or_else(|| "its credentials have not been checked yet".into()),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    #[test]
+    fn the_crd_is_cluster_scoped_and_checks_the_role_arn() {
+        let crd = serde_json::to_value(IAMAccount::crd()).unwrap();
+        assert_eq!(crd["spec"]["scope"], "Cluster");
+        let text = crd.to_string();
+        assert!(text.contains("roleArn must be an IAM role ARN"), "{text}");
+    }
+
+    #[test]
+    fn the_role_arn_names_its_account() {
+        let account = |arn: Option<&str>| {
+            IAMAccount::new(
+                "a",
+                serde_json::from_value(serde_json::json!({ "roleArn": arn })).unwrap(),
+            )
+        };
+        assert_eq!(
+            account(Some("arn:aws:iam::111111111111:role/x")).role_account_id(),
+            Some("111111111111")
+        );
+        assert_eq!(account(None).role_account_id(), None);
+    }
+}

@@ -1,0 +1,366 @@
+//! Who may set which password, decided before any AWS call: the IAMAccount a
+//! LoginProfile names must admit its namespace (by name or label selector),
+//! its IAM user (name patterns) and, if asked for, adoption; the account
+//! must be verified, and must be the one the profile already lives in; and
+//! of several LoginProfiles naming one IAM user in one account, only the
+//! oldest acts. Pure functions over what the caches hold; refusals name the
+//! rule that refused, never another tenant.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::{
+    ResourceExt,
+    core::{Selector, SelectorExt},
+};
+
+use crate::{
+    crd::{AdoptionPolicy, LoginProfile},
+    iam_account::IAMAccount,
+    reason::Reason,
+    status::Outcome,
+};
+
+/// The namespace of a LoginProfile as the admission rules see it.
+pub struct NamespaceView<'a> {
+    pub name: &'a str,
+    /// `None`: the namespace is not (yet) in the cache.
+    pub labels: Option<&'a BTreeMap<String, String>>,
+}
+
+/// Whether `account` admits `lp` (in `namespace`) to act in it. `Ok` carries
+/// the verified AWS account id.
+pub fn admit(
+    lp: &LoginProfile,
+    account: Option<&IAMAccount>,
+    namespace: &NamespaceView<'_>,
+) -> Result<String, Outcome> {
+    let name = lp.account_name();
+    let refuse = |message: String| Err(Outcome::new(Reason::NotAdmitted, message));
+    let Some(account) = account else {
+        return refuse(format!(
+            "IAMAccount {name:?} does not exist: a cluster admin creates IAMAccounts (see docs/tenancy.md); \
+             or set spec.accountRef.name to one that admits this namespace"
+        ));
+    };
+    if !namespace_admitted(account, namespace) {
+        return refuse(format!(
+            "IAMAccount {name:?} does not admit namespace {:?}: it is not in spec.namespaces and its labels \
+             do not match spec.namespaceSelector (ask a cluster admin)",
+            namespace.name
+        ));
+    }
+    let user = lp.user_name();
+    if !account.spec.user_names.iter().any(|p| glob_match(p, &user)) {
+        return refuse(format!(
+            "IAMAccount {name:?} does not admit IAM user {user:?}: no pattern of spec.userNames matches it"
+        ));
+    }
+    if lp.spec.adoption_policy == AdoptionPolicy::Adopt && !account.spec.allow_adoption {
+        return refuse(format!(
+            "IAMAccount {name:?} does not allow adoptionPolicy: Adopt (spec.allowAdoption is false): \
+             use adoptionPolicy: Fail, or ask a cluster admin"
+        ));
+    }
+    let Some(account_id) = account.verified_account_id() else {
+        return Err(Outcome::new(
+            Reason::AccountNotReady,
+            format!(
+                "IAMAccount {name:?} is not ready: {}",
+                account.not_ready_message().unwrap_or_default()
+            ),
+        ));
+    };
+    if let Some(recorded) = lp.status.as_ref().and_then(|s| s.account_id.as_deref())
+        && recorded != account_id
+    {
+        return Err(Outcome::new(
+            Reason::AccountChanged,
+            format!(
+                "the login profile lives in AWS account {recorded}, but IAMAccount {name:?} now acts in {account_id}; \
+                 a LoginProfile never moves to another account: create a new LoginProfile and delete this one"
+            ),
+        ));
+    }
+    Ok(account_id.to_string())
+}
+
+/// Whether the namespace is listed by name or matches the selector. An empty
+/// selector matches nothing here.
+fn namespace_admitted(account: &IAMAccount, namespace: &NamespaceView<'_>) -> bool {
+    if account.spec.namespaces.iter().any(|n| n == namespace.name) {
+        return true;
+    }
+    let (Some(selector), Some(labels)) = (&account.spec.namespace_selector, namespace.labels)
+    else {
+        return false;
+    };
+    !selector_is_empty(selector)
+        && Selector::try_from(selector.clone()).is_ok_and(|s| s.matches(labels))
+}
+
+fn selector_is_empty(selector: &LabelSelector) -> bool {
+    selector.match_labels.as_ref().is_none_or(|l| l.is_empty())
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(|e| e.is_empty())
+}
+
+/// `*` matches any run of characters (also none), `?` exactly one; the rest
+/// matches itself.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let (pattern, text): (Vec<char>, Vec<char>) =
+        (pattern.chars().collect(), text.chars().collect());
+    // Classic two-pointer match with backtracking to the last `*`.
+    let (mut p, mut t) = (0, 0);
+    let mut last_star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                last_star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == '?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match last_star {
+                Some((star, matched)) => {
+                    p = star + 1;
+                    t = matched + 1;
+                    last_star = Some((star, matched + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+/// The order in which LoginProfiles claim an IAM user: the oldest first,
+/// then by uid, so every replica and every reconcile agree.
+fn claim_order(lp: &LoginProfile) -> (Option<k8s_openapi::jiff::Timestamp>, String) {
+    (
+        lp.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        lp.uid().unwrap_or_default(),
+    )
+}
+
+/// Whether `lp` owns its IAM user among `rivals`: the other admitted
+/// LoginProfiles naming the same user in the same AWS account. A refusal
+/// says so without naming the owner (it may be another tenant's).
+pub fn claim<'a>(
+    lp: &LoginProfile,
+    rivals: impl IntoIterator<Item = &'a LoginProfile>,
+) -> Result<(), Outcome> {
+    let mine = claim_order(lp);
+    let older = rivals
+        .into_iter()
+        .filter(|other| other.uid() != lp.uid())
+        .any(|other| claim_order(other) < mine);
+    if older {
+        return Err(Outcome::new(
+            Reason::UserClaimed,
+            format!(
+                "IAM user {:?} is already managed by an older LoginProfile; this one waits, and takes over \
+                 (under its own adoptionPolicy) once that one is deleted",
+                lp.user_name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    fn account(spec: serde_json::Value, account_id: Option<&str>) -> IAMAccount {
+        let mut account = IAMAccount::new("team-a", serde_json::from_value(spec).unwrap());
+        account.metadata.generation = Some(1);
+        account.status = account_id.map(|id| crate::iam_account::IAMAccountStatus {
+            observed_generation: Some(1),
+            account_id: Some(id.into()),
+            login_profiles: None,
+            conditions: vec![Condition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                reason: "Verified".into(),
+                message: String::new(),
+                observed_generation: Some(1),
+                last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+            }],
+        });
+        account
+    }
+
+    fn lp(name: &str, spec: serde_json::Value) -> LoginProfile {
+        let mut spec_value = serde_json::json!({"passwordSecretRef": {"name": "s"}});
+        spec_value
+            .as_object_mut()
+            .unwrap()
+            .extend(spec.as_object().unwrap().clone());
+        let mut lp = LoginProfile::new(name, serde_json::from_value(spec_value).unwrap());
+        lp.metadata.namespace = Some("ns-a".into());
+        lp
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn globs_match_like_shell_patterns() {
+        assert!(glob_match("team-a-*", "team-a-bob"));
+        assert!(glob_match("team-a-*", "team-a-"));
+        assert!(!glob_match("team-a-*", "team-b-bob"));
+        assert!(glob_match("*", "anyone"));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("a?c", "ac"));
+        assert!(glob_match("*-admin-*x", "ops-admin-1-admin-x"));
+        assert!(!glob_match("bob", "bobby"));
+        assert!(!glob_match("", "bob"));
+    }
+
+    #[test]
+    fn empty_rules_admit_nothing() {
+        let open_users = serde_json::json!({"userNames": ["*"], "namespaceSelector": {}});
+        let labelled = labels(&[("team", "a")]);
+        let ns = NamespaceView {
+            name: "ns-a",
+            labels: Some(&labelled),
+        };
+        let refused = admit(
+            &lp("bob", serde_json::json!({})),
+            Some(&account(open_users, Some("1"))),
+            &ns,
+        )
+        .unwrap_err();
+        assert_eq!(refused.reason, Reason::NotAdmitted);
+        assert!(
+            refused
+                .message
+                .contains("does not admit namespace \"ns-a\""),
+            "{}",
+            refused.message
+        );
+
+        let no_users = serde_json::json!({"namespaces": ["ns-a"]});
+        let refused = admit(
+            &lp("bob", serde_json::json!({})),
+            Some(&account(no_users, Some("1"))),
+            &ns,
+        )
+        .unwrap_err();
+        assert!(
+            refused.message.contains("spec.userNames"),
+            "{}",
+            refused.message
+        );
+    }
+
+    #[test]
+    fn admits_by_name_or_selector_and_checks_users_and_adoption() {
+        let labelled = labels(&[("team", "a")]);
+        let ns = NamespaceView {
+            name: "ns-a",
+            labels: Some(&labelled),
+        };
+        let by_label = account(
+            serde_json::json!({"namespaceSelector": {"matchLabels": {"team": "a"}}, "userNames": ["team-a-*"]}),
+            Some("111111111111"),
+        );
+        assert_eq!(
+            admit(
+                &lp("team-a-bob", serde_json::json!({})),
+                Some(&by_label),
+                &ns
+            )
+            .unwrap(),
+            "111111111111"
+        );
+        let outside = admit(&lp("admin", serde_json::json!({})), Some(&by_label), &ns).unwrap_err();
+        assert!(
+            outside.message.contains("IAM user \"admin\""),
+            "{}",
+            outside.message
+        );
+        let adopt = admit(
+            &lp("team-a-bob", serde_json::json!({"adoptionPolicy": "Adopt"})),
+            Some(&by_label),
+            &ns,
+        )
+        .unwrap_err();
+        assert!(adopt.message.contains("allowAdoption"), "{}", adopt.message);
+
+        let other_ns = NamespaceView {
+            name: "ns-b",
+            labels: None,
+        };
+        let by_name = account(
+            serde_json::json!({"namespaces": ["ns-b"], "userNames": ["*"]}),
+            Some("1"),
+        );
+        assert!(admit(&lp("x", serde_json::json!({})), Some(&by_name), &other_ns).is_ok());
+        let missing = admit(&lp("x", serde_json::json!({})), None, &other_ns).unwrap_err();
+        assert!(
+            missing
+                .message
+                .contains("IAMAccount \"default\" does not exist")
+        );
+    }
+
+    #[test]
+    fn an_unverified_or_moved_account_is_not_used() {
+        let ns = NamespaceView {
+            name: "ns-a",
+            labels: None,
+        };
+        let spec = serde_json::json!({"namespaces": ["ns-a"], "userNames": ["*"]});
+        let unverified = admit(
+            &lp("bob", serde_json::json!({})),
+            Some(&account(spec.clone(), None)),
+            &ns,
+        )
+        .unwrap_err();
+        assert_eq!(unverified.reason, Reason::AccountNotReady);
+        let mut moved = lp("bob", serde_json::json!({}));
+        moved.status = Some(crate::crd::LoginProfileStatus {
+            account_id: Some("111111111111".into()),
+            ..Default::default()
+        });
+        let refused = admit(&moved, Some(&account(spec, Some("222222222222"))), &ns).unwrap_err();
+        assert_eq!(refused.reason, Reason::AccountChanged);
+    }
+
+    #[test]
+    fn the_oldest_claim_wins_and_the_refusal_names_nobody() {
+        let at = |name: &str, uid: &str, secs: i64| {
+            let mut lp = lp(name, serde_json::json!({"userName": "bob"}));
+            lp.metadata.uid = Some(uid.into());
+            lp.metadata.creation_timestamp = Some(Time(
+                k8s_openapi::jiff::Timestamp::from_second(secs).unwrap(),
+            ));
+            lp
+        };
+        let (old, young, twin) = (
+            at("old", "u1", 10),
+            at("young", "u2", 20),
+            at("twin", "u0", 20),
+        );
+        assert!(claim(&old, [&young, &twin]).is_ok());
+        let refused = claim(&young, [&old]).unwrap_err();
+        assert_eq!(refused.reason, Reason::UserClaimed);
+        assert!(!refused.message.contains("\"old\""), "{}", refused.message);
+        assert!(
+            claim(&twin, [&young]).is_ok(),
+            "same second: the uid decides"
+        );
+        assert!(claim(&young, [&twin]).is_err());
+    }
+}

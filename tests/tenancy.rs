@@ -1,0 +1,492 @@
+//! Tenancy (docs/tenancy.md), against the real API server and the emulator's
+//! several AWS accounts: each tenant's login profiles land only in the
+//! account its IAMAccount admits it to, read back with that account's own
+//! credentials; every refusal names its rule and costs no login-profile
+//! call; one LoginProfile owns one IAM user; roles are assumed once and
+//! again only when the IAMAccount changes; bad IAMAccounts are explained.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// An AWS account of the emulator with a role the operator assumes.
+struct Account {
+    id: String,
+}
+
+impl Account {
+    /// A new account holding role `role` (trust policy with `external_id`
+    /// as its sts:ExternalId condition, if given).
+    fn new(role: &str, external_id: Option<&str>) -> Self {
+        let account = Self {
+            id: unique_account_id(),
+        };
+        account.add_role(role, external_id);
+        account
+    }
+
+    fn add_role(&self, role: &str, external_id: Option<&str>) {
+        let mut statement = json!({
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "sts:AssumeRole",
+        });
+        if let Some(id) = external_id {
+            statement["Condition"] = json!({"StringEquals": {"sts:ExternalId": id}});
+        }
+        let trust = json!({"Version": "2012-10-17", "Statement": [statement]}).to_string();
+        self.aws_ok(&[
+            "iam",
+            "create-role",
+            "--role-name",
+            role,
+            "--assume-role-policy-document",
+            &trust,
+        ]);
+    }
+
+    fn role_arn(&self, role: &str) -> String {
+        format!("arn:aws:iam::{}:role/{role}", self.id)
+    }
+
+    fn aws(&self, args: &[&str]) -> Result<Value, String> {
+        env().aws_in(&self.id, args)
+    }
+
+    fn aws_ok(&self, args: &[&str]) -> Value {
+        self.aws(args)
+            .unwrap_or_else(|e| panic!("aws {args:?} in {}: {e}", self.id))
+    }
+
+    fn create_user(&self, name: &str, tag: Option<(&str, &str)>) {
+        self.aws_ok(&["iam", "create-user", "--user-name", name]);
+        if let Some((key, value)) = tag {
+            self.aws_ok(&[
+                "iam",
+                "tag-user",
+                "--user-name",
+                name,
+                "--tags",
+                &format!("Key={key},Value={value}"),
+            ]);
+        }
+    }
+
+    /// The user's login profile in this account, read with its credentials.
+    fn login_profile(&self, user: &str) -> Result<Value, String> {
+        self.aws(&["iam", "get-login-profile", "--user-name", user])
+    }
+}
+
+fn iam_account(name: &str, spec: Value) -> String {
+    json!({
+        "apiVersion": "iam.loginprofile.dev/v1alpha1",
+        "kind": "IAMAccount",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+    .to_string()
+}
+
+fn get_account(name: &str) -> Value {
+    serde_json::from_str(&env().kubectl_ok(&["get", "iamaccount", name, "-o", "json"])).unwrap()
+}
+
+fn wait_account_ready(name: &str, status: &str, reason: &str) -> Value {
+    wait_for(
+        &format!("IAMAccount {name} Ready={status} {reason}"),
+        CONVERGE,
+        || {
+            let account = get_account(name);
+            let ready = ready(&account)?;
+            (ready.0 == status && ready.1 == reason).then_some(account)
+        },
+    )
+}
+
+/// Deletes the IAMAccounts a test made (their finalizer is removed, so a
+/// test that failed half-way leaves nothing stuck).
+struct TestAccounts(Vec<String>);
+
+impl Drop for TestAccounts {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = env().kubectl(&[
+                "patch",
+                "iamaccount",
+                name,
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ]);
+            let _ = env().kubectl(&["delete", "iamaccount", name, "--wait=false"]);
+        }
+    }
+}
+
+/// No login-profile call at all (the emulator's count) for `user`.
+fn no_login_profile_calls(user: &str) {
+    let counted = env().iam_calls(user);
+    for action in [
+        "GetLoginProfile",
+        "CreateLoginProfile",
+        "UpdateLoginProfile",
+        "DeleteLoginProfile",
+    ] {
+        assert_eq!(
+            counted.get(action).copied().unwrap_or(0),
+            0,
+            "{action} for {user}: {counted:?}"
+        );
+    }
+}
+
+#[test]
+fn each_tenant_acts_only_in_the_account_that_admits_it() {
+    let role = "loginprofile-operator";
+    let (a, b) = (
+        Account::new(role, None),
+        Account::new(role, Some("b-external")),
+    );
+    let suffix = unique("t").to_lowercase();
+    let (account_a, account_b) = (format!("tenant-a{suffix}"), format!("tenant-b{suffix}"));
+    let _accounts = TestAccounts(vec![account_a.clone(), account_b.clone()]);
+    let ns_a = TestNamespace::with_account("ten-a", None);
+    let ns_b = TestNamespace::with_account("ten-b", Some(&account_b));
+    let ns_c = TestNamespace::with_account("ten-c", None);
+    env().apply_ok(&iam_account(
+        &account_a,
+        json!({"roleArn": a.role_arn(role), "namespaces": [ns_a.name], "userNames": ["ta-*"]}),
+    ));
+    env().apply_ok(&iam_account(
+        &account_b,
+        json!({
+            "roleArn": b.role_arn(role), "externalId": "b-external",
+            "namespaceSelector": {"matchLabels": {ACCOUNT_LABEL: account_b}},
+            "userNames": ["tb-*"],
+            "requiredUserTag": {"key": "console", "value": "allowed"},
+        }),
+    ));
+    let operator = Operator::start(
+        &ns_a.name,
+        &["--namespace", &ns_b.name, "--namespace", &ns_c.name],
+    );
+    let ready_a = wait_account_ready(&account_a, "True", "Verified");
+    assert_eq!(ready_a["status"]["accountId"], a.id.as_str());
+    let ready_b = wait_account_ready(&account_b, "True", "Verified");
+    assert_eq!(ready_b["status"]["accountId"], b.id.as_str());
+
+    let u = unique("").replace('-', "");
+    let user = |prefix: &str| format!("{prefix}{u}");
+    let (ta, tb, tb_untagged, tb_relabel, outsider) = (
+        user("ta-x"),
+        user("tb-x"),
+        user("tb-untagged"),
+        user("tb-relabel"),
+        user("admin"),
+    );
+    a.create_user(&ta, None);
+    b.create_user(&tb, Some(("console", "allowed")));
+    b.create_user(&tb_untagged, None);
+    b.create_user(&tb_relabel, Some(("console", "allowed")));
+    b.create_user(&outsider, Some(("console", "allowed")));
+    let (a, b) = (&a, &b);
+    let (account_a, account_b) = (account_a.as_str(), account_b.as_str());
+    let (ns_a, ns_b, ns_c) = (&ns_a, &ns_b, &ns_c);
+    let lp = |ns: &TestNamespace, name: &str, user: &str, account: &str| {
+        env().apply_ok(&secret(
+            &ns.name,
+            name,
+            &[("password", &strong_password(name))],
+        ));
+        env().apply_ok(&login_profile(
+            &ns.name,
+            name,
+            json!({"userName": user, "accountRef": {"name": account},
+                   "passwordSecretRef": {"name": name}}),
+        ));
+    };
+
+    // Each tenant's profile lands in its own account, and only there.
+    lp(ns_a, "mine", &ta, account_a);
+    lp(ns_b, "mine", &tb, account_b);
+    let in_a = wait_ready_reason(&ns_a.name, "mine", "True", "Created", CONVERGE);
+    assert_eq!(in_a["status"]["accountId"], a.id.as_str());
+    wait_ready_reason(&ns_b.name, "mine", "True", "Created", CONVERGE);
+    a.login_profile(&ta)
+        .expect("tenant A's profile is in account A");
+    b.login_profile(&tb)
+        .expect("tenant B's profile is in account B");
+    assert!(b.login_profile(&ta).is_err() && a.login_profile(&tb).is_err());
+    assert!(
+        iam_profile(&ta).is_err() && iam_profile(&tb).is_err(),
+        "nothing in the operator's own account"
+    );
+
+    // Refusals: each names its rule; none costs a login-profile call.
+    lp(ns_a, "steal", &tb, account_b);
+    let refused = wait_ready_reason(&ns_a.name, "steal", "False", "NotAdmitted", CONVERGE);
+    let message = ready(&refused).unwrap().2;
+    assert!(
+        message.contains(&format!("does not admit namespace {:?}", ns_a.name)),
+        "{message}"
+    );
+    assert!(condition_true(&refused, "Stalled"));
+    lp(ns_b, "outside", &outsider, account_b);
+    let refused = wait_ready_reason(&ns_b.name, "outside", "False", "NotAdmitted", CONVERGE);
+    assert!(ready(&refused).unwrap().2.contains("spec.userNames"));
+    no_login_profile_calls(&outsider);
+    lp(ns_b, "untagged", &tb_untagged, account_b);
+    let refused = wait_ready_reason(&ns_b.name, "untagged", "False", "NotAdmitted", CONVERGE);
+    assert!(ready(&refused).unwrap().2.contains("console=allowed"));
+    no_login_profile_calls(&tb_untagged);
+    assert!(b.login_profile(&tb_untagged).is_err());
+
+    // Labelling the namespace admits it, with no change to the LoginProfile.
+    lp(ns_c, "relabel", &tb_relabel, account_b);
+    let waiting = wait_ready_reason(&ns_c.name, "relabel", "False", "NotAdmitted", CONVERGE);
+    no_login_profile_calls(&tb_relabel);
+    env().kubectl_ok(&[
+        "label",
+        "namespace",
+        &ns_c.name,
+        &format!("{ACCOUNT_LABEL}={account_b}"),
+    ]);
+    let admitted = wait_ready_reason(&ns_c.name, "relabel", "True", "Created", CONVERGE);
+    assert_eq!(
+        admitted["metadata"]["generation"], waiting["metadata"]["generation"],
+        "admitted without touching the LoginProfile"
+    );
+    b.login_profile(&tb_relabel)
+        .expect("in account B once admitted");
+
+    // Credentials are cached: more reconciles (rotations) assume no role.
+    let role_b = b.role_arn("loginprofile-operator");
+    let assumed = calls(&role_b, "AssumeRole");
+    assert!(assumed >= 1, "account B is reached through its role");
+    for round in 0..3 {
+        env().apply_ok(&secret(
+            &ns_b.name,
+            "mine",
+            &[("password", &strong_password(&format!("rotate{round}")))],
+        ));
+        wait_for("the rotation to be applied", CONVERGE, || {
+            let lp = get_lp(&ns_b.name, "mine");
+            (ready(&lp)?.1 == "Updated" && calls(&tb, "UpdateLoginProfile") == round + 1)
+                .then_some(())
+        });
+    }
+    assert_eq!(
+        calls(&role_b, "AssumeRole"),
+        assumed,
+        "3 rotations assumed the role again"
+    );
+
+    // A new role (new generation) is picked up: the next write assumes it.
+    a.add_role("loginprofile-operator-2", None);
+    env().kubectl_ok(&[
+        "patch",
+        "iamaccount",
+        account_a,
+        "--type=merge",
+        "-p",
+        &json!({"spec": {"roleArn": a.role_arn("loginprofile-operator-2")}}).to_string(),
+    ]);
+    env().apply_ok(&secret(
+        &ns_a.name,
+        "mine",
+        &[("password", &strong_password("new-role"))],
+    ));
+    wait_for("the rotation through the new role", CONVERGE, || {
+        (calls(&ta, "UpdateLoginProfile") == 1
+            && calls(&a.role_arn("loginprofile-operator-2"), "AssumeRole") >= 1)
+            .then_some(())
+    });
+    wait_ready_reason(&ns_a.name, "mine", "True", "Updated", CONVERGE);
+
+    // The password never shows in the operator's log.
+    assert!(!operator.logs().contains(&strong_password("new-role")));
+}
+
+#[test]
+fn one_login_profile_owns_one_iam_user() {
+    let owner_ns = TestNamespace::new("claim-owner");
+    let other_ns = TestNamespace::new("claim-other");
+    let operator = Operator::start(&owner_ns.name, &["--namespace", &other_ns.name]);
+    let mut users = TestUsers::default();
+    let user = users.create("claimed");
+    let apply = |ns: &TestNamespace, tag: &str| {
+        env().apply_ok(&secret(
+            &ns.name,
+            "pw",
+            &[("password", &strong_password(tag))],
+        ));
+        env().apply_ok(&login_profile(
+            &ns.name,
+            "lp",
+            json!({"userName": user, "passwordSecretRef": {"name": "pw"}}),
+        ));
+    };
+    apply(&owner_ns, "owner");
+    wait_ready_reason(&owner_ns.name, "lp", "True", "Created", CONVERGE);
+    apply(&other_ns, "loser");
+    let loser = wait_ready_reason(&other_ns.name, "lp", "False", "UserClaimed", CONVERGE);
+    let message = ready(&loser).unwrap().2;
+    assert!(
+        !message.contains(&owner_ns.name),
+        "the refusal does not name the other tenant: {message}"
+    );
+    let writes = iam_writes(&user);
+
+    // Deleting the loser leaves the owner's profile alone.
+    env().kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        "lp",
+        "-n",
+        &other_ns.name,
+        "--timeout=30s",
+    ]);
+    iam_profile(&user).expect("the owner's profile stays");
+    assert_eq!(iam_writes(&user), writes, "no IAM write for the loser");
+
+    // With the owner gone (its profile deleted), the next claimant takes over.
+    apply(&other_ns, "second");
+    wait_ready_reason(&other_ns.name, "lp", "False", "UserClaimed", CONVERGE);
+    env().kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        "lp",
+        "-n",
+        &owner_ns.name,
+        "--timeout=30s",
+    ]);
+    wait_ready_reason(&other_ns.name, "lp", "True", "Created", CONVERGE);
+    iam_profile(&user).expect("the new owner's profile");
+    assert!(!operator.logs().contains(&strong_password("second")));
+}
+
+#[test]
+fn bad_iam_accounts_are_refused_or_explained() {
+    let suffix = unique("bad").to_lowercase();
+    let (invalid, unassumable, in_use) = (
+        format!("invalid{suffix}"),
+        format!("unassumable{suffix}"),
+        format!("in-use{suffix}"),
+    );
+    let _accounts = TestAccounts(vec![unassumable.clone(), in_use.clone()]);
+
+    // An ARN that is not a role's is refused by the API server (CEL).
+    let refused = env().apply(&iam_account(
+        &invalid,
+        json!({"roleArn": "arn:aws:iam::12345:user/bob", "userNames": ["*"]}),
+    ));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("roleArn must be an IAM role ARN"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let ns = TestNamespace::with_account("bad-acct", None);
+    let operator = Operator::start(&ns.name, &[]);
+    let account = Account::new("exists", None);
+    env().apply_ok(&iam_account(
+        &unassumable,
+        json!({"roleArn": account.role_arn("does-not-exist"),
+               "namespaces": [ns.name], "userNames": ["*"]}),
+    ));
+    let failing = wait_account_ready(&unassumable, "False", "AssumeRoleFailed");
+    assert!(
+        ready(&failing).unwrap().2.contains("trust policy"),
+        "{failing}"
+    );
+    let mut users = TestUsers::default();
+    let user = users.reserve("bad-acct");
+    env().apply_ok(&secret(
+        &ns.name,
+        "pw",
+        &[("password", &strong_password("bad"))],
+    ));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "waits",
+        json!({"userName": user, "accountRef": {"name": unassumable},
+               "passwordSecretRef": {"name": "pw"}}),
+    ));
+    let waits = wait_ready_reason(&ns.name, "waits", "False", "AccountNotReady", CONVERGE);
+    assert!(ready(&waits).unwrap().2.contains(&unassumable));
+    no_login_profile_calls(&user);
+
+    // A name no IAMAccount has.
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "nowhere",
+        json!({"userName": user, "accountRef": {"name": format!("missing{suffix}")},
+               "passwordSecretRef": {"name": "pw"}}),
+    ));
+    let nowhere = wait_ready_reason(&ns.name, "nowhere", "False", "NotAdmitted", CONVERGE);
+    assert!(ready(&nowhere).unwrap().2.contains("does not exist"));
+
+    // accountRef cannot be changed (CEL).
+    let moved = env().kubectl(&[
+        "patch",
+        "loginprofile",
+        "nowhere",
+        "-n",
+        &ns.name,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"accountRef":{"name":"default"}}}"#,
+    ]);
+    assert!(String::from_utf8_lossy(&moved.stderr).contains("accountRef is immutable"));
+
+    // An IAMAccount in use is kept until its LoginProfiles go.
+    env().apply_ok(&iam_account(
+        &in_use,
+        json!({"namespaces": [ns.name], "userNames": ["*"]}),
+    ));
+    wait_account_ready(&in_use, "True", "Verified");
+    let user2 = users.create("in-use");
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "user",
+        json!({"userName": user2, "accountRef": {"name": in_use},
+               "passwordSecretRef": {"name": "pw"}}),
+    ));
+    wait_ready_reason(&ns.name, "user", "True", "Created", CONVERGE);
+    env().kubectl_ok(&["delete", "iamaccount", &in_use, "--wait=false"]);
+    holds_for(Duration::from_secs(3), || {
+        assert!(
+            env()
+                .kubectl(&["get", "iamaccount", &in_use])
+                .status
+                .success(),
+            "kept while in use"
+        );
+    });
+    env().kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        "user",
+        "-n",
+        &ns.name,
+        "--timeout=30s",
+    ]);
+    assert!(
+        iam_profile(&user2).is_err(),
+        "its profile was deleted through it"
+    );
+    wait_until("the IAMAccount to go", CONVERGE, || {
+        !env()
+            .kubectl(&["get", "iamaccount", &in_use])
+            .status
+            .success()
+    });
+    drop(operator);
+}
