@@ -296,6 +296,7 @@ impl<I: Iam> Context<I> {
             .collect();
         // Rivals are rare, and their cached copies come from other watches
         // that may lag: whether one already manages the user is read fresh.
+        let same_user_count = same_user.len();
         let mut rivals = Vec::new();
         for other in same_user {
             let api: Api<LoginProfile> =
@@ -317,6 +318,7 @@ impl<I: Iam> Context<I> {
                 rivals.push(fresh);
             }
         }
+        tracing::debug!(object = %ObjectRef::from_obj(lp), candidates = same_user_count, rivals = rivals.len(), "claims on the same IAM user");
         tenancy::claim(lp, &rivals)?;
         let account = account.expect("admitted by an IAMAccount that exists");
         Ok(InAccount {

@@ -138,10 +138,19 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     pattern[p..].iter().all(|&c| c == '*')
 }
 
-/// The order in which LoginProfiles claim an IAM user: the oldest first,
-/// then by uid, so every replica and every reconcile agree.
-fn claim_order(lp: &LoginProfile) -> (Option<k8s_openapi::jiff::Timestamp>, String) {
+/// The order in which LoginProfiles claim an IAM user: one that already
+/// manages it (took charge, or recorded a password) first, then the oldest,
+/// then by uid, so every replica and every reconcile agree. Managing comes
+/// first because creationTimestamp has one-second resolution: of two made in
+/// the same second, the uid must not take the user from the one that acts.
+fn claim_order(lp: &LoginProfile) -> (bool, Option<k8s_openapi::jiff::Timestamp>, String) {
+    let manages = lp.in_charge_since().is_some()
+        || lp
+            .status
+            .as_ref()
+            .is_some_and(|s| s.password_fingerprint.is_some());
     (
+        !manages,
         lp.metadata.creation_timestamp.as_ref().map(|t| t.0),
         lp.uid().unwrap_or_default(),
     )
@@ -362,5 +371,15 @@ mod tests {
             "same second: the uid decides"
         );
         assert!(claim(&young, [&twin]).is_err());
+        let mut managing = at("managing", "u9", 20);
+        managing.status = Some(crate::crd::LoginProfileStatus {
+            password_fingerprint: Some("fp".into()),
+            ..Default::default()
+        });
+        assert!(
+            claim(&managing, [&old, &twin]).is_ok(),
+            "the one that manages the user keeps it"
+        );
+        assert!(claim(&old, [&managing]).is_err());
     }
 }
