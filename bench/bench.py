@@ -436,7 +436,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, nargs="+", default=[100, 1000], help="object counts (default 100 1000)")
     parser.add_argument("--with-5000", action="store_true", help="also N=5000, IAM's default user quota")
-    parser.add_argument("--binary", default=str(ROOT / "target/x86_64-unknown-linux-musl/release/loginprofile-operator"))
+    # Where `make image-binary` puts it: CARGO_TARGET_DIR, or target/.
+    target_dir = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    parser.add_argument("--binary", default=str(target_dir / "x86_64-unknown-linux-musl/release/loginprofile-operator"))
     parser.add_argument("--concurrency", type=int, default=4, help="operator workers and boto3 pool width")
     parser.add_argument("--iam-rate-limit", type=int, default=1000,
                         help="the operator's --iam-rate-limit (its default, 10/s, guards a real shared account)")

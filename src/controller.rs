@@ -277,8 +277,8 @@ impl<I: Iam> Context<I> {
 
     /// Whether `lp` may act, and in which AWS account: the IAMAccount it
     /// names admits its namespace and its user (docs/tenancy.md), and no
-    /// older LoginProfile claims the same user there. Reads only caches: a
-    /// refusal costs no AWS call.
+    /// other LoginProfile owns the same user there. Makes no AWS call: a
+    /// refusal costs IAM nothing.
     async fn admitted(&self, lp: &LoginProfile) -> Result<InAccount<'_, I>, Outcome> {
         let Some(tenancy) = self.tenancy.get() else {
             return Err(Outcome::new(
@@ -289,14 +289,34 @@ impl<I: Iam> Context<I> {
         tenancy.wait_until_ready().await;
         let account = tenancy.account(lp.account_name());
         let account_id = tenancy.admit(lp, account.as_deref())?;
+        let rivals = self.rivals(lp, tenancy, &account_id).await?;
+        tenancy::claim(lp, &rivals)?;
+        let account = account.expect("admitted by an IAMAccount that exists");
+        Ok(InAccount {
+            shared: self,
+            account: self.accounts.get(&account).await,
+            account_id,
+        })
+    }
+
+    /// The other admitted LoginProfiles that name `lp`'s IAM user in the
+    /// same AWS account. Rare, and their cached copies come from other
+    /// watches that may lag, so they are read fresh: whether one already
+    /// manages the user decides who owns it.
+    async fn rivals(
+        &self,
+        lp: &LoginProfile,
+        tenancy: &TenancyStores,
+        account_id: &String,
+    ) -> Result<Vec<LoginProfile>, Outcome> {
         let user = lp.user_name();
         let same_user: Vec<Arc<LoginProfile>> = self
             .cached_profiles()
             .filter(|other| other.uid() != lp.uid() && other.user_name() == user)
             .collect();
-        // Rivals are rare, and their cached copies come from other watches
-        // that may lag: whether one already manages the user is read fresh.
-        let same_user_count = same_user.len();
+        if same_user.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut rivals = Vec::new();
         for other in same_user {
             let api: Api<LoginProfile> =
@@ -314,18 +334,12 @@ impl<I: Iam> Context<I> {
                 }
             };
             let theirs = tenancy.account(fresh.account_name());
-            if tenancy.admit(&fresh, theirs.as_deref()).as_ref() == Ok(&account_id) {
+            if tenancy.admit(&fresh, theirs.as_deref()).as_ref() == Ok(account_id) {
                 rivals.push(fresh);
             }
         }
-        tracing::debug!(object = %ObjectRef::from_obj(lp), candidates = same_user_count, rivals = rivals.len(), "claims on the same IAM user");
-        tenancy::claim(lp, &rivals)?;
-        let account = account.expect("admitted by an IAMAccount that exists");
-        Ok(InAccount {
-            shared: self,
-            account: self.accounts.get(&account).await,
-            account_id,
-        })
+        tracing::debug!(object = %ObjectRef::from_obj(lp), rivals = rivals.len(), "other LoginProfiles name the same IAM user");
+        Ok(rivals)
     }
 }
 

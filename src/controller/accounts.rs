@@ -105,32 +105,6 @@ pub(super) fn changed_by<K: Resource + Send + Sync + 'static>(
     })
 }
 
-/// The LoginProfiles in `store` that name the IAMAccount `account`.
-pub(super) fn naming_account(
-    store: &Store<LoginProfile>,
-    account: &str,
-) -> Vec<ObjectRef<LoginProfile>> {
-    store
-        .state()
-        .iter()
-        .filter(|lp| lp.account_name() == account)
-        .map(|lp| ObjectRef::from_obj(&**lp))
-        .collect()
-}
-
-/// The LoginProfiles in `store` in namespace `namespace`.
-pub(super) fn in_namespace(
-    store: &Store<LoginProfile>,
-    namespace: &str,
-) -> Vec<ObjectRef<LoginProfile>> {
-    store
-        .state()
-        .iter()
-        .filter(|lp| lp.namespace().as_deref() == Some(namespace))
-        .map(|lp| ObjectRef::from_obj(&**lp))
-        .collect()
-}
-
 /// How often an IAMAccount's count of LoginProfiles is refreshed.
 const COUNT_REFRESH: Duration = Duration::from_secs(60);
 /// How soon failing credentials are tried again.

@@ -11,9 +11,22 @@ use k8s_openapi::api::core::v1::Namespace;
 use super::*;
 use crate::iam_account::IAMAccount;
 use accounts::{
-    account_error_policy, admission_relevant, changed_by, in_namespace, namespace_labels,
-    naming_account, reconcile_account,
+    account_error_policy, admission_relevant, changed_by, namespace_labels, reconcile_account,
 };
+
+/// The LoginProfiles in `store` that `keep` selects: the ones a change of
+/// another object concerns.
+fn matching(
+    store: &Store<LoginProfile>,
+    keep: impl Fn(&LoginProfile) -> bool,
+) -> Vec<ObjectRef<LoginProfile>> {
+    store
+        .state()
+        .iter()
+        .filter(|lp| keep(lp))
+        .map(|lp| ObjectRef::from_obj(&**lp))
+        .collect()
+}
 
 /// The LoginProfiles in `store` that read the given Secret.
 fn referencing(
@@ -21,19 +34,14 @@ fn referencing(
     namespace: Option<String>,
     secret_name: &str,
 ) -> Vec<ObjectRef<LoginProfile>> {
-    store
-        .state()
-        .iter()
-        .filter(|lp| {
-            lp.namespace() == namespace
-                && lp
-                    .spec
-                    .password_secret_ref
-                    .as_ref()
-                    .is_some_and(|r| r.name == secret_name)
-        })
-        .map(|lp| ObjectRef::from_obj(&**lp))
-        .collect()
+    matching(store, |lp| {
+        lp.namespace() == namespace
+            && lp
+                .spec
+                .password_secret_ref
+                .as_ref()
+                .is_some_and(|r| r.name == secret_name)
+    })
 }
 
 /// Secrets that changed or went away. The first listing is skipped: at
@@ -67,12 +75,7 @@ fn secret_changes(
 /// user: one of them may take the user over now.
 fn claimants(store: &Store<LoginProfile>, gone: &LoginProfile) -> Vec<ObjectRef<LoginProfile>> {
     let user = gone.user_name();
-    store
-        .state()
-        .iter()
-        .filter(|lp| lp.uid() != gone.uid() && lp.user_name() == user)
-        .map(|lp| ObjectRef::from_obj(&**lp))
-        .collect()
+    matching(store, |lp| lp.uid() != gone.uid() && lp.user_name() == user)
 }
 
 /// Drops what the reconciler never reads before an object enters the cache:
@@ -173,7 +176,10 @@ pub fn run<I: Iam>(
                     admission_relevant,
                     Some(started),
                 ),
-                move |account| naming_account(&by_account, &account.name_any()),
+                move |account| {
+                    let name = account.name_any();
+                    matching(&by_account, |lp| lp.account_name() == name)
+                },
             )
             .watches_shared_stream(
                 // A new namespace holds no LoginProfile yet: only label
@@ -185,7 +191,10 @@ pub fn run<I: Iam>(
                     namespace_labels,
                     None,
                 ),
-                move |namespace| in_namespace(&by_namespace, &namespace.name_any()),
+                move |namespace| {
+                    let name = namespace.name_any();
+                    matching(&by_namespace, |lp| lp.namespace().as_ref() == Some(&name))
+                },
             )
             .watches_stream(deleted.map(Ok), move |gone| claimants(&by_claim, &gone))
             .graceful_shutdown_on(shutdown.clone())
