@@ -235,18 +235,17 @@ impl<I: Iam> Context<I> {
         self.failures.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The resync delay with ±10% jitter, so objects created together do not
-    /// hit IAM together forever after.
-    fn resync(&self) -> Duration {
-        self.settings
-            .resync_period
-            .mul_f64(rand::rng().random_range(0.9..1.1))
-    }
-
     /// When to look at `lp` again: the resync period, or the Secrets Manager
     /// poll interval when that is the source (it has no watch).
     fn requeue_after(&self, lp: &LoginProfile) -> Duration {
-        let resync = self.resync();
+        self.look_again_within(lp, self.settings.resync_period)
+    }
+
+    /// `period` with ±10% jitter (so objects created together do not hit IAM
+    /// together forever after), or the Secrets Manager poll interval when
+    /// that is the source and comes sooner.
+    fn look_again_within(&self, lp: &LoginProfile, period: Duration) -> Duration {
+        let resync = period.mul_f64(rand::rng().random_range(0.9..1.1));
         match lp.spec.password_secrets_manager_ref {
             Some(_) => resync.min(
                 self.settings
@@ -344,6 +343,16 @@ impl<I: Iam> Context<I> {
 }
 
 impl<I: Iam> InAccount<'_, I> {
+    /// When to look again at an object IAM (or, at start, status) confirmed:
+    /// its next drift check, one drift period away. That is the resync
+    /// period, stretched when the account's drift budget cannot check every
+    /// object in it: coming back sooner would only re-read the Secret to be
+    /// put off again, and with thousands of objects those reads would fill
+    /// the workers a change needs.
+    fn next_drift_check(&self, lp: &LoginProfile) -> Duration {
+        self.look_again_within(lp, self.drift_period())
+    }
+
     /// First sight after a start of an object status shows up to date: it is
     /// trusted with no IAM call, and its drift check is placed at a uniformly
     /// random point of the (effective) drift period, so a restart costs the
@@ -358,7 +367,7 @@ impl<I: Iam> InAccount<'_, I> {
         let period = self.drift_period();
         let delay = period.mul_f64(rand::rng().random_range(0.0..1.0));
         self.remember_verified(lp, desired.fingerprint.clone(), delay);
-        Some(delay.min(self.requeue_after(lp)))
+        Some(delay.min(self.next_drift_check(lp)))
     }
 
     /// When IAM need not be asked now: nothing changed since IAM (or, at
@@ -366,7 +375,7 @@ impl<I: Iam> InAccount<'_, I> {
     /// and the drift budget has no token free. Says when to look again.
     fn no_iam_call_needed(&self, lp: &LoginProfile, desired: &Desired) -> Option<Action> {
         if self.recently_verified(lp, desired) {
-            return Some(Action::requeue(self.requeue_after(lp)));
+            return Some(Action::requeue(self.next_drift_check(lp)));
         }
         if let Some(delay) = self.trust_on_first_sight(lp, desired) {
             tracing::debug!(object = %ObjectRef::from_obj(lp), drift_check_in = ?delay, "status is up to date: trusted without asking IAM");
@@ -540,7 +549,7 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
     ctx.metrics
         .set_profile_state(key(&lp), Some(ProfileState::Ready));
     ctx.metrics.reconciled("ok");
-    Ok(Action::requeue(ctx.requeue_after(&lp)))
+    Ok(Action::requeue(ctx.next_drift_check(&lp)))
 }
 
 /// The decide step's inputs, gathered from what was observed.
