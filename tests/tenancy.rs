@@ -14,6 +14,17 @@ use support::*;
 
 const CONVERGE: Duration = Duration::from_secs(30);
 
+/// Every operator verifies every IAMAccount in the cluster (it assumes each
+/// role once), so the emulator's AssumeRole counts belong to one operator
+/// only while no other test's operator runs: these tests take turns.
+static ONE_OPERATOR_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    ONE_OPERATOR_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// An AWS account of the emulator with a role the operator assumes.
 struct Account {
     id: String,
@@ -148,6 +159,7 @@ fn no_login_profile_calls(user: &str) {
 
 #[test]
 fn each_tenant_acts_only_in_the_account_that_admits_it() {
+    let _turn = take_turn();
     let role = "loginprofile-operator";
     let (a, b) = (
         Account::new(role, None),
@@ -315,6 +327,7 @@ fn each_tenant_acts_only_in_the_account_that_admits_it() {
 
 #[test]
 fn one_login_profile_owns_one_iam_user() {
+    let _turn = take_turn();
     let owner_ns = TestNamespace::new("claim-owner");
     let other_ns = TestNamespace::new("claim-other");
     let operator = Operator::start(&owner_ns.name, &["--namespace", &other_ns.name]);
@@ -373,6 +386,7 @@ fn one_login_profile_owns_one_iam_user() {
 
 #[test]
 fn bad_iam_accounts_are_refused_or_explained() {
+    let _turn = take_turn();
     let suffix = unique("bad").to_lowercase();
     let (invalid, unassumable, in_use) = (
         format!("invalid{suffix}"),
