@@ -278,36 +278,14 @@ async fn write_status(
             &now,
         ),
     };
-    let same_conditions =
-        |a: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition],
-         b: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]| {
-            a.len() == b.len()
-                && a.iter().zip(b).all(|(x, y)| {
-                    (
-                        &x.type_,
-                        &x.status,
-                        &x.reason,
-                        &x.message,
-                        x.observed_generation,
-                    ) == (
-                        &y.type_,
-                        &y.status,
-                        &y.reason,
-                        &y.message,
-                        y.observed_generation,
-                    )
-                })
-        };
-    if previous.observed_generation == next.observed_generation
-        && previous.account_id == next.account_id
-        && previous.login_profiles == next.login_profiles
-        && same_conditions(&previous.conditions, &next.conditions)
-    {
+    // status::conditions keeps each unchanged condition as it was, so an
+    // unchanged status compares equal.
+    if previous == next {
         return Ok(());
     }
     let patch = serde_json::json!({
-        "apiVersion": "iam.loginprofile.dev/v1alpha1",
-        "kind": "IAMAccount",
+        "apiVersion": IAMAccount::api_version(&()),
+        "kind": IAMAccount::kind(&()),
         "metadata": {"resourceVersion": account.resource_version()},
         "status": next,
     });
