@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: the environment, the CRD, the operator (in the background),
-# examples/ applied, every LoginProfile Ready, and the Kubernetes view beside
-# the IAM view. `make demo-stop` stops it all.
+# `make demo`: the environment, the CRD, the operator (`helm install`ed as a
+# Pod on the environment's node; a background process when the environment
+# runs without one, LPO_NODE=0), examples/ applied, every LoginProfile Ready,
+# and the Kubernetes view beside the IAM view. `make demo-stop` stops it all.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -32,9 +33,15 @@ hack/devenv.sh up
 # shellcheck disable=SC1091
 source "$DEVENV/env"
 
-say "Building the operator"
-cargo build --quiet
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/loginprofile-operator"
+if [[ -n "${LPO_NODE:-}" ]]; then
+  say "Building the operator's image (the static binary the Dockerfile builds; minutes the first time)"
+  hack/image-binary.sh
+  hack/devenv.sh load-image
+else
+  say "Building the operator"
+  cargo build --quiet
+  BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/loginprofile-operator"
+fi
 
 say "Installing the CRDs (LoginProfile, IAMAccount)"
 kubectl apply --server-side -f crds/loginprofile-operator.yaml
@@ -49,11 +56,28 @@ for user in $users; do
   echo "IAM user $user"
 done
 
-say "Starting the operator (logs: target/devenv/logs/operator.log)"
 stop_operator
-kubectl create namespace loginprofile-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-"$BIN" run --operator-namespace loginprofile-system --http-addr 127.0.0.1:0 >"$DEVENV/logs/operator.log" 2>&1 &
-echo $! >"$PIDFILE"
+if [[ -n "${LPO_NODE:-}" ]]; then
+  say "helm install: the operator as a Pod on node $LPO_NODE, from the image just built"
+  # The emulator at the node IP (hack/node.sh); a real cluster gives the Pod
+  # its AWS identity through IRSA or Pod Identity instead (docs/install.md).
+  helm upgrade --install loginprofile-operator charts/loginprofile-operator \
+    --namespace loginprofile-system --create-namespace \
+    --set image.repository=localhost/loginprofile-operator --set image.tag=dev --set image.pullPolicy=Never \
+    --set defaultAccount.create=false \
+    --set "extraEnv[0].name=AWS_ENDPOINT_URL" --set "extraEnv[0].value=$LPO_NODE_IAM_ENDPOINT" \
+    --set "extraEnv[1].name=AWS_ACCESS_KEY_ID" --set "extraEnv[1].value=$AWS_ACCESS_KEY_ID" \
+    --set "extraEnv[2].name=AWS_SECRET_ACCESS_KEY" --set "extraEnv[2].value=$AWS_SECRET_ACCESS_KEY" \
+    --wait --timeout 120s
+  kubectl get pods -n loginprofile-system -o wide
+  LOGS_HINT="kubectl logs -n loginprofile-system deploy/loginprofile-operator -f"
+else
+  say "Starting the operator (logs: target/devenv/logs/operator.log)"
+  kubectl create namespace loginprofile-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  "$BIN" run --operator-namespace loginprofile-system --http-addr 127.0.0.1:0 >"$DEVENV/logs/operator.log" 2>&1 &
+  echo $! >"$PIDFILE"
+  LOGS_HINT="tail -f target/devenv/logs/operator.log"
+fi
 
 say "Applying examples/ (the IAMAccount a cluster admin writes, then team-a's LoginProfiles)"
 kubectl apply -f examples/default-account.yaml
@@ -83,7 +107,7 @@ Look around:
   kubectl get events -n team-a
   kubectl edit secret -n team-a bob-console-password   # rotate: watch Ready's reason turn Updated
   aws iam get-login-profile --user-name alice
-  tail -f target/devenv/logs/operator.log
+  $LOGS_HINT
 Stop:
   make demo-stop
 TEXT

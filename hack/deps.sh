@@ -22,9 +22,16 @@ declare -A CHECKS=(
   [openssl]='command -v openssl'
   [ca-certificates]='test -s /etc/ssl/certs/ca-certificates.crt'
   [bsdextrautils]='command -v column'
+  # The dev environment's node (hack/node.sh).
+  [containerd]='command -v containerd && command -v ctr'
+  [runc]='command -v runc'
+  [containernetworking-plugins]='test -x /usr/lib/cni/bridge'
+  [iptables]='command -v iptables'
+  [iproute2]='command -v ip'
 )
 # Fixed order, so messages and installs are the same on every machine.
-PACKAGES=(musl-tools python3-venv jq curl openssl ca-certificates bsdextrautils)
+PACKAGES=(musl-tools python3-venv jq curl openssl ca-certificates bsdextrautils
+  containerd runc containernetworking-plugins iptables iproute2)
 
 # Prerequisites that no package here provides (Debian's Go is too old).
 check_toolchains() {
@@ -57,6 +64,13 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 log "installing from Debian: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Installing containerd must not start a system containerd: the node runs
+# its own (hack/node.sh), and nothing else may be left running.
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 for package in "${missing[@]}"; do

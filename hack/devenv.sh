@@ -2,11 +2,15 @@
 # The local environment the operator is developed and tested against: etcd,
 # kube-apiserver and kube-controller-manager (TLS, RBAC, ServiceAccount token
 # signing) plus the IAM emulator (moto, corrected by hack/moto_server.py), all
-# on loopback, on free ports.
+# on loopback, on free ports; and a node (hack/node.sh: containerd, kubelet,
+# kube-proxy in a network namespace of its own, kube-scheduler), which
+# LPO_NODE=0 leaves out.
 #
 #   hack/devenv.sh up       build what is missing (cached), start everything
 #   hack/devenv.sh down     stop exactly what `up` started; keep the cache
 #   hack/devenv.sh status   what runs, where, since when
+#   hack/devenv.sh load-image [BINARY]   the operator's image from the static binary, into the node
+#   hack/devenv.sh leftovers   after `down`: fails, naming it, if anything of the node is left
 #   hack/devenv.sh restart-apiserver | compact-etcd   faults for tests/disruption.rs
 #
 # State lives in target/devenv/: kubeconfig, env (source it), pki/, logs/, state.
@@ -23,21 +27,31 @@ LOGS="$DEVENV/logs"
 VENV="$DEVENV/venv"
 REQUIREMENTS="$ROOT/hack/requirements-devenv.txt"
 STARTED_PIDS=()
+# shellcheck source=hack/node.sh
+source "$ROOT/hack/node.sh"
 
 # --- state ------------------------------------------------------------------
 
 state_get() { [[ -f "$STATE" ]] && sed -n "s/^$1=//p" "$STATE" | tail -n 1; }
+state_get_all() { [[ -f "$STATE" ]] && sed -n "s/^$1=//p" "$STATE"; }
+
+CONTROL_PLANE=(etcd kube-apiserver kube-controller-manager moto)
+
+components() {
+  echo "${CONTROL_PLANE[@]}"
+  if node_wanted; then echo "${NODE_COMPONENTS[@]}"; fi
+}
 
 running_pids() {
   local name pid
-  for name in etcd kube-apiserver kube-controller-manager moto; do
+  for name in $(components); do
     pid=$(state_get "${name}_pid")
     [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && echo "$name=$pid"
   done
   return 0
 }
 
-is_up() { [[ -f "$STATE" ]] && [[ $(running_pids | wc -l) -eq 4 ]]; }
+is_up() { [[ -f "$STATE" ]] && [[ $(running_pids | wc -l) -eq $(components | wc -w) ]]; }
 
 # --- prerequisites -----------------------------------------------------------
 
@@ -72,15 +86,18 @@ install_emulator() {
 }
 
 make_pki() {
-  [[ -f "$PKI/admin.crt" ]] && return 0
+  # The serving certificate also names the kubernetes Service's ClusterIP and
+  # the node IP (Pods reach the API server there): older PKI lacks them.
+  [[ -f "$PKI/admin.crt" ]] && grep -q "IP:$NODE_IP" "$PKI/san.cnf" 2>/dev/null && return 0
+  rm -rf "$PKI"
   log "creating a CA, serving and client certificates, and ServiceAccount signing keys in $PKI"
   mkdir -p "$PKI"
   (
     cd "$PKI"
     openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=loginprofile-devenv-ca" \
       -keyout ca.key -out ca.crt 2>/dev/null
-    cat >san.cnf <<'EOF'
-subjectAltName = IP:127.0.0.1, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc
+    cat >san.cnf <<EOF
+subjectAltName = IP:127.0.0.1, IP:10.96.0.1, IP:$NODE_IP, DNS:localhost, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc
 extendedKeyUsage = serverAuth, clientAuth
 EOF
     cat >client.cnf <<'EOF'
@@ -140,6 +157,7 @@ wait_for() { # what seconds cmd...: polls cmd until it succeeds
 }
 
 cleanup_failed_start() {
+  node_down 2>/dev/null || true
   local pid
   for pid in "${STARTED_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${STARTED_PIDS[@]}"; do
@@ -150,8 +168,9 @@ cleanup_failed_start() {
 }
 
 start_apiserver() { # api_port etcd_port
-  local api_port="$1" etcd_port="$2"
+  local api_port="$1" etcd_port="$2" node_flags
   echo "api_port=$api_port" >>"$STATE"
+  mapfile -t node_flags < <(node_apiserver_flags)
   start kube-apiserver "$LOGS/kube-apiserver.log" "$KUBE_BIN/kube-apiserver" \
     --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
     --etcd-servers "https://127.0.0.1:$etcd_port" \
@@ -167,6 +186,7 @@ start_apiserver() { # api_port etcd_port
     --enable-priority-and-fairness=false \
     --audit-policy-file "$ROOT/hack/audit-policy.yaml" --audit-log-path "$LOGS/audit.log" \
     --audit-log-format json --audit-log-maxsize 1000 --audit-log-maxbackup 1 \
+    "${node_flags[@]}" \
     --v 1
 }
 
@@ -215,6 +235,7 @@ cmd_up() {
   require_command openssl "install it (Debian: apt-get install openssl) and run again."
   require_command jq "install it (Debian: apt-get install jq) and run again."
   require_command curl "install it (Debian: apt-get install curl) and run again."
+  if node_wanted; then require_node_support; fi
   mkdir -p "$DEVENV" "$LOGS"
   require_disk "$DEVENV"
   if ! tools_ready; then build_tools; fi
@@ -260,21 +281,26 @@ cmd_up() {
   # The namespace controller finalizes deleted namespaces, the garbage
   # collector follows ownerReferences, and the ClusterRole aggregator folds
   # the chart's LoginProfile rules into `edit`/`view`: tests rely on all
-  # three, as users do.
+  # three, as users do. The node's Deployments need the deployment and
+  # ReplicaSet controllers, its Pods the kube-root-ca.crt ConfigMap, and the
+  # node lifecycle controller lifts the not-ready taint.
   start kube-controller-manager "$LOGS/kube-controller-manager.log" "$KUBE_BIN/kube-controller-manager" \
     --kubeconfig "$DEVENV/kubeconfig" --authentication-kubeconfig "$DEVENV/kubeconfig" \
     --authorization-kubeconfig "$DEVENV/kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$kcm_port" --leader-elect=false \
-    --controllers namespace-controller,garbage-collector-controller,serviceaccount-controller,clusterrole-aggregation-controller \
+    --controllers namespace-controller,garbage-collector-controller,serviceaccount-controller,clusterrole-aggregation-controller,deployment-controller,replicaset-controller,root-ca-certificate-publisher-controller,node-lifecycle-controller,endpointslice-controller \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
     --cert-dir "$DEVENV/kcm-certs"
   wait_for "kube-controller-manager" 60 curl -sfk "https://127.0.0.1:$kcm_port/healthz"
+  node_up "$api_port" "$moto_port"
 
   cat >"$DEVENV/env" <<EOF
 # Generated by hack/devenv.sh up; source it: . target/devenv/env
 export KUBECONFIG="$DEVENV/kubeconfig"
 export AWS_ENDPOINT_URL="http://127.0.0.1:$moto_port"
 export LPO_AUDIT_LOG="$LOGS/audit.log"
+export LPO_NODE="$(node_wanted && echo "$NODE_NAME")"
+export LPO_NODE_IAM_ENDPOINT="http://$NODE_IP:$moto_port"
 export AWS_REGION=us-east-1
 export AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=testing
@@ -282,7 +308,7 @@ export AWS_SECRET_ACCESS_KEY=testing
 export PATH="$KUBE_BIN:$HELM_BIN:$KSTATUS_BIN:$FLUX_HEALTH_BIN:$ARGOCD_HEALTH_BIN:$VENV/bin:\$PATH"
 EOF
   trap - ERR INT TERM
-  log "up in $((SECONDS - start_time))s: kube-apiserver $server, IAM emulator http://127.0.0.1:$moto_port"
+  log "up in $((SECONDS - start_time))s: kube-apiserver $server, IAM emulator http://127.0.0.1:$moto_port$(node_wanted && echo ", node $NODE_NAME ($NODE_IP, in network namespace $NODE_NETNS)")"
   log "use it: . target/devenv/env && kubectl get ns && aws iam list-users"
 }
 
@@ -291,6 +317,7 @@ cmd_down() {
     log "not running; nothing to stop"
     return 0
   fi
+  node_down
   local pid name
   local pids=()
   for name in kube-controller-manager kube-apiserver moto etcd; do
@@ -319,8 +346,9 @@ cmd_status() {
   echo "  kube-apiserver  $(state_get server)"
   echo "  etcd            $(state_get etcd)"
   echo "  IAM emulator    $(state_get iam)"
+  [[ -n "$(state_get node_netns)" ]] && echo "  node            $NODE_NAME, $NODE_IP in network namespace $(state_get node_netns)"
   local name pid
-  for name in etcd kube-apiserver kube-controller-manager moto; do
+  for name in $(components); do
     pid=$(state_get "${name}_pid")
     if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
       printf '  %-24s running, pid %s\n' "$name" "$pid"
@@ -338,5 +366,7 @@ case "${1:-}" in
   status) cmd_status ;;
   restart-apiserver) cmd_restart_apiserver ;;
   compact-etcd) cmd_compact_etcd ;;
-  *) die "usage: hack/devenv.sh up|down|status|restart-apiserver|compact-etcd" ;;
+  load-image) cmd_load_image "${2:-}" ;;
+  leftovers) cmd_leftovers ;;
+  *) die "usage: hack/devenv.sh up|down|status|load-image|leftovers|restart-apiserver|compact-etcd" ;;
 esac

@@ -9,6 +9,8 @@ CA bundle, /tmp, /home/nonroot). The static binary comes from
 
 Usage: hack/oci-image.py BINARY OUTPUT.tar [IMAGE_NAME]
   IMAGE_NAME defaults to localhost/loginprofile-operator:dev.
+       hack/oci-image.py --pause PAUSE_BINARY OUTPUT.tar IMAGE_NAME
+  the dev node's Pod sandbox image (hack/pause.c): /pause, user 65535.
 Import it into a containerd: ctr -n k8s.io images import OUTPUT.tar
 
 The archive is reproducible: same binary and Dockerfile, same bytes.
@@ -111,27 +113,15 @@ def blob(archive: tarfile.TarFile, data: bytes) -> dict:
     return {"digest": f"sha256:{digest}", "size": len(data)}
 
 
-def main() -> None:
-    if len(sys.argv) not in (3, 4):
-        raise SystemExit(__doc__)
-    binary, output = Path(sys.argv[1]), Path(sys.argv[2])
-    name = sys.argv[3] if len(sys.argv) == 4 else "localhost/loginprofile-operator:dev"
-    stage = final_stage((ROOT / "Dockerfile").read_text())
-    layer = layer_tar(binary.read_bytes(), stage["copy"])
+def write_archive(output: Path, name: str, layer: bytes, image_config: dict, labels: dict) -> None:
+    """An OCI image layout in a tar: one layer, its config, a manifest, an
+    index whose annotation names the image for `ctr images import`."""
     config = {
         "architecture": "amd64",
         "os": "linux",
-        "config": {
-            "User": stage["user"],
-            "Env": BASE_ENV,
-            "Entrypoint": stage["entrypoint"],
-            "Cmd": stage["cmd"],
-            "WorkingDir": "/home/nonroot",
-            "ExposedPorts": {p if "/" in p else f"{p}/tcp": {} for p in stage["exposed"]},
-            "Labels": stage["labels"],
-        },
+        "config": image_config,
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashlib.sha256(layer).hexdigest()}"]},
-        "history": [{"created_by": "hack/oci-image.py (the Dockerfile's final stage)"}],
+        "history": [{"created_by": "hack/oci-image.py"}],
     }
     output.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(output, "w", format=tarfile.PAX_FORMAT) as archive:
@@ -144,7 +134,7 @@ def main() -> None:
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_descriptor},
             "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer_descriptor}],
-            "annotations": stage["labels"],
+            "annotations": labels,
         }
         manifest_descriptor = blob(archive, json.dumps(manifest, sort_keys=True).encode())
         index = {
@@ -160,6 +150,35 @@ def main() -> None:
         add(archive, "oci-layout", json.dumps({"imageLayoutVersion": "1.0.0"}).encode(), 0o644)
         add(archive, "index.json", json.dumps(index, sort_keys=True).encode(), 0o644)
     print(f"[oci-image] wrote {output} ({name}, {output.stat().st_size // 1024} KiB)")
+
+
+def pause_image(binary: Path, output: Path, name: str) -> None:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as layer:
+        add(layer, "pause", binary.read_bytes(), 0o755)
+    write_archive(output, name, out.getvalue(),
+                  {"User": "65535:65535", "Entrypoint": ["/pause"], "WorkingDir": "/"}, {})
+
+
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--pause":
+        pause_image(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
+        return
+    if len(sys.argv) not in (3, 4):
+        raise SystemExit(__doc__)
+    binary, output = Path(sys.argv[1]), Path(sys.argv[2])
+    name = sys.argv[3] if len(sys.argv) == 4 else "localhost/loginprofile-operator:dev"
+    stage = final_stage((ROOT / "Dockerfile").read_text())
+    layer = layer_tar(binary.read_bytes(), stage["copy"])
+    write_archive(output, name, layer, {
+        "User": stage["user"],
+        "Env": BASE_ENV,
+        "Entrypoint": stage["entrypoint"],
+        "Cmd": stage["cmd"],
+        "WorkingDir": "/home/nonroot",
+        "ExposedPorts": {p if "/" in p else f"{p}/tcp": {} for p in stage["exposed"]},
+        "Labels": stage["labels"],
+    }, stage["labels"])
 
 
 if __name__ == "__main__":

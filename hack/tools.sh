@@ -38,8 +38,7 @@ log() { printf '[devenv] %s\n' "$*" >&2; }
 die() { printf '[devenv] error: %s\n' "$*" >&2; exit 1; }
 
 tools_ready() {
-  [[ -x "$KUBE_BIN/kube-apiserver" && -x "$KUBE_BIN/kube-controller-manager" && -x "$KUBE_BIN/kubectl" \
-     && -x "$ETCD_BIN/etcd" && -x "$HELM_BIN/helm" && -x "$KSTATUS_BIN/kstatus" \
+  kubernetes_built && [[ -x "$ETCD_BIN/etcd" && -x "$HELM_BIN/helm" && -x "$KSTATUS_BIN/kstatus" \
      && -x "$FLUX_HEALTH_BIN/flux-health" && -x "$ARGOCD_HEALTH_BIN/argocd-health" ]]
 }
 
@@ -106,13 +105,22 @@ wrapper_module() {
   } >"$dir/go.mod"
 }
 
+# The control plane, kubectl, and the node's kubelet, kube-scheduler and
+# kube-proxy (hack/node.sh): one wrapper module, one build.
+KUBE_COMMANDS=(kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet kube-proxy)
+
+kubernetes_built() {
+  local command
+  for command in "${KUBE_COMMANDS[@]}"; do [[ -x "$KUBE_BIN/$command" ]] || return 1; done
+}
+
 build_kubernetes() {
-  [[ -x "$KUBE_BIN/kube-apiserver" && -x "$KUBE_BIN/kube-controller-manager" && -x "$KUBE_BIN/kubectl" ]] && return 0
+  kubernetes_built && return 0
   local work="$LPO_CACHE/build/kubernetes-$KUBE_VERSION"
   local minor_patch="${KUBE_VERSION#v1.}"
-  log "building kube-apiserver, kube-controller-manager and kubectl $KUBE_VERSION from the Go module proxy (a cold build takes 10-20 minutes on 2 cores)"
+  log "building ${KUBE_COMMANDS[*]} $KUBE_VERSION from the Go module proxy (a cold build takes 15-25 minutes on 2 cores)"
   wrapper_module "$work" k8s.io/kubernetes "$KUBE_VERSION" "v0.$minor_patch"
-  local pkgs=(k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl)
+  local pkgs=("${KUBE_COMMANDS[@]/#/k8s.io/kubernetes/cmd/}")
   run_with_heartbeat "resolving Kubernetes modules" "$work/get.log" \
     bash -c "cd '$work' && go get ${pkgs[*]/%/@$KUBE_VERSION}"
   local major=1 minor="${minor_patch%%.*}"

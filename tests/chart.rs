@@ -191,6 +191,10 @@ fn deleting_a_watched_namespace_runs_the_finalizers() {
         // The tests' own `default` IAMAccount is in place already.
         "--set",
         "defaultAccount.create=false",
+        // The operator runs here as a host process with the chart's
+        // identity (tests/node.rs runs the chart's Pod).
+        "--set",
+        "replicaCount=0",
     ]);
     let kubeconfig = service_account_kubeconfig(&release_name, &release.name);
     let operator = Operator::start_custom(
@@ -256,9 +260,13 @@ fn installed_chart_rbac_is_enough_and_no_more() {
         // The tests' own `default` IAMAccount is in place already.
         "--set",
         "defaultAccount.create=false",
+        // The operator runs here as a host process with the chart's
+        // identity (tests/node.rs runs the chart's Pod).
+        "--set",
+        "replicaCount=0",
     ]);
-    // No kubelet runs here, so admit the Deployment's pod template as a Pod
-    // (server-side dry run): Pod Security admission enforces `restricted`.
+    // The Deployment has no replicas here, so admit its pod template as a
+    // Pod (server-side dry run): Pod Security admission enforces `restricted`.
     let deployment: serde_json::Value = serde_json::from_str(&env().kubectl_ok(&[
         "get",
         "deployment",
@@ -397,6 +405,8 @@ fn tenants_may_edit_login_profiles_but_not_iam_accounts() {
         &release.name,
         "--set",
         "defaultAccount.create=false",
+        "--set",
+        "replicaCount=0",
     ]);
     env().kubectl_ok(&["create", "serviceaccount", "dev", "-n", &tenant.name]);
     env().kubectl_ok(&[

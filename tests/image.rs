@@ -6,19 +6,7 @@ mod support;
 
 use std::process::Command;
 
-/// The static binary in the same Cargo target directory as this test's
-/// own build (`CARGO_TARGET_DIR` or target/).
-fn static_binary() -> String {
-    let debug_binary = std::path::Path::new(env!("CARGO_BIN_EXE_loginprofile-operator"));
-    let target_dir = debug_binary
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("<target>/debug/<binary>");
-    target_dir
-        .join("x86_64-unknown-linux-musl/release/loginprofile-operator")
-        .display()
-        .to_string()
-}
+use support::static_binary;
 
 #[test]
 fn dockerfile_passes_hadolint_and_builds_with_the_shared_script() {

@@ -133,6 +133,10 @@ pub(super) async fn report<I: Iam>(
     if next != previous {
         patch_status(lp, ctx, &next).await?;
     }
+    if wrote {
+        // What was done to IAM, in the log too (the Event's words: no password).
+        tracing::info!(object = %ObjectRef::from_obj(lp), reason = outcome.reason.as_str(), "{}", outcome.message);
+    }
     if transition || wrote {
         publish(lp, ctx, outcome).await;
     }

@@ -67,6 +67,20 @@ pub fn env() -> &'static Env {
 /// docs/tenancy.md suggests: `iam.loginprofile.dev/account=<IAMAccount>`.
 pub const ACCOUNT_LABEL: &str = "iam.loginprofile.dev/account";
 
+/// The static binary `make image-binary` builds, in the same Cargo target
+/// directory as this test's own build (`CARGO_TARGET_DIR` or target/).
+pub fn static_binary() -> String {
+    let debug_binary = Path::new(env!("CARGO_BIN_EXE_loginprofile-operator"));
+    let target_dir = debug_binary
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("<target>/debug/<binary>");
+    target_dir
+        .join("x86_64-unknown-linux-musl/release/loginprofile-operator")
+        .display()
+        .to_string()
+}
+
 /// The IAMAccount most tests use: the emulator's default account with the
 /// environment's credentials, admitting every namespace labelled for it
 /// (TestNamespace does) and every user.
