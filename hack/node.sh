@@ -189,14 +189,15 @@ node_up() { # api_port moto_port
 
   # Paths the kubelet and containerd use whatever they are told; what did
   # not exist before is ours and goes on `down`.
-  local path
-  local hierarchy
+  local path hierarchy
   for path in "${NODE_FIXED_PATHS[@]}"; do
     [[ -e "$path" ]] || echo "node_created=$path" >>"$STATE"
   done
   for hierarchy in /sys/fs/cgroup/*/; do
     [[ -e "${hierarchy}k8s.io" ]] || echo "node_created=${hierarchy}k8s.io" >>"$STATE"
   done
+  # The name is this checkout's: one left by a crash is ours to replace.
+  ip netns delete "$NODE_NETNS" 2>/dev/null || true
   ip netns add "$NODE_NETNS"
   echo "node_netns=$NODE_NETNS" >>"$STATE"
   in_node ip link set lo up
@@ -227,7 +228,6 @@ node_up() { # api_port moto_port
     --kubeconfig "$DEVENV/kubeconfig" --authentication-kubeconfig "$DEVENV/kubeconfig" \
     --authorization-kubeconfig "$DEVENV/kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$scheduler_port" --leader-elect=false
-  echo "node_ip=$NODE_IP" >>"$STATE"
 
   wait_for "kube-scheduler" 60 curl -sfk "https://127.0.0.1:$scheduler_port/healthz"
   wait_for "the node to be Ready" 120 node_ready
