@@ -230,6 +230,15 @@ fn each_tenant_acts_only_in_the_account_that_admits_it() {
     let in_a = wait_ready_reason(&ns_a.name, "mine", "True", "Created", CONVERGE);
     assert_eq!(in_a["status"]["accountId"], a.id.as_str());
     wait_ready_reason(&ns_b.name, "mine", "True", "Created", CONVERGE);
+    // Each IAMAccount counts the LoginProfiles naming it as they come, not
+    // at its next look a minute after it was verified.
+    for account in [account_a, account_b] {
+        wait_until(
+            &format!("IAMAccount {account} to count its LoginProfile"),
+            CONVERGE,
+            || get_account(account)["status"]["loginProfiles"] == 1,
+        );
+    }
     a.login_profile(&ta)
         .expect("tenant A's profile is in account A");
     b.login_profile(&tb)

@@ -105,7 +105,8 @@ pub(super) fn changed_by<K: Resource + Send + Sync + 'static>(
     })
 }
 
-/// How often an IAMAccount's count of LoginProfiles is refreshed.
+/// How often a verified IAMAccount is looked at again without a change
+/// (LoginProfiles coming and going trigger it at once).
 const COUNT_REFRESH: Duration = Duration::from_secs(60);
 /// How soon failing credentials are tried again.
 const RETRY_CREDENTIALS: Duration = Duration::from_secs(30);

@@ -3,7 +3,8 @@
 //! IAMAccount and Namespace-label changes mapped to the LoginProfiles whose
 //! admission they decide, the deletion of a LoginProfile that claimed an IAM
 //! user (the next claimant may take over), and the resync; one controller
-//! per watched namespace, plus the IAMAccount controller.
+//! per watched namespace, plus the IAMAccount controller, which also hears
+//! of LoginProfiles that come and go (its count).
 
 use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::Namespace;
@@ -26,6 +27,52 @@ fn matching(
         .filter(|lp| keep(lp))
         .map(|lp| ObjectRef::from_obj(&**lp))
         .collect()
+}
+
+/// One watch and one cache of `api`'s objects, and `listeners` streams that
+/// each hear of every change (and of every object once the first listing is
+/// complete) after the cache has it, as a copy of the object; the future
+/// drives the watch.
+///
+/// Not kube-runtime's shared store subscription (5.0): it reads the object
+/// from the cache when polled and, if the object is gone by then (a
+/// Namespace deleted meanwhile), returns Pending without arranging a
+/// wake-up, so its controller hears of no later change until something
+/// else wakes it. Seen: a namespace relabelled while other namespaces were
+/// being deleted was not admitted for over 30 s.
+#[allow(clippy::type_complexity)]
+fn fan_out<K>(
+    api: Api<K>,
+    listeners: usize,
+) -> (
+    Store<K>,
+    Vec<mpsc::UnboundedReceiver<Arc<K>>>,
+    impl Future<Output = ()> + Send + 'static,
+)
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    K: Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store();
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..listeners).map(|_| mpsc::unbounded()).unzip();
+    let cache = store.clone();
+    let watch = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .for_each(move |event| {
+            let changed = match event {
+                Ok(watcher::Event::Apply(object)) => vec![Arc::new(object)],
+                Ok(watcher::Event::InitDone) => cache.state(),
+                _ => Vec::new(),
+            };
+            for object in changed {
+                for sender in &senders {
+                    let _ = sender.unbounded_send(object.clone());
+                }
+            }
+            futures::future::ready(())
+        });
+    (store, receivers, watch)
 }
 
 /// The LoginProfiles in `store` that read the given Secret.
@@ -115,17 +162,19 @@ pub fn run<I: Iam>(
     let started = k8s_openapi::jiff::Timestamp::now();
     // IAMAccounts and Namespaces (metadata only) are cached once for every
     // controller; each controller hears of a change after the cache has it.
-    let (account_store, account_writer) = reflector::store_shared::<IAMAccount>(1024);
-    let (namespace_store, namespace_writer) =
-        reflector::store_shared::<PartialObjectMeta<Namespace>>(1024);
-    let subscribe = |writer: &reflector::store::Writer<IAMAccount>| {
-        writer.subscribe().expect("a shared store has subscribers")
-    };
+    let (account_store, mut account_changes, account_watch) =
+        fan_out(Api::<IAMAccount>::all(ctx.client.clone()), scopes.len() + 1);
+    let (namespace_store, mut namespace_changes, namespace_watch) = fan_out(
+        Api::<PartialObjectMeta<Namespace>>::all(ctx.client.clone()),
+        scopes.len(),
+    );
     // A LoginProfile deleted in any scope may free its IAM user for one in
     // any other: each controller hears of every deletion.
     let (deleted_senders, deleted_receivers): (Vec<_>, Vec<_>) =
         scopes.iter().map(|_| mpsc::unbounded()).unzip();
     let deleted_senders = Arc::new(deleted_senders);
+    // LoginProfiles that came or went, for the count of the IAMAccount they name.
+    let (arrivals_and_departures, counted) = mpsc::unbounded::<LoginProfile>();
     let mut streams = Vec::new();
     let mut stores = Vec::new();
     for (scope, deleted) in scopes.into_iter().zip(deleted_receivers) {
@@ -143,16 +192,27 @@ pub fn run<I: Iam>(
         // counts as one).
         let (store, writer) = reflector::store();
         let senders = deleted_senders.clone();
+        let count_changes = arrivals_and_departures.clone();
+        let mut known = std::collections::HashSet::new();
         let profile_changes = watcher(profiles, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(forget_bookkeeping)
             .reflect(writer)
-            .inspect(move |event| {
-                if let Ok(watcher::Event::Delete(gone)) = event {
+            .inspect(move |event| match event {
+                Ok(watcher::Event::Delete(gone)) => {
                     for sender in senders.iter() {
                         let _ = sender.unbounded_send(gone.clone());
                     }
+                    known.remove(&gone.uid());
+                    let _ = count_changes.unbounded_send(gone.clone());
                 }
+                Ok(watcher::Event::InitApply(lp)) => {
+                    known.insert(lp.uid());
+                }
+                Ok(watcher::Event::Apply(lp)) if known.insert(lp.uid()) => {
+                    let _ = count_changes.unbounded_send(lp.clone());
+                }
+                _ => {}
             })
             .applied_objects()
             .predicate_filter(predicates::generation, Default::default());
@@ -172,7 +232,7 @@ pub fn run<I: Iam>(
             })
             .watches_shared_stream(
                 changed_by(
-                    subscribe(&account_writer),
+                    account_changes.pop().expect("one per controller"),
                     admission_relevant,
                     Some(started),
                 ),
@@ -185,9 +245,7 @@ pub fn run<I: Iam>(
                 // A new namespace holds no LoginProfile yet: only label
                 // changes of known ones matter.
                 changed_by(
-                    namespace_writer
-                        .subscribe()
-                        .expect("a shared store has subscribers"),
+                    namespace_changes.pop().expect("one per controller"),
                     namespace_labels,
                     None,
                 ),
@@ -207,16 +265,23 @@ pub fn run<I: Iam>(
         streams.push(stream.boxed());
     }
     // The IAMAccount controller: a new generation (spec change, deletion)
-    // triggers it; it requeues itself to refresh its count.
+    // triggers it, and so does a LoginProfile naming it that came or went
+    // (its count; at most one status write a second, however many come).
     let generation = |account: &IAMAccount| account.metadata.generation.unwrap_or_default() as u64;
     let account_controller = Controller::for_shared_stream(
         changed_by(
-            subscribe(&account_writer),
+            account_changes
+                .pop()
+                .expect("one for the IAMAccount controller"),
             generation,
             Some(k8s_openapi::jiff::Timestamp::MIN),
         ),
         account_store.clone(),
     )
+    .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_secs(1)))
+    .watches_stream(counted.map(Ok), |lp| {
+        Some(ObjectRef::<IAMAccount>::new(lp.account_name()))
+    })
     .graceful_shutdown_on(shutdown.clone())
     .run(reconcile_account, account_error_policy, ctx.clone())
     .map(|result| {
@@ -225,24 +290,8 @@ pub fn run<I: Iam>(
         }
     });
     streams.push(account_controller.boxed());
-    tokio::spawn(
-        watcher(
-            Api::<IAMAccount>::all(ctx.client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .reflect_shared(account_writer)
-        .for_each(|_| futures::future::ready(())),
-    );
-    tokio::spawn(
-        watcher(
-            Api::<PartialObjectMeta<Namespace>>::all(ctx.client.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff()
-        .reflect_shared(namespace_writer)
-        .for_each(|_| futures::future::ready(())),
-    );
+    tokio::spawn(account_watch);
+    tokio::spawn(namespace_watch);
     let _ = ctx.tenancy.set(TenancyStores {
         accounts: account_store.clone(),
         namespaces: namespace_store,
