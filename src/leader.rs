@@ -1,7 +1,9 @@
 //! Leader election on a `coordination.k8s.io` Lease, so that with several
 //! replicas only one reconciles: acquire (create the Lease, or take it over
 //! once the holder stopped renewing), then renew; losing it ends the process,
-//! and Kubernetes restarts it as a standby.
+//! and Kubernetes restarts it as a standby. A clean shutdown (SIGTERM) gives
+//! the Lease up once the controllers have stopped, so a standby need not wait
+//! out the lease.
 //!
 //! One writer, even when the API server is slow or this process is frozen:
 //! every renewal has a timeout, leadership counts from the moment a renewal
@@ -134,6 +136,44 @@ pub async fn hold(client: Client, settings: LeaseSettings, permit: WritePermit) 
         }
     }
     permit.revoke();
+}
+
+/// Gives the Lease up on a clean shutdown, once nothing more will be
+/// written: the permit is revoked first, then the Lease is marked unheld
+/// (no holder, no renewal time) if this process still holds it, so a
+/// standby takes over at its next try instead of after the lease. Best
+/// effort: if it fails, the standby waits for the lease to expire, as it
+/// would after a crash.
+pub async fn release(client: &Client, settings: &LeaseSettings, permit: &WritePermit) {
+    permit.revoke();
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &settings.namespace);
+    let released = tokio::time::timeout(settings.retry_period(), async {
+        let Some(mut lease) = leases.get_opt(&settings.name).await? else {
+            return Ok(false);
+        };
+        let spec = lease.spec.get_or_insert_with(Default::default);
+        if spec.holder_identity.as_deref() != Some(settings.identity.as_str()) {
+            return Ok(false);
+        }
+        spec.holder_identity = None;
+        spec.renew_time = None;
+        // Compare-and-swap on resourceVersion, as every Lease write here.
+        leases
+            .replace(&settings.name, &PostParams::default(), &lease)
+            .await
+            .map(|_| true)
+    })
+    .await;
+    match released {
+        Ok(Ok(true)) => tracing::info!(lease = %settings.name, "released the Lease"),
+        Ok(Ok(false)) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "could not release the Lease; a standby takes over when it expires")
+        }
+        Err(_) => {
+            tracing::warn!("no answer releasing the Lease; a standby takes over when it expires")
+        }
+    }
 }
 
 /// One attempt with a timeout, so a hung API server cannot hold a renewal

@@ -156,12 +156,16 @@ async fn run(args: RunArgs) -> Result<(), String> {
         let lost = lost_leadership.clone();
         let holder = client.clone();
         let held = permit.clone();
+        let kept = settings.clone();
         (
             permit,
-            Some(tokio::spawn(async move {
-                leader::hold(holder, settings, held).await;
-                lost.notify_one();
-            })),
+            Some((
+                tokio::spawn(async move {
+                    leader::hold(holder, kept, held).await;
+                    lost.notify_one();
+                }),
+                settings,
+            )),
         )
     } else {
         (WritePermit::default(), None)
@@ -178,12 +182,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
     tracing::info!(namespaces = ?args.namespaces, "controller started");
     reconciles.for_each(|()| async {}).await;
     tracing::info!("controller stopped; shutting down");
-    if let Some(holder) = leading {
+    if let Some((holder, settings)) = leading {
         // hold() revokes the permit when it gives leadership up.
         if !permit_after.allows() {
             return Err("lost the leader election Lease".into());
         }
         holder.abort();
+        // Stopped on purpose (SIGTERM: a rollout, a drain): the controllers
+        // are done, so a standby may lead now rather than after the lease.
+        leader::release(&client, &settings, &permit_after).await;
     }
     match server.await {
         Ok(Ok(())) => Ok(()),

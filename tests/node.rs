@@ -354,10 +354,23 @@ fn deleting_the_leader_pod_hands_over_within_the_lease() {
     let mut users = TestUsers::default();
     release.converge_one(&mut users, "before");
 
+    // The leader's log, followed to its end: a deleted Pod's log is gone
+    // with it.
+    let log_path = std::env::temp_dir().join(format!("{leader}.log"));
+    let mut follow = env()
+        .command("kubectl")
+        .args(["logs", "-f", &leader, "-n", &release.namespace.name])
+        .stdout(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    wait_until("the leader's log to stream", POD_READY, || {
+        std::fs::read_to_string(&log_path).is_ok_and(|log| log.contains("became the leader"))
+    });
     let deleted_at = Instant::now();
     release.kubectl(&["delete", "pod", &leader, "--wait=false"]);
     // The standby (or the Pod replacing the leader) must hold the Lease
-    // within one lease duration of the leader's last renewal, and reconcile.
+    // within one lease duration of the leader's last renewal (what a crash
+    // costs), and reconcile.
     let new_leader = wait_for(
         "a new Lease holder",
         LEASE_DURATION + Duration::from_secs(10),
@@ -369,6 +382,15 @@ fn deleting_the_leader_pod_hands_over_within_the_lease() {
         new_leader == standby || !pods.contains(&new_leader),
         "{new_leader} is neither the standby nor a new Pod"
     );
+    // SIGTERM is a clean stop: the leader let its controllers finish, then
+    // gave the Lease up rather than leaving the standby to wait it out.
+    wait_until("the old leader's log to end", CONVERGE, || {
+        matches!(follow.try_wait(), Ok(Some(_)))
+    });
+    let old_log = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(old_log.contains("SIGTERM received"), "{old_log}");
+    assert!(old_log.contains("released the Lease"), "{old_log}");
     let (user, _) = release.converge_one(&mut users, "after");
     assert_eq!(iam_writes(&user), 1);
     release.wait_available(2);
