@@ -168,11 +168,13 @@ cleanup_failed_start() {
 }
 
 start_apiserver() { # api_port etcd_port
-  local api_port="$1" etcd_port="$2" node_flags
+  local api_port="$1" etcd_port="$2" node_flags advertise=127.0.0.1
   echo "api_port=$api_port" >>"$STATE"
   mapfile -t node_flags < <(node_apiserver_flags)
+  # With a node, the kubernetes Service points at the node IP (hack/node.sh).
+  if node_wanted; then advertise="$NODE_IP"; fi
   start kube-apiserver "$LOGS/kube-apiserver.log" "$KUBE_BIN/kube-apiserver" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --bind-address 127.0.0.1 --advertise-address "$advertise" --secure-port "$api_port" \
     --etcd-servers "https://127.0.0.1:$etcd_port" \
     --etcd-cafile "$PKI/ca.crt" --etcd-certfile "$PKI/etcd-client.crt" --etcd-keyfile "$PKI/etcd-client.key" \
     --tls-cert-file "$PKI/serving.crt" --tls-private-key-file "$PKI/serving.key" \

@@ -151,17 +151,14 @@ egressSelections:
     transport:
       uds: {udsName: $NODE_RUN/egress.sock}
 EOF
-  printf '%s\n' --advertise-address "$NODE_IP" \
-    --egress-selector-config-file "$DEVENV/egress-selector.yaml" \
+  printf '%s\n' --egress-selector-config-file "$DEVENV/egress-selector.yaml" \
     --kubelet-client-certificate "$PKI/admin.crt" --kubelet-client-key "$PKI/admin.key" \
     --kubelet-preferred-address-types InternalIP
 }
 
 node_images() { # writes the pause and operator images and imports them
   mkdir -p "$NODE_DIR/images"
-  if [[ ! -s "$NODE_DIR/images/pause" || "$ROOT/hack/pause.c" -nt "$NODE_DIR/images/pause" ]]; then
-    musl-gcc -static -O2 -o "$NODE_DIR/images/pause" "$ROOT/hack/pause.c"
-  fi
+  musl-gcc -static -O2 -o "$NODE_DIR/images/pause" "$ROOT/hack/pause.c"
   python3 "$ROOT/hack/oci-image.py" --pause "$NODE_DIR/images/pause" "$NODE_DIR/images/pause.tar" "$PAUSE_IMAGE" >/dev/null
   ctr_node images import "$NODE_DIR/images/pause.tar" >/dev/null
   cmd_load_image
