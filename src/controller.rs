@@ -47,6 +47,7 @@ pub use watch::run;
 use crate::{
     aws_accounts::{Account, Accounts},
     crd::{FINALIZER, LoginProfile, LoginProfileStatus, PasswordUpdatePolicy},
+    drift::PendingChanges,
     events::{EventPublisher, Note},
     iam::{Iam, IamError},
     leader::WritePermit,
@@ -103,6 +104,8 @@ pub struct Context<I: Iam> {
     /// copy that does not show our own last status yet) costs no IAM call;
     /// the resync still checks for drift.
     verified: Mutex<HashMap<ObjectRef<LoginProfile>, Verified>>,
+    /// Changes triggered and not reconciled yet: drift checks let them go first.
+    pub(crate) pending_changes: PendingChanges<ObjectRef<LoginProfile>>,
 }
 
 /// IAM holds the source's password: confirmed by IAM, or trusted from status
@@ -156,6 +159,7 @@ impl<I: Iam> Context<I> {
             permit: WritePermit::default(),
             failures: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
+            pending_changes: PendingChanges::default(),
         }
     }
 
@@ -439,6 +443,12 @@ pub async fn reconcile<I: Iam>(
     lp: Arc<LoginProfile>,
     ctx: Arc<Context<I>>,
 ) -> Result<Action, Error> {
+    let changed = ctx.pending_changes.take(&ObjectRef::from_obj(&*lp));
+    if !changed && converged(&lp) && ctx.pending_changes.any() {
+        // Most likely a drift check, and a change waits behind it in the
+        // queue: let the change go first, at no cost (nothing read yet).
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let result = match lp.metadata.deletion_timestamp {
         None => apply(&lp, &ctx).await,
         Some(_) if lp.finalizers().iter().any(|f| f == FINALIZER) => cleanup(&lp, &ctx).await,
@@ -475,6 +485,18 @@ fn backoff(attempts: u32, min: Duration, max: Duration, jitter: f64) -> Duration
 }
 
 /// observe -> decide -> act -> report for a LoginProfile that is not being deleted.
+/// Ready for its current generation, and not being deleted.
+fn converged(lp: &LoginProfile) -> bool {
+    lp.metadata.deletion_timestamp.is_none()
+        && lp.status.as_ref().is_some_and(|status| {
+            status.observed_generation == lp.metadata.generation
+                && status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == status::READY && c.status == "True")
+        })
+}
+
 async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Action, Error> {
     let mut lp = cached.clone();
     let user = lp.user_name();

@@ -215,7 +215,15 @@ pub fn run<I: Iam>(
                 _ => {}
             })
             .applied_objects()
-            .predicate_filter(predicates::generation, Default::default());
+            .predicate_filter(predicates::generation, Default::default())
+            .inspect({
+                let ctx = ctx.clone();
+                move |changed| {
+                    if let Ok(lp) = changed {
+                        ctx.pending_changes.mark([ObjectRef::from_obj(lp)]);
+                    }
+                }
+            });
         let controller = Controller::for_stream(profile_changes, store.clone()).with_config(
             kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
         );
@@ -226,9 +234,23 @@ pub fn run<I: Iam>(
         let secret_changes = secret_changes(secrets);
         let (by_secret, by_account, by_namespace, by_claim) =
             (store.clone(), store.clone(), store.clone(), store.clone());
+        // Every trigger below is a change: marked pending until reconciled.
+        let pending = |ctx: &Arc<Context<I>>| {
+            let ctx = ctx.clone();
+            move |objects: Vec<ObjectRef<LoginProfile>>| {
+                ctx.pending_changes.mark(objects.iter().cloned());
+                objects
+            }
+        };
+        let (secret_mark, account_mark, namespace_mark, claim_mark) =
+            (pending(&ctx), pending(&ctx), pending(&ctx), pending(&ctx));
         let stream = controller
             .watches_stream(secret_changes, move |secret| {
-                referencing(&by_secret, secret.namespace(), &secret.name_any())
+                secret_mark(referencing(
+                    &by_secret,
+                    secret.namespace(),
+                    &secret.name_any(),
+                ))
             })
             .watches_shared_stream(
                 changed_by(
@@ -238,7 +260,7 @@ pub fn run<I: Iam>(
                 ),
                 move |account| {
                     let name = account.name_any();
-                    matching(&by_account, |lp| lp.account_name() == name)
+                    account_mark(matching(&by_account, |lp| lp.account_name() == name))
                 },
             )
             .watches_shared_stream(
@@ -251,10 +273,14 @@ pub fn run<I: Iam>(
                 ),
                 move |namespace| {
                     let name = namespace.name_any();
-                    matching(&by_namespace, |lp| lp.namespace().as_ref() == Some(&name))
+                    namespace_mark(matching(&by_namespace, |lp| {
+                        lp.namespace().as_ref() == Some(&name)
+                    }))
                 },
             )
-            .watches_stream(deleted.map(Ok), move |gone| claimants(&by_claim, &gone))
+            .watches_stream(deleted.map(Ok), move |gone| {
+                claim_mark(claimants(&by_claim, &gone))
+            })
             .graceful_shutdown_on(shutdown.clone())
             .run(reconcile, error_policy, ctx.clone())
             .map(|result| {
