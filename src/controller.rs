@@ -484,7 +484,6 @@ fn backoff(attempts: u32, min: Duration, max: Duration, jitter: f64) -> Duration
     min.saturating_mul(1 << exponent).min(max).mul_f64(jitter)
 }
 
-/// observe -> decide -> act -> report for a LoginProfile that is not being deleted.
 /// Ready for its current generation, and not being deleted.
 fn converged(lp: &LoginProfile) -> bool {
     lp.metadata.deletion_timestamp.is_none()
@@ -497,6 +496,7 @@ fn converged(lp: &LoginProfile) -> bool {
         })
 }
 
+/// observe -> decide -> act -> report for a LoginProfile that is not being deleted.
 async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Action, Error> {
     let mut lp = cached.clone();
     let user = lp.user_name();

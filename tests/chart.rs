@@ -24,6 +24,25 @@ fn helm_ok(args: &[&str]) -> String {
     stdout_of(helm(args), &format!("helm {args:?}"))
 }
 
+/// `helm install` of the chart with no operator Pod: these tests run the
+/// operator as a host process with the chart's identity (tests/node.rs runs
+/// the chart's Pod), and the tests' own `default` IAMAccount is in place.
+fn install_for_host_operator(release: &str, namespace: &str, extra: &[&str]) {
+    let mut args = vec![
+        "install",
+        release,
+        CHART,
+        "--namespace",
+        namespace,
+        "--set",
+        "defaultAccount.create=false",
+        "--set",
+        "replicaCount=0",
+    ];
+    args.extend_from_slice(extra);
+    helm_ok(&args);
+}
+
 #[test]
 fn chart_crd_is_the_generated_crd() {
     let generated = fs::read(format!("{ROOT}/crds/loginprofile-operator.yaml")).unwrap();
@@ -180,22 +199,7 @@ fn deleting_a_watched_namespace_runs_the_finalizers() {
     let watch = format!("watchNamespaces={{{watched_name}}}");
     // Its own release name: the chart's ClusterRole is named after it.
     let release_name = unique("lpo-nsdel");
-    helm_ok(&[
-        "install",
-        &release_name,
-        CHART,
-        "--namespace",
-        &release.name,
-        "--set",
-        &watch,
-        // The tests' own `default` IAMAccount is in place already.
-        "--set",
-        "defaultAccount.create=false",
-        // The operator runs here as a host process with the chart's
-        // identity (tests/node.rs runs the chart's Pod).
-        "--set",
-        "replicaCount=0",
-    ]);
+    install_for_host_operator(&release_name, &release.name, &["--set", &watch]);
     let kubeconfig = service_account_kubeconfig(&release_name, &release.name);
     let operator = Operator::start_custom(
         &watched_name,
@@ -249,22 +253,7 @@ fn installed_chart_rbac_is_enough_and_no_more() {
         "pod-security.kubernetes.io/enforce=restricted",
     ]);
     let watch = format!("watchNamespaces={{{}}}", watched.name);
-    helm_ok(&[
-        "install",
-        "lpo",
-        CHART,
-        "--namespace",
-        &release.name,
-        "--set",
-        &watch,
-        // The tests' own `default` IAMAccount is in place already.
-        "--set",
-        "defaultAccount.create=false",
-        // The operator runs here as a host process with the chart's
-        // identity (tests/node.rs runs the chart's Pod).
-        "--set",
-        "replicaCount=0",
-    ]);
+    install_for_host_operator("lpo", &release.name, &["--set", &watch]);
     // The Deployment has no replicas here, so admit its pod template as a
     // Pod (server-side dry run): Pod Security admission enforces `restricted`.
     let deployment: serde_json::Value = serde_json::from_str(&env().kubectl_ok(&[
@@ -397,17 +386,7 @@ fn tenants_may_edit_login_profiles_but_not_iam_accounts() {
     let release = TestNamespace::new("chart-ten-rel");
     let tenant = TestNamespace::new("chart-tenant");
     let release_name = unique("lpo-ten");
-    helm_ok(&[
-        "install",
-        &release_name,
-        CHART,
-        "--namespace",
-        &release.name,
-        "--set",
-        "defaultAccount.create=false",
-        "--set",
-        "replicaCount=0",
-    ]);
+    install_for_host_operator(&release_name, &release.name, &[]);
     env().kubectl_ok(&["create", "serviceaccount", "dev", "-n", &tenant.name]);
     env().kubectl_ok(&[
         "create",
