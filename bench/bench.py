@@ -18,7 +18,12 @@ measures, in this order:
   steady      one full resync period;
   restart     SIGTERM, start again: time to /readyz and to the first pass
               over every object, calls and writes meanwhile;
-  rotation    10% of the Secrets change at once.
+  rotation    10% of the Secrets change at once;
+  rivals      the same with 200 LoginProfiles, in a namespace no IAMAccount
+              admits, naming one of the rotated users (what another tenant's
+              objects cost: reads of LoginProfiles, and time);
+  unrelated   a restart with 20,000 Secrets no LoginProfile reads, each with a
+              4 KiB annotation, in the watched namespace (peak RSS).
 
 Writes bench/results/<date>-N<N>.json, .md and .png, and the README's table.
 Every user, profile and namespace it made is deleted at the end. This file
@@ -93,6 +98,8 @@ class Run:
     audit: AuditLog
     iam: object
     namespace: str = ""
+    # Watched too, and admitted by no IAMAccount: the rivals phase's objects.
+    rivals_namespace: str = ""
     namespaces: list[str] = field(default_factory=list)
     users: dict[str, list[str]] = field(default_factory=dict)
     results: dict = field(default_factory=dict)
@@ -170,8 +177,9 @@ class Run:
                 done.result()
 
     def operator_args(self) -> list[str]:
+        rivals = ["--namespace", self.rivals_namespace] if self.rivals_namespace else []
         return ["--concurrency", str(self.args.concurrency), "--iam-rate-limit", str(self.args.iam_rate_limit),
-                "--resync-period", f"{self.args.resync}s"]
+                "--resync-period", f"{self.args.resync}s", *rivals]
 
     def start_operator(self) -> Operator:
         operator = Operator(self.args.binary, self.namespace, self.operator_args(), self.operator_log())
@@ -211,6 +219,9 @@ class Run:
         log(f"kubectl apply alone: {self.results['kubectl_apply_alone']}")
 
     def operator(self) -> None:
+        self.rivals_namespace = f"lpo-bench-{self.run_id}-rivals-n{self.n}"
+        run("kubectl", "create", "namespace", self.rivals_namespace)  # no label: not admitted
+        self.namespaces.append(self.rivals_namespace)
         self.use_namespace(f"lpo-bench-{self.run_id}-n{self.n}")
         users = self.user_names("operator", self.n)
         self.create_users(users)
@@ -224,8 +235,11 @@ class Run:
             operator.stop()
             operator = self._restart()
             self._rotate(operator, users[: max(1, self.n // 10)], "rotation")
+            self._rotate_with_rivals(operator, users)
             operator.stop()
             operator = self._rotate_with_drift_due(users)
+            operator.stop()
+            operator = self._restart_with_unrelated_secrets()
         finally:
             # Even after a failure: the running operator's finalizer lets the
             # LoginProfiles, and so the namespace, go.
@@ -341,6 +355,9 @@ class Run:
         """A restart trusts up-to-date status: IAM calls in the first minute
         are only the drift checks the period places there (about N x 60 /
         resync), not one read per object."""
+        return self._restart_measured("restart")
+
+    def _restart_measured(self, key: str) -> Operator:
         self.emulator.reset()
         offset = self.audit.offset()
         started = time.monotonic()
@@ -353,7 +370,7 @@ class Run:
         print(file=sys.stderr)
         # Counted at the window's end, not once they settle: the drift checks
         # never stop, and waiting for a quiet moment would widen the window.
-        self.results["restart"] = {
+        self.results[key] = {
             "ready_seconds": round(ready_after, 2),
             "window_seconds": window,
             # Drift checks are spread over the resync period, or over N / the
@@ -365,7 +382,7 @@ class Run:
             "iam_calls": self.emulator.calls(),
             "kubernetes_writes": self.audit.writes_since(offset, self.args.user_agent),
         }
-        log(f"restart: {self.results['restart']}")
+        log(f"{key}: {self.results[key]}")
         return operator
 
     def _rotate(self, operator: Operator, rotated: list[str], key: str, password: str = ROTATED_PASSWORD) -> None:
@@ -411,6 +428,65 @@ class Run:
         due["ratio_to_rotation_without_drift"] = round(due["seconds"] / base["seconds"], 2)
         return operator
 
+    def _rotate_with_rivals(self, operator: Operator, users: list[str]) -> None:
+        """A rotation (the third 10%) while 200 LoginProfiles that no
+        IAMAccount admits name the first rotated user: they must cost the
+        rotation no read and no time (docs/reliability.md)."""
+        tenth = max(1, self.n // 10)
+        rotated = users[3 * tenth: 4 * tenth]
+        rivals = self.args.rivals
+        items = [{"apiVersion": f"{GROUP}/v1alpha1", "kind": "LoginProfile",
+                  "metadata": {"name": f"rival-{i:04d}", "namespace": self.rivals_namespace},
+                  "spec": {"userName": rotated[0], "passwordSecretRef": {"name": "none"}}}
+                 for i in range(rivals)]
+        run("kubectl", "apply", "--server-side", "-f", "-",
+            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+
+        def refused() -> bool:
+            listed = json.loads(run("kubectl", "get", f"loginprofiles.{GROUP}", "-n", self.rivals_namespace,
+                                    "-o", "json"))["items"]
+            return sum(1 for lp in listed for c in lp.get("status", {}).get("conditions", [])
+                       if c["type"] == "Ready" and c["reason"] == "NotAdmitted") >= rivals
+        wait_until(f"{rivals} rivals refused as not admitted", self.args.deadline, refused, interval=1)
+        offset = self.audit.offset()
+        self._rotate(operator, rotated, "rotation_with_rivals", PASSWORD + "-rivals")
+        result = self.results["rotation_with_rivals"]
+        result["rivals"] = rivals
+        result["reads_of_rivals"] = sum(self.audit.requests_since(
+            offset, self.args.user_agent, {"get", "list"}, self.rivals_namespace).values())
+        result["ratio_to_rotation_without_rivals"] = round(
+            result["seconds"] / self.results["rotation"]["seconds"], 2)
+        run("kubectl", "delete", f"loginprofiles.{GROUP}", "--all", "-n", self.rivals_namespace)
+
+    def _restart_with_unrelated_secrets(self) -> Operator:
+        """What other objects cost in memory: a restart with 20,000 Secrets
+        that no LoginProfile reads, each carrying a 4 KiB annotation (as
+        kubectl's last-applied copy does), in the watched namespace. The
+        Secret watch keeps nothing per Secret, so peak RSS stays flat."""
+        count = self.args.unrelated_secrets
+        padding = "x" * 4096
+        names = [f"unrelated-{i:05d}" for i in range(count)]
+        width = self.args.apply_parallelism
+        started = time.monotonic()
+
+        def create(chunk: list[str]) -> None:
+            items = [{"apiVersion": "v1", "kind": "Secret",
+                      "metadata": {"name": name, "namespace": self.namespace,
+                                   "annotations": {"kubectl.kubernetes.io/last-applied-configuration": padding}},
+                      "stringData": {"password": "not-a-login-profile's"}} for name in chunk]
+            run("kubectl", "create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+        chunks = [names[i:i + 500] for i in range(0, count, 500)]
+        with concurrent.futures.ThreadPoolExecutor(max_workers=width) as pool:
+            for done in [pool.submit(create, chunk) for chunk in chunks]:
+                done.result()
+        created = time.monotonic() - started
+        log(f"created {count} unrelated Secrets in {created:.0f}s")
+        operator = self._restart_measured("restart_with_unrelated_secrets")
+        result = self.results["restart_with_unrelated_secrets"]
+        result["unrelated_secrets"] = count
+        result["peak_rss_mib_without_them"] = self.results["restart"]["peak_rss_mib"]
+        return operator
+
     def _cleanup_namespace(self) -> None:
         """Deletes the LoginProfiles while the operator runs, so its finalizer
         removes their IAM login profiles, then the namespace."""
@@ -448,6 +524,10 @@ def main() -> int:
     parser.add_argument("--apply-parallelism", type=int, default=8,
                         help="kubectl processes that apply the LoginProfiles at once")
     parser.add_argument("--cli-n", type=int, default=100, help="users for the aws CLI loop")
+    parser.add_argument("--rivals", type=int, default=200,
+                        help="LoginProfiles no IAMAccount admits, naming one rotated user")
+    parser.add_argument("--unrelated-secrets", type=int, default=20000,
+                        help="Secrets no LoginProfile reads, present at the last restart")
     parser.add_argument("--ceiling-only", action="store_true",
                         help="skip the boto3 and AWS CLI baselines (for quick experiments; implies --no-readme)")
     parser.add_argument("--deadline", type=float, default=1800, help="give up on any one phase after this")
@@ -492,7 +572,8 @@ def main() -> int:
         if bench.results["password_in_operator_log"]:
             log(f"the operator logged a password: {bench.operator_log()}")
         parameters = {k: getattr(args, k) for k in ("concurrency", "iam_rate_limit", "resync", "rest",
-                                                     "ceiling_width", "cli_n", "apply_parallelism")}
+                                                     "ceiling_width", "cli_n", "apply_parallelism", "rivals",
+                                                     "unrelated_secrets")}
         report = {"date": date, "n": n, "machine": details, "parameters": parameters,
                   "operator_args": bench.operator_args(), "results": bench.results,
                   "curves": {k: [round(t, 3) for t in v] for k, v in bench.curves.items()}}

@@ -42,10 +42,13 @@ class Emulator:
         urllib.request.urlopen(request).close()
 
 
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
+
+
 class AuditLog:
-    """Kubernetes write requests as the API server logged them
-    (hack/audit-policy.yaml logs every write to the kinds the operator
-    writes). A position survives one rotation of the file."""
+    """Kubernetes requests as the API server logged them (hack/audit-policy.yaml
+    logs every write to the kinds the operator writes, and reads of
+    LoginProfiles). A position survives one rotation of the file."""
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
@@ -55,6 +58,11 @@ class AuditLog:
         return stat.st_ino, stat.st_size
 
     def writes_since(self, offset: tuple[int, int], user_agent: str) -> dict[str, int]:
+        return self.requests_since(offset, user_agent, WRITE_VERBS)
+
+    def requests_since(self, offset: tuple[int, int], user_agent: str, verbs: set[str],
+                       namespace: str | None = None) -> dict[str, int]:
+        """Requests with one of `verbs` (in `namespace`, if given), by "verb resource"."""
         inode, position = offset
         # After a rotation the old lines live on in a renamed file with the
         # same inode; read its rest, then the new file from its start.
@@ -72,7 +80,11 @@ class AuditLog:
                     event = json.loads(line)
                     if not event.get("userAgent", "").startswith(user_agent):
                         continue
+                    if event["verb"] not in verbs:
+                        continue
                     ref = event.get("objectRef", {})
+                    if namespace is not None and ref.get("namespace") != namespace:
+                        continue
                     resource = ref.get("resource", "?")
                     if ref.get("subresource"):
                         resource += "/" + ref["subresource"]

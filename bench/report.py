@@ -94,6 +94,17 @@ def markdown(n: int, report: dict) -> str:
         f"| rotating {rotation['profiles']} Secrets: all applied; IAM calls | {rotation['seconds']} s; "
         f"{fmt_calls(rotation['iam_calls'])} |",
     ]
+    rivals = results.get("rotation_with_rivals")
+    if rivals:
+        lines.append(
+            f"| rotating {rivals['profiles']} Secrets while {rivals['rivals']} LoginProfiles no IAMAccount admits "
+            f"name one of their users: all applied; against none; reads of those LoginProfiles | "
+            f"{rivals['seconds']} s; {rivals['ratio_to_rotation_without_rivals']}x; {rivals['reads_of_rivals']} |")
+    unrelated = results.get("restart_with_unrelated_secrets")
+    if unrelated:
+        lines.append(
+            f"| restart with {unrelated['unrelated_secrets']} unrelated Secrets (4 KiB annotation each) watched: "
+            f"peak RSS; without them | {unrelated['peak_rss_mib']} MiB; {unrelated['peak_rss_mib_without_them']} MiB |")
     due = results.get("rotation_drift_due")
     if due:
         lines.append(

@@ -22,7 +22,7 @@ DEFAULT_ACCOUNT = {
     "metadata": {"name": "default"},
     # The same spec as the tests' (tests/support), so neither run changes it.
     "spec": {"namespaceSelector": {"matchLabels": {ACCOUNT_LABEL: "default"}}, "userNames": ["*"],
-             "allowAdoption": True},
+             "secretsManagerSecretIds": ["prod/*"], "allowAdoption": True},
 }
 PASSWORD = "Bench-Console-Password-1!"
 ROTATED_PASSWORD = "Bench-Rotated-Password-2!"

@@ -28,7 +28,8 @@ part of IAM:
   - "delay": wait SECONDS, then apply and answer normally.
   COUNT calls are affected (default 1; unlimited with RATE), each with
   probability RATE (default 1), for FOR_SECONDS from now (default: no end).
-  DELETE /_lpo/faults removes them all.
+  DELETE /_lpo/faults removes them all; DELETE /_lpo/faults?user=PATTERN
+  only those whose USER is exactly PATTERN.
 - GET /_lpo/held: the calls being held; POST /_lpo/release answers them.
 
 Several AWS accounts live in the one process, as in moto: credentials from
@@ -453,8 +454,9 @@ class TestHooks:
                 faults.append(fault)
             body = "{}"
         elif request.path == "/_lpo/faults" and request.method == "DELETE":
+            user = request.args.get("user")
             with calls_lock:
-                faults.clear()
+                faults[:] = [f for f in faults if user is not None and f["user"] != user]
             body = "{}"
         elif request.path == "/_lpo/held" and request.method == "GET":
             with calls_lock:

@@ -223,10 +223,12 @@ const DEFAULT_SESSION_NAME: &str = "loginprofile-operator";
 pub fn aws_connector(
     base: aws_config::SdkConfig,
     metrics: Arc<crate::metrics::Metrics>,
+    permit: crate::leader::WritePermit,
 ) -> Connector<crate::iam::AwsIam> {
     Box::new(move |account, limiter| {
         let base = base.clone();
         let metrics = metrics.clone();
+        let permit = permit.clone();
         let spec = account.spec.clone();
         Box::pin(async move {
             let config = match &spec.role_arn {
@@ -270,7 +272,7 @@ pub fn aws_connector(
                 })
             });
             Clients {
-                iam: crate::iam::AwsIam::new(&config, limiter, metrics.clone()),
+                iam: crate::iam::AwsIam::new(&config, limiter, metrics.clone(), permit),
                 secrets_manager: AwsSecretsManager::new(&config, metrics),
                 caller_account,
             }

@@ -21,7 +21,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the controller.
+    /// Run the controller. A flag given twice takes its last value, so a
+    /// wrapper's defaults can be overridden by what follows them.
+    #[command(args_override_self = true)]
     Run(Box<RunArgs>),
     /// Print the LoginProfile CustomResourceDefinition as YAML.
     Crd,
@@ -56,11 +58,11 @@ pub struct RunArgs {
     pub http_addr: SocketAddr,
 
     /// How often each LoginProfile is checked against IAM for drift (jittered by ±10%).
-    #[arg(long, env = "LPO_RESYNC_PERIOD", default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LPO_RESYNC_PERIOD", default_value = "10m", value_parser = positive_duration)]
     pub resync_period: Duration,
 
     /// LoginProfiles reconciled at once.
-    #[arg(long, env = "LPO_CONCURRENCY", default_value_t = 4)]
+    #[arg(long, env = "LPO_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
     /// IAM calls per second, for the whole process (IAM's limits are per account).
@@ -68,11 +70,11 @@ pub struct RunArgs {
     pub iam_rate_limit: NonZeroU32,
 
     /// Drift checks (resyncs with nothing changed) per second, within --iam-rate-limit. Default: half of it.
-    #[arg(long, env = "LPO_DRIFT_CHECK_RATE")]
+    #[arg(long, env = "LPO_DRIFT_CHECK_RATE", value_parser = positive_rate)]
     pub drift_check_rate: Option<f64>,
 
     /// Deadline of one IAM call, its retries included.
-    #[arg(long, env = "LPO_IAM_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LPO_IAM_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub iam_timeout: Duration,
 
     /// Attempts per IAM call, the first included (the SDK's standard retry with backoff and jitter).
@@ -80,15 +82,15 @@ pub struct RunArgs {
     pub iam_max_attempts: u32,
 
     /// First retry delay after a transient failure of one LoginProfile; doubles up to --max-backoff.
-    #[arg(long, env = "LPO_MIN_BACKOFF", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LPO_MIN_BACKOFF", default_value = "2s", value_parser = positive_duration)]
     pub min_backoff: Duration,
 
     /// Longest retry delay after transient failures.
-    #[arg(long, env = "LPO_MAX_BACKOFF", default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LPO_MAX_BACKOFF", default_value = "5m", value_parser = positive_duration)]
     pub max_backoff: Duration,
 
     /// How long a fetched account password policy is trusted before it is read again.
-    #[arg(long, env = "LPO_PASSWORD_POLICY_REFRESH", default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LPO_PASSWORD_POLICY_REFRESH", default_value = "10m", value_parser = positive_duration)]
     pub password_policy_refresh: Duration,
 
     /// Least time between two IAM credential reports (used by passwordUpdatePolicy: Enforce; IAM makes one at most every 4 hours).
@@ -96,7 +98,7 @@ pub struct RunArgs {
     pub credential_report_interval: Duration,
 
     /// How often a LoginProfile whose password is in AWS Secrets Manager checks for a new version (one DescribeSecret per check).
-    #[arg(long, env = "LPO_SECRETS_MANAGER_POLL_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LPO_SECRETS_MANAGER_POLL_INTERVAL", default_value = "10m", value_parser = positive_duration)]
     pub secrets_manager_poll_interval: Duration,
 
     /// Reconcile only while holding a coordination.k8s.io Lease, so several replicas can run (one leads, the others stand by).
@@ -116,7 +118,7 @@ pub struct RunArgs {
     pub leader_election_namespace: Option<String>,
 
     /// A leader that has not renewed its Lease for this long is replaced.
-    #[arg(long, env = "LPO_LEADER_ELECTION_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "LPO_LEADER_ELECTION_DURATION", default_value = "15s", value_parser = lease_duration)]
     pub leader_election_duration: Duration,
 
     /// Log format.
@@ -126,6 +128,50 @@ pub struct RunArgs {
     /// Log filter in RUST_LOG syntax, for example `info` or `loginprofile_operator=debug`.
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
+}
+
+impl RunArgs {
+    /// What no single flag can check: flags that contradict each other.
+    pub fn check(&self) -> Result<(), String> {
+        if self.min_backoff > self.max_backoff {
+            return Err(format!(
+                "--min-backoff ({}) is longer than --max-backoff ({}): make --max-backoff at least as long",
+                humantime::format_duration(self.min_backoff),
+                humantime::format_duration(self.max_backoff)
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A duration longer than zero ("0s" would spin or divide by zero).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration.is_zero() {
+        return Err("must be longer than zero (for example 30s or 10m)".into());
+    }
+    Ok(duration)
+}
+
+/// The Lease's duration: renewals time out after a sixth of it and stop at
+/// two thirds, so below 3 s a renewal would have under half a second.
+fn lease_duration(text: &str) -> Result<Duration, String> {
+    let duration = positive_duration(text)?;
+    if duration < Duration::from_secs(3) {
+        return Err("must be at least 3s (renewals time out after a sixth of it)".into());
+    }
+    Ok(duration)
+}
+
+/// A rate per second: a finite number above zero.
+fn positive_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err("must be a number above zero (checks per second, e.g. 0.5 or 5)".into());
+    }
+    Ok(rate)
 }
 
 #[cfg(test)]
@@ -155,9 +201,53 @@ mod tests {
             panic!("run expected")
         };
         assert_eq!(args.namespaces, ["a", "b"]);
+        let twice = Cli::try_parse_from([
+            "lpo",
+            "run",
+            "--iam-rate-limit",
+            "100",
+            "--iam-rate-limit",
+            "1",
+        ])
+        .unwrap();
+        let Command::Run(twice) = twice.command else {
+            panic!("run expected")
+        };
+        assert_eq!(twice.iam_rate_limit.get(), 1, "the last value wins");
         assert_eq!(args.resync_period, Duration::from_secs(90));
         assert_eq!(args.iam_max_attempts, 3);
         assert_eq!(args.http_addr.port(), 8080);
+    }
+
+    #[test]
+    fn impossible_values_are_refused_with_what_to_fix() {
+        for (flag, value, needle) in [
+            ("--drift-check-rate", "0", "above zero"),
+            ("--drift-check-rate", "-1", "above zero"),
+            ("--drift-check-rate", "NaN", "above zero"),
+            ("--drift-check-rate", "fast", "not a number"),
+            ("--resync-period", "0s", "longer than zero"),
+            ("--iam-timeout", "0s", "longer than zero"),
+            ("--concurrency", "0", "0"),
+            ("--leader-election-duration", "1s", "at least 3s"),
+            ("--secrets-manager-poll-interval", "0s", "longer than zero"),
+        ] {
+            let error = Cli::try_parse_from(["lpo", "run", &format!("{flag}={value}")])
+                .expect_err(flag)
+                .to_string();
+            assert!(
+                error.contains(flag) && error.contains(needle),
+                "{flag} {value}: {error}"
+            );
+        }
+        let cli =
+            Cli::try_parse_from(["lpo", "run", "--min-backoff", "10s", "--max-backoff", "5s"])
+                .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("run expected")
+        };
+        let error = args.check().unwrap_err();
+        assert!(error.contains("--min-backoff"), "{error}");
     }
 
     #[test]

@@ -51,6 +51,7 @@ use crate::{
     events::{EventPublisher, Note},
     iam::{Iam, IamError},
     leader::WritePermit,
+    marks::Marks,
     metrics::{Metrics, ProfileState},
     password::{Fingerprinter, Password, Verdict},
     plan::{self, Applied, IamProfile, Observed, Plan, SourceProblem, UpdateWhy},
@@ -161,6 +162,11 @@ impl<I: Iam> Context<I> {
             verified: Mutex::new(HashMap::new()),
             pending_changes: PendingChanges::default(),
         }
+    }
+
+    /// The crash-safety marks of `lp` this operator may believe.
+    fn marks(&self, lp: &LoginProfile) -> Marks {
+        Marks::read(lp, &self.fingerprinter)
     }
 
     /// With leader election, no IAM write once the Lease may have passed on.
@@ -293,7 +299,7 @@ impl<I: Iam> Context<I> {
         let account = tenancy.account(lp.account_name());
         let account_id = tenancy.admit(lp, account.as_deref())?;
         let rivals = self.rivals(lp, tenancy, &account_id).await?;
-        tenancy::claim(lp, &rivals)?;
+        tenancy::claim(lp, &rivals, |other| self.manages(other))?;
         let account = account.expect("admitted by an IAMAccount that exists");
         Ok(InAccount {
             shared: self,
@@ -302,31 +308,58 @@ impl<I: Iam> Context<I> {
         })
     }
 
-    /// The other admitted LoginProfiles that name `lp`'s IAM user in the
-    /// same AWS account. Rare, and their cached copies come from other
-    /// watches that may lag, so they are read fresh: whether one already
-    /// manages the user decides who owns it.
+    /// Whether the operator believes `lp` manages its IAM user: status
+    /// records a password, or a sealed, open mark says it took charge.
+    /// Nothing a tenant can write makes this true.
+    fn manages(&self, lp: &LoginProfile) -> bool {
+        self.marks(lp).in_charge_since().is_some()
+            || lp
+                .status
+                .as_ref()
+                .is_some_and(|s| s.password_fingerprint.is_some())
+    }
+
+    /// The cached LoginProfiles other than `lp` that name its IAM user and
+    /// that their IAMAccounts admit to the AWS account `account_id`, first
+    /// in line first. Read from the caches only: what a tenant whose
+    /// namespace is not admitted creates costs no API request.
+    fn claimants_of(
+        &self,
+        lp: &LoginProfile,
+        tenancy: &TenancyStores,
+        account_id: &str,
+    ) -> Vec<Arc<LoginProfile>> {
+        let user = lp.user_name();
+        let mut claimants: Vec<Arc<LoginProfile>> = self
+            .cached_profiles()
+            .filter(|other| other.uid() != lp.uid() && other.user_name() == user)
+            .filter(|other| {
+                let theirs = tenancy.account(other.account_name());
+                tenancy
+                    .admit(other, theirs.as_deref())
+                    .is_ok_and(|id| id == account_id)
+            })
+            .collect();
+        claimants.sort_by_cached_key(|other| tenancy::rank(other, self.manages(other)));
+        claimants
+    }
+
+    /// The rival that can keep `lp` from acting: the first in line of the
+    /// other admitted claimants of its IAM user, read fresh from the API
+    /// server (its cached copy may not show yet that it took charge). At
+    /// most one read, unless the first in line is gone meanwhile.
     async fn rivals(
         &self,
         lp: &LoginProfile,
         tenancy: &TenancyStores,
         account_id: &String,
     ) -> Result<Vec<LoginProfile>, Outcome> {
-        let user = lp.user_name();
-        let same_user: Vec<Arc<LoginProfile>> = self
-            .cached_profiles()
-            .filter(|other| other.uid() != lp.uid() && other.user_name() == user)
-            .collect();
-        if same_user.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut rivals = Vec::new();
-        for other in same_user {
+        for other in self.claimants_of(lp, tenancy, account_id) {
             let api: Api<LoginProfile> =
                 Api::namespaced(self.client.clone(), &other.namespace().unwrap_or_default());
             let fresh = match api.get_opt(&other.name_any()).await {
-                Ok(Some(fresh)) => fresh,
-                Ok(None) => continue,
+                Ok(Some(fresh)) if fresh.uid() == other.uid() => fresh,
+                Ok(_) => continue,
                 Err(error) => {
                     return Err(Outcome::new(
                         Reason::KubernetesError,
@@ -337,12 +370,33 @@ impl<I: Iam> Context<I> {
                 }
             };
             let theirs = tenancy.account(fresh.account_name());
-            if tenancy.admit(&fresh, theirs.as_deref()).as_ref() == Ok(account_id) {
-                rivals.push(fresh);
+            if tenancy.admit(&fresh, theirs.as_deref()).as_ref() != Ok(account_id) {
+                continue;
             }
+            tracing::debug!(object = %ObjectRef::from_obj(lp), rival = %ObjectRef::from_obj(&fresh), "another LoginProfile names the same IAM user");
+            return Ok(vec![fresh]);
         }
-        tracing::debug!(object = %ObjectRef::from_obj(lp), rivals = rivals.len(), "other LoginProfiles name the same IAM user");
-        Ok(rivals)
+        Ok(Vec::new())
+    }
+
+    /// Of the LoginProfiles that name `gone`'s IAM user, the one first in
+    /// line once `gone` is deleted: the only one that may take it over now.
+    pub(crate) fn next_in_line(&self, gone: &LoginProfile) -> Option<ObjectRef<LoginProfile>> {
+        let tenancy = self.tenancy.get()?;
+        let theirs = tenancy.account(gone.account_name());
+        let account_id = gone
+            .status
+            .as_ref()
+            .and_then(|s| s.account_id.clone())
+            .or_else(|| {
+                theirs
+                    .as_deref()
+                    .and_then(|a| a.verified_account_id())
+                    .map(str::to_string)
+            })?;
+        self.claimants_of(gone, tenancy, &account_id)
+            .first()
+            .map(|next| ObjectRef::from_obj(&**next))
     }
 }
 
@@ -541,6 +595,7 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
         match act(ctx, &mut lp, &user, plan, &mut source, &iam).await {
             Ok(acted) => break acted,
             Err(ActFailure::Report(outcome)) => return fail(&lp, ctx, outcome).await,
+            Err(ActFailure::Refused(outcome)) => return fail_settled(&lp, ctx, outcome).await,
             Err(ActFailure::Kube(error)) => return Err(Error::Kube(error)),
             Err(ActFailure::LookAgain) if !iam.looked => {
                 lp = fresh(ctx, &lp).await?;
@@ -558,6 +613,11 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
     // 4. Report.
     let mut next = next_status(&lp, &user, &iam, &acted, source.ok().as_ref());
     next.account_id = Some(ctx.account_id.clone());
+    if acted.sent_password.is_some() {
+        // Status now records the password the marks spoke of: settled, in
+        // the same write.
+        next.writes_settled_through = ctx.marks(&lp).settle().or(next.writes_settled_through);
+    }
     // Only a password IAM holds now counts as verified (not a held-back one).
     let next_fingerprint = next
         .password_fingerprint
@@ -589,7 +649,7 @@ fn decide<I: Iam>(
         source: source.as_ref().map(|desired| desired.applied),
         iam: iam.profile.as_ref(),
         changed_out_of_band: iam.changed_out_of_band,
-        in_charge_since: lp.in_charge_since(),
+        in_charge_since: ctx.marks(lp).in_charge_since(),
         pending_is_desired,
     })
 }
@@ -602,7 +662,7 @@ fn sent_unconfirmed<I: Iam>(
     user: &str,
     source: &Result<Desired, SourceProblem>,
 ) -> bool {
-    match (lp.unconfirmed_sending(), source) {
+    match (ctx.marks(lp).unconfirmed_sending(), source) {
         (Some(sending), Ok(desired)) => desired.verdict_of(sending, ctx, user) == Verdict::Same,
         _ => false,
     }
@@ -668,13 +728,12 @@ async fn delete_if_managed<I: Iam>(
         .is_some_and(|s| s.password_fingerprint.is_some());
     // Status may have missed this resource's own create (a crash, a lost
     // answer): IAM's CreateDate against the time it took charge tells.
+    let in_charge_since = ctx.marks(lp).in_charge_since();
     let created_in_charge = !applied
-        && lp.in_charge_since().is_some()
+        && in_charge_since.is_some()
         && lp.spec.deletion_policy == crate::crd::DeletionPolicy::Delete
         && match ctx.account.iam.get_login_profile(user).await {
-            Ok(profile) => {
-                profile.is_some_and(|p| plan::created_in_charge(&p, lp.in_charge_since()))
-            }
+            Ok(profile) => profile.is_some_and(|p| plan::created_in_charge(&p, in_charge_since)),
             Err(error) => return Err(cleanup_failed(lp, ctx, user, error).await),
         };
     Ok(
@@ -701,6 +760,9 @@ async fn delete_if_managed<I: Iam>(
     )
 }
 
+/// A failed DeleteLoginProfile, in status (and an Event when Ready changes):
+/// the LoginProfile stays until the deletion works, and the message says how
+/// to let it go without deleting the profile.
 async fn cleanup_failed<I: Iam>(
     lp: &LoginProfile,
     ctx: &Context<I>,
@@ -708,15 +770,18 @@ async fn cleanup_failed<I: Iam>(
     error: IamError,
 ) -> Error {
     let outcome = error.outcome(user, None);
-    publish(
-        lp,
-        ctx,
-        &Outcome::new(
-            Reason::Deleting,
-            format!("could not delete the login profile: {}", outcome.message),
+    let stuck = Outcome::new(
+        outcome.reason,
+        format!(
+            "could not delete the login profile of IAM user {user:?}, so this LoginProfile stays: {}; \
+             to let it go and keep the profile, set spec.deletionPolicy: Retain",
+            outcome.message
         ),
-    )
-    .await;
+    );
+    let next = lp.status.clone().unwrap_or_default();
+    if let Err(error) = report(lp, ctx, next, &stuck, false).await {
+        tracing::warn!(object = %ObjectRef::from_obj(lp), %error, "could not report the failed deletion");
+    }
     Error::Transient {
         reason: outcome.reason,
         message: outcome.message,

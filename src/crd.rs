@@ -3,7 +3,7 @@
 //! `kubectl explain` text.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::{CustomResource, KubeSchema, ResourceExt};
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -16,20 +16,6 @@ pub const DEFAULT_SECRET_KEY: &str = "password";
 /// `status.observedGeneration` of an object the operator never acted on
 /// (the CRD's status default).
 pub const NOT_OBSERVED: i64 = -1;
-/// When this operator took charge of the object: written in the same patch
-/// that adds the finalizer, so a login profile IAM created after it can only
-/// be this resource's own (a crash or a lost answer may have kept status from
-/// saying so).
-pub const IN_CHARGE_SINCE_ANNOTATION: &str = "iam.loginprofile.dev/in-charge-since";
-/// `<fingerprint> over <fingerprint in status, or none>`: the password the
-/// operator is about to send, and what status recorded when it started.
-/// Written with the finalizer before the first create, and before a
-/// rotation when the account refuses reused passwords. While status still
-/// records the "over" part, the attempt's answer never reached status: if it
-/// was sending the source's password, IAM holding it (or refusing it as
-/// reused) is this operator's own doing.
-pub const SENDING_ANNOTATION: &str = "iam.loginprofile.dev/sending";
-
 /// A console password (IAM login profile) for one IAM user, taken from a Secret.
 ///
 /// The operator creates the login profile (`aws iam create-login-profile`),
@@ -180,7 +166,7 @@ pub struct SecretsManagerRef {
     /// When the SecretString is JSON: the key that holds the password.
     /// Without it the whole SecretString is the password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub json_key: Option<String>,
     /// The version stage to read. Defaults to AWSCURRENT.
     #[serde(default = "default_version_stage")]
@@ -295,6 +281,11 @@ pub struct LoginProfileStatus {
     /// The Secret's resourceVersion when its password was last sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_resource_version: Option<String>,
+    /// Every IAM write this operator started up to this time (its own
+    /// clock) has a known outcome: the crash-safety marks in this object's
+    /// annotations written until then vouch for nothing (docs/reliability.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes_settled_through: Option<String>,
     /// `Ready`, `Reconciling` and `Stalled`, as kstatus defines them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -341,39 +332,6 @@ impl LoginProfile {
                 at + 1
             )
         })
-    }
-
-    /// When the operator took charge of this object (its annotation).
-    pub fn in_charge_since(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        let text = self.annotations().get(IN_CHARGE_SINCE_ANNOTATION)?;
-        chrono::DateTime::parse_from_rfc3339(text)
-            .ok()
-            .map(|t| t.with_timezone(&chrono::Utc))
-    }
-
-    /// The fingerprint of a password whose sending started from what status
-    /// records now and whose answer never reached status (its annotation).
-    pub fn unconfirmed_sending(&self) -> Option<&str> {
-        let (sending, over) = self
-            .annotations()
-            .get(SENDING_ANNOTATION)?
-            .split_once(" over ")?;
-        let recorded = self
-            .status
-            .as_ref()
-            .and_then(|s| s.password_fingerprint.as_deref())
-            .unwrap_or("none");
-        (over == recorded && sending != recorded).then_some(sending)
-    }
-
-    /// The `sending` annotation's value for sending `fingerprint` now.
-    pub fn sending_value(&self, fingerprint: &str) -> String {
-        let recorded = self
-            .status
-            .as_ref()
-            .and_then(|s| s.password_fingerprint.as_deref())
-            .unwrap_or("none");
-        format!("{fingerprint} over {recorded}")
     }
 
     /// Whether the operator has written a status for the current generation
@@ -443,33 +401,6 @@ mod tests {
         }))
         .unwrap();
         assert!(!defaulted.observed());
-    }
-
-    #[test]
-    fn a_sending_mark_counts_only_while_status_has_not_moved_on() {
-        let spec: LoginProfileSpec =
-            serde_json::from_value(serde_json::json!({"passwordSecretRef": {"name": "s"}}))
-                .unwrap();
-        let mut lp = LoginProfile::new("bob", spec);
-        let mark = lp.sending_value("fp-new");
-        assert_eq!(mark, "fp-new over none");
-        lp.annotations_mut().insert(SENDING_ANNOTATION.into(), mark);
-        assert_eq!(
-            lp.unconfirmed_sending(),
-            Some("fp-new"),
-            "nothing recorded yet"
-        );
-        lp.status = Some(LoginProfileStatus {
-            password_fingerprint: Some("fp-new".into()),
-            ..Default::default()
-        });
-        assert_eq!(lp.unconfirmed_sending(), None, "confirmed");
-        lp.status.as_mut().unwrap().password_fingerprint = Some("fp-later".into());
-        assert_eq!(
-            lp.unconfirmed_sending(),
-            None,
-            "an old mark never vouches for a later rotation"
-        );
     }
 
     #[test]

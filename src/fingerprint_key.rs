@@ -119,8 +119,9 @@ async fn load_secret(
             ),
             ..Default::default()
         },
+        // Not immutable: rotating the key means adding the old one under
+        // `old-*` and a new one under `key` (docs/reliability.md).
         data: Some([(KEY_FIELD.to_string(), ByteString(key.to_vec()))].into()),
-        immutable: Some(true),
         ..Default::default()
     };
     match secrets.create(&PostParams::default(), &secret).await {

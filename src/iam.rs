@@ -23,8 +23,8 @@ use aws_smithy_types::{
 use governor::DefaultDirectRateLimiter;
 
 use crate::{
-    metrics::Metrics, password::Password, plan::IamProfile, policy::PasswordPolicy, reason::Reason,
-    status::Outcome,
+    leader::WritePermit, metrics::Metrics, password::Password, plan::IamProfile,
+    policy::PasswordPolicy, reason::Reason, status::Outcome,
 };
 
 /// What an IAM call can fail with, as far as the reconciler cares.
@@ -50,6 +50,8 @@ pub enum IamError {
     AccessDenied(String),
     #[error("the IAM call timed out")]
     Timeout,
+    #[error("not sent: this replica may no longer hold the leader Lease")]
+    NotLeader,
     #[error("could not reach IAM: {0}")]
     Unreachable(String),
     #[error("unexpected IAM error: {0}")]
@@ -69,7 +71,31 @@ impl IamError {
             IamError::ServiceFailure(_) => Reason::ServiceFailure,
             IamError::Throttling(_) => Reason::Throttled,
             IamError::AccessDenied(_) => Reason::AccessDenied,
-            IamError::Timeout | IamError::Unreachable(_) | IamError::Other(_) => Reason::IamError,
+            IamError::Timeout
+            | IamError::NotLeader
+            | IamError::Unreachable(_)
+            | IamError::Other(_) => Reason::IamError,
+        }
+    }
+
+    /// Whether IAM definitely did not apply the write: it parsed the request
+    /// and refused it. A timeout, an unreachable endpoint, a 5xx or an answer
+    /// the SDK could not place may hide a write IAM applied.
+    pub fn is_definite_refusal(&self) -> bool {
+        match self {
+            IamError::NoSuchEntity(_)
+            | IamError::EntityAlreadyExists(_)
+            | IamError::PasswordPolicyViolation(_)
+            | IamError::InvalidInput(_)
+            | IamError::LimitExceeded(_)
+            | IamError::TemporarilyUnmodifiable(_)
+            | IamError::Throttling(_)
+            | IamError::AccessDenied(_)
+            | IamError::NotLeader => true,
+            IamError::ServiceFailure(_)
+            | IamError::Timeout
+            | IamError::Unreachable(_)
+            | IamError::Other(_) => false,
         }
     }
 
@@ -120,6 +146,7 @@ impl IamError {
             IamError::Throttling(_) => "throttled",
             IamError::AccessDenied(_) => "access_denied",
             IamError::Timeout => "timeout",
+            IamError::NotLeader => "not_leader",
             IamError::Unreachable(_) => "unreachable",
             IamError::Other(_) => "other",
         }
@@ -217,6 +244,8 @@ pub struct AwsIam {
     client: aws_sdk_iam::Client,
     limiter: Arc<DefaultDirectRateLimiter>,
     metrics: Arc<Metrics>,
+    /// Writes are sent only within it (leader election).
+    permit: WritePermit,
 }
 
 impl AwsIam {
@@ -227,6 +256,7 @@ impl AwsIam {
         shared: &aws_config::SdkConfig,
         limiter: Arc<DefaultDirectRateLimiter>,
         metrics: Arc<Metrics>,
+        permit: WritePermit,
     ) -> Self {
         // IAM is a global service whose endpoint lives in us-east-1; the
         // region only matters for signing, so default it rather than fail.
@@ -238,6 +268,7 @@ impl AwsIam {
             client: aws_sdk_iam::Client::from_conf(iam_config.build()),
             limiter,
             metrics,
+            permit,
         }
     }
 
@@ -255,6 +286,35 @@ impl AwsIam {
     ) -> Result<T, IamError> {
         self.limiter.until_ready().await;
         let result = call.await;
+        self.count(operation, result)
+    }
+
+    /// A write: the write permit is checked after the rate limiter's wait,
+    /// right before the request, and the request must be sent and answered
+    /// before the permit ends (a timeout then is an ambiguous answer, like
+    /// any other). A replica frozen or kept waiting past its deadline sends
+    /// nothing.
+    async fn write<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, IamError>>,
+    ) -> Result<T, IamError> {
+        self.limiter.until_ready().await;
+        let result = match self.permit.deadline() {
+            None => call.await,
+            Some(until) if tokio::time::Instant::now() >= until => Err(IamError::NotLeader),
+            Some(until) => tokio::time::timeout_at(until, call)
+                .await
+                .unwrap_or(Err(IamError::Timeout)),
+        };
+        self.count(operation, result)
+    }
+
+    fn count<T>(
+        &self,
+        operation: &'static str,
+        result: Result<T, IamError>,
+    ) -> Result<T, IamError> {
         let outcome = match &result {
             Ok(_) => "ok",
             Err(error) => error.metric_label(),
@@ -359,7 +419,7 @@ impl Iam for AwsIam {
         password: &Password,
         reset_required: bool,
     ) -> Result<IamProfile, IamError> {
-        self.call("CreateLoginProfile", async {
+        self.write("CreateLoginProfile", async {
             let output = self
                 .client
                 .create_login_profile()
@@ -406,7 +466,7 @@ impl Iam for AwsIam {
         password: Option<&Password>,
         reset_required: bool,
     ) -> Result<(), IamError> {
-        self.call("UpdateLoginProfile", async {
+        self.write("UpdateLoginProfile", async {
             self.client
                 .update_login_profile()
                 .user_name(user)
@@ -492,7 +552,7 @@ impl Iam for AwsIam {
     }
 
     async fn delete_login_profile(&self, user: &str) -> Result<(), IamError> {
-        self.call("DeleteLoginProfile", async {
+        self.write("DeleteLoginProfile", async {
             match self
                 .client
                 .delete_login_profile()

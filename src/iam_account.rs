@@ -102,6 +102,17 @@ pub struct IAMAccountSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_user_tag: Option<UserTag>,
 
+    /// The AWS Secrets Manager secrets that admitted LoginProfiles may take
+    /// their password from (`passwordSecretsManagerRef.secretId`), as
+    /// patterns where `*` matches any run of characters and `?` one, over
+    /// the secretId exactly as the LoginProfile writes it (a name such as
+    /// `team-a/*`, or an ARN such as
+    /// `arn:aws:secretsmanager:*:*:secret:team-a/*`). The operator reads
+    /// them with this account's credentials, so empty admits none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub secrets_manager_secret_ids: Vec<String>,
+
     /// Whether LoginProfiles admitted here may use `adoptionPolicy: Adopt`
     /// (take over a login profile they did not create, overwriting its
     /// password). Default false.

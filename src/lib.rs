@@ -14,6 +14,7 @@ pub mod http;
 pub mod iam;
 pub mod iam_account;
 pub mod leader;
+pub mod marks;
 pub mod metrics;
 pub mod password;
 pub mod plan;

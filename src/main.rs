@@ -63,6 +63,7 @@ async fn kubernetes_client() -> Result<kube::Client, Box<dyn std::error::Error>>
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {
+    args.check()?;
     telemetry::init(args.log_format, &args.log_filter)?;
     let client = kubernetes_client().await.map_err(|e| {
         format!("cannot configure the Kubernetes client (in-cluster or KUBECONFIG): {e}")
@@ -76,13 +77,24 @@ async fn run(args: RunArgs) -> Result<(), String> {
     .await
     .map_err(|e| e.to_string())?;
     let metrics = Arc::new(Metrics::default());
+    // Every IAM writer shares one permit: with leader election it opens
+    // once the Lease is held and lapses at the renew deadline.
+    let permit = if args.leader_elect {
+        WritePermit::for_election()
+    } else {
+        WritePermit::default()
+    };
     let aws_settings = IamClientConfig {
         max_attempts: args.iam_max_attempts,
         timeout: args.iam_timeout,
         rate_limit: args.iam_rate_limit,
     };
     let accounts = Accounts::new(
-        aws_connector(iam::sdk_config(&aws_settings).await, metrics.clone()),
+        aws_connector(
+            iam::sdk_config(&aws_settings).await,
+            metrics.clone(),
+            permit.clone(),
+        ),
         AccountSettings {
             rate_limit: args.iam_rate_limit,
             drift_check_rate: args
@@ -147,8 +159,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
         // A standby is healthy and ready to take over: a rolling update of
         // several replicas must be able to finish.
         health.set_ready();
-        let permit = tokio::select! {
-            acquired = leader::acquire(&client, &settings) => {
+        let observer = tokio::select! {
+            acquired = leader::acquire(&client, &settings, &permit) => {
                 acquired.map_err(|e| format!("leader election on Lease {}/{}: {e}", settings.namespace, settings.name))?
             }
             () = shutdown.clone() => return Ok(()),
@@ -161,14 +173,14 @@ async fn run(args: RunArgs) -> Result<(), String> {
             permit,
             Some((
                 tokio::spawn(async move {
-                    leader::hold(holder, kept, held).await;
+                    leader::hold(holder, kept, held, observer).await;
                     lost.notify_one();
                 }),
                 settings,
             )),
         )
     } else {
-        (WritePermit::default(), None)
+        (permit, None)
     };
     let permit_after = permit.clone();
     ctx.set_write_permit(permit);

@@ -140,6 +140,28 @@ impl Key {
     }
 }
 
+impl Key {
+    /// The key behind seals: derived from the fingerprint key, so a seal
+    /// can never be mistaken for a password fingerprint or the reverse.
+    fn seal_mac(&self, kind: &str, uid: &str, value: &str) -> String {
+        let mut derive = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.secret)
+            .expect("HMAC accepts keys of any length");
+        derive.update(b"loginprofile-operator seal");
+        let sealing = derive.finalize().into_bytes();
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&sealing)
+            .expect("HMAC accepts keys of any length");
+        for part in [kind, uid, value] {
+            mac.update(part.as_bytes());
+            mac.update(&[0]);
+        }
+        mac.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 impl fmt::Debug for Fingerprinter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Fingerprinter(<keys redacted>)")
@@ -200,6 +222,44 @@ impl Fingerprinter {
             Some(_) => Verdict::Different,
             None => Verdict::UnknownKey,
         }
+    }
+}
+
+impl Fingerprinter {
+    /// A seal over `value`, bound to the object `uid` and to what the value
+    /// is (`kind`), under the current key: only the operator can make one,
+    /// and it is worthless on another object or for another purpose.
+    pub fn seal(&self, kind: &str, uid: &str, value: &str) -> String {
+        let key = &self.current;
+        format!(
+            "{FINGERPRINT_PREFIX}{}:{}",
+            key.id,
+            key.seal_mac(kind, uid, value)
+        )
+    }
+
+    /// Whether `seal` is this operator's seal of `value` for `kind` on the
+    /// object `uid`, under any key it holds. A seal under a key it does not
+    /// hold is not believed.
+    pub fn unseal(&self, kind: &str, uid: &str, value: &str, seal: &str) -> bool {
+        let Some((id, mac)) = seal
+            .strip_prefix(FINGERPRINT_PREFIX)
+            .and_then(|rest| rest.split_once(':'))
+        else {
+            return false;
+        };
+        std::iter::once(&self.current)
+            .chain(&self.older)
+            .filter(|key| key.id == id)
+            .any(|key| {
+                let expected = key.seal_mac(kind, uid, value);
+                expected.len() == mac.len()
+                    && expected
+                        .bytes()
+                        .zip(mac.bytes())
+                        .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                        == 0
+            })
     }
 }
 
@@ -293,6 +353,58 @@ mod tests {
         assert_ne!(fa, b.fingerprint("bob", &password), "depends on the key");
         assert_ne!(fa, a.fingerprint("alice", &password), "depends on the user");
         assert!(!fa.contains("Correct"));
+    }
+
+    #[test]
+    fn seals_are_bound_to_key_object_and_kind() {
+        let keys = Fingerprinter::new(Zeroizing::new(b"key-a".to_vec()), vec![]);
+        let seal = keys.seal("in-charge-since", "uid-1", "2026-12-02T06:00:00.000Z");
+        assert!(keys.unseal(
+            "in-charge-since",
+            "uid-1",
+            "2026-12-02T06:00:00.000Z",
+            &seal
+        ));
+        assert!(
+            !keys.unseal(
+                "in-charge-since",
+                "uid-2",
+                "2026-12-02T06:00:00.000Z",
+                &seal
+            ),
+            "copied to another object"
+        );
+        assert!(
+            !keys.unseal(
+                "in-charge-since",
+                "uid-1",
+                "2000-01-01T00:00:00.000Z",
+                &seal
+            ),
+            "another value"
+        );
+        assert!(
+            !keys.unseal("sending", "uid-1", "2026-12-02T06:00:00.000Z", &seal),
+            "another kind"
+        );
+        let other = Fingerprinter::new(Zeroizing::new(b"key-b".to_vec()), vec![]);
+        assert!(!other.unseal(
+            "in-charge-since",
+            "uid-1",
+            "2026-12-02T06:00:00.000Z",
+            &seal
+        ));
+        let rotated = Fingerprinter::new(
+            Zeroizing::new(b"key-b".to_vec()),
+            vec![Zeroizing::new(b"key-a".to_vec())],
+        );
+        assert!(rotated.unseal(
+            "in-charge-since",
+            "uid-1",
+            "2026-12-02T06:00:00.000Z",
+            &seal
+        ));
+        assert!(!keys.unseal("k", "u", "v", "forged"));
     }
 
     #[test]

@@ -221,13 +221,13 @@ pub fn extract(reference: &SecretsManagerRef, text: &str) -> Result<Password, So
                     ),
                 });
             };
+            // The message names only the key the LoginProfile asked for: the
+            // secret's other keys are its owner's business, not the tenant's.
             let Some(serde_json::Value::String(value)) = object.remove(key) else {
-                let mut keys: Vec<&String> = object.keys().collect();
-                keys.sort();
                 return Err(SourceProblem {
                     reason: Reason::SecretsManagerJsonKeyNotFound,
                     message: format!(
-                        "Secrets Manager secret {id:?} has no string under JSON key {key:?} (it has: {keys:?}); fix jsonKey or the secret"
+                        "Secrets Manager secret {id:?} has no string under JSON key {key:?}; fix jsonKey or the secret"
                     ),
                 });
             };
@@ -287,8 +287,11 @@ mod tests {
             extract(&reference(Some("pw")), r#"{"password":"Hidden-Value-1"}"#).unwrap_err();
         assert_eq!(missing.reason, Reason::SecretsManagerJsonKeyNotFound);
         assert!(
-            missing.message.contains(r#"["password"]"#)
-                && !missing.message.contains("Hidden-Value-1")
+            missing.message.contains(r#""pw""#)
+                && !missing.message.contains("password")
+                && !missing.message.contains("Hidden-Value-1"),
+            "names the key asked for, no other key, no value: {}",
+            missing.message
         );
         let not_json = extract(&reference(Some("pw")), "Hidden-Value-1").unwrap_err();
         assert_eq!(not_json.reason, Reason::SecretsManagerNotJson);

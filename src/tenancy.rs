@@ -43,6 +43,16 @@ pub fn admit(
              or set spec.accountRef.name to one that admits this namespace"
         ));
     };
+    let already_there = lp
+        .status
+        .as_ref()
+        .is_some_and(|s| s.account_id.is_some() || s.password_fingerprint.is_some());
+    if account.metadata.deletion_timestamp.is_some() && !already_there {
+        return refuse(format!(
+            "IAMAccount {name:?} is being deleted: it serves the LoginProfiles that already use it until they \
+             go, and admits no new one; name another IAMAccount in spec.accountRef"
+        ));
+    }
     if !namespace_admitted(account, namespace) {
         return refuse(format!(
             "IAMAccount {name:?} does not admit namespace {:?}: it is not in spec.namespaces and its labels \
@@ -54,6 +64,19 @@ pub fn admit(
     if !account.spec.user_names.iter().any(|p| glob_match(p, &user)) {
         return refuse(format!(
             "IAMAccount {name:?} does not admit IAM user {user:?}: no pattern of spec.userNames matches it"
+        ));
+    }
+    if let Some(reference) = &lp.spec.password_secrets_manager_ref
+        && !account
+            .spec
+            .secrets_manager_secret_ids
+            .iter()
+            .any(|p| glob_match(p, &reference.secret_id))
+    {
+        return refuse(format!(
+            "IAMAccount {name:?} does not admit Secrets Manager secret {:?}: no pattern of \
+             spec.secretsManagerSecretIds matches it (ask a cluster admin, or use a Kubernetes Secret)",
+            reference.secret_id
         ));
     }
     if lp.spec.adoption_policy == AdoptionPolicy::Adopt && !account.spec.allow_adoption {
@@ -138,36 +161,39 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
     pattern[p..].iter().all(|&c| c == '*')
 }
 
-/// The order in which LoginProfiles claim an IAM user: one that already
-/// manages it (took charge, or recorded a password) first, then the oldest,
-/// then by uid, so every replica and every reconcile agree. Managing comes
-/// first because creationTimestamp has one-second resolution: of two made in
-/// the same second, the uid must not take the user from the one that acts.
-fn claim_order(lp: &LoginProfile) -> (bool, Option<k8s_openapi::jiff::Timestamp>, String) {
-    let manages = lp.in_charge_since().is_some()
-        || lp
-            .status
-            .as_ref()
-            .is_some_and(|s| s.password_fingerprint.is_some());
-    (
+/// Where a LoginProfile stands in line for its IAM user (lower goes first):
+/// one that already manages it (`manages`: took charge, or recorded a
+/// password, as the operator believes from what only it writes) first, then
+/// the oldest, then by uid, so every replica and every reconcile agree.
+/// Managing comes first because creationTimestamp has one-second
+/// resolution: of two made in the same second, the uid must not take the
+/// user from the one that acts.
+pub fn rank(lp: &LoginProfile, manages: bool) -> ClaimRank {
+    ClaimRank(
         !manages,
         lp.metadata.creation_timestamp.as_ref().map(|t| t.0),
         lp.uid().unwrap_or_default(),
     )
 }
 
+/// A place in line for an IAM user (see [`rank`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ClaimRank(bool, Option<k8s_openapi::jiff::Timestamp>, String);
+
 /// Whether `lp` owns its IAM user among `rivals`: the other admitted
-/// LoginProfiles naming the same user in the same AWS account. A refusal
-/// says so without naming the owner (it may be another tenant's).
+/// LoginProfiles naming the same user in the same AWS account, ranked with
+/// `manages`. A refusal says so without naming the owner (it may be
+/// another tenant's).
 pub fn claim<'a>(
     lp: &LoginProfile,
     rivals: impl IntoIterator<Item = &'a LoginProfile>,
+    manages: impl Fn(&LoginProfile) -> bool,
 ) -> Result<(), Outcome> {
-    let mine = claim_order(lp);
+    let mine = rank(lp, manages(lp));
     let older = rivals
         .into_iter()
         .filter(|other| other.uid() != lp.uid())
-        .any(|other| claim_order(other) < mine);
+        .any(|other| rank(other, manages(other)) < mine);
     if older {
         return Err(Outcome::new(
             Reason::UserClaimed,
@@ -274,6 +300,62 @@ mod tests {
     }
 
     #[test]
+    fn secrets_manager_secrets_are_admitted_by_pattern_only() {
+        let ns = NamespaceView {
+            name: "ns-a",
+            labels: None,
+        };
+        let from = |secret_id: &str| {
+            let mut lp = lp("team-a-bob", serde_json::json!({}));
+            lp.spec.password_secret_ref = None;
+            lp.spec.password_secrets_manager_ref = Some(crate::crd::SecretsManagerRef {
+                secret_id: secret_id.into(),
+                json_key: None,
+                version_stage: "AWSCURRENT".into(),
+            });
+            lp
+        };
+        let none = account(
+            serde_json::json!({"namespaces": ["ns-a"], "userNames": ["*"]}),
+            Some("111111111111"),
+        );
+        let refused = admit(&from("team-a/bob"), Some(&none), &ns).unwrap_err();
+        assert_eq!(refused.reason, Reason::NotAdmitted);
+        assert!(
+            refused.message.contains("spec.secretsManagerSecretIds"),
+            "{}",
+            refused.message
+        );
+        let team_a = account(
+            serde_json::json!({"namespaces": ["ns-a"], "userNames": ["*"],
+                "secretsManagerSecretIds": ["team-a/*", "arn:aws:secretsmanager:*:111111111111:secret:team-a/*"]}),
+            Some("111111111111"),
+        );
+        assert!(admit(&from("team-a/bob"), Some(&team_a), &ns).is_ok());
+        assert!(
+            admit(
+                &from("arn:aws:secretsmanager:us-east-1:111111111111:secret:team-a/bob-AbCdEf"),
+                Some(&team_a),
+                &ns
+            )
+            .is_ok()
+        );
+        assert!(admit(&from("team-b/alice"), Some(&team_a), &ns).is_err());
+        assert!(
+            admit(
+                &from("arn:aws:secretsmanager:us-east-1:111111111111:secret:team-b/alice"),
+                Some(&team_a),
+                &ns
+            )
+            .is_err()
+        );
+        assert!(
+            admit(&lp("team-a-bob", serde_json::json!({})), Some(&none), &ns).is_ok(),
+            "a Kubernetes Secret needs no such rule"
+        );
+    }
+
+    #[test]
     fn admits_by_name_or_selector_and_checks_users_and_adoption() {
         let labelled = labels(&[("team", "a")]);
         let ns = NamespaceView {
@@ -343,8 +425,23 @@ mod tests {
             account_id: Some("111111111111".into()),
             ..Default::default()
         });
-        let refused = admit(&moved, Some(&account(spec, Some("222222222222"))), &ns).unwrap_err();
+        let refused = admit(
+            &moved,
+            Some(&account(spec.clone(), Some("222222222222"))),
+            &ns,
+        )
+        .unwrap_err();
         assert_eq!(refused.reason, Reason::AccountChanged);
+
+        let mut deleting = account(spec, Some("111111111111"));
+        deleting.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+        let new = admit(&lp("bob", serde_json::json!({})), Some(&deleting), &ns).unwrap_err();
+        assert_eq!(new.reason, Reason::NotAdmitted);
+        assert!(new.message.contains("being deleted"), "{}", new.message);
+        assert!(
+            admit(&moved, Some(&deleting), &ns).is_ok(),
+            "one that already uses it is served until it goes"
+        );
     }
 
     #[test]
@@ -362,24 +459,33 @@ mod tests {
             at("young", "u2", 20),
             at("twin", "u0", 20),
         );
-        assert!(claim(&old, [&young, &twin]).is_ok());
-        let refused = claim(&young, [&old]).unwrap_err();
+        let by_status = |lp: &LoginProfile| {
+            lp.status
+                .as_ref()
+                .is_some_and(|s| s.password_fingerprint.is_some())
+        };
+        assert!(claim(&old, [&young, &twin], by_status).is_ok());
+        let refused = claim(&young, [&old], by_status).unwrap_err();
         assert_eq!(refused.reason, Reason::UserClaimed);
         assert!(!refused.message.contains("\"old\""), "{}", refused.message);
         assert!(
-            claim(&twin, [&young]).is_ok(),
+            claim(&twin, [&young], by_status).is_ok(),
             "same second: the uid decides"
         );
-        assert!(claim(&young, [&twin]).is_err());
+        assert!(claim(&young, [&twin], by_status).is_err());
         let mut managing = at("managing", "u9", 20);
         managing.status = Some(crate::crd::LoginProfileStatus {
             password_fingerprint: Some("fp".into()),
             ..Default::default()
         });
         assert!(
-            claim(&managing, [&old, &twin]).is_ok(),
+            claim(&managing, [&old, &twin], by_status).is_ok(),
             "the one that manages the user keeps it"
         );
-        assert!(claim(&old, [&managing]).is_err());
+        assert!(claim(&old, [&managing], by_status).is_err());
+        assert!(
+            claim(&young, [&old], |lp: &LoginProfile| lp.name_any() == "young").is_ok(),
+            "managing is what the caller believes, nothing the object says of itself"
+        );
     }
 }

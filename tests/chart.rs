@@ -149,39 +149,6 @@ fn service_account_kubeconfig(release: &str, release_namespace: &str) -> std::pa
     )
 }
 
-/// A kubeconfig with a token of ServiceAccount `name` in `namespace`.
-fn token_kubeconfig(name: &str, namespace: &str) -> std::path::PathBuf {
-    let (service_account, release_namespace) = (name, namespace);
-    let token = env().kubectl_ok(&[
-        "create",
-        "token",
-        service_account,
-        "-n",
-        release_namespace,
-        "--duration=1h",
-    ]);
-    let server = env().kubectl_ok(&[
-        "config",
-        "view",
-        "--minify",
-        "-o",
-        "jsonpath={.clusters[0].cluster.server}",
-    ]);
-    let kubeconfig = Path::new(ROOT).join(format!(
-        "target/test-logs/{release_namespace}-{service_account}-kubeconfig"
-    ));
-    fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: {server}, certificate-authority: {ROOT}/target/devenv/pki/ca.crt}}}}]\n\
-             users: [{{name: sa, user: {{token: {}}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: sa}}}}]\ncurrent-context: c\n",
-            token.trim()
-        ),
-    )
-    .unwrap();
-    kubeconfig
-}
-
 /// With `watchNamespaces`, deleting a watched namespace must not take the
 /// operator's rights on its LoginProfiles with it before their finalizers
 /// ran: the namespace goes, and so does the IAM login profile.
@@ -397,18 +364,8 @@ fn tenants_may_edit_login_profiles_but_not_iam_accounts() {
         "-n",
         &tenant.name,
     ]);
-    let kubeconfig = token_kubeconfig("dev", &tenant.name);
-    let as_tenant = |args: &[&str], stdin: Option<&str>| {
-        let mut command = env().command("kubectl");
-        command
-            .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
-            .args(args)
-            .env_remove("KUBECONFIG");
-        match stdin {
-            Some(input) => run_with_stdin(command, input),
-            None => command.output().unwrap(),
-        }
-    };
+    let dev = Tenant::with_kubeconfig(token_kubeconfig("dev", &tenant.name));
+    let as_tenant = |args: &[&str], stdin: Option<&str>| dev.kubectl(args, stdin);
     // The controller manager aggregates the chart's rules into `edit`.
     wait_until(
         "`edit` to include LoginProfiles",

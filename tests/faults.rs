@@ -240,6 +240,76 @@ fn a_lost_fingerprint_key_re_sends_no_password() {
     iam_holds(&user, &password, &[&second]);
 }
 
+/// The key rotation of docs/reliability.md, step by step: the old key under
+/// `old-1` and a new one under `key` of the operator's key Secret, a restart,
+/// the old key dropped, another restart. No password is re-sent, and
+/// fingerprints end under the new key.
+#[test]
+fn the_fingerprint_key_rotates_as_documented() {
+    let ns = TestNamespace::new("fault-rotate-key");
+    let mut users = TestUsers::default();
+    let user = users.create("fault-rk");
+    let password = strong_password("rotatekey");
+    let first = Operator::start(&ns.name, &[]);
+    env().apply_ok(&secret(&ns.name, "bob", &[("password", &password)]));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    let before = wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
+    let old_fingerprint = status_str(&before, "passwordFingerprint").to_string();
+    assert!(first.stop().success());
+
+    // Step 1: the old key under old-1, a new one under key.
+    let key_secret = "loginprofile-operator-fingerprint-key";
+    let old_key = env().kubectl_ok(&[
+        "get",
+        "secret",
+        key_secret,
+        "-n",
+        &ns.name,
+        "-o",
+        "jsonpath={.data.key}",
+    ]);
+    let new_key = "bmV3LWtleS1vZi0zMi1yYW5kb20tYnl0ZXMtISEhISE="; // 32 bytes, base64
+    let patch = json!({"data": {"key": new_key, "old-1": old_key.trim()}}).to_string();
+    env().kubectl_ok(&["patch", "secret", key_secret, "-n", &ns.name, "-p", &patch]);
+
+    // Step 2: restart; the fingerprint is re-made under the new key.
+    let second = Operator::start(&ns.name, &["--resync-period", "3s"]);
+    let old_key_id = old_fingerprint.split(':').nth(1).unwrap().to_string();
+    let lp = wait_for("the fingerprint under the new key", CONVERGE, || {
+        let lp = get_lp(&ns.name, "bob");
+        let fingerprint = status_str(&lp, "passwordFingerprint");
+        (!fingerprint.contains(&format!(":{old_key_id}:"))).then_some(lp)
+    });
+    assert_eq!(ready(&lp).unwrap().0, "True");
+    assert!(second.stop().success());
+
+    // Step 3: drop the old key; nothing changes, nothing is re-sent.
+    let drop_old = r#"[{"op": "remove", "path": "/data/old-1"}]"#;
+    env().kubectl_ok(&[
+        "patch",
+        "secret",
+        key_secret,
+        "-n",
+        &ns.name,
+        "--type=json",
+        "-p",
+        drop_old,
+    ]);
+    let third = Operator::start(&ns.name, &["--resync-period", "3s"]);
+    let new_fingerprint = status_str(&lp, "passwordFingerprint").to_string();
+    holds_for(Duration::from_secs(4), || {
+        let now = get_lp(&ns.name, "bob");
+        assert_eq!(status_str(&now, "passwordFingerprint"), new_fingerprint);
+        assert_eq!(ready(&now).unwrap().0, "True");
+    });
+    assert_eq!(calls(&user, "UpdateLoginProfile"), 0, "no password re-sent");
+    iam_holds(&user, &password, &[&third]);
+}
+
 /// N objects converge while `faults` (built from the users' name prefix)
 /// are injected: all Ready, none Stalled, one accepted create each, at most
 /// `max_updates` accepted updates each, every user can sign in, no log line

@@ -1,7 +1,9 @@
 //! Leader election: with two replicas, one reconciles and one stands by
 //! (ready, so a rolling update can finish); when the leader dies, the
-//! standby takes the Lease over and reconciles; a leader frozen past its
-//! Lease writes nothing to IAM when it wakes, and exits.
+//! standby takes the Lease over and reconciles; a standby whose clock is
+//! ahead does not take over a healthy leader; a leader frozen past its
+//! Lease writes nothing to IAM when it wakes, not even the writes that were
+//! waiting on its rate limiter, and exits.
 
 mod support;
 
@@ -12,14 +14,52 @@ use support::*;
 
 /// One replica of the operator, named like a Pod, electing on a 3 s Lease.
 fn replica(namespace: &str, pod_name: &str) -> Operator {
+    replica_with(namespace, pod_name, &[], &[])
+}
+
+fn replica_with(
+    namespace: &str,
+    pod_name: &str,
+    extra_args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> Operator {
+    let mut args = vec!["--leader-elect", "--leader-election-duration", "3s"];
+    args.extend_from_slice(extra_args);
+    let mut env = vec![("POD_NAME", pod_name)];
+    env.extend_from_slice(extra_env);
     Operator::spawn(
         namespace,
         namespace,
-        &["--leader-elect", "--leader-election-duration", "3s"],
+        &args,
         "info,loginprofile_operator=debug",
         None,
-        &[("POD_NAME", pod_name)],
+        &env,
     )
+}
+
+/// libfaketime (Debian's `libfaketime`, installed by hack/deps.sh): preloaded,
+/// it moves the process's wall clock.
+fn libfaketime() -> String {
+    std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .flatten()
+        .map(|dir| dir.path().join("faketime/libfaketime.so.1"))
+        .find(|path| path.exists())
+        .expect("libfaketime is installed (hack/deps.sh)")
+        .display()
+        .to_string()
+}
+
+fn lease_holder(namespace: &str) -> String {
+    env().kubectl_ok(&[
+        "get",
+        "lease",
+        "loginprofile-operator",
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])
 }
 
 #[test]
@@ -132,4 +172,89 @@ fn a_leader_frozen_past_its_lease_writes_nothing_when_it_wakes() {
     assert_eq!(calls(&user, "CreateLoginProfile"), 1);
     change_password_as_user(&user, &new, &strong_password("frozen-user"))
         .expect("IAM holds the Secret's new password");
+}
+
+#[test]
+fn a_standby_whose_clock_is_ahead_does_not_take_over_a_healthy_leader() {
+    let ns = TestNamespace::new("leader-skew");
+    let first = replica(&ns.name, "replica-a");
+    wait_until("replica-a to lead", CONVERGE, || {
+        first.logs().contains("became the leader")
+    });
+    // 30 s ahead: the leader's renewTime always reads 30 s old to it.
+    let preload = libfaketime();
+    let second = replica_with(
+        &ns.name,
+        "replica-b",
+        &[],
+        &[
+            ("LD_PRELOAD", &preload),
+            ("FAKETIME", "+30s"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    wait_until("replica-b to stand by", CONVERGE, || {
+        second.logs().contains("standing by")
+    });
+    holds_for(Duration::from_secs(8), || {
+        assert_eq!(lease_holder(&ns.name), "replica-a", "taken over by skew");
+    });
+    assert!(!second.logs().contains("became the leader"));
+    // It still takes over once the leader is really gone.
+    drop(first);
+    wait_until(
+        "replica-b to take the Lease over",
+        Duration::from_secs(20),
+        || lease_holder(&ns.name) == "replica-b",
+    );
+}
+
+#[test]
+fn a_frozen_leader_sends_none_of_the_writes_waiting_on_its_rate_limiter() {
+    let ns = TestNamespace::new("leader-limiter");
+    // One IAM call a second: the leader's workers queue behind its limiter.
+    let mut first = replica_with(&ns.name, "replica-a", &["--iam-rate-limit", "1"], &[]);
+    wait_until("replica-a to lead", CONVERGE, || {
+        first.logs().contains("became the leader")
+    });
+    let second = replica(&ns.name, "replica-b");
+    wait_until("replica-b to stand by", CONVERGE, || {
+        second.logs().contains("standing by")
+    });
+    let mut users = TestUsers::default();
+    let names = users.create_many(&unique("leader-lim"), 8);
+    env().apply_ok(&secret(
+        &ns.name,
+        "pw",
+        &[("password", &strong_password("limiter"))],
+    ));
+    for (i, user) in names.iter().enumerate() {
+        env().apply_ok(&login_profile(
+            &ns.name,
+            &format!("lp-{i}"),
+            json!({"userName": user, "passwordSecretRef": {"name": "pw"}}),
+        ));
+    }
+    let creates = || -> u64 {
+        names
+            .iter()
+            .map(|user| calls(user, "CreateLoginProfile"))
+            .sum()
+    };
+    wait_until("the leader's first create", CONVERGE, || creates() >= 1);
+    // Frozen with creates still waiting on its limiter; the standby takes
+    // over and converges every LoginProfile.
+    first.signal("STOP");
+    wait_all_ready(&ns.name, names.len(), Duration::from_secs(90));
+    let writes =
+        |user: &String| calls(user, "CreateLoginProfile") + calls(user, "UpdateLoginProfile");
+    let before: Vec<u64> = names.iter().map(writes).collect();
+
+    first.signal("CONT");
+    wait_until("the woken replica to exit", CONVERGE, || {
+        first.exited().is_some()
+    });
+    let after: Vec<u64> = names.iter().map(writes).collect();
+    assert_eq!(after, before, "the woken leader sent a write");
+    assert!(second.logs().contains("became the leader"));
 }

@@ -413,3 +413,48 @@ fn exactly_one_password_source_is_required() {
         assert!(stderr.contains(needle), "{spec}: {stderr}");
     }
 }
+
+#[test]
+fn a_denied_deletion_says_so_and_retain_lets_it_go() {
+    let f = Fixture::new("lc-deny-delete", &[]);
+    let mut users = TestUsers::default();
+    let user = users.create("lc-deny-delete");
+    f.apply_pair("bob", &user, &strong_password("denied"), json!({}));
+    wait_ready_reason(f.ns(), "bob", "True", "Created", CONVERGE);
+    env().fault(json!({"action": "DeleteLoginProfile", "user": user,
+                       "code": "AccessDenied", "status": 403, "count": 1000}));
+    env().kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        "bob",
+        "-n",
+        f.ns(),
+        "--wait=false",
+    ]);
+    let lp = wait_ready_reason(f.ns(), "bob", "False", "AccessDenied", CONVERGE);
+    let (_, _, message) = ready(&lp).unwrap();
+    assert!(
+        message.contains("could not delete") && message.contains("deletionPolicy: Retain"),
+        "{message}"
+    );
+
+    // The documented way out: keep the profile, let the LoginProfile go.
+    env().kubectl_ok(&[
+        "patch",
+        "loginprofile",
+        "bob",
+        "-n",
+        f.ns(),
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"deletionPolicy":"Retain"}}"#,
+    ]);
+    wait_until("the LoginProfile to be gone", CONVERGE, || {
+        !env()
+            .kubectl(&["get", "loginprofile", "bob", "-n", f.ns()])
+            .status
+            .success()
+    });
+    env().clear_faults(&user);
+    iam_profile(&user).expect("the profile is kept");
+}

@@ -493,6 +493,25 @@ fn bad_iam_accounts_are_refused_or_explained() {
             "kept while in use"
         );
     });
+    // ... and admits no new LoginProfile meanwhile.
+    let late_user = users.reserve("late");
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "late",
+        json!({"userName": late_user, "accountRef": {"name": in_use},
+               "passwordSecretRef": {"name": "pw"}}),
+    ));
+    let late = wait_ready_reason(&ns.name, "late", "False", "NotAdmitted", CONVERGE);
+    assert!(ready(&late).unwrap().2.contains("being deleted"), "{late}");
+    no_login_profile_calls(&late_user);
+    env().kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        "late",
+        "-n",
+        &ns.name,
+        "--timeout=30s",
+    ]);
     env().kubectl_ok(&[
         "delete",
         "loginprofile",
@@ -511,5 +530,47 @@ fn bad_iam_accounts_are_refused_or_explained() {
             .status
             .success()
     });
+    drop(operator);
+}
+
+/// A namespace and its LoginProfile applied together (one `kubectl apply`,
+/// as GitOps tools do) converge in seconds: the namespace's first sighting
+/// re-checks the LoginProfiles in it, which may have been refused before the
+/// cache had it, instead of leaving them to the next resync (an hour here).
+#[test]
+fn a_namespace_applied_with_its_login_profile_is_admitted_at_once() {
+    let _turn = take_turn();
+    let home = TestNamespace::new("ns-home");
+    let fresh = unique("ns-fresh");
+    let operator = Operator::start_custom(
+        &fresh,
+        &home.name,
+        &["--resync-period", "1h"],
+        "info,loginprofile_operator=debug",
+        None,
+    );
+    let mut users = TestUsers::default();
+    let user = users.create("ns-fresh");
+    let items = [
+        json!({"apiVersion": "v1", "kind": "Namespace",
+               "metadata": {"name": fresh, "labels": {ACCOUNT_LABEL: "default"}}}),
+        serde_json::from_str::<Value>(&secret(
+            &fresh,
+            "pw",
+            &[("password", &strong_password("fresh"))],
+        ))
+        .unwrap(),
+        serde_json::from_str::<Value>(&login_profile(
+            &fresh,
+            "bob",
+            json!({"userName": user, "passwordSecretRef": {"name": "pw"}}),
+        ))
+        .unwrap(),
+    ];
+    let _cleanup = TestNamespace {
+        name: fresh.clone(),
+    };
+    env().apply_ok(&json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string());
+    wait_ready_reason(&fresh, "bob", "True", "Created", CONVERGE);
     drop(operator);
 }

@@ -79,18 +79,35 @@ pub(super) fn namespace_labels(namespace: &PartialObjectMeta<Namespace>) -> u64 
     hasher.finish()
 }
 
+/// How many objects pass through [`changed_by`] (at least) between two
+/// prunings of what it remembers.
+const PRUNE_EVERY: usize = 1024;
+
 /// Passes an object on only when `key` of it changed since it last passed.
 /// An object seen for the first time passes only if it was created after
 /// `new_after` (never with `None`): the objects there were at start are
-/// reconciled by the first listing anyway.
-pub(super) fn changed_by<K: Resource + Send + Sync + 'static>(
+/// reconciled by the first listing anyway. `cache` is the objects' cache:
+/// what it no longer holds is forgotten.
+pub(super) fn changed_by<K>(
     objects: impl Stream<Item = Arc<K>> + Send + 'static,
     key: fn(&K) -> u64,
     new_after: Option<k8s_openapi::jiff::Timestamp>,
-) -> impl Stream<Item = Arc<K>> + Send + 'static {
+    cache: Store<K>,
+) -> impl Stream<Item = Arc<K>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
     let mut last: HashMap<String, u64> = HashMap::new();
+    let mut seen_since_pruned = 0usize;
     objects.filter(move |object| {
         let now = key(object);
+        // Objects that are gone would stay here forever (namespaces come
+        // and go): now and then, keep only what the cache still holds.
+        seen_since_pruned += 1;
+        if seen_since_pruned > PRUNE_EVERY.max(last.len()) {
+            seen_since_pruned = 0;
+            last.retain(|name, _| cache.get(&ObjectRef::new(name)).is_some());
+        }
         let passes = match last.insert(object.meta().name.clone().unwrap_or_default(), now) {
             Some(before) => before != now,
             None => new_after.is_some_and(|after| {

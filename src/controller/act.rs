@@ -1,13 +1,15 @@
 //! The act step: at most the one IAM write a plan needs, after the password
 //! passed the account password policy, and the Kubernetes bookkeeping that
-//! makes that write safe to lose: the finalizer patch that records when the
-//! operator took charge and what it is about to send (before the first
-//! IAM write), the `sending` mark before a rotation in accounts that refuse
-//! reused passwords, and the finalizer's removal after cleanup.
+//! makes that write safe to lose: the finalizer patch that records, sealed
+//! (src/marks.rs), when the operator took charge and what it is about to
+//! send (before the first IAM write), the `sending` mark before a rotation
+//! in accounts that refuse reused passwords, and the finalizer's removal
+//! after cleanup. A definite refusal settles the marks in the status write
+//! that records it; only an ambiguous answer leaves them open.
 
 use super::*;
 use crate::{
-    crd::{IN_CHARGE_SINCE_ANNOTATION, SENDING_ANNOTATION},
+    marks::{self, IN_CHARGE_SINCE_ANNOTATION, SENDING_ANNOTATION},
     policy::PasswordPolicy,
 };
 
@@ -28,6 +30,9 @@ pub(super) struct Acted {
 pub(super) enum ActFailure {
     /// A failure to report in status.
     Report(Outcome),
+    /// IAM definitely refused the write: report it in status, and settle
+    /// the marks of the attempt in the same write.
+    Refused(Outcome),
     /// IAM's profile is not what the plan assumed (create-first found one,
     /// or it vanished): look again.
     LookAgain,
@@ -101,6 +106,7 @@ pub(super) async fn act<I: Iam>(
             let desired = source.as_ref().expect("a Create plan has a source");
             let password = desired.password.as_ref().expect("fetched above");
             precheck(ctx, user, password).await?;
+            let earlier = EarlierAttempt::of(ctx, lp);
             let took_charge_now = take_charge(ctx, lp, Some(&desired.fingerprint)).await?;
             if !took_charge_now {
                 mark_sending(ctx, lp, &desired.fingerprint).await?;
@@ -132,11 +138,11 @@ pub(super) async fn act<I: Iam>(
                 // taking charge: the profile was there before. This resource
                 // is not in charge of it, whatever the clocks say.
                 Err(IamError::EntityAlreadyExists(_)) if took_charge_now => {
-                    give_up_charge(ctx, lp).await?;
+                    settle_marks(lp, ctx).await.map_err(ActFailure::Kube)?;
                     Err(ActFailure::LookAgain)
                 }
                 Err(IamError::EntityAlreadyExists(_)) => Err(ActFailure::LookAgain),
-                Err(error) => Err(refused(ctx, user, error, password).await.into()),
+                Err(error) => Err(refusal(ctx, user, error, password, earlier).await),
             }
         }
         Plan::UpdatePassword {
@@ -152,6 +158,7 @@ pub(super) async fn act<I: Iam>(
             // its own attempt.
             let prevents_reuse = policy.as_ref().is_some_and(PasswordPolicy::prevents_reuse);
             let sent_before = prevents_reuse && sent_unconfirmed(lp, ctx, user, source);
+            let earlier = EarlierAttempt::of(ctx, lp);
             take_charge(ctx, lp, None).await?;
             if prevents_reuse {
                 mark_sending(ctx, lp, &desired.fingerprint).await?;
@@ -191,7 +198,9 @@ pub(super) async fn act<I: Iam>(
                 (Err(IamError::NoSuchEntity(_)), _) if observed.is_some() => {
                     return Err(ActFailure::LookAgain);
                 }
-                (Err(error), _) => return Err(refused(ctx, user, error, password).await.into()),
+                (Err(error), _) => {
+                    return Err(refusal(ctx, user, error, password, earlier).await);
+                }
             };
             Ok(Acted {
                 outcome,
@@ -256,19 +265,19 @@ async fn fetch_if_lazy<I: Iam>(
 
 /// Before an IAM write: adds the finalizer if missing. Before a create
 /// (`creating` names the fingerprint about to be sent) it also records, in
-/// the same patch, when the operator took charge and what it sends: only a
-/// profile created after that can be this resource's own. Never before an
-/// update: a profile that exists (adopted, or recreated by someone) is not
-/// claimed. The patch carries the resourceVersion, so it fails (409) if the
-/// object changed since it was read (a stale copy). Returns whether it took
-/// charge now.
+/// the same patch and sealed, when the operator took charge and what it
+/// sends: only a profile created after that can be this resource's own.
+/// Never before an update: a profile that exists (adopted, or recreated by
+/// someone) is not claimed. The patch carries the resourceVersion, so it
+/// fails (409) if the object changed since it was read (a stale copy).
+/// Returns whether it took charge now.
 async fn take_charge<I: Iam>(
     ctx: &InAccount<'_, I>,
     lp: &mut LoginProfile,
     creating: Option<&str>,
 ) -> Result<bool, ActFailure> {
     let has_finalizer = lp.finalizers().iter().any(|f| f == FINALIZER);
-    let claim = creating.filter(|_| lp.in_charge_since().is_none());
+    let claim = creating.filter(|_| ctx.marks(lp).in_charge_since().is_none());
     if has_finalizer && claim.is_none() {
         return Ok(false);
     }
@@ -281,40 +290,29 @@ async fn take_charge<I: Iam>(
         "finalizers": finalizers,
     });
     if let Some(fingerprint) = claim {
-        let since = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let at = marks::stamp(lp);
         metadata["annotations"] = serde_json::json!({
-            IN_CHARGE_SINCE_ANNOTATION: since,
-            SENDING_ANNOTATION: lp.sending_value(fingerprint),
+            IN_CHARGE_SINCE_ANNOTATION: marks::in_charge_value(&ctx.fingerprinter, lp, at),
+            SENDING_ANNOTATION: marks::sending_value(&ctx.fingerprinter, lp, fingerprint, at),
         });
     }
     patch_metadata(ctx, lp, &serde_json::json!({ "metadata": metadata })).await?;
     Ok(claim.is_some())
 }
 
-/// The profile IAM has was there before this resource took charge: forget
-/// the claim, so no later reconcile takes that profile for its own.
-async fn give_up_charge<I: Iam>(
-    ctx: &InAccount<'_, I>,
-    lp: &mut LoginProfile,
-) -> Result<(), ActFailure> {
-    let patch = serde_json::json!({"metadata": {"annotations": {
-        IN_CHARGE_SINCE_ANNOTATION: null,
-        SENDING_ANNOTATION: null,
-    }}});
-    patch_metadata(ctx, lp, &patch).await
-}
-
-/// Records the fingerprint about to be sent (over what status records), so
-/// that if IAM's answer is lost, the next reconcile can tell.
+/// Records, sealed, the fingerprint about to be sent (over what status
+/// records), so that if IAM's answer is lost, the next reconcile can tell.
+/// An open mark that already says so is kept: a retry after a lost answer
+/// must still recognize the first attempt.
 async fn mark_sending<I: Iam>(
     ctx: &InAccount<'_, I>,
     lp: &mut LoginProfile,
     fingerprint: &str,
 ) -> Result<(), ActFailure> {
-    let value = lp.sending_value(fingerprint);
-    if lp.annotations().get(SENDING_ANNOTATION) == Some(&value) {
+    if ctx.marks(lp).sending_now(fingerprint) {
         return Ok(());
     }
+    let value = marks::sending_value(&ctx.fingerprinter, lp, fingerprint, marks::stamp(lp));
     let patch = serde_json::json!({"metadata": {"annotations": {SENDING_ANNOTATION: value}}});
     patch_metadata(ctx, lp, &patch).await
 }
@@ -393,19 +391,47 @@ async fn precheck<I: Iam>(
     ))
 }
 
-/// The outcome of an IAM write that failed. A PasswordPolicyViolation the
-/// pre-check did not foresee means the cached policy may be stale (or it is
-/// reuse prevention, which the policy cannot show).
-async fn refused<I: Iam>(
+/// Whether an earlier attempt, whose answer was ambiguous, left marks open
+/// when this one started: then this attempt reuses them, and its own
+/// refusal proves nothing about that earlier write.
+#[derive(Clone, Copy)]
+struct EarlierAttempt {
+    open: bool,
+}
+
+impl EarlierAttempt {
+    fn of<I: Iam>(ctx: &InAccount<'_, I>, lp: &LoginProfile) -> Self {
+        Self {
+            open: ctx.marks(lp).settle().is_some(),
+        }
+    }
+}
+
+/// The failure of an IAM password write. `Refused` (the marks are settled
+/// with the failure) when IAM definitely did not apply it and no earlier
+/// ambiguous attempt is still open, or when the user does not exist (then
+/// no earlier attempt left a profile either); else reported with the marks
+/// left open. A PasswordPolicyViolation the pre-check did not foresee means
+/// the cached policy may be stale (or it is reuse prevention, which the
+/// policy cannot show).
+async fn refusal<I: Iam>(
     ctx: &InAccount<'_, I>,
     user: &str,
     error: IamError,
     password: &Password,
-) -> Outcome {
+    earlier: EarlierAttempt,
+) -> ActFailure {
     if matches!(error, IamError::PasswordPolicyViolation(_)) {
         ctx.account.facts.forget_policy().await;
     }
-    error.outcome(user, Some(password))
+    let outcome = error.outcome(user, Some(password));
+    let settles = error.is_definite_refusal()
+        && (!earlier.open || matches!(error, IamError::NoSuchEntity(_)));
+    if settles {
+        ActFailure::Refused(outcome)
+    } else {
+        ActFailure::Report(outcome)
+    }
 }
 
 /// While nothing changes, Ready keeps the reason of the last real change,

@@ -10,8 +10,30 @@ pub(super) async fn fail<I: Iam>(
     ctx: &Context<I>,
     outcome: Outcome,
 ) -> Result<Action, Error> {
+    fail_with(lp, ctx, outcome, None).await
+}
+
+/// Reports a definite refusal of an IAM write, and settles the marks of
+/// that attempt in the same status write: nothing they speak of happened.
+pub(super) async fn fail_settled<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    outcome: Outcome,
+) -> Result<Action, Error> {
+    fail_with(lp, ctx, outcome, ctx.marks(lp).settle()).await
+}
+
+async fn fail_with<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    outcome: Outcome,
+    settled: Option<String>,
+) -> Result<Action, Error> {
     let mut next = lp.status.clone().unwrap_or_default();
     next.user_name = Some(lp.user_name());
+    if settled.is_some() {
+        next.writes_settled_through = settled;
+    }
     report(lp, ctx, next, &outcome, false).await?;
     if outcome.reason.is_terminal() {
         ctx.failures().remove(&ObjectRef::from_obj(lp));
@@ -89,6 +111,23 @@ pub(super) fn next_status(
     next
 }
 
+/// Settles the open marks of `lp` at once (a status write of its own): the
+/// profile IAM has turned out to be someone else's, and whatever is decided
+/// next must not take it for this resource's own. `lp` becomes the written
+/// object. Only on that path; the normal path never writes this.
+pub(super) async fn settle_marks<I: Iam>(
+    lp: &mut LoginProfile,
+    ctx: &Context<I>,
+) -> Result<(), kube::Error> {
+    let Some(settled) = ctx.marks(lp).settle() else {
+        return Ok(());
+    };
+    let mut next = lp.status.clone().unwrap_or_default();
+    next.writes_settled_through = Some(settled);
+    *lp = patch_status(lp, ctx, &next).await?;
+    Ok(())
+}
+
 /// One server-side apply of the whole status, with the resourceVersion it
 /// was computed from: if the object changed since (this copy is stale), the
 /// API server answers 409 and nothing a newer write recorded is erased.
@@ -96,7 +135,7 @@ async fn patch_status<I: Iam>(
     lp: &LoginProfile,
     ctx: &Context<I>,
     status: &LoginProfileStatus,
-) -> Result<(), Error> {
+) -> Result<LoginProfile, kube::Error> {
     let api: Api<LoginProfile> =
         Api::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default());
     let patch = serde_json::json!({
@@ -111,8 +150,6 @@ async fn patch_status<I: Iam>(
         &Patch::Apply(&patch),
     )
     .await
-    .map_err(Error::Kube)?;
-    Ok(())
 }
 
 /// Writes status if it changed (one server-side apply patch) and publishes an
@@ -131,7 +168,7 @@ pub(super) async fn report<I: Iam>(
         status::conditions(&previous.conditions, outcome, lp.metadata.generation, &now);
     let transition = status::ready_changed(&previous.conditions, &next.conditions);
     if next != previous {
-        patch_status(lp, ctx, &next).await?;
+        patch_status(lp, ctx, &next).await.map_err(Error::Kube)?;
     }
     if wrote {
         // What was done to IAM, in the log too (the Event's words: no password).

@@ -118,13 +118,6 @@ fn secret_changes(
         })
 }
 
-/// The LoginProfiles in `store` other than `gone` that name the same IAM
-/// user: one of them may take the user over now.
-fn claimants(store: &Store<LoginProfile>, gone: &LoginProfile) -> Vec<ObjectRef<LoginProfile>> {
-    let user = gone.user_name();
-    matching(store, |lp| lp.uid() != gone.uid() && lp.user_name() == user)
-}
-
 /// Drops what the reconciler never reads before an object enters the cache:
 /// managedFields (one entry per writer: kubectl or a GitOps tool, the
 /// finalizer, the status) and kubectl's last-applied copy of the whole
@@ -257,6 +250,7 @@ pub fn run<I: Iam>(
                     account_changes.pop().expect("one per controller"),
                     admission_relevant,
                     Some(started),
+                    account_store.clone(),
                 ),
                 move |account| {
                     let name = account.name_any();
@@ -264,12 +258,15 @@ pub fn run<I: Iam>(
                 },
             )
             .watches_shared_stream(
-                // A new namespace holds no LoginProfile yet: only label
-                // changes of known ones matter.
+                // A namespace created after the start is heard of once when
+                // it appears (a namespace and its LoginProfiles applied
+                // together: they may have been refused before the cache had
+                // it), and again whenever its labels change.
                 changed_by(
                     namespace_changes.pop().expect("one per controller"),
                     namespace_labels,
-                    None,
+                    Some(started),
+                    namespace_store.clone(),
                 ),
                 move |namespace| {
                     let name = namespace.name_any();
@@ -278,8 +275,16 @@ pub fn run<I: Iam>(
                     }))
                 },
             )
-            .watches_stream(deleted.map(Ok), move |gone| {
-                claim_mark(claimants(&by_claim, &gone))
+            .watches_stream(deleted.map(Ok), {
+                // Only the next in line may take the user over now; the
+                // controller whose cache holds it is the one to wake it.
+                let ctx = ctx.clone();
+                move |gone| {
+                    let next = ctx
+                        .next_in_line(&gone)
+                        .filter(|next| by_claim.get(next).is_some());
+                    claim_mark(next.into_iter().collect())
+                }
             })
             .graceful_shutdown_on(shutdown.clone())
             .run(reconcile, error_policy, ctx.clone())
@@ -301,6 +306,7 @@ pub fn run<I: Iam>(
                 .expect("one for the IAMAccount controller"),
             generation,
             Some(k8s_openapi::jiff::Timestamp::MIN),
+            account_store.clone(),
         ),
         account_store.clone(),
     )

@@ -92,6 +92,7 @@ fn default_account() -> String {
         "spec": {
             "namespaceSelector": {"matchLabels": {ACCOUNT_LABEL: "default"}},
             "userNames": ["*"],
+            "secretsManagerSecretIds": ["prod/*"],
             "allowAdoption": true,
         },
     })
@@ -238,6 +239,11 @@ impl Env {
     /// hold, delay; patterns; rate; a time window).
     pub fn fault(&self, fault: Value) {
         self.hook("POST", "faults", Some(&fault));
+    }
+
+    /// Removes the faults injected for exactly `user`.
+    pub fn clear_faults(&self, user: &str) {
+        self.hook("DELETE", &format!("faults?user={user}"), None);
     }
 
     /// The calls the emulator holds (applied, answer not yet sent).
@@ -744,12 +750,37 @@ pub fn wait_ready_reason(
 /// `namespace`, as the API server's audit log recorded them (hack/audit-policy.yaml),
 /// told apart by the operator's User-Agent: "verb resource[/subresource]" -> count.
 pub fn operator_writes(namespace: &str, name: &str) -> HashMap<String, u64> {
+    let mut requests = operator_requests(namespace, name);
+    requests.retain(|key, _| !key.starts_with("get "));
+    requests
+}
+
+/// Like [`operator_writes`], with the operator's reads of LoginProfiles
+/// (the only reads the audit policy logs) counted too, under "get loginprofiles".
+pub fn operator_requests(namespace: &str, name: &str) -> HashMap<String, u64> {
+    operator_audit(namespace, |object| {
+        object.as_str().is_some_and(|n| {
+            n == name
+                || n.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('.'))
+        })
+    })
+}
+
+/// The operator's requests on any object of `namespace`, as for [`operator_requests`].
+pub fn operator_requests_in(namespace: &str) -> HashMap<String, u64> {
+    operator_audit(namespace, |_| true)
+}
+
+/// The operator's requests in `namespace` on objects whose name `named`
+/// keeps, from the API server's audit log: "verb resource[/subresource]" -> count.
+fn operator_audit(namespace: &str, named: impl Fn(&Value) -> bool) -> HashMap<String, u64> {
     let path = env().vars.get("LPO_AUDIT_LOG").expect(
         "target/devenv/env has no LPO_AUDIT_LOG: the environment predates the audit log; \
          restart it (make devenv-down devenv-up)",
     );
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
-    let mut writes = HashMap::new();
+    let mut requests = HashMap::new();
     // The last line may still be being written.
     let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
     for line in complete.lines() {
@@ -758,12 +789,7 @@ pub fn operator_writes(namespace: &str, name: &str) -> HashMap<String, u64> {
         let ours = event["userAgent"]
             .as_str()
             .is_some_and(|agent| agent.starts_with("loginprofile-operator/"));
-        let named = object["name"].as_str().is_some_and(|n| {
-            n == name
-                || n.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with('.'))
-        });
-        if ours && named && object["namespace"] == namespace {
+        if ours && named(&object["name"]) && object["namespace"] == namespace {
             let mut key = format!(
                 "{} {}",
                 event["verb"].as_str().unwrap_or("?"),
@@ -772,10 +798,10 @@ pub fn operator_writes(namespace: &str, name: &str) -> HashMap<String, u64> {
             if let Some(sub) = object["subresource"].as_str() {
                 key = format!("{key}/{sub}");
             }
-            *writes.entry(key).or_insert(0) += 1;
+            *requests.entry(key).or_insert(0) += 1;
         }
     }
-    writes
+    requests
 }
 
 pub fn events(namespace: &str, name: &str) -> Vec<Value> {
@@ -984,5 +1010,100 @@ impl AccountPolicy {
 impl Drop for AccountPolicy {
     fn drop(&mut self) {
         let _ = env().aws(&["iam", "delete-account-password-policy"]);
+    }
+}
+
+/// A kubeconfig with a token of ServiceAccount `name` in `namespace` (from
+/// the TokenRequest API): requests made with it have exactly that
+/// ServiceAccount's rights.
+pub fn token_kubeconfig(name: &str, namespace: &str) -> PathBuf {
+    let token = env().kubectl_ok(&["create", "token", name, "-n", namespace, "--duration=1h"]);
+    let server = env().kubectl_ok(&[
+        "config",
+        "view",
+        "--minify",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    let kubeconfig =
+        Path::new(ROOT).join(format!("target/test-logs/{namespace}-{name}-kubeconfig"));
+    fs::create_dir_all(kubeconfig.parent().unwrap()).unwrap();
+    fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: {server}, certificate-authority: {ROOT}/target/devenv/pki/ca.crt}}}}]\n\
+             users: [{{name: sa, user: {{token: {}}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: sa}}}}]\ncurrent-context: c\n",
+            token.trim()
+        ),
+    )
+    .unwrap();
+    kubeconfig
+}
+
+/// A tenant of one namespace, acting with its own ServiceAccount token and
+/// the rights the chart's aggregated `edit` role gives there: LoginProfiles
+/// (not their status) and Secrets.
+pub struct Tenant {
+    kubeconfig: PathBuf,
+}
+
+impl Tenant {
+    pub fn new(namespace: &str) -> Self {
+        let rules = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "tenant", "namespace": namespace},
+            "rules": [
+                {"apiGroups": ["iam.loginprofile.dev"], "resources": ["loginprofiles"],
+                 "verbs": ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]},
+                {"apiGroups": [""], "resources": ["secrets"],
+                 "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+            ],
+        });
+        env().apply_ok(&rules.to_string());
+        env().kubectl_ok(&["create", "serviceaccount", "tenant", "-n", namespace]);
+        env().kubectl_ok(&[
+            "create",
+            "rolebinding",
+            "tenant",
+            "--role=tenant",
+            &format!("--serviceaccount={namespace}:tenant"),
+            "-n",
+            namespace,
+        ]);
+        Self::with_kubeconfig(token_kubeconfig("tenant", namespace))
+    }
+
+    /// A tenant that authenticates with `kubeconfig`.
+    pub fn with_kubeconfig(kubeconfig: PathBuf) -> Self {
+        Self { kubeconfig }
+    }
+
+    /// kubectl as the tenant.
+    pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = env().command("kubectl");
+        command
+            .args(["--kubeconfig", self.kubeconfig.to_str().unwrap()])
+            .args(args)
+            .env_remove("KUBECONFIG");
+        match stdin {
+            Some(input) => run_with_stdin(command, input),
+            None => command.output().unwrap(),
+        }
+    }
+
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        stdout_of(
+            self.kubectl(args, None),
+            &format!("kubectl as the tenant {args:?}"),
+        )
+    }
+
+    /// `kubectl apply` as the tenant.
+    pub fn apply_ok(&self, manifest: &str) {
+        stdout_of(
+            self.kubectl(&["apply", "-f", "-"], Some(manifest)),
+            "kubectl apply as the tenant",
+        );
     }
 }

@@ -1,0 +1,315 @@
+//! The operator's crash-safety marks on a LoginProfile (docs/reliability.md):
+//! when it took charge, and which password it is sending. They ride in the
+//! metadata patch that adds the finalizer, so the normal path gains no
+//! write; but metadata is the tenant's to write, so a mark is believed only
+//! when it carries the operator's seal (an HMAC under the fingerprint key
+//! over the object's uid, the mark's kind and its value) and was written
+//! after status `writesSettledThrough`, which only the operator writes. A
+//! forged mark, one copied from another object, and one replayed after the
+//! operator settled it all read as absent. Pure: no I/O.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use kube::ResourceExt;
+
+use crate::{crd::LoginProfile, password::Fingerprinter};
+
+/// When this operator took charge of the object, sealed: only a login
+/// profile IAM created after it can be this resource's own.
+pub const IN_CHARGE_SINCE_ANNOTATION: &str = "iam.loginprofile.dev/in-charge-since";
+/// `<fingerprint> over <fingerprint in status, or none> at <time>`, sealed:
+/// the password the operator is about to send, and what status recorded
+/// when it started.
+pub const SENDING_ANNOTATION: &str = "iam.loginprofile.dev/sending";
+
+const IN_CHARGE_KIND: &str = "in-charge-since";
+const SENDING_KIND: &str = "sending";
+
+/// The marks of one LoginProfile that the operator may believe: sealed by
+/// it, for this object, and not settled since.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Marks {
+    in_charge_since: Option<DateTime<Utc>>,
+    sending: Option<Sending>,
+    /// The fingerprint status records (`none` without one).
+    recorded: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sending {
+    fingerprint: String,
+    over: String,
+    at: DateTime<Utc>,
+}
+
+impl Marks {
+    /// Reads the marks of `lp`, believing only what `keys` sealed for it.
+    pub fn read(lp: &LoginProfile, keys: &Fingerprinter) -> Self {
+        let uid = lp.uid().unwrap_or_default();
+        let settled = settled_through(lp);
+        let open = |at: &DateTime<Utc>| settled.is_none_or(|settled| *at > settled);
+        let unsealed = |annotation: &str, kind: &str| {
+            let (value, seal) = lp.annotations().get(annotation)?.rsplit_once(' ')?;
+            keys.unseal(kind, &uid, value, seal)
+                .then(|| value.to_string())
+        };
+        let in_charge_since = unsealed(IN_CHARGE_SINCE_ANNOTATION, IN_CHARGE_KIND)
+            .and_then(|value| parse_time(&value))
+            .filter(open);
+        let sending = unsealed(SENDING_ANNOTATION, SENDING_KIND)
+            .and_then(|value| {
+                let (marked, at) = value.rsplit_once(" at ")?;
+                let (fingerprint, over) = marked.split_once(" over ")?;
+                Some(Sending {
+                    fingerprint: fingerprint.to_string(),
+                    over: over.to_string(),
+                    at: parse_time(at)?,
+                })
+            })
+            .filter(|sending| open(&sending.at));
+        Self {
+            in_charge_since,
+            sending,
+            recorded: recorded(lp),
+        }
+    }
+
+    /// When the operator took charge, while that window is open.
+    pub fn in_charge_since(&self) -> Option<DateTime<Utc>> {
+        self.in_charge_since
+    }
+
+    /// The fingerprint of a password whose sending started from what status
+    /// records now and whose answer never reached status.
+    pub fn unconfirmed_sending(&self) -> Option<&str> {
+        self.sending
+            .as_ref()
+            .filter(|s| s.over == self.recorded && s.fingerprint != self.recorded)
+            .map(|s| s.fingerprint.as_str())
+    }
+
+    /// Whether an open mark already says that `fingerprint` is being sent
+    /// over what status records: then a new attempt needs no new mark.
+    pub fn sending_now(&self, fingerprint: &str) -> bool {
+        self.unconfirmed_sending() == Some(fingerprint)
+    }
+
+    /// What status `writesSettledThrough` becomes when the outcome of every
+    /// write these marks speak of is known (a definite refusal, or a profile
+    /// found to be someone else's): the latest open mark's time. `None` when
+    /// nothing is open.
+    pub fn settle(&self) -> Option<String> {
+        self.in_charge_since
+            .into_iter()
+            .chain(self.sending.as_ref().map(|s| s.at))
+            .max()
+            .map(format_time)
+    }
+}
+
+/// The time a new mark on `lp` carries: now, or just after what status
+/// settled if the clock says otherwise (another replica's clock may be
+/// behind), so a new mark is never born settled.
+pub fn stamp(lp: &LoginProfile) -> DateTime<Utc> {
+    let now = parse_time(&format_time(Utc::now())).expect("our own format parses");
+    match settled_through(lp) {
+        Some(settled) if now <= settled => settled + chrono::Duration::milliseconds(1),
+        _ => now,
+    }
+}
+
+/// The sealed `in-charge-since` annotation for taking charge of `lp` at `at`.
+pub fn in_charge_value(keys: &Fingerprinter, lp: &LoginProfile, at: DateTime<Utc>) -> String {
+    sealed(keys, lp, IN_CHARGE_KIND, format_time(at))
+}
+
+/// The sealed `sending` annotation for sending `fingerprint` now, over what
+/// status records.
+pub fn sending_value(
+    keys: &Fingerprinter,
+    lp: &LoginProfile,
+    fingerprint: &str,
+    at: DateTime<Utc>,
+) -> String {
+    let value = format!("{fingerprint} over {} at {}", recorded(lp), format_time(at));
+    sealed(keys, lp, SENDING_KIND, value)
+}
+
+fn sealed(keys: &Fingerprinter, lp: &LoginProfile, kind: &str, value: String) -> String {
+    let seal = keys.seal(kind, &lp.uid().unwrap_or_default(), &value);
+    format!("{value} {seal}")
+}
+
+fn recorded(lp: &LoginProfile) -> String {
+    lp.status
+        .as_ref()
+        .and_then(|s| s.password_fingerprint.clone())
+        .unwrap_or_else(|| "none".to_string())
+}
+
+fn settled_through(lp: &LoginProfile) -> Option<DateTime<Utc>> {
+    lp.status
+        .as_ref()
+        .and_then(|s| s.writes_settled_through.as_deref())
+        .and_then(parse_time)
+}
+
+fn format_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::{LoginProfileSpec, LoginProfileStatus};
+    use zeroize::Zeroizing;
+
+    fn keys(key: &[u8]) -> Fingerprinter {
+        Fingerprinter::new(Zeroizing::new(key.to_vec()), vec![])
+    }
+
+    fn object(uid: &str) -> LoginProfile {
+        let spec: LoginProfileSpec =
+            serde_json::from_value(serde_json::json!({"passwordSecretRef": {"name": "s"}}))
+                .unwrap();
+        let mut lp = LoginProfile::new("bob", spec);
+        lp.metadata.uid = Some(uid.into());
+        lp
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        parse_time(text).unwrap()
+    }
+
+    fn annotate(lp: &mut LoginProfile, annotation: &str, value: String) {
+        lp.annotations_mut().insert(annotation.into(), value);
+    }
+
+    #[test]
+    fn only_sealed_marks_for_this_object_are_believed() {
+        let ours = keys(b"operator-key");
+        let mut lp = object("uid-1");
+        let since = at("2026-12-02T06:00:00.123Z");
+        let mark = in_charge_value(&ours, &lp, since);
+        annotate(&mut lp, IN_CHARGE_SINCE_ANNOTATION, mark);
+        assert_eq!(Marks::read(&lp, &ours).in_charge_since(), Some(since));
+
+        let mut forged = object("uid-1");
+        annotate(
+            &mut forged,
+            IN_CHARGE_SINCE_ANNOTATION,
+            "2000-01-01T00:00:00Z".into(),
+        );
+        assert_eq!(
+            Marks::read(&forged, &ours).in_charge_since(),
+            None,
+            "unsealed"
+        );
+        let guessed = in_charge_value(&keys(b"tenant-guess"), &forged, at("2000-01-01T00:00:00Z"));
+        annotate(&mut forged, IN_CHARGE_SINCE_ANNOTATION, guessed);
+        assert_eq!(
+            Marks::read(&forged, &ours).in_charge_since(),
+            None,
+            "another key"
+        );
+
+        let mut copied = object("uid-2");
+        let sealed_for_uid_1 = lp.annotations()[IN_CHARGE_SINCE_ANNOTATION].clone();
+        annotate(&mut copied, IN_CHARGE_SINCE_ANNOTATION, sealed_for_uid_1);
+        assert_eq!(
+            Marks::read(&copied, &ours).in_charge_since(),
+            None,
+            "another object"
+        );
+
+        let value = lp.annotations()[IN_CHARGE_SINCE_ANNOTATION].clone();
+        let edited = value.replacen("06:00", "05:00", 1);
+        annotate(&mut lp, IN_CHARGE_SINCE_ANNOTATION, edited);
+        assert_eq!(
+            Marks::read(&lp, &ours).in_charge_since(),
+            None,
+            "value edited"
+        );
+    }
+
+    #[test]
+    fn a_sending_mark_counts_only_while_status_has_not_moved_on() {
+        let ours = keys(b"operator-key");
+        let mut lp = object("uid-1");
+        let mark = sending_value(&ours, &lp, "fp-new", at("2026-12-02T06:00:00Z"));
+        assert!(mark.starts_with("fp-new over none at 2026-12-02T06:00:00.000Z hmac-sha256:"));
+        annotate(&mut lp, SENDING_ANNOTATION, mark);
+        assert_eq!(
+            Marks::read(&lp, &ours).unconfirmed_sending(),
+            Some("fp-new"),
+            "nothing recorded yet"
+        );
+        assert!(Marks::read(&lp, &ours).sending_now("fp-new"));
+        lp.status = Some(LoginProfileStatus {
+            password_fingerprint: Some("fp-new".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            Marks::read(&lp, &ours).unconfirmed_sending(),
+            None,
+            "confirmed"
+        );
+        lp.status.as_mut().unwrap().password_fingerprint = Some("fp-later".into());
+        assert_eq!(
+            Marks::read(&lp, &ours).unconfirmed_sending(),
+            None,
+            "an old mark never vouches for a later rotation"
+        );
+    }
+
+    #[test]
+    fn settling_closes_every_mark_written_until_then_and_no_later_one() {
+        let ours = keys(b"operator-key");
+        let mut lp = object("uid-1");
+        let first = at("2026-12-02T06:00:00.100Z");
+        let (in_charge, sending) = (
+            in_charge_value(&ours, &lp, first),
+            sending_value(&ours, &lp, "fp1", first),
+        );
+        annotate(&mut lp, IN_CHARGE_SINCE_ANNOTATION, in_charge);
+        annotate(&mut lp, SENDING_ANNOTATION, sending);
+        let marks = Marks::read(&lp, &ours);
+        assert_eq!(marks.settle().as_deref(), Some("2026-12-02T06:00:00.100Z"));
+
+        // A definite refusal: status records the settlement.
+        lp.status = Some(LoginProfileStatus {
+            writes_settled_through: marks.settle(),
+            ..Default::default()
+        });
+        let settled = Marks::read(&lp, &ours);
+        assert_eq!(settled.in_charge_since(), None);
+        assert_eq!(settled.unconfirmed_sending(), None);
+        assert_eq!(settled.settle(), None, "nothing left open");
+
+        // The same sealed marks put back later (a replay) stay closed; a mark
+        // written after the settlement is believed.
+        let later = stamp(&lp);
+        assert!(later > first);
+        let mark = sending_value(&ours, &lp, "fp1", later);
+        annotate(&mut lp, SENDING_ANNOTATION, mark);
+        assert_eq!(Marks::read(&lp, &ours).unconfirmed_sending(), Some("fp1"));
+        assert_eq!(Marks::read(&lp, &ours).in_charge_since(), None);
+    }
+
+    #[test]
+    fn a_new_mark_is_never_born_settled() {
+        let mut lp = object("uid-1");
+        let future = Utc::now() + chrono::Duration::hours(1);
+        lp.status = Some(LoginProfileStatus {
+            writes_settled_through: Some(format_time(future)),
+            ..Default::default()
+        });
+        let stamped = stamp(&lp);
+        assert!(stamped > parse_time(&format_time(future)).unwrap());
+    }
+}

@@ -1,0 +1,359 @@
+//! The operator's own bookkeeping is no tenant's to write, and a refused
+//! write is never recorded as applied (docs/reliability.md, "Who can write
+//! what"). Each scenario is played by a tenant with its own ServiceAccount
+//! token and the rights the chart's `edit` role gives (LoginProfiles and
+//! Secrets, not LoginProfile status), against the real API server and the
+//! emulator; whose password IAM holds is proved by signing in as the user.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+/// A LoginProfile manifest with the metadata a tenant chose to write.
+fn login_profile_with(namespace: &str, name: &str, metadata: Value, spec: Value) -> String {
+    let mut manifest: Value = serde_json::from_str(&login_profile(namespace, name, spec)).unwrap();
+    manifest["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .extend(metadata.as_object().cloned().unwrap_or_default());
+    manifest.to_string()
+}
+
+/// Someone other than the tenant (an admin) set `user`'s console password.
+fn admin_sets_console_password(user: &str, password: &str) {
+    env().aws_ok(&[
+        "iam",
+        "create-login-profile",
+        "--user-name",
+        user,
+        "--password",
+        password,
+    ]);
+}
+
+/// Neither UpdateLoginProfile nor DeleteLoginProfile reached IAM for `user`.
+fn no_write_changed(user: &str) {
+    for action in ["UpdateLoginProfile", "DeleteLoginProfile"] {
+        assert_eq!(calls(user, action), 0, "{action} for {user}");
+    }
+}
+
+/// Deletes the LoginProfile as the tenant and waits until it is gone (the
+/// operator ran its cleanup and removed the finalizer).
+fn tenant_deletes(tenant: &Tenant, namespace: &str, name: &str) {
+    tenant.kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        name,
+        "-n",
+        namespace,
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+}
+
+/// Waits for one more IAM call about `user` than `before` counted.
+fn wait_for_another_call(user: &str, before: u64) {
+    wait_until("the operator to look at IAM again", CONVERGE, || {
+        env().iam_calls(user).values().sum::<u64>() > before
+    });
+}
+
+#[test]
+fn forged_and_copied_marks_make_no_foreign_profile_ours() {
+    let ns = TestNamespace::new("trust-forged");
+    let tenant = Tenant::new(&ns.name);
+    let operator = Operator::start(&ns.name, &[]);
+    let mut users = TestUsers::default();
+
+    // The status subresource, where the operator keeps what it believes, is
+    // not the tenant's to write.
+    let own = users.create("trust-own");
+    tenant.apply_ok(&secret(
+        &ns.name,
+        "own",
+        &[("password", &strong_password("own"))],
+    ));
+    tenant.apply_ok(&login_profile(
+        &ns.name,
+        "own",
+        json!({"userName": own, "passwordSecretRef": {"name": "own"}}),
+    ));
+    let genuine = wait_ready_reason(&ns.name, "own", "True", "Created", CONVERGE);
+    let refused = tenant.kubectl(
+        &[
+            "patch",
+            "loginprofile",
+            "own",
+            "-n",
+            &ns.name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"writesSettledThrough":null}}"#,
+        ],
+        None,
+    );
+    assert!(!refused.status.success(), "a tenant wrote status");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("forbidden"));
+
+    // Two IAM users whose console passwords an admin set after `own`'s
+    // marks were written: a mark copied from `own` would date before them.
+    let (forged_user, copied_user) = (users.create("trust-forged"), users.create("trust-copied"));
+    let (forged_admin, copied_admin) = (strong_password("admin-f"), strong_password("admin-c"));
+    admin_sets_console_password(&forged_user, &forged_admin);
+    admin_sets_console_password(&copied_user, &copied_admin);
+
+    let forged = json!({
+        "annotations": {"iam.loginprofile.dev/in-charge-since": "2000-01-01T00:00:00Z"},
+        "finalizers": ["iam.loginprofile.dev/cleanup"],
+    });
+    let copied = json!({
+        "annotations": genuine["metadata"]["annotations"],
+        "finalizers": ["iam.loginprofile.dev/cleanup"],
+    });
+    assert!(
+        copied["annotations"]["iam.loginprofile.dev/in-charge-since"].is_string(),
+        "the genuine object carries a mark to copy: {genuine}"
+    );
+    for (name, user, metadata) in [
+        ("forged", &forged_user, forged),
+        ("copied", &copied_user, copied),
+    ] {
+        tenant.apply_ok(&secret(
+            &ns.name,
+            name,
+            &[("password", &strong_password(name))],
+        ));
+        tenant.apply_ok(&login_profile_with(
+            &ns.name,
+            name,
+            metadata,
+            json!({"userName": user, "passwordSecretRef": {"name": name}}),
+        ));
+        wait_ready_reason(&ns.name, name, "False", "LoginProfileExists", CONVERGE);
+
+        // A change of the tenant's Secret sends nothing to the other user.
+        let before = env().iam_calls(user).values().sum();
+        tenant.apply_ok(&secret(
+            &ns.name,
+            name,
+            &[("password", &strong_password("next"))],
+        ));
+        wait_for_another_call(user, before);
+        let lp = wait_ready_reason(&ns.name, name, "False", "LoginProfileExists", CONVERGE);
+        assert!(lp["status"]["passwordFingerprint"].is_null(), "{lp}");
+        no_write_changed(user);
+
+        // Deleting it (with the finalizer the tenant added) deletes nothing.
+        tenant_deletes(&tenant, &ns.name, name);
+        no_write_changed(user);
+    }
+    change_password_as_user(&forged_user, &forged_admin, &strong_password("f2"))
+        .expect("IAM still holds the admin's password");
+    change_password_as_user(&copied_user, &copied_admin, &strong_password("c2"))
+        .expect("IAM still holds the admin's password");
+    assert!(!operator.logs().contains(&strong_password("next")));
+}
+
+#[test]
+fn a_profile_made_while_waiting_for_its_user_is_not_taken() {
+    let ns = TestNamespace::new("trust-waiting");
+    let tenant = Tenant::new(&ns.name);
+    let operator = Operator::start(&ns.name, &[]);
+    let mut users = TestUsers::default();
+    let user = users.reserve("trust-later");
+    tenant.apply_ok(&secret(
+        &ns.name,
+        "bob",
+        &[("password", &strong_password("tenant"))],
+    ));
+    tenant.apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    wait_ready_reason(&ns.name, "bob", "False", "UserNotFound", CONVERGE);
+
+    // An admin creates the user with a console password of its own (the
+    // operator, retrying meanwhile, is paused so it cannot slip in between).
+    let admin = strong_password("admin");
+    operator.signal("STOP");
+    env().aws_ok(&["iam", "create-user", "--user-name", &user]);
+    admin_sets_console_password(&user, &admin);
+    operator.signal("CONT");
+    let lp = wait_ready_reason(&ns.name, "bob", "False", "LoginProfileExists", CONVERGE);
+    assert!(lp["status"]["passwordFingerprint"].is_null(), "{lp}");
+    no_write_changed(&user);
+
+    tenant_deletes(&tenant, &ns.name, "bob");
+    no_write_changed(&user);
+    change_password_as_user(&user, &admin, &strong_password("admin2"))
+        .expect("IAM still holds the admin's password");
+}
+
+#[test]
+fn a_rolled_back_password_is_never_recorded_as_applied() {
+    let _policy = AccountPolicy::set(&["--password-reuse-prevention", "24"]);
+    let ns = TestNamespace::new("trust-rollback");
+    let tenant = Tenant::new(&ns.name);
+    let _operator = Operator::start(&ns.name, &[]);
+    let mut users = TestUsers::default();
+    let user = users.create("trust-rollback");
+    let (first, second) = (strong_password("p1"), strong_password("p2"));
+    tenant.apply_ok(&secret(&ns.name, "bob", &[("password", &first)]));
+    tenant.apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
+    tenant.apply_ok(&secret(&ns.name, "bob", &[("password", &second)]));
+    let updated = wait_ready_reason(&ns.name, "bob", "True", "Updated", CONVERGE);
+    let second_fingerprint = status_str(&updated, "passwordFingerprint").to_string();
+
+    // Back to the first password: IAM refuses it as reused.
+    tenant.apply_ok(&secret(&ns.name, "bob", &[("password", &first)]));
+    wait_ready_reason(
+        &ns.name,
+        "bob",
+        "False",
+        "PasswordPolicyViolation",
+        CONVERGE,
+    );
+
+    // A touch of the Secret: the operator tries again, IAM refuses again,
+    // and that refusal is not taken for IAM holding the first password.
+    let before = calls(&user, "UpdateLoginProfile");
+    tenant.kubectl_ok(&[
+        "annotate",
+        "secret",
+        "bob",
+        "-n",
+        &ns.name,
+        "touched=1",
+        "--overwrite",
+    ]);
+    wait_until("the operator to send the password again", CONVERGE, || {
+        calls(&user, "UpdateLoginProfile") > before
+    });
+    holds_for(Duration::from_secs(3), || {
+        let lp = get_lp(&ns.name, "bob");
+        let (status, reason, _) = ready(&lp).expect("a Ready condition");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "PasswordPolicyViolation")
+        );
+        assert_eq!(status_str(&lp, "passwordFingerprint"), second_fingerprint);
+    });
+    change_password_as_user(&user, &second, &strong_password("p3"))
+        .expect("IAM holds the second password");
+}
+
+#[test]
+fn login_profiles_that_are_not_admitted_cost_the_owner_no_reads() {
+    let owner = TestNamespace::new("trust-owner");
+    let outsider = TestNamespace::with_account("trust-outsider", None);
+    let operator = Operator::start(&owner.name, &["--namespace", &outsider.name]);
+    let mut users = TestUsers::default();
+    let user = users.create("trust-owned");
+    env().apply_ok(&secret(
+        &owner.name,
+        "bob",
+        &[("password", &strong_password("o1"))],
+    ));
+    env().apply_ok(&login_profile(
+        &owner.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    wait_ready_reason(&owner.name, "bob", "True", "Created", CONVERGE);
+
+    // 200 LoginProfiles naming the owner's user, from a namespace no
+    // IAMAccount admits.
+    let tenant = Tenant::new(&outsider.name);
+    let items: Vec<Value> = (0..200)
+        .map(|i| {
+            serde_json::from_str(&login_profile(
+                &outsider.name,
+                &format!("rival-{i}"),
+                json!({"userName": user, "passwordSecretRef": {"name": "none"}}),
+            ))
+            .unwrap()
+        })
+        .collect();
+    tenant.apply_ok(&json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string());
+    wait_until(
+        "all 200 to be refused as not admitted",
+        Duration::from_secs(120),
+        || {
+            let refused = list_lps(&outsider.name)
+                .iter()
+                .filter(|lp| ready(lp).is_some_and(|(_, reason, _)| reason == "NotAdmitted"))
+                .count();
+            refused == 200
+        },
+    );
+
+    // A rotation of the owner's Secret reads none of them.
+    let reads = |ns: &str| {
+        operator_requests_in(ns)
+            .get("get loginprofiles")
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = (reads(&owner.name), reads(&outsider.name));
+    env().apply_ok(&secret(
+        &owner.name,
+        "bob",
+        &[("password", &strong_password("o2"))],
+    ));
+    wait_ready_reason(&owner.name, "bob", "True", "Updated", CONVERGE);
+    let after = (reads(&owner.name), reads(&outsider.name));
+    let spent = (after.0 - before.0) + (after.1 - before.1);
+    assert!(
+        spent < 5,
+        "the rotation cost {spent} reads of LoginProfiles ({before:?} -> {after:?})"
+    );
+    assert_eq!(iam_writes(&user), 2, "one create, one rotation");
+    assert!(!operator.logs().contains(&strong_password("o2")));
+}
+
+#[test]
+fn a_secrets_manager_secret_the_account_does_not_admit_is_never_read() {
+    let ns = TestNamespace::new("trust-sm");
+    let tenant = Tenant::new(&ns.name);
+    let operator = Operator::start(&ns.name, &["--secrets-manager-poll-interval", "1s"]);
+    let mut users = TestUsers::default();
+    let user = users.create("trust-sm");
+    // Another team's secret, outside the `prod/*` the test IAMAccount admits.
+    let secret_id = unique("team-b/payroll");
+    env().aws_ok(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        &secret_id,
+        "--secret-string",
+        &json!({"payroll-db-password": strong_password("theirs")}).to_string(),
+    ]);
+    tenant.apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user,
+               "passwordSecretsManagerRef": {"secretId": secret_id, "jsonKey": "password"}}),
+    ));
+    let lp = wait_ready_reason(&ns.name, "bob", "False", "NotAdmitted", CONVERGE);
+    let (_, _, message) = ready(&lp).unwrap();
+    assert!(message.contains("secretsManagerSecretIds"), "{message}");
+    assert!(!message.contains("payroll-db-password"), "{message}");
+    assert_eq!(
+        env().iam_calls(&secret_id).values().sum::<u64>(),
+        0,
+        "no Secrets Manager call for a secret not admitted"
+    );
+    assert_eq!(iam_writes(&user), 0);
+    assert!(!operator.logs().contains("payroll-db-password"));
+}
