@@ -34,6 +34,7 @@ use rand::Rng;
 
 mod accounts;
 mod act;
+mod claims;
 mod observe;
 mod report;
 mod watch;
@@ -107,6 +108,8 @@ pub struct Context<I: Iam> {
     verified: Mutex<HashMap<ObjectRef<LoginProfile>, Verified>>,
     /// Changes triggered and not reconciled yet: drift checks let them go first.
     pub(crate) pending_changes: PendingChanges<ObjectRef<LoginProfile>>,
+    /// Which LoginProfiles name which IAM user (kept from the watches).
+    pub(crate) claims: claims::ClaimIndex,
 }
 
 /// IAM holds the source's password: confirmed by IAM, or trusted from status
@@ -161,6 +164,7 @@ impl<I: Iam> Context<I> {
             failures: Mutex::new(HashMap::new()),
             verified: Mutex::new(HashMap::new()),
             pending_changes: PendingChanges::default(),
+            claims: claims::ClaimIndex::default(),
         }
     }
 
@@ -284,6 +288,14 @@ impl<I: Iam> Context<I> {
             .flat_map(Store::state)
     }
 
+    /// The cached copy of `object`, from whichever cache holds it.
+    fn cached(&self, object: &ObjectRef<LoginProfile>) -> Option<Arc<LoginProfile>> {
+        self.stores
+            .get()?
+            .iter()
+            .find_map(|store| store.get(object))
+    }
+
     /// Whether `lp` may act, and in which AWS account: the IAMAccount it
     /// names admits its namespace and its user (docs/tenancy.md), and no
     /// other LoginProfile owns the same user there. Makes no AWS call: a
@@ -329,10 +341,11 @@ impl<I: Iam> Context<I> {
         tenancy: &TenancyStores,
         account_id: &str,
     ) -> Vec<Arc<LoginProfile>> {
-        let user = lp.user_name();
         let mut claimants: Vec<Arc<LoginProfile>> = self
-            .cached_profiles()
-            .filter(|other| other.uid() != lp.uid() && other.user_name() == user)
+            .claims
+            .claimants(&lp.user_name(), |object| self.cached(object))
+            .into_iter()
+            .filter(|other| other.uid() != lp.uid())
             .filter(|other| {
                 let theirs = tenancy.account(other.account_name());
                 tenancy

@@ -404,6 +404,21 @@ mod tests {
     }
 
     #[test]
+    fn every_free_text_field_of_the_spec_is_bounded() {
+        let crd = serde_json::to_value(LoginProfile::crd()).unwrap();
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        let sm = &spec["passwordSecretsManagerRef"]["properties"];
+        assert_eq!(sm["jsonKey"]["maxLength"], 256);
+        assert_eq!(sm["secretId"]["maxLength"], 2048);
+        assert_eq!(sm["versionStage"]["maxLength"], 256);
+        assert_eq!(spec["userName"]["maxLength"], 64);
+        assert_eq!(
+            spec["passwordSecretRef"]["properties"]["key"]["maxLength"],
+            253
+        );
+    }
+
+    #[test]
     fn user_name_defaults_to_the_resource_name() {
         let spec: LoginProfileSpec =
             serde_json::from_value(serde_json::json!({"passwordSecretRef": {"name": "s"}}))

@@ -316,3 +316,41 @@ async fn write_status(
     .map_err(Error::Kube)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn namespace(name: &str) -> Arc<PartialObjectMeta<Namespace>> {
+        let mut meta = PartialObjectMeta::<Namespace>::default();
+        meta.metadata.name = Some(name.to_string());
+        Arc::new(meta)
+    }
+
+    #[test]
+    fn what_the_cache_no_longer_holds_is_forgotten() {
+        let (cache, _writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+        // Every object passes the first time it is seen; the cache holds
+        // none of them (all deleted meanwhile).
+        let seen: Vec<_> = std::iter::once(namespace("gone"))
+            .chain((0..=PRUNE_EVERY).map(|i| namespace(&format!("ns-{i}"))))
+            .chain(std::iter::once(namespace("gone")))
+            .collect();
+        let passed: Vec<String> = futures::executor::block_on(
+            changed_by(
+                futures::stream::iter(seen),
+                namespace_labels,
+                Some(k8s_openapi::jiff::Timestamp::MIN),
+                cache,
+            )
+            .map(|ns| ns.name_any())
+            .collect(),
+        );
+        assert_eq!(passed.len(), PRUNE_EVERY + 3, "each passes once");
+        assert_eq!(
+            passed.last().map(String::as_str),
+            Some("gone"),
+            "seen again after it was forgotten: new again"
+        );
+    }
+}

@@ -186,6 +186,7 @@ pub fn run<I: Iam>(
         let (store, writer) = reflector::store();
         let senders = deleted_senders.clone();
         let count_changes = arrivals_and_departures.clone();
+        let index = ctx.clone();
         let mut known = std::collections::HashSet::new();
         let profile_changes = watcher(profiles, watcher::Config::default().any_semantic())
             .default_backoff()
@@ -193,6 +194,7 @@ pub fn run<I: Iam>(
             .reflect(writer)
             .inspect(move |event| match event {
                 Ok(watcher::Event::Delete(gone)) => {
+                    index.claims.remove(gone);
                     for sender in senders.iter() {
                         let _ = sender.unbounded_send(gone.clone());
                     }
@@ -200,10 +202,14 @@ pub fn run<I: Iam>(
                     let _ = count_changes.unbounded_send(gone.clone());
                 }
                 Ok(watcher::Event::InitApply(lp)) => {
+                    index.claims.add(lp);
                     known.insert(lp.uid());
                 }
-                Ok(watcher::Event::Apply(lp)) if known.insert(lp.uid()) => {
-                    let _ = count_changes.unbounded_send(lp.clone());
+                Ok(watcher::Event::Apply(lp)) => {
+                    index.claims.add(lp);
+                    if known.insert(lp.uid()) {
+                        let _ = count_changes.unbounded_send(lp.clone());
+                    }
                 }
                 _ => {}
             })
