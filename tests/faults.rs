@@ -198,12 +198,15 @@ fn killed_during_deletion() {
     assert_eq!(accepted(&user, "DeleteLoginProfile"), 1);
 }
 
-#[test]
-fn a_lost_fingerprint_key_re_sends_no_password() {
-    let ns = TestNamespace::new("fault-key");
-    let mut users = TestUsers::default();
-    let user = users.create("fault-key");
-    let password = strong_password("lostkey");
+/// A LoginProfile `bob` for a new user, created by an operator that then
+/// stops cleanly: the user, its password and the recorded fingerprint.
+fn created_then_stopped(
+    ns: &TestNamespace,
+    users: &mut TestUsers,
+    tag: &str,
+) -> (String, String, String) {
+    let user = users.create(tag);
+    let password = strong_password(&tag.replace('-', ""));
     let first = Operator::start(&ns.name, &[]);
     env().apply_ok(&secret(&ns.name, "bob", &[("password", &password)]));
     env().apply_ok(&login_profile(
@@ -212,8 +215,16 @@ fn a_lost_fingerprint_key_re_sends_no_password() {
         json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
     ));
     let before = wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
-    let old_fingerprint = status_str(&before, "passwordFingerprint").to_string();
+    let fingerprint = status_str(&before, "passwordFingerprint").to_string();
     assert!(first.stop().success());
+    (user, password, fingerprint)
+}
+
+#[test]
+fn a_lost_fingerprint_key_re_sends_no_password() {
+    let ns = TestNamespace::new("fault-key");
+    let mut users = TestUsers::default();
+    let (user, password, old_fingerprint) = created_then_stopped(&ns, &mut users, "fault-key");
     // The key Secret is gone (deleted by hand, a namespace move, a restore).
     env().kubectl_ok(&[
         "delete",
@@ -248,18 +259,7 @@ fn a_lost_fingerprint_key_re_sends_no_password() {
 fn the_fingerprint_key_rotates_as_documented() {
     let ns = TestNamespace::new("fault-rotate-key");
     let mut users = TestUsers::default();
-    let user = users.create("fault-rk");
-    let password = strong_password("rotatekey");
-    let first = Operator::start(&ns.name, &[]);
-    env().apply_ok(&secret(&ns.name, "bob", &[("password", &password)]));
-    env().apply_ok(&login_profile(
-        &ns.name,
-        "bob",
-        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
-    ));
-    let before = wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
-    let old_fingerprint = status_str(&before, "passwordFingerprint").to_string();
-    assert!(first.stop().success());
+    let (user, password, old_fingerprint) = created_then_stopped(&ns, &mut users, "fault-rk");
 
     // Step 1: the old key under old-1, a new one under key.
     let key_secret = "loginprofile-operator-fingerprint-key";

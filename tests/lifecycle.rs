@@ -255,14 +255,10 @@ fn secrets_manager_source_creates_rotates_and_reads_only_new_versions() {
     let user = users.create("lc-sm");
     let secret_id = unique("prod/lc-sm");
     let first = strong_password("sm1");
-    env().aws_ok(&[
-        "secretsmanager",
-        "create-secret",
-        "--name",
+    create_secrets_manager_secret(
         &secret_id,
-        "--secret-string",
         &json!({"username": user, "password": first}).to_string(),
-    ]);
+    );
     env().apply_ok(&login_profile(
         f.ns(),
         "sam",
@@ -312,14 +308,7 @@ fn secrets_manager_errors_each_have_their_reason() {
     let hidden = strong_password("HIDDENsm");
     let make = |suffix: &str, value: &str| {
         let id = unique(&format!("prod/lc-smerr-{suffix}"));
-        env().aws_ok(&[
-            "secretsmanager",
-            "create-secret",
-            "--name",
-            &id,
-            "--secret-string",
-            value,
-        ]);
+        create_secrets_manager_secret(&id, value);
         id
     };
     let json_value = json!({"password": hidden}).to_string();

@@ -72,16 +72,7 @@ fn forged_and_copied_marks_make_no_foreign_profile_ours() {
     // The status subresource, where the operator keeps what it believes, is
     // not the tenant's to write.
     let own = users.create("trust-own");
-    tenant.apply_ok(&secret(
-        &ns.name,
-        "own",
-        &[("password", &strong_password("own"))],
-    ));
-    tenant.apply_ok(&login_profile(
-        &ns.name,
-        "own",
-        json!({"userName": own, "passwordSecretRef": {"name": "own"}}),
-    ));
+    tenant.apply_pair(&ns.name, "own", &own, &strong_password("own"));
     let genuine = wait_ready_reason(&ns.name, "own", "True", "Created", CONVERGE);
     let refused = tenant.kubectl(
         &[
@@ -166,16 +157,7 @@ fn a_profile_made_while_waiting_for_its_user_is_not_taken() {
     let operator = Operator::start(&ns.name, &[]);
     let mut users = TestUsers::default();
     let user = users.reserve("trust-later");
-    tenant.apply_ok(&secret(
-        &ns.name,
-        "bob",
-        &[("password", &strong_password("tenant"))],
-    ));
-    tenant.apply_ok(&login_profile(
-        &ns.name,
-        "bob",
-        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
-    ));
+    tenant.apply_pair(&ns.name, "bob", &user, &strong_password("tenant"));
     wait_ready_reason(&ns.name, "bob", "False", "UserNotFound", CONVERGE);
 
     // An admin creates the user with a console password of its own (the
@@ -204,12 +186,7 @@ fn a_rolled_back_password_is_never_recorded_as_applied() {
     let mut users = TestUsers::default();
     let user = users.create("trust-rollback");
     let (first, second) = (strong_password("p1"), strong_password("p2"));
-    tenant.apply_ok(&secret(&ns.name, "bob", &[("password", &first)]));
-    tenant.apply_ok(&login_profile(
-        &ns.name,
-        "bob",
-        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
-    ));
+    tenant.apply_pair(&ns.name, "bob", &user, &first);
     wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
     tenant.apply_ok(&secret(&ns.name, "bob", &[("password", &second)]));
     let updated = wait_ready_reason(&ns.name, "bob", "True", "Updated", CONVERGE);
@@ -331,14 +308,10 @@ fn a_secrets_manager_secret_the_account_does_not_admit_is_never_read() {
     let user = users.create("trust-sm");
     // Another team's secret, outside the `prod/*` the test IAMAccount admits.
     let secret_id = unique("team-b/payroll");
-    env().aws_ok(&[
-        "secretsmanager",
-        "create-secret",
-        "--name",
+    create_secrets_manager_secret(
         &secret_id,
-        "--secret-string",
         &json!({"payroll-db-password": strong_password("theirs")}).to_string(),
-    ]);
+    );
     tenant.apply_ok(&login_profile(
         &ns.name,
         "bob",

@@ -854,6 +854,18 @@ impl Fixture {
     }
 }
 
+/// An AWS Secrets Manager secret `id` whose SecretString is `value`.
+pub fn create_secrets_manager_secret(id: &str, value: &str) {
+    env().aws_ok(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        id,
+        "--secret-string",
+        value,
+    ]);
+}
+
 pub fn iam_profile(user: &str) -> Result<Value, String> {
     env().aws(&["iam", "get-login-profile", "--user-name", user])
 }
@@ -1105,5 +1117,16 @@ impl Tenant {
             self.kubectl(&["apply", "-f", "-"], Some(manifest)),
             "kubectl apply as the tenant",
         );
+    }
+
+    /// A Secret `name` holding `password` and a LoginProfile `name` for
+    /// `user` reading it, applied as the tenant.
+    pub fn apply_pair(&self, namespace: &str, name: &str, user: &str, password: &str) {
+        self.apply_ok(&secret(namespace, name, &[("password", password)]));
+        self.apply_ok(&login_profile(
+            namespace,
+            name,
+            json!({"userName": user, "passwordSecretRef": {"name": name}}),
+        ));
     }
 }
