@@ -6,7 +6,7 @@ use std::{net::SocketAddr, num::NonZeroU32, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::telemetry::LogFormat;
+use crate::ops::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(

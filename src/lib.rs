@@ -1,28 +1,16 @@
 //! loginprofile-operator: keeps IAM console passwords (login profiles) in the
 //! state that `LoginProfile` resources declare, with passwords from Secrets.
+//!
+//! The folders name the layers (docs/development.md, "Where a change goes"):
+//! `api` the resources people write and read, `rules` the pure decisions,
+//! `aws` the AWS services and the per-account clients, `controller` the
+//! reconcilers and their watches, `ops` what running it takes. `api` and
+//! `rules` import nothing from `aws`, `controller` or `ops`.
 #![forbid(unsafe_code)]
 
-pub mod account;
-pub mod aws_accounts;
+pub mod api;
+pub mod aws;
 pub mod cli;
 pub mod controller;
-pub mod crd;
-pub mod drift;
-pub mod events;
-pub mod fingerprint_key;
-pub mod http;
-pub mod iam;
-pub mod iam_account;
-pub mod leader;
-pub mod marks;
-pub mod metrics;
-pub mod password;
-pub mod plan;
-pub mod policy;
-pub mod reason;
-pub mod sample;
-pub mod secrets_manager;
-pub mod source;
-pub mod status;
-pub mod telemetry;
-pub mod tenancy;
+pub mod ops;
+pub mod rules;

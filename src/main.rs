@@ -8,18 +8,19 @@ use clap::Parser;
 use futures::{FutureExt, StreamExt, future::BoxFuture};
 use kube::CustomResourceExt;
 use loginprofile_operator::{
-    aws_accounts::{AccountSettings, Accounts, aws_connector},
+    api::iam_account::IAMAccount,
+    api::login_profile::LoginProfile,
+    api::sample::SAMPLE,
+    aws::clients::{AccountSettings, Accounts, aws_connector},
+    aws::iam::{self, IamClientConfig},
     cli::{Cli, Command, RunArgs},
     controller::{self, Context, Settings},
-    crd::LoginProfile,
-    fingerprint_key, http,
-    iam::{self, IamClientConfig},
-    iam_account::IAMAccount,
-    leader::{self, LeaseSettings, WritePermit},
-    metrics::Metrics,
-    password::Fingerprinter,
-    sample::SAMPLE,
-    telemetry,
+    ops::fingerprint_key,
+    ops::http,
+    ops::leader::{self, LeaseSettings, WritePermit},
+    ops::metrics::Metrics,
+    ops::telemetry,
+    rules::password::Fingerprinter,
 };
 
 #[tokio::main]

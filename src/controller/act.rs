@@ -1,7 +1,7 @@
 //! The act step: at most the one IAM write a plan needs, after the password
 //! passed the account password policy, and the Kubernetes bookkeeping that
 //! makes that write safe to lose: the finalizer patch that records, sealed
-//! (src/marks.rs), when the operator took charge and what it is about to
+//! (src/rules/marks.rs), when the operator took charge and what it is about to
 //! send (before the first IAM write), the `sending` mark before a rotation
 //! in accounts that refuse reused passwords, and the finalizer's removal
 //! after cleanup. A definite refusal settles the marks in the status write
@@ -9,8 +9,8 @@
 
 use super::*;
 use crate::{
-    marks::{self, IN_CHARGE_SINCE_ANNOTATION, SENDING_ANNOTATION},
-    policy::PasswordPolicy,
+    rules::marks::{self, IN_CHARGE_SINCE_ANNOTATION, SENDING_ANNOTATION},
+    rules::password_policy::PasswordPolicy,
 };
 
 /// What the act step did, for status and events.
@@ -437,7 +437,9 @@ async fn refusal<I: Iam>(
 /// While nothing changes, Ready keeps the reason of the last real change,
 /// so a reconcile with nothing to do writes nothing.
 fn unchanged_outcome(lp: &LoginProfile, user: &str) -> Outcome {
-    let previous = lp.condition(status::READY).filter(|c| c.status == "True");
+    let previous = lp
+        .condition(conditions::READY)
+        .filter(|c| c.status == "True");
     match previous.and_then(|c| reason_named(&c.reason)) {
         Some(reason) => Outcome::new(
             reason,

@@ -11,7 +11,7 @@ use std::{
 
 use kube::runtime::reflector::ObjectRef;
 
-use crate::crd::LoginProfile;
+use crate::api::login_profile::LoginProfile;
 
 #[derive(Default)]
 pub(crate) struct ClaimIndex {

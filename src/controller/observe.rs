@@ -195,7 +195,7 @@ pub(super) async fn observe_source<I: Iam>(
     let spec = &lp.spec;
     if let Some(reference) = &spec.password_secret_ref {
         let sourced = match (
-            source::read(&ctx.client, lp, reference).await,
+            secret_source::read(&ctx.client, lp, reference).await,
             &spec.generate_password,
         ) {
             (Err(problem), Some(generate)) if problem.reason == Reason::SecretNotFound => {
@@ -293,26 +293,28 @@ pub(super) async fn generate_secret<I: Iam>(
     lp: &LoginProfile,
     ctx: &InAccount<'_, I>,
     user: &str,
-    reference: &crate::crd::SecretKeyRef,
+    reference: &crate::api::login_profile::SecretKeyRef,
     length: u32,
-) -> Result<source::SourcedPassword, SourceProblem> {
+) -> Result<secret_source::SourcedPassword, SourceProblem> {
     let policy = match ctx.account.facts.password_policy(&ctx.account.iam).await {
         Ok(policy) => policy,
         Err(error) => {
             tracing::warn!(%error, "could not read the account password policy; generating for AWS's default rules");
-            crate::policy::PasswordPolicy::AwsDefault
+            crate::rules::password_policy::PasswordPolicy::AwsDefault
         }
     };
     let password =
-        crate::policy::generate(length as usize, &policy).map_err(|e| SourceProblem {
-            reason: Reason::IamError,
-            message: format!("the operating system's random number generator failed: {e}"),
+        crate::rules::password_policy::generate(length as usize, &policy).map_err(|e| {
+            SourceProblem {
+                reason: Reason::IamError,
+                message: format!("the operating system's random number generator failed: {e}"),
+            }
         })?;
     let namespace = lp.namespace().unwrap_or_default();
-    let created = source::create_generated(&ctx.client, lp, reference, &password)
+    let created = secret_source::create_generated(&ctx.client, lp, reference, &password)
         .await
         .map_err(|error| {
-            source::kubernetes_problem(&error, "create", &namespace, &reference.name)
+            secret_source::kubernetes_problem(&error, "create", &namespace, &reference.name)
         })?;
     if created {
         let note = format!(
@@ -322,5 +324,5 @@ pub(super) async fn generate_secret<I: Iam>(
         note_event(lp, ctx, EventType::Normal, "PasswordGenerated", note).await;
     }
     // Read it back, so a Secret another writer made first wins.
-    source::read(&ctx.client, lp, reference).await
+    secret_source::read(&ctx.client, lp, reference).await
 }

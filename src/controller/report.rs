@@ -165,8 +165,8 @@ pub(super) async fn report<I: Iam>(
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     next.observed_generation = lp.metadata.generation;
     next.conditions =
-        status::conditions(&previous.conditions, outcome, lp.metadata.generation, &now);
-    let transition = status::ready_changed(&previous.conditions, &next.conditions);
+        conditions::conditions(&previous.conditions, outcome, lp.metadata.generation, &now);
+    let transition = conditions::ready_changed(&previous.conditions, &next.conditions);
     if next != previous {
         patch_status(lp, ctx, &next).await.map_err(Error::Kube)?;
     }

@@ -10,8 +10,8 @@ use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::Namespace;
 
 use super::*;
-use crate::iam_account::IAMAccount;
-use accounts::{
+use crate::api::iam_account::IAMAccount;
+use iam_accounts::{
     account_error_policy, admission_relevant, changed_by, namespace_labels, reconcile_account,
 };
 

@@ -43,7 +43,7 @@ spec:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::LoginProfile;
+    use crate::api::login_profile::LoginProfile;
 
     #[test]
     fn sample_parses_as_a_loginprofile() {

@@ -23,8 +23,8 @@ use aws_smithy_types::{
 use governor::DefaultDirectRateLimiter;
 
 use crate::{
-    leader::WritePermit, metrics::Metrics, password::Password, plan::IamProfile,
-    policy::PasswordPolicy, reason::Reason, status::Outcome,
+    api::conditions::Outcome, api::reason::Reason, ops::leader::WritePermit, ops::metrics::Metrics,
+    rules::password::Password, rules::password_policy::PasswordPolicy, rules::plan::IamProfile,
 };
 
 /// What an IAM call can fail with, as far as the reconciler cares.

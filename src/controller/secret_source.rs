@@ -10,10 +10,10 @@ use kube::{
 };
 
 use crate::{
-    crd::{DeletionPolicy, LoginProfile, SecretKeyRef},
-    password::Password,
-    plan::SourceProblem,
-    reason::Reason,
+    api::login_profile::{DeletionPolicy, LoginProfile, SecretKeyRef},
+    api::reason::Reason,
+    rules::password::Password,
+    rules::plan::SourceProblem,
 };
 
 /// A password and the version of the Secret it came from.

@@ -18,13 +18,13 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use kube::ResourceExt;
 
 use crate::{
-    account::AccountCache,
-    drift::DriftBudget,
-    iam::Iam,
-    iam_account::{IAMAccount, UserTag},
-    reason::Reason,
-    secrets_manager::AwsSecretsManager,
-    status::Outcome,
+    api::conditions::Outcome,
+    api::iam_account::{IAMAccount, UserTag},
+    api::reason::Reason,
+    aws::account_facts::AccountCache,
+    aws::drift_budget::DriftBudget,
+    aws::iam::Iam,
+    aws::secrets_manager::AwsSecretsManager,
 };
 
 /// What one IAMAccount's credentials reach.
@@ -216,15 +216,15 @@ impl<I: Iam> Accounts<I> {
 const DEFAULT_SESSION_NAME: &str = "loginprofile-operator";
 
 /// Connects IAMAccounts with the AWS SDK: the operator's own configuration
-/// (see [`crate::iam::sdk_config`]), or, with `roleArn`, credentials from
+/// (see [`crate::aws::iam::sdk_config`]), or, with `roleArn`, credentials from
 /// STS AssumeRole made with it. The clients of one IAMAccount share one
 /// credentials cache (the SDK's), so the role is assumed once and again
 /// only shortly before the credentials expire.
 pub fn aws_connector(
     base: aws_config::SdkConfig,
-    metrics: Arc<crate::metrics::Metrics>,
-    permit: crate::leader::WritePermit,
-) -> Connector<crate::iam::AwsIam> {
+    metrics: Arc<crate::ops::metrics::Metrics>,
+    permit: crate::ops::leader::WritePermit,
+) -> Connector<crate::aws::iam::AwsIam> {
     Box::new(move |account, limiter| {
         let base = base.clone();
         let metrics = metrics.clone();
@@ -272,7 +272,7 @@ pub fn aws_connector(
                 })
             });
             Clients {
-                iam: crate::iam::AwsIam::new(&config, limiter, metrics.clone(), permit),
+                iam: crate::aws::iam::AwsIam::new(&config, limiter, metrics.clone(), permit),
                 secrets_manager: AwsSecretsManager::new(&config, metrics),
                 caller_account,
             }

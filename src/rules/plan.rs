@@ -2,10 +2,10 @@
 //! password source, IAM's login profile, what status says was applied) to the
 //! one thing to do next. No I/O, so every branch is unit-tested here.
 
-use crate::crd::{
+use crate::api::login_profile::{
     AdoptionPolicy, DeletionPolicy, LoginProfileSpec, LoginProfileStatus, PasswordUpdatePolicy,
 };
-use crate::reason::Reason;
+use crate::api::reason::Reason;
 use chrono::{DateTime, Utc};
 
 /// IAM's view of a login profile (GetLoginProfile / CreateLoginProfile).

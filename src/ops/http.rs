@@ -11,7 +11,7 @@ use std::{
 
 use axum::{Router, extract::State, http::StatusCode, response::IntoResponse, routing::get};
 
-use crate::metrics::Metrics;
+use crate::ops::metrics::Metrics;
 
 /// Shared between the controller (which flips `ready`) and the server.
 #[derive(Clone, Default)]

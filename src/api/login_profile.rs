@@ -305,7 +305,9 @@ impl LoginProfile {
         self.spec
             .account_ref
             .as_ref()
-            .map_or(crate::iam_account::DEFAULT_ACCOUNT, |r| r.name.as_str())
+            .map_or(crate::api::iam_account::DEFAULT_ACCOUNT, |r| {
+                r.name.as_str()
+            })
     }
 
     /// Why the IAM user name cannot be valid, if it cannot: IAM allows 1..64

@@ -11,7 +11,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use kube::ResourceExt;
 
-use crate::{crd::LoginProfile, password::Fingerprinter};
+use crate::{api::login_profile::LoginProfile, rules::password::Fingerprinter};
 
 /// When this operator took charge of the object, sealed: only a login
 /// profile IAM created after it can be this resource's own.
@@ -166,7 +166,7 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::{LoginProfileSpec, LoginProfileStatus};
+    use crate::api::login_profile::{LoginProfileSpec, LoginProfileStatus};
     use zeroize::Zeroizing;
 
     fn keys(key: &[u8]) -> Fingerprinter {

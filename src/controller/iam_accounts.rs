@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Namespace;
 
 use super::*;
 use crate::{
-    iam_account::{ACCOUNT_FINALIZER, IAMAccount, IAMAccountStatus},
-    tenancy::NamespaceView,
+    api::iam_account::{ACCOUNT_FINALIZER, IAMAccount, IAMAccountStatus},
+    rules::admission::NamespaceView,
 };
 
 /// The caches the admission rules read.
@@ -43,7 +43,7 @@ impl TenancyStores {
         self.accounts.get(&ObjectRef::new(name))
     }
 
-    /// [`tenancy::admit`] with the LoginProfile's namespace from the cache.
+    /// [`admission::admit`] with the LoginProfile's namespace from the cache.
     pub(super) fn admit(
         &self,
         lp: &LoginProfile,
@@ -51,7 +51,7 @@ impl TenancyStores {
     ) -> Result<String, Outcome> {
         let name = lp.namespace().unwrap_or_default();
         let namespace = self.namespaces.get(&ObjectRef::new(&name));
-        tenancy::admit(
+        admission::admit(
             lp,
             account,
             &NamespaceView {
@@ -289,14 +289,14 @@ async fn write_status(
             previous.account_id.clone()
         }),
         login_profiles: Some(u32::try_from(users).unwrap_or(u32::MAX)),
-        conditions: status::conditions(
+        conditions: conditions::conditions(
             &previous.conditions,
             outcome,
             account.metadata.generation,
             &now,
         ),
     };
-    // status::conditions keeps each unchanged condition as it was, so an
+    // conditions::conditions keeps each unchanged condition as it was, so an
     // unchanged status compares equal.
     if previous == next {
         return Ok(());

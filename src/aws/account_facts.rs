@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use crate::{
-    iam::{Iam, IamError},
-    policy::PasswordPolicy,
+    aws::iam::{Iam, IamError},
+    rules::password_policy::PasswordPolicy,
 };
 
 pub struct AccountCache {

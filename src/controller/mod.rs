@@ -32,34 +32,34 @@ use kube::{
 };
 use rand::Rng;
 
-mod accounts;
 mod act;
 mod claims;
+mod iam_accounts;
 mod observe;
 mod report;
+pub mod secret_source;
 mod watch;
 
-use accounts::TenancyStores;
 use act::*;
+use iam_accounts::TenancyStores;
 use observe::*;
 use report::*;
 pub use watch::run;
 
 use crate::{
-    aws_accounts::{Account, Accounts},
-    crd::{FINALIZER, LoginProfile, LoginProfileStatus, PasswordUpdatePolicy},
-    drift::PendingChanges,
-    events::{EventPublisher, Note},
-    iam::{Iam, IamError},
-    leader::WritePermit,
-    marks::Marks,
-    metrics::{Metrics, ProfileState},
-    password::{Fingerprinter, Password, Verdict},
-    plan::{self, Applied, IamProfile, Observed, Plan, SourceProblem, UpdateWhy},
-    reason::Reason,
-    source,
-    status::{self, Outcome},
-    tenancy,
+    api::conditions::{self, Outcome},
+    api::login_profile::{FINALIZER, LoginProfile, LoginProfileStatus, PasswordUpdatePolicy},
+    api::reason::Reason,
+    aws::clients::{Account, Accounts},
+    aws::drift_budget::PendingChanges,
+    aws::iam::{Iam, IamError},
+    ops::events::{EventPublisher, Note},
+    ops::leader::WritePermit,
+    ops::metrics::{Metrics, ProfileState},
+    rules::admission,
+    rules::marks::Marks,
+    rules::password::{Fingerprinter, Password, Verdict},
+    rules::plan::{self, Applied, IamProfile, Observed, Plan, SourceProblem, UpdateWhy},
 };
 
 /// The field manager of every write this operator makes.
@@ -235,7 +235,7 @@ impl<I: Iam> Context<I> {
         lp.observed()
             && lp.status.as_ref().and_then(|s| s.observed_generation) == lp.metadata.generation
             && lp
-                .condition(status::READY)
+                .condition(conditions::READY)
                 .is_some_and(|c| c.status == "True" && c.reason != Reason::UpdateHeldBack.as_str())
             && desired.applied == Applied::Same
             && lp
@@ -311,7 +311,7 @@ impl<I: Iam> Context<I> {
         let account = tenancy.account(lp.account_name());
         let account_id = tenancy.admit(lp, account.as_deref())?;
         let rivals = self.rivals(lp, tenancy, &account_id).await?;
-        tenancy::claim(lp, &rivals, |other| self.manages(other))?;
+        admission::claim(lp, &rivals, |other| self.manages(other))?;
         let account = account.expect("admitted by an IAMAccount that exists");
         Ok(InAccount {
             shared: self,
@@ -353,7 +353,7 @@ impl<I: Iam> Context<I> {
                     .is_ok_and(|id| id == account_id)
             })
             .collect();
-        claimants.sort_by_cached_key(|other| tenancy::rank(other, self.manages(other)));
+        claimants.sort_by_cached_key(|other| admission::rank(other, self.manages(other)));
         claimants
     }
 
@@ -559,7 +559,7 @@ fn converged(lp: &LoginProfile) -> bool {
                 && status
                     .conditions
                     .iter()
-                    .any(|c| c.type_ == status::READY && c.status == "True")
+                    .any(|c| c.type_ == conditions::READY && c.status == "True")
         })
 }
 
@@ -744,7 +744,7 @@ async fn delete_if_managed<I: Iam>(
     let in_charge_since = ctx.marks(lp).in_charge_since();
     let created_in_charge = !applied
         && in_charge_since.is_some()
-        && lp.spec.deletion_policy == crate::crd::DeletionPolicy::Delete
+        && lp.spec.deletion_policy == crate::api::login_profile::DeletionPolicy::Delete
         && match ctx.account.iam.get_login_profile(user).await {
             Ok(profile) => profile.is_some_and(|p| plan::created_in_charge(&p, in_charge_since)),
             Err(error) => return Err(cleanup_failed(lp, ctx, user, error).await),
@@ -763,7 +763,7 @@ async fn delete_if_managed<I: Iam>(
                     Err(error) => return Err(cleanup_failed(lp, ctx, user, error).await),
                 }
             }
-            _ if lp.spec.deletion_policy == crate::crd::DeletionPolicy::Retain => {
+            _ if lp.spec.deletion_policy == crate::api::login_profile::DeletionPolicy::Retain => {
                 format!("kept the login profile of IAM user {user:?} (deletionPolicy: Retain)")
             }
             _ => format!(

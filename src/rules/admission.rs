@@ -15,10 +15,10 @@ use kube::{
 };
 
 use crate::{
-    crd::{AdoptionPolicy, LoginProfile},
-    iam_account::IAMAccount,
-    reason::Reason,
-    status::Outcome,
+    api::conditions::Outcome,
+    api::iam_account::IAMAccount,
+    api::login_profile::{AdoptionPolicy, LoginProfile},
+    api::reason::Reason,
 };
 
 /// The namespace of a LoginProfile as the admission rules see it.
@@ -215,7 +215,7 @@ mod tests {
     fn account(spec: serde_json::Value, account_id: Option<&str>) -> IAMAccount {
         let mut account = IAMAccount::new("team-a", serde_json::from_value(spec).unwrap());
         account.metadata.generation = Some(1);
-        account.status = account_id.map(|id| crate::iam_account::IAMAccountStatus {
+        account.status = account_id.map(|id| crate::api::iam_account::IAMAccountStatus {
             observed_generation: Some(1),
             account_id: Some(id.into()),
             login_profiles: None,
@@ -308,11 +308,12 @@ mod tests {
         let from = |secret_id: &str| {
             let mut lp = lp("team-a-bob", serde_json::json!({}));
             lp.spec.password_secret_ref = None;
-            lp.spec.password_secrets_manager_ref = Some(crate::crd::SecretsManagerRef {
-                secret_id: secret_id.into(),
-                json_key: None,
-                version_stage: "AWSCURRENT".into(),
-            });
+            lp.spec.password_secrets_manager_ref =
+                Some(crate::api::login_profile::SecretsManagerRef {
+                    secret_id: secret_id.into(),
+                    json_key: None,
+                    version_stage: "AWSCURRENT".into(),
+                });
             lp
         };
         let none = account(
@@ -421,7 +422,7 @@ mod tests {
         .unwrap_err();
         assert_eq!(unverified.reason, Reason::AccountNotReady);
         let mut moved = lp("bob", serde_json::json!({}));
-        moved.status = Some(crate::crd::LoginProfileStatus {
+        moved.status = Some(crate::api::login_profile::LoginProfileStatus {
             account_id: Some("111111111111".into()),
             ..Default::default()
         });
@@ -474,7 +475,7 @@ mod tests {
         );
         assert!(claim(&young, [&twin], by_status).is_err());
         let mut managing = at("managing", "u9", 20);
-        managing.status = Some(crate::crd::LoginProfileStatus {
+        managing.status = Some(crate::api::login_profile::LoginProfileStatus {
             password_fingerprint: Some("fp".into()),
             ..Default::default()
         });

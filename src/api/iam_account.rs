@@ -134,7 +134,7 @@ pub struct UserTag {
 // operator has not checked yet as in progress, not as healthy.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("default" = {"observedGeneration": crate::crd::NOT_OBSERVED}))]
+#[schemars(extend("default" = {"observedGeneration": crate::api::login_profile::NOT_OBSERVED}))]
 pub struct IAMAccountStatus {
     /// The `metadata.generation` the operator last checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -166,7 +166,7 @@ impl IAMAccount {
         let ready = status
             .conditions
             .iter()
-            .any(|c| c.type_ == crate::status::READY && c.status == "True");
+            .any(|c| c.type_ == crate::api::conditions::READY && c.status == "True");
         (ready && status.observed_generation == self.metadata.generation)
             .then_some(status.account_id.as_deref())
             .flatten()
@@ -183,7 +183,7 @@ impl IAMAccount {
                 .and_then(|s| {
                     s.conditions
                         .iter()
-                        .find(|c| c.type_ == crate::status::READY)
+                        .find(|c| c.type_ == crate::api::conditions::READY)
                 })
                 .filter(|c| c.observed_generation == self.metadata.generation)
                 .map(|c| c.message.clone())

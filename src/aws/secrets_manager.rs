@@ -12,8 +12,8 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use zeroize::Zeroizing;
 
 use crate::{
-    crd::SecretsManagerRef, metrics::Metrics, password::Password, plan::SourceProblem,
-    reason::Reason,
+    api::login_profile::SecretsManagerRef, api::reason::Reason, ops::metrics::Metrics,
+    rules::password::Password, rules::plan::SourceProblem,
 };
 
 /// Why the password could not be read from Secrets Manager.

@@ -3,7 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::reason::Reason;
+use crate::api::reason::Reason;
 
 pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";

@@ -15,7 +15,7 @@ use kube::{
 };
 use zeroize::Zeroizing;
 
-use crate::password::KEY_BYTES;
+use crate::rules::password::KEY_BYTES;
 
 /// The Secret that holds the generated key.
 pub const KEY_SECRET_NAME: &str = "loginprofile-operator-fingerprint-key";

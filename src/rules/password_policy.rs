@@ -2,7 +2,7 @@
 //! IAM write (naming every rule it breaks), and generating passwords that
 //! meet it. Pure; the policy itself is read and cached by the controller.
 
-use crate::password::{MAX_CHARS, Password};
+use crate::rules::password::{MAX_CHARS, Password};
 
 /// IAM's symbol set for RequireSymbols.
 pub const SYMBOLS: &str = "!@#$%^&*()_+-=[]{}|'";

@@ -1,0 +1,10 @@
+//! AWS, behind narrow interfaces: one module per service the operator calls
+//! (IAM, Secrets Manager; STS through the client set), the client set of
+//! each IAMAccount (credentials, rate limit, drift budget), and the facts
+//! cached per AWS account (password policy, credential report).
+
+pub mod account_facts;
+pub mod clients;
+pub mod drift_budget;
+pub mod iam;
+pub mod secrets_manager;
