@@ -3,21 +3,16 @@
 //! `--iam-rate-limit`), so the account's shared IAM budget always has room
 //! for changes; and while a change (a create, a rotation, a spec change, a
 //! deletion) is being reconciled, drift checks step aside altogether, and
-//! while one waits in the queue ([`PendingChanges`]) they step aside before
-//! reading anything. A check that cannot go does not wait holding a worker:
+//! while one waits in the queue (the controller's `PendingChanges`) they
+//! step aside before reading anything. A check that cannot go does not wait holding a worker:
 //! it is put back for later.
 //! When the objects need more checks per resync period than the budget
 //! allows, the effective period stretches to N / rate; that is logged once
 //! and exported as a metric.
 
 use std::{
-    collections::HashMap,
-    hash::Hash,
-    sync::{
-        Mutex, PoisonError,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-    },
-    time::{Duration, Instant},
+    sync::atomic::{AtomicBool, AtomicUsize, Ordering},
+    time::Duration,
 };
 
 use governor::{
@@ -95,65 +90,9 @@ impl DriftBudget {
     }
 }
 
-/// Objects a trigger said changed (a Secret, a new generation, an
-/// admission rule, a freed IAM user) that have not been reconciled yet.
-/// The queue serves whatever is due first, and overdue drift checks are due
-/// before a change that just came: with more checks due than the workers
-/// can make, a change would wait behind all of them. So while any change
-/// waits, converged objects put their drift checks off before reading
-/// anything. A mark is forgotten after `MARK_LIFETIME` (an object deleted
-/// before its reconcile, say), so drift checks are never held off for long.
-pub struct PendingChanges<K> {
-    marked: Mutex<HashMap<K, Instant>>,
-}
-
-const MARK_LIFETIME: Duration = Duration::from_secs(30);
-
-impl<K: Hash + Eq> Default for PendingChanges<K> {
-    fn default() -> Self {
-        Self {
-            marked: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<K: Hash + Eq> PendingChanges<K> {
-    pub fn mark(&self, objects: impl IntoIterator<Item = K>) {
-        let now = Instant::now();
-        let mut marked = self.marked.lock().unwrap_or_else(PoisonError::into_inner);
-        marked.extend(objects.into_iter().map(|object| (object, now)));
-    }
-
-    /// Takes `object`'s mark off: true if it had one.
-    pub fn take(&self, object: &K) -> bool {
-        let mut marked = self.marked.lock().unwrap_or_else(PoisonError::into_inner);
-        marked.remove(object).is_some()
-    }
-
-    /// Whether a change waits (forgetting marks older than their lifetime).
-    pub fn any(&self) -> bool {
-        let mut marked = self.marked.lock().unwrap_or_else(PoisonError::into_inner);
-        marked.retain(|_, at| at.elapsed() < MARK_LIFETIME);
-        !marked.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_change_is_pending_until_its_reconcile_takes_the_mark() {
-        let pending = PendingChanges::default();
-        assert!(!pending.any());
-        pending.mark(["a", "b"]);
-        assert!(pending.any());
-        assert!(pending.take(&"a"));
-        assert!(!pending.take(&"a"), "taken once");
-        assert!(pending.any(), "b still waits");
-        assert!(pending.take(&"b"));
-        assert!(!pending.any());
-    }
 
     #[test]
     fn the_period_stretches_to_objects_over_rate() {

@@ -7,7 +7,31 @@
 //! after cleanup. A definite refusal settles the marks in the status write
 //! that records it; only an ambiguous answer leaves them open.
 
-use super::*;
+use super::context::Context;
+use super::context::Error;
+use super::context::InAccount;
+use super::decide::sent_unconfirmed;
+use super::observe::Desired;
+use super::observe::IamView;
+use super::observe::fetch_secrets_manager;
+use super::report::settle_marks;
+use crate::api::conditions;
+use crate::api::conditions::Outcome;
+use crate::api::login_profile::FINALIZER;
+use crate::api::login_profile::LoginProfile;
+use crate::api::reason::Reason;
+use crate::aws::iam::Iam;
+use crate::aws::iam::IamError;
+use crate::rules::password::Password;
+use crate::rules::plan::IamProfile;
+use crate::rules::plan::Plan;
+use crate::rules::plan::SourceProblem;
+use crate::rules::plan::UpdateWhy;
+use kube::Api;
+use kube::ResourceExt;
+use kube::api::Patch;
+use kube::api::PatchParams;
+
 use crate::{
     rules::marks::{self, IN_CHARGE_SINCE_ANNOTATION, SENDING_ANNOTATION},
     rules::password_policy::PasswordPolicy,

@@ -4,14 +4,13 @@
 //! of every cached LoginProfile. An entry whose object the caches no longer
 //! hold (a deletion missed while a watch relisted) is dropped when looked up.
 
+use crate::api::login_profile::LoginProfile;
+use kube::runtime::reflector::ObjectRef;
+
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex, PoisonError},
 };
-
-use kube::runtime::reflector::ObjectRef;
-
-use crate::api::login_profile::LoginProfile;
 
 #[derive(Default)]
 pub(crate) struct ClaimIndex {

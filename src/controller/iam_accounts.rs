@@ -4,11 +4,36 @@
 //! IAMAccount reconciler: a finalizer while LoginProfiles use it, and a
 //! status that says whether its credentials work and in which AWS account.
 
-use std::hash::{Hash, Hasher};
-
+use super::context::Context;
+use super::context::Error;
+use super::context::FIELD_MANAGER;
+use crate::api::conditions;
+use crate::api::conditions::Outcome;
+use crate::api::login_profile::LoginProfile;
+use crate::api::reason::Reason;
+use crate::aws::iam::Iam;
+use crate::ops::events::Note;
+use crate::rules::admission;
+use futures::Stream;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::Client;
+use kube::Resource;
+use kube::ResourceExt;
+use kube::api::PartialObjectMeta;
+use kube::api::Patch;
+use kube::api::PatchParams;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::Store;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::*;
 use crate::{
     api::iam_account::{ACCOUNT_FINALIZER, IAMAccount, IAMAccountStatus},
     rules::admission::NamespaceView,
@@ -320,6 +345,7 @@ async fn write_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::runtime::reflector;
 
     fn namespace(name: &str) -> Arc<PartialObjectMeta<Namespace>> {
         let mut meta = PartialObjectMeta::<Namespace>::default();

@@ -2,7 +2,23 @@
 //! asked, or AWS Secrets Manager) compared with what status records, and
 //! IAM's login profile (plus, for `Enforce`, the credential report).
 
-use super::*;
+use super::context::InAccount;
+use super::report::note_event;
+use super::secret_source;
+use crate::api::conditions::Outcome;
+use crate::api::login_profile::LoginProfile;
+use crate::api::login_profile::LoginProfileStatus;
+use crate::api::login_profile::PasswordUpdatePolicy;
+use crate::api::reason::Reason;
+use crate::aws::iam::Iam;
+use crate::aws::iam::IamError;
+use crate::rules::password::Password;
+use crate::rules::password::Verdict;
+use crate::rules::plan::Applied;
+use crate::rules::plan::IamProfile;
+use crate::rules::plan::SourceProblem;
+use kube::ResourceExt;
+use kube::runtime::events::EventType;
 
 /// The password the spec asks for, as far as it had to be read.
 pub(super) struct Desired {

@@ -1,7 +1,34 @@
 //! The report step: one server-side-apply status patch when something
 //! changed, and a Kubernetes Event on each transition.
 
-use super::*;
+use super::act::Acted;
+use super::context::Context;
+use super::context::Error;
+use super::context::FIELD_MANAGER;
+use super::context::key;
+use super::context::now_rfc3339;
+use super::observe::Desired;
+use super::observe::IamView;
+use super::observe::SourceVersion;
+use crate::api::conditions;
+use crate::api::conditions::Outcome;
+use crate::api::login_profile::LoginProfile;
+use crate::api::login_profile::LoginProfileStatus;
+use crate::api::reason::Reason;
+use crate::aws::iam::Iam;
+use crate::ops::events::Note;
+use crate::ops::metrics::ProfileState;
+use crate::rules::plan::Applied;
+use crate::rules::plan::UpdateWhy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::Api;
+use kube::Resource;
+use kube::ResourceExt;
+use kube::api::Patch;
+use kube::api::PatchParams;
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 
 /// Reports a failure in status (and an Event on transition). Terminal
 /// failures wait (resync only); transient ones return an error for backoff.
@@ -36,7 +63,7 @@ async fn fail_with<I: Iam>(
     }
     report(lp, ctx, next, &outcome, false).await?;
     if outcome.reason.is_terminal() {
-        ctx.failures().remove(&ObjectRef::from_obj(lp));
+        ctx.memory.clear_failures(lp);
         ctx.metrics
             .set_profile_state(key(lp), Some(ProfileState::Stalled));
         ctx.metrics.reconciled("stalled");

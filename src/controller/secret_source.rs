@@ -4,6 +4,7 @@
 //! and, with `generatePassword`, the Secret the operator creates.
 
 use k8s_openapi::{ByteString, api::core::v1::Secret};
+
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{ObjectMeta, PostParams},

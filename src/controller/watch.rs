@@ -6,12 +6,35 @@
 //! per watched namespace, plus the IAMAccount controller, which also hears
 //! of LoginProfiles that come and go (its count).
 
-use futures::channel::mpsc;
-use k8s_openapi::api::core::v1::Namespace;
-
-use super::*;
+use super::context::Context;
+use super::error_policy;
+use super::iam_accounts::TenancyStores;
+use super::reconcile;
 use crate::api::iam_account::IAMAccount;
-use iam_accounts::{
+use crate::api::login_profile::LoginProfile;
+use crate::aws::iam::Iam;
+use futures::Stream;
+use futures::StreamExt;
+use futures::channel::mpsc;
+use futures::future::BoxFuture;
+use futures::stream::select_all;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::Secret;
+use kube::Api;
+use kube::Resource;
+use kube::ResourceExt;
+use kube::api::PartialObjectMeta;
+use kube::runtime::Controller;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::predicates;
+use kube::runtime::reflector;
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::iam_accounts::{
     account_error_policy, admission_relevant, changed_by, namespace_labels, reconcile_account,
 };
 
@@ -136,7 +159,14 @@ async fn forget_vanished<I: Iam>(ctx: Arc<Context<I>>, stores: Vec<Store<LoginPr
     every.tick().await; // the first tick is immediate: the caches may still be filling
     loop {
         every.tick().await;
-        ctx.retain_objects(|object| stores.iter().any(|store| store.get(object).is_some()));
+        let exists = |object: &ObjectRef<LoginProfile>| {
+            stores.iter().any(|store| store.get(object).is_some())
+        };
+        ctx.memory.retain(exists);
+        ctx.metrics.retain_profiles(|key| {
+            key.split_once('/')
+                .is_some_and(|(ns, name)| exists(&ObjectRef::new(name).within(ns)))
+        });
     }
 }
 
@@ -219,7 +249,7 @@ pub fn run<I: Iam>(
                 let ctx = ctx.clone();
                 move |changed| {
                     if let Ok(lp) = changed {
-                        ctx.pending_changes.mark([ObjectRef::from_obj(lp)]);
+                        ctx.memory.pending_changes.mark([ObjectRef::from_obj(lp)]);
                     }
                 }
             });
@@ -237,7 +267,7 @@ pub fn run<I: Iam>(
         let pending = |ctx: &Arc<Context<I>>| {
             let ctx = ctx.clone();
             move |objects: Vec<ObjectRef<LoginProfile>>| {
-                ctx.pending_changes.mark(objects.iter().cloned());
+                ctx.memory.pending_changes.mark(objects.iter().cloned());
                 objects
             }
         };

@@ -1,0 +1,140 @@
+//! What deletion does: the login profile is deleted if this LoginProfile
+//! manages it (status, or a sealed, open mark) and its deletion policy says
+//! so, then the finalizer goes. A LoginProfile no longer admitted, or whose
+//! user another owns, leaves IAM alone.
+
+use super::act::release;
+use super::context::Context;
+use super::context::Error;
+use super::context::InAccount;
+use super::context::key;
+use super::report::report;
+
+use kube::{
+    Resource,
+    runtime::{controller::Action, events::EventType, reflector::ObjectRef},
+};
+
+use crate::{
+    api::conditions::Outcome,
+    api::login_profile::LoginProfile,
+    api::reason::Reason,
+    aws::iam::{Iam, IamError},
+    ops::events::Note,
+    rules::plan::{self, Plan},
+};
+
+/// Runs while the resource is being deleted: removes the IAM login profile
+/// unless `deletionPolicy: Retain` or this resource never managed it, then
+/// removes the finalizer. A LoginProfile its IAMAccount no longer admits, or
+/// whose user an older one claims, leaves IAM alone.
+pub(super) async fn cleanup<I: Iam>(
+    lp: &LoginProfile,
+    shared: &Context<I>,
+) -> Result<Action, Error> {
+    let user = lp
+        .status
+        .as_ref()
+        .and_then(|s| s.user_name.clone())
+        .unwrap_or_else(|| lp.user_name());
+    let note = match shared.admitted(lp).await {
+        Ok(ctx) => delete_if_managed(lp, &ctx, &user).await?,
+        Err(refusal) if refusal.reason.is_terminal() => format!(
+            "left the login profile of IAM user {user:?} alone: {}",
+            refusal.message
+        ),
+        Err(refusal) => {
+            return Err(Error::Transient {
+                reason: refusal.reason,
+                message: refusal.message,
+            });
+        }
+    };
+    release(shared, lp).await?;
+    let event = Note {
+        type_: EventType::Normal,
+        reason: Reason::Deleting.as_str(),
+        action: "Cleanup",
+        note,
+    };
+    if let Err(error) = shared.events.publish(&lp.object_ref(&()), event).await {
+        tracing::warn!(%error, "could not publish an event");
+    }
+    shared.memory.forget(lp);
+    shared.metrics.set_profile_state(key(lp), None);
+    shared.metrics.reconciled("ok");
+    Ok(Action::await_change())
+}
+
+/// Deletes the login profile if this resource manages it; says what it did.
+pub(super) async fn delete_if_managed<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &InAccount<'_, I>,
+    user: &str,
+) -> Result<String, Error> {
+    let _change = ctx.account.budget.drift.change();
+    let applied = lp
+        .status
+        .as_ref()
+        .is_some_and(|s| s.password_fingerprint.is_some());
+    // Status may have missed this resource's own create (a crash, a lost
+    // answer): IAM's CreateDate against the time it took charge tells.
+    let in_charge_since = ctx.marks(lp).in_charge_since();
+    let created_in_charge = !applied
+        && in_charge_since.is_some()
+        && lp.spec.deletion_policy == crate::api::login_profile::DeletionPolicy::Delete
+        && match ctx.account.iam.get_login_profile(user).await {
+            Ok(profile) => profile.is_some_and(|p| plan::created_in_charge(&p, in_charge_since)),
+            Err(error) => return Err(cleanup_failed(lp, ctx, user, error).await),
+        };
+    Ok(
+        match plan::decide_cleanup(&lp.spec, lp.status.as_ref(), created_in_charge) {
+            Plan::Delete => {
+                if let Err(refused) = ctx.may_write() {
+                    return Err(Error::Transient {
+                        reason: refused.reason,
+                        message: refused.message,
+                    });
+                }
+                match ctx.account.iam.delete_login_profile(user).await {
+                    Ok(()) => format!("deleted the login profile of IAM user {user:?}"),
+                    Err(error) => return Err(cleanup_failed(lp, ctx, user, error).await),
+                }
+            }
+            _ if lp.spec.deletion_policy == crate::api::login_profile::DeletionPolicy::Retain => {
+                format!("kept the login profile of IAM user {user:?} (deletionPolicy: Retain)")
+            }
+            _ => format!(
+                "left IAM user {user:?} alone: its login profile (if any) was not made by this LoginProfile"
+            ),
+        },
+    )
+}
+
+/// A failed DeleteLoginProfile, in status (and an Event when Ready changes):
+/// the LoginProfile stays until the deletion works, and the message says how
+/// to let it go without deleting the profile.
+pub(super) async fn cleanup_failed<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    user: &str,
+    error: IamError,
+) -> Error {
+    let outcome = error.outcome(user, None);
+    let stuck = Outcome::new(
+        outcome.reason,
+        format!(
+            "could not delete the login profile of IAM user {user:?}, so this LoginProfile stays: {}; \
+             to let it go and keep the profile, set spec.deletionPolicy: Retain",
+            outcome.message
+        ),
+    );
+    let next = lp.status.clone().unwrap_or_default();
+    if let Err(error) = report(lp, ctx, next, &stuck, false).await {
+        tracing::warn!(object = %ObjectRef::from_obj(lp), %error, "could not report the failed deletion");
+    }
+    Error::Transient {
+        reason: outcome.reason,
+        message: outcome.message,
+    }
+}

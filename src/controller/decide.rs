@@ -1,0 +1,47 @@
+//! The decide step's inputs, gathered from what was observed, for the pure
+//! rules/plan.rs.
+
+use super::context::InAccount;
+use super::observe::Desired;
+use super::observe::IamView;
+
+use crate::{
+    api::login_profile::LoginProfile,
+    aws::iam::Iam,
+    rules::password::Verdict,
+    rules::plan::{self, Observed, Plan, SourceProblem},
+};
+
+/// The decide step's inputs, gathered from what was observed.
+pub(super) fn decide<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &InAccount<'_, I>,
+    user: &str,
+    source: &Result<Desired, SourceProblem>,
+    iam: &IamView,
+) -> Plan {
+    let pending_is_desired = sent_unconfirmed(lp, ctx, user, source);
+    plan::decide(&Observed {
+        spec: &lp.spec,
+        status: lp.status.as_ref(),
+        source: source.as_ref().map(|desired| desired.applied),
+        iam: iam.profile.as_ref(),
+        changed_out_of_band: iam.changed_out_of_band,
+        in_charge_since: ctx.marks(lp).in_charge_since(),
+        pending_is_desired,
+    })
+}
+
+/// Whether an earlier attempt, whose answer never reached status, was
+/// sending exactly the source's password.
+pub(super) fn sent_unconfirmed<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &InAccount<'_, I>,
+    user: &str,
+    source: &Result<Desired, SourceProblem>,
+) -> bool {
+    match (ctx.marks(lp).unconfirmed_sending(), source) {
+        (Some(sending), Ok(desired)) => desired.verdict_of(sending, ctx, user) == Verdict::Same,
+        _ => false,
+    }
+}
