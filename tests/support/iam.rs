@@ -1,0 +1,208 @@
+//! IAM as a person reads it: users made and removed per test, the
+//! emulator's call counts, signing in as the user, the account password
+//! policy, Secrets Manager secrets.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::*;
+
+/// IAM users made by one test; deleted (login profile first) when dropped.
+#[derive(Default)]
+pub struct TestUsers {
+    names: Vec<String>,
+    bulk: Vec<String>,
+}
+
+/// Runs one boto3 IAM call (`create_user`, `delete_user`, ...) for each
+/// name, in one Python process of the emulator's venv; errors are ignored
+/// (cleanup of what may not exist).
+fn bulk_users(call: &str, names: &[String]) {
+    let script = format!(
+        "import boto3, sys\n\
+         iam = boto3.client('iam')\n\
+         for name in sys.stdin.read().split():\n\
+         \x20   try:\n\
+         \x20       if '{call}' == 'delete_user':\n\
+         \x20           try: iam.delete_login_profile(UserName=name)\n\
+         \x20           except Exception: pass\n\
+         \x20       iam.{call}(UserName=name)\n\
+         \x20   except Exception as e:\n\
+         \x20       if '{call}' != 'delete_user': raise\n"
+    );
+    let mut python = env().command("python");
+    python.args(["-c", &script]);
+    let output = run_with_stdin(python, &names.join("\n"));
+    assert!(
+        output.status.success(),
+        "boto3 {call}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl TestUsers {
+    /// Creates an IAM user with a unique name and returns the name.
+    pub fn create(&mut self, prefix: &str) -> String {
+        let name = self.reserve(prefix);
+        env().aws_ok(&["iam", "create-user", "--user-name", &name]);
+        name
+    }
+
+    /// Creates `n` IAM users named `<prefix>-<i>` (one process, so hundreds
+    /// take seconds, not minutes) and returns the names.
+    pub fn create_many(&mut self, prefix: &str, n: usize) -> Vec<String> {
+        let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+        bulk_users("create_user", &names);
+        self.bulk.extend(names.iter().cloned());
+        names
+    }
+
+    /// A unique user name that is cleaned up, without creating the user.
+    pub fn reserve(&mut self, prefix: &str) -> String {
+        let name = unique(prefix);
+        self.names.push(name.clone());
+        name
+    }
+}
+
+impl Drop for TestUsers {
+    fn drop(&mut self) {
+        if !self.bulk.is_empty() {
+            bulk_users("delete_user", &self.bulk);
+        }
+        for name in &self.names {
+            let _ = env().aws(&["iam", "delete-login-profile", "--user-name", name]);
+            let _ = env().aws(&["iam", "delete-user", "--user-name", name]);
+        }
+    }
+}
+
+/// A 12-digit AWS account id no other test run uses (the emulator keeps
+/// every account it has seen until it restarts).
+pub fn unique_account_id() -> String {
+    let digits: String = unique("").chars().filter(char::is_ascii_digit).collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let id = format!("9{nanos:09}{digits}00");
+    id[..12].to_string()
+}
+
+/// An AWS Secrets Manager secret `id` whose SecretString is `value`.
+pub fn create_secrets_manager_secret(id: &str, value: &str) {
+    env().aws_ok(&[
+        "secretsmanager",
+        "create-secret",
+        "--name",
+        id,
+        "--secret-string",
+        value,
+    ]);
+}
+
+pub fn iam_profile(user: &str) -> Result<Value, String> {
+    env().aws(&["iam", "get-login-profile", "--user-name", user])
+}
+
+pub fn calls(user: &str, action: &str) -> u64 {
+    env().iam_calls(user).get(action).copied().unwrap_or(0)
+}
+
+pub fn iam_writes(user: &str) -> u64 {
+    [
+        "CreateLoginProfile",
+        "UpdateLoginProfile",
+        "DeleteLoginProfile",
+    ]
+    .iter()
+    .map(|a| calls(user, a))
+    .sum()
+}
+
+/// ChangePassword as the IAM user itself, with an access key of its own (the
+/// way the user changes the password at sign-in). The key is deleted after.
+pub fn change_password_as_user(user: &str, old: &str, new: &str) -> Result<(), String> {
+    let env = env();
+    let key = env.aws_ok(&["iam", "create-access-key", "--user-name", user]);
+    let key_id = key["AccessKey"]["AccessKeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let output = env
+        .command("aws")
+        .args([
+            "iam",
+            "change-password",
+            "--old-password",
+            old,
+            "--new-password",
+            new,
+        ])
+        .env("AWS_ACCESS_KEY_ID", &key_id)
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            key["AccessKey"]["SecretAccessKey"].as_str().unwrap(),
+        )
+        .output()
+        .expect("aws runs");
+    env.aws_ok(&[
+        "iam",
+        "delete-access-key",
+        "--user-name",
+        user,
+        "--access-key-id",
+        &key_id,
+    ]);
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+/// Checks that every user can sign in with its Secret's password (and
+/// change it, as at a first sign-in), in one process for hundreds of users.
+pub fn sign_in_all(passwords: &HashMap<String, String>) {
+    let script = "import boto3, json, os, sys\n\
+                  iam = boto3.client('iam')\n\
+                  failed = []\n\
+                  for user, password in json.load(sys.stdin).items():\n\
+                  \x20   key = iam.create_access_key(UserName=user)['AccessKey']\n\
+                  \x20   as_user = boto3.client('iam', aws_access_key_id=key['AccessKeyId'],\n\
+                  \x20       aws_secret_access_key=key['SecretAccessKey'])\n\
+                  \x20   try: as_user.change_password(OldPassword=password, NewPassword=password + 'x')\n\
+                  \x20   except Exception: failed.append(user)\n\
+                  \x20   iam.delete_access_key(UserName=user, AccessKeyId=key['AccessKeyId'])\n\
+                  print(json.dumps(failed))\n";
+    let mut python = env().command("python");
+    python.args(["-c", script]);
+    let output = run_with_stdin(python, &serde_json::to_string(passwords).unwrap());
+    let failed: Vec<String> = serde_json::from_slice(&stdout_of(output, "sign-in").into_bytes())
+        .expect("the list of users who could not sign in");
+    assert!(
+        failed.is_empty(),
+        "IAM does not hold the Secret's password for {failed:?}"
+    );
+}
+
+/// Sets the account password policy for the life of the guard (the policy is
+/// account-wide: every test password is 20+ characters of all four classes,
+/// so tests running meanwhile are not affected).
+pub struct AccountPolicy;
+
+impl AccountPolicy {
+    pub fn set(args: &[&str]) -> Self {
+        let mut all = vec!["iam", "update-account-password-policy"];
+        all.extend_from_slice(args);
+        env().aws_ok(&all);
+        Self
+    }
+}
+
+impl Drop for AccountPolicy {
+    fn drop(&mut self) {
+        let _ = env().aws(&["iam", "delete-account-password-policy"]);
+    }
+}
