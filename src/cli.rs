@@ -6,7 +6,7 @@ use std::{net::SocketAddr, num::NonZeroU32, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::ops::telemetry::LogFormat;
+use crate::{api::login_profile::DeletionPolicy, ops::telemetry::LogFormat};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,7 +25,7 @@ pub enum Command {
     /// wrapper's defaults can be overridden by what follows them.
     #[command(args_override_self = true)]
     Run(Box<RunArgs>),
-    /// Print the LoginProfile CustomResourceDefinition as YAML.
+    /// Print the CustomResourceDefinitions (LoginProfile and IAMAccount) as YAML.
     Crd,
     /// Print a commented example LoginProfile and Secret.
     Sample,
@@ -65,7 +65,7 @@ pub struct RunArgs {
     #[arg(long, env = "LPO_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
-    /// IAM calls per second, for the whole process (IAM's limits are per account).
+    /// IAM calls per second in each AWS account (IAM's own limits are per account).
     #[arg(long, env = "LPO_IAM_RATE_LIMIT", default_value = "10")]
     pub iam_rate_limit: NonZeroU32,
 
@@ -121,6 +121,10 @@ pub struct RunArgs {
     #[arg(long, env = "LPO_LEADER_ELECTION_DURATION", default_value = "15s", value_parser = lease_duration)]
     pub leader_election_duration: Duration,
 
+    /// What deleting a LoginProfile that sets no spec.deletionPolicy does to its login profile: Delete or Retain.
+    #[arg(long, env = "LPO_DEFAULT_DELETION_POLICY", default_value = "Delete", value_parser = deletion_policy)]
+    pub default_deletion_policy: DeletionPolicy,
+
     /// Log format.
     #[arg(long, env = "LPO_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -161,6 +165,13 @@ fn lease_duration(text: &str) -> Result<Duration, String> {
         return Err("must be at least 3s (renewals time out after a sixth of it)".into());
     }
     Ok(duration)
+}
+
+/// `Delete` or `Retain`, spelled as in `spec.deletionPolicy`.
+fn deletion_policy(text: &str) -> Result<DeletionPolicy, String> {
+    serde_json::from_value(serde_json::Value::String(text.into())).map_err(|_| {
+        format!("{text:?} is neither Delete nor Retain (spelled as in spec.deletionPolicy)")
+    })
 }
 
 /// A rate per second: a finite number above zero.

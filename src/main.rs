@@ -112,6 +112,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         min_backoff: args.min_backoff,
         max_backoff: args.max_backoff,
         secrets_manager_poll_interval: args.secrets_manager_poll_interval,
+        default_deletion_policy: args.default_deletion_policy,
     };
     let mut ctx = Context::new(
         client.clone(),

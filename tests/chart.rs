@@ -7,6 +7,7 @@ mod support;
 
 use std::{fs, path::Path, process::Output, time::Duration};
 
+use serde::Deserialize;
 use serde_json::json;
 use support::*;
 
@@ -67,6 +68,12 @@ fn chart_lints_and_its_schema_refuses_bad_values() {
         ),
         ("operator.logFormat=xml", "/operator/logFormat"),
         (
+            "operator.defaultDeletionPolicy=Keep",
+            "/operator/defaultDeletionPolicy",
+        ),
+        ("image.digest=latest", "/image/digest"),
+        ("extraArgs={resync-period=1m}", "/extraArgs/0"),
+        (
             "replicaCount=2",
             "replicaCount > 1 needs leaderElection.enabled=true",
         ),
@@ -101,6 +108,18 @@ fn every_rendering_is_accepted_by_the_api_server() {
             "replicaCount=2",
             "--set",
             "leaderElection.enabled=true",
+        ],
+        vec![
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "fingerprintKey.existingSecret=team-key",
+            "--set",
+            "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "--set",
+            "extraArgs={--fingerprint-old-key-file=/keys/old/key}",
+            "--set",
+            "global.imageRegistry=example.com",
         ],
     ];
     for values in value_sets {
@@ -137,6 +156,177 @@ fn every_rendering_is_accepted_by_the_api_server() {
             "{values:?}: strategy"
         );
     }
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_loginprofile-operator");
+
+/// The documents of one `helm template` rendering, by kind and name.
+fn render(values: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["template", "lpo", CHART, "--namespace", "lpo-system"];
+    args.extend_from_slice(values);
+    serde_yaml::Deserializer::from_str(&helm_ok(&args))
+        .map(|document| serde_json::Value::deserialize(document).unwrap())
+        .filter(|document| !document.is_null())
+        .collect()
+}
+
+fn find<'a>(
+    documents: &'a [serde_json::Value],
+    kind: &str,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    documents
+        .iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+}
+
+/// Every flag of `run` is a chart value (or one the chart sets itself), and
+/// the values an HA or locked-down install needs render what they say.
+#[test]
+fn chart_values_reach_every_flag_and_render_what_they_say() {
+    let help = std::process::Command::new(BIN)
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let flags: Vec<&str> = help
+        .split_whitespace()
+        .filter(|word| word.starts_with("--") && word.len() > 2)
+        .map(|word| word.trim_end_matches([',', '.', ')', ':']))
+        .filter(|flag| *flag != "--help")
+        .collect();
+    let template = fs::read_to_string(format!("{CHART}/templates/deployment.yaml")).unwrap();
+    // Set by the chart from its own context, or by extraArgs on purpose.
+    let through_env_or_extra_args = [
+        "--operator-namespace",
+        "--leader-election-namespace",
+        "--fingerprint-old-key-file",
+    ];
+    for flag in flags {
+        assert!(
+            template.contains(&format!("{flag}="))
+                || template.contains(&format!("- {flag}\n"))
+                || through_env_or_extra_args.contains(&flag),
+            "the chart has no value for {flag}"
+        );
+    }
+
+    // Defaults: one replica, no PDB, no anti-affinity, no NetworkPolicy.
+    let plain = render(&[]);
+    assert!(find(&plain, "PodDisruptionBudget", "lpo-loginprofile-operator").is_none());
+    assert!(find(&plain, "NetworkPolicy", "lpo-loginprofile-operator").is_none());
+    let deployment = find(&plain, "Deployment", "lpo-loginprofile-operator").unwrap();
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert!(pod["affinity"].is_null(), "{pod}");
+    let args = pod["containers"][0]["args"].as_array().unwrap();
+    assert!(
+        args.contains(&json!("--default-deletion-policy=Delete")),
+        "{args:?}"
+    );
+
+    // HA: a PDB and soft anti-affinity; the Lease rights name the Lease.
+    let ha = render(&[
+        "--set",
+        "replicaCount=3",
+        "--set",
+        "leaderElection.enabled=true",
+        "--set",
+        "leaderElection.leaseName=lpo-lease",
+        "--set",
+        "operator.defaultDeletionPolicy=Retain",
+    ]);
+    let pdb =
+        find(&ha, "PodDisruptionBudget", "lpo-loginprofile-operator").expect("a PDB with replicas");
+    assert_eq!(pdb["spec"]["minAvailable"], 1);
+    let pod =
+        &find(&ha, "Deployment", "lpo-loginprofile-operator").unwrap()["spec"]["template"]["spec"];
+    let preferred =
+        &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(
+        preferred["podAffinityTerm"]["topologyKey"], "kubernetes.io/hostname",
+        "{pod}"
+    );
+    let args = pod["containers"][0]["args"].as_array().unwrap();
+    for arg in [
+        "--leader-election-lease=lpo-lease",
+        "--default-deletion-policy=Retain",
+    ] {
+        assert!(args.contains(&json!(arg)), "{arg}: {args:?}");
+    }
+    let role = find(&ha, "Role", "lpo-loginprofile-operator-self").unwrap();
+    let lease_rules: Vec<&serde_json::Value> = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["resources"] == json!(["leases"]))
+        .collect();
+    for rule in &lease_rules {
+        let named = rule["resourceNames"] == json!(["lpo-lease"]);
+        assert!(
+            named || rule["verbs"] == json!(["create"]),
+            "only create (which RBAC cannot name) is unnamed: {rule}"
+        );
+    }
+    // A spread constraint of the admin's replaces the default anti-affinity.
+    let spread = render(&[
+        "--set",
+        "replicaCount=2",
+        "--set",
+        "leaderElection.enabled=true",
+        "--set",
+        "topologySpreadConstraints[0].maxSkew=1",
+        "--set",
+        "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+        "--set",
+        "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+    ]);
+    let pod = &find(&spread, "Deployment", "lpo-loginprofile-operator").unwrap()["spec"]["template"]
+        ["spec"];
+    assert!(
+        pod["affinity"].is_null() && pod["topologySpreadConstraints"][0]["maxSkew"] == 1,
+        "{pod}"
+    );
+
+    // Locked down: digest, the admin's own fingerprint key as a file (and no
+    // Secret rights in the release namespace), a NetworkPolicy, extra args last.
+    let digest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let locked = render(&[
+        "--set",
+        &format!("image.digest={digest}"),
+        "--set",
+        "fingerprintKey.existingSecret=team-key",
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set",
+        "extraArgs={--resync-period=1h}",
+    ]);
+    let pod = &find(&locked, "Deployment", "lpo-loginprofile-operator").unwrap()["spec"]["template"]
+        ["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["image"],
+        format!("ghcr.io/loginprofile-operator/loginprofile-operator@{digest}")
+    );
+    let args = container["args"].as_array().unwrap();
+    assert!(args.contains(&json!(
+        "--fingerprint-key-file=/var/run/loginprofile-operator/fingerprint-key/key"
+    )));
+    assert_eq!(
+        args.last(),
+        Some(&json!("--resync-period=1h")),
+        "extraArgs come last and win"
+    );
+    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "team-key");
+    assert_eq!(container["volumeMounts"][0]["readOnly"], true);
+    let role = find(&locked, "Role", "lpo-loginprofile-operator-self").unwrap();
+    assert!(
+        !role["rules"].to_string().contains("secrets"),
+        "with its own key Secret mounted, the operator needs no Secret rights in its namespace: {role}"
+    );
+    let policy =
+        find(&locked, "NetworkPolicy", "lpo-loginprofile-operator").expect("networkPolicy.enabled");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], "http");
 }
 
 /// A kubeconfig that authenticates as the chart's ServiceAccount (a token

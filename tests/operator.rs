@@ -222,6 +222,44 @@ fn retain_keeps_the_iam_profile() {
     assert_eq!(calls(&user, "DeleteLoginProfile"), 0);
 }
 
+/// A cautious cluster's default (`--default-deletion-policy=Retain`, the
+/// chart's `operator.defaultDeletionPolicy`): a LoginProfile that sets no
+/// policy keeps its profile when deleted, one that says Delete does not.
+#[test]
+fn the_operators_default_deletion_policy_applies_to_profiles_that_set_none() {
+    let f = Fixture::new("op-default-retain", &["--default-deletion-policy=Retain"]);
+    let mut users = TestUsers::default();
+    let kept = users.create("lp-dflt-kept");
+    let deleted = users.create("lp-dflt-gone");
+    f.apply_pair("kept", &kept, &strong_password("k"), json!({}));
+    f.apply_pair(
+        "gone",
+        &deleted,
+        &strong_password("g"),
+        json!({"deletionPolicy": "Delete"}),
+    );
+    let stored = wait_ready_reason(f.ns(), "kept", "True", "Created", CONVERGE);
+    assert!(
+        stored["spec"].get("deletionPolicy").is_none(),
+        "the CRD fills in no policy, so the operator's default decides: {stored}"
+    );
+    wait_ready_reason(f.ns(), "gone", "True", "Created", CONVERGE);
+    for name in ["kept", "gone"] {
+        env().kubectl_ok(&[
+            "delete",
+            "loginprofile",
+            name,
+            "-n",
+            f.ns(),
+            "--timeout=30s",
+        ]);
+    }
+    iam_profile(&kept).expect("the profile of a LoginProfile without a policy stays");
+    assert_eq!(calls(&kept, "DeleteLoginProfile"), 0);
+    let error = iam_profile(&deleted).unwrap_err();
+    assert!(error.contains("NoSuchEntity"), "{error}");
+}
+
 #[test]
 fn existing_profile_is_refused_or_adopted() {
     let f = Fixture::new("op-adopt", &[]);

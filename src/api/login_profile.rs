@@ -62,19 +62,19 @@ pub const NOT_OBSERVED: i64 = -1;
 )]
 #[x_kube(validation = Rule::new(
     "has(self.userName) == has(oldSelf.userName) && (!has(self.userName) || self.userName == oldSelf.userName)"
-).message("userName is immutable: to manage another IAM user, create a new LoginProfile and delete this one"))]
+).field_path(".userName").reason(kube::core::Reason::FieldValueForbidden).message("userName is immutable: to manage another IAM user, create a new LoginProfile and delete this one"))]
 #[x_kube(validation = Rule::new(
     "has(self.accountRef) == has(oldSelf.accountRef) && (!has(self.accountRef) || self.accountRef.name == oldSelf.accountRef.name)"
-).message("accountRef is immutable: a LoginProfile never moves its login profile to another account; create a new LoginProfile and delete this one"))]
+).field_path(".accountRef").reason(kube::core::Reason::FieldValueForbidden).message("accountRef is immutable: a LoginProfile never moves its login profile to another account; create a new LoginProfile and delete this one"))]
 #[x_kube(validation = Rule::new(
     "has(self.passwordSecretRef) != has(self.passwordSecretsManagerRef)"
-).message("set exactly one of passwordSecretRef (a Kubernetes Secret) and passwordSecretsManagerRef (an AWS Secrets Manager secret)"))]
+).field_path(".passwordSecretRef").reason(kube::core::Reason::FieldValueRequired).message("set exactly one of passwordSecretRef (a Kubernetes Secret) and passwordSecretsManagerRef (an AWS Secrets Manager secret)"))]
 #[x_kube(validation = Rule::new(
     "!has(self.generatePassword) || has(self.passwordSecretRef)"
-).message("generatePassword needs passwordSecretRef: the operator generates passwords into Kubernetes Secrets only"))]
+).field_path(".generatePassword").reason(kube::core::Reason::FieldValueForbidden).message("generatePassword needs passwordSecretRef: the operator generates passwords into Kubernetes Secrets only"))]
 #[x_kube(validation = Rule::new(
     "!(has(self.passwordUpdatePolicy) && self.passwordUpdatePolicy == 'Enforce' && has(self.passwordResetRequired) && self.passwordResetRequired)"
-).message("passwordUpdatePolicy: Enforce cannot go with passwordResetRequired: true: Enforce would undo the new password the user is required to choose at first sign-in"))]
+).field_path(".passwordResetRequired").reason(kube::core::Reason::FieldValueForbidden).message("passwordUpdatePolicy: Enforce cannot go with passwordResetRequired: true: Enforce would undo the new password the user is required to choose at first sign-in"))]
 #[serde(rename_all = "camelCase")]
 pub struct LoginProfileSpec {
     /// The IAM user whose console password this is. Defaults to the
@@ -116,10 +116,10 @@ pub struct LoginProfileSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate_password: Option<GeneratePassword>,
 
-    /// What happens to the IAM login profile when this resource is deleted:
-    /// `Delete` (default) removes it, `Retain` keeps it.
-    #[serde(default)]
-    pub deletion_policy: DeletionPolicy,
+    /// What deleting this resource does to the IAM login profile (see
+    /// DeletionPolicy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
 
     /// What to do when the IAM user already has a login profile this resource
     /// did not create: `Fail` (default) reports `LoginProfileExists` and leaves
@@ -208,7 +208,11 @@ fn default_generated_length() -> u32 {
     24
 }
 
-/// What happens to the IAM login profile when the LoginProfile is deleted.
+/// What happens to the IAM login profile when this resource is deleted:
+/// `Delete` removes it, `Retain` keeps it. Unset: the operator's
+/// `--default-deletion-policy` when the resource is deleted (the chart's
+/// `operator.defaultDeletionPolicy`, `Delete` unless the admin chose
+/// `Retain`).
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DeletionPolicy {
     /// Delete the IAM login profile (the user can no longer sign in to the console).
@@ -243,14 +247,17 @@ pub struct LoginProfileStatus {
     pub observed_generation: Option<i64>,
     /// The IAM user this resource manages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
     pub user_name: Option<String>,
     /// The AWS account the login profile lives in. Once recorded, the
     /// operator acts only in this account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 12))]
     pub account_id: Option<String>,
     /// When IAM created the login profile (IAM's CreateDate). Changes only if
     /// the profile is deleted and created again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub create_date: Option<String>,
     /// Whether the user must change the password at the next sign-in, as IAM
     /// last reported it.
@@ -261,33 +268,41 @@ pub struct LoginProfileStatus {
     pub applied_password_reset_required: Option<bool>,
     /// When the operator last sent a password to IAM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub password_last_applied_time: Option<String>,
     /// A keyed fingerprint (HMAC-SHA256 under a key only the operator holds)
     /// of the password last sent to IAM. It tells whether the Secret changed;
     /// it cannot be used to guess the password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub password_fingerprint: Option<String>,
     /// When the operator learned that the password was changed outside it
     /// (by the user at sign-in, or by another tool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub password_changed_out_of_band: Option<String>,
     /// A password change that `passwordUpdatePolicy: CreateOnly` did not
     /// apply: the Secret's resourceVersion or the Secrets Manager VersionId.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub held_back_source_version: Option<String>,
     /// The Secrets Manager VersionId whose password was last sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub secrets_manager_version_id: Option<String>,
     /// The Secret's resourceVersion when its password was last sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
     pub secret_resource_version: Option<String>,
     /// Every IAM write this operator started up to this time (its own
     /// clock) has a known outcome: the crash-safety marks in this object's
     /// annotations written until then vouch for nothing (docs/reliability.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
     pub writes_settled_through: Option<String>,
     /// `Ready`, `Reconciling` and `Stalled`, as kstatus defines them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(transform = crate::api::schema::conditions)]
     pub conditions: Vec<Condition>,
 }
 
@@ -298,6 +313,12 @@ impl LoginProfile {
             .user_name
             .clone()
             .unwrap_or_else(|| self.metadata.name.clone().unwrap_or_default())
+    }
+
+    /// What deleting this resource does to its login profile: its own
+    /// `spec.deletionPolicy`, else the operator's default.
+    pub fn deletion_policy(&self, default: DeletionPolicy) -> DeletionPolicy {
+        self.spec.deletion_policy.unwrap_or(default)
     }
 
     /// The IAMAccount this resource names (or `default`).
@@ -365,7 +386,7 @@ mod tests {
                 .unwrap();
         assert_eq!(spec.password_secret_ref.unwrap().key, "password");
         assert!(!spec.password_reset_required);
-        assert_eq!(spec.deletion_policy, DeletionPolicy::Delete);
+        assert_eq!(spec.deletion_policy, None);
         assert_eq!(spec.adoption_policy, AdoptionPolicy::Fail);
         assert_eq!(spec.user_name, None);
     }

@@ -7,3 +7,4 @@ pub mod iam_account;
 pub mod login_profile;
 pub mod reason;
 pub mod sample;
+pub mod schema;

@@ -17,6 +17,7 @@ use kube::{
 
 use crate::{
     api::conditions::Outcome,
+    api::login_profile::DeletionPolicy,
     api::login_profile::LoginProfile,
     api::reason::Reason,
     aws::iam::{Iam, IamError},
@@ -80,15 +81,16 @@ pub(super) async fn delete_if_managed<I: Iam>(
     // Status may have missed this resource's own create (a crash, a lost
     // answer): IAM's CreateDate against the time it took charge tells.
     let in_charge_since = ctx.marks(lp).in_charge_since();
+    let policy = lp.deletion_policy(ctx.settings.default_deletion_policy);
     let created_in_charge = !applied
         && in_charge_since.is_some()
-        && lp.spec.deletion_policy == crate::api::login_profile::DeletionPolicy::Delete
+        && policy == DeletionPolicy::Delete
         && match ctx.account.iam.get_login_profile(user).await {
             Ok(profile) => profile.is_some_and(|p| plan::created_in_charge(&p, in_charge_since)),
             Err(error) => return Err(cleanup_failed(lp, ctx, user, error).await),
         };
     Ok(
-        match plan::decide_cleanup(&lp.spec, lp.status.as_ref(), created_in_charge) {
+        match plan::decide_cleanup(policy, lp.status.as_ref(), created_in_charge) {
             Plan::Delete => {
                 if let Err(refused) = ctx.may_write() {
                     return Err(Error::Transient {
@@ -101,7 +103,7 @@ pub(super) async fn delete_if_managed<I: Iam>(
                     Err(error) => return Err(cleanup_failed(lp, ctx, user, error).await),
                 }
             }
-            _ if lp.spec.deletion_policy == crate::api::login_profile::DeletionPolicy::Retain => {
+            _ if policy == DeletionPolicy::Retain => {
                 format!("kept the login profile of IAM user {user:?} (deletionPolicy: Retain)")
             }
             _ => format!(

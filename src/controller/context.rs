@@ -21,6 +21,7 @@ use kube::{
 
 use crate::{
     api::conditions::Outcome,
+    api::login_profile::DeletionPolicy,
     api::login_profile::LoginProfile,
     api::reason::Reason,
     aws::clients::{Account, Accounts},
@@ -46,6 +47,8 @@ pub struct Settings {
     pub max_backoff: Duration,
     /// How often a Secrets Manager source is checked for a new version.
     pub secrets_manager_poll_interval: Duration,
+    /// The deletion policy of LoginProfiles that set none.
+    pub default_deletion_policy: DeletionPolicy,
 }
 
 /// What every reconcile shares.

@@ -327,11 +327,17 @@ pub(super) async fn generate_secret<I: Iam>(
             }
         })?;
     let namespace = lp.namespace().unwrap_or_default();
-    let created = secret_source::create_generated(&ctx.client, lp, reference, &password)
-        .await
-        .map_err(|error| {
-            secret_source::kubernetes_problem(&error, "create", &namespace, &reference.name)
-        })?;
+    let created = secret_source::create_generated(
+        &ctx.client,
+        lp,
+        reference,
+        &password,
+        ctx.settings.default_deletion_policy,
+    )
+    .await
+    .map_err(|error| {
+        secret_source::kubernetes_problem(&error, "create", &namespace, &reference.name)
+    })?;
     if created {
         let note = format!(
             "generated a password for IAM user {user:?} into Secret {:?}",

@@ -71,17 +71,18 @@ pub fn kubernetes_problem(
 pub const GENERATED_FOR_LABEL: &str = "iam.loginprofile.dev/generated-for";
 
 /// Creates the LoginProfile's Secret holding a generated password:
-/// labelled, and owned by the LoginProfile (so it goes with it) unless
-/// `deletionPolicy: Retain`. Returns false when the Secret already existed:
+/// labelled, and owned by the LoginProfile (so it goes with it) unless its
+/// deletion policy (or else `default_policy`) is `Retain`. Returns false when the Secret already existed:
 /// an existing password is never replaced.
 pub async fn create_generated(
     client: &Client,
     lp: &LoginProfile,
     reference: &SecretKeyRef,
     password: &Password,
+    default_policy: DeletionPolicy,
 ) -> Result<bool, kube::Error> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &lp.namespace().unwrap_or_default());
-    let owned = lp.spec.deletion_policy == DeletionPolicy::Delete;
+    let owned = lp.deletion_policy(default_policy) == DeletionPolicy::Delete;
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(reference.name.clone()),

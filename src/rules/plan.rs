@@ -210,7 +210,7 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
 /// (status, or a profile IAM created while it was in charge), so cleanup
 /// works even when the Secret is gone or invalid.
 pub fn decide_cleanup(
-    spec: &LoginProfileSpec,
+    policy: DeletionPolicy,
     status: Option<&LoginProfileStatus>,
     created_in_charge: bool,
 ) -> Plan {
@@ -218,7 +218,7 @@ pub fn decide_cleanup(
         || status
             .and_then(|s| s.password_fingerprint.as_ref())
             .is_some();
-    match spec.deletion_policy {
+    match policy {
         DeletionPolicy::Retain => Plan::Noop,
         // A profile this resource never created or adopted is someone else's.
         DeletionPolicy::Delete if !managed => Plan::Noop,
@@ -539,26 +539,20 @@ mod tests {
     #[test]
     fn cleanup_deletes_only_what_this_resource_manages() {
         let managed = status(Some("fp1"), Some(false));
+        let delete = DeletionPolicy::Delete;
+        assert_eq!(decide_cleanup(delete, Some(&managed), false), Plan::Delete);
         assert_eq!(
-            decide_cleanup(&spec(BASE), Some(&managed), false),
-            Plan::Delete
-        );
-        assert_eq!(
-            decide_cleanup(&spec(BASE), None, false),
+            decide_cleanup(delete, None, false),
             Plan::Noop,
             "never applied: not ours"
         );
         assert_eq!(
-            decide_cleanup(&spec(BASE), None, true),
+            decide_cleanup(delete, None, true),
             Plan::Delete,
             "created while in charge, status lost: ours"
         );
         assert_eq!(
-            decide_cleanup(
-                &spec("{passwordSecretRef: {name: s}, deletionPolicy: Retain}"),
-                Some(&managed),
-                true
-            ),
+            decide_cleanup(DeletionPolicy::Retain, Some(&managed), true),
             Plan::Noop
         );
     }

@@ -20,6 +20,15 @@
 {{- end -}}
 {{- end -}}
 
+{{- /* The image by digest when one is given, else by tag (default: appVersion). */ -}}
+{{- define "lpo.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "lpo.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "lpo.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
