@@ -26,6 +26,12 @@ source_key() { cat "$HACK_DIR/$1/main.go" "$HACK_DIR/$1/go.mod" "$HACK_DIR/$1/go
 FLUX_HEALTH_VERSION="$(source_key flux-health)"
 ARGOCD_HEALTH_VERSION="$(source_key argocd-health)"
 
+# The chart's linters (tests/chart.rs): kube-score and kubeconform from the Go
+# module proxy, checkov and Kubernetes' schemas from PyPI in a venv of their own.
+KUBE_SCORE_VERSION="${KUBE_SCORE_VERSION:-v1.20.0}"
+KUBECONFORM_VERSION="${KUBECONFORM_VERSION:-v0.8.0}"
+LINTERS_VERSION="$(sha256sum "$HACK_DIR/requirements-linters.txt" | cut -c1-12)"
+
 LPO_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/loginprofile-operator"
 KUBE_BIN="$LPO_CACHE/bin/kubernetes-$KUBE_VERSION"
 ETCD_BIN="$LPO_CACHE/bin/etcd-$ETCD_VERSION"
@@ -33,13 +39,17 @@ HELM_BIN="$LPO_CACHE/bin/helm-$HELM_VERSION"
 KSTATUS_BIN="$LPO_CACHE/bin/kstatus-$KSTATUS_VERSION"
 FLUX_HEALTH_BIN="$LPO_CACHE/bin/flux-health-$FLUX_HEALTH_VERSION"
 ARGOCD_HEALTH_BIN="$LPO_CACHE/bin/argocd-health-$ARGOCD_HEALTH_VERSION"
+KUBE_SCORE_BIN="$LPO_CACHE/bin/kube-score-$KUBE_SCORE_VERSION"
+KUBECONFORM_BIN="$LPO_CACHE/bin/kubeconform-$KUBECONFORM_VERSION"
+LINTERS_VENV="$LPO_CACHE/linters-$LINTERS_VERSION"
 
 log() { printf '[devenv] %s\n' "$*" >&2; }
 die() { printf '[devenv] error: %s\n' "$*" >&2; exit 1; }
 
 tools_ready() {
   kubernetes_built && [[ -x "$ETCD_BIN/etcd" && -x "$HELM_BIN/helm" && -x "$KSTATUS_BIN/kstatus" \
-     && -x "$FLUX_HEALTH_BIN/flux-health" && -x "$ARGOCD_HEALTH_BIN/argocd-health" ]]
+     && -x "$FLUX_HEALTH_BIN/flux-health" && -x "$ARGOCD_HEALTH_BIN/argocd-health" \
+     && -x "$KUBE_SCORE_BIN/kube-score" && -x "$KUBECONFORM_BIN/kubeconform" && -f "$LINTERS_VENV/.complete" ]]
 }
 
 require_go() {
@@ -173,6 +183,27 @@ build_health_tool() {
   rm -rf "$bin"; mv "$bin.tmp" "$bin"
 }
 
+# go_install NAME BIN_DIR PACKAGE@VERSION: a tool whose module builds as it is.
+go_install() {
+  local name="$1" bin="$2" package="$3"
+  [[ -x "$bin/$name" ]] && return 0
+  log "building $name ($package) from the Go module proxy"
+  mkdir -p "$LPO_CACHE/build"; rm -rf "$bin.tmp"
+  run_with_heartbeat "compiling $name" "$LPO_CACHE/build/$name.log" \
+    env GOBIN="$bin.tmp" CGO_ENABLED=0 go install -trimpath -ldflags '-s -w' "$package"
+  rm -rf "$bin"; mv "$bin.tmp" "$bin"
+}
+
+install_linters_venv() {
+  [[ -f "$LINTERS_VENV/.complete" ]] && return 0
+  log "installing checkov and Kubernetes' schemas into $LINTERS_VENV (pinned in hack/requirements-linters.txt)"
+  rm -rf "$LINTERS_VENV"
+  python3 -m venv "$LINTERS_VENV" || die "python3 -m venv failed; install python3-venv and run again"
+  run_with_heartbeat "pip install (linters)" "$LPO_CACHE/build/linters-pip.log" \
+    "$LINTERS_VENV/bin/pip" install --disable-pip-version-check -r "$HACK_DIR/requirements-linters.txt"
+  touch "$LINTERS_VENV/.complete"
+}
+
 build_tools() {
   tools_ready && return 0
   require_go
@@ -184,6 +215,10 @@ build_tools() {
   build_health_tool kstatus "$KSTATUS_BIN"
   build_health_tool flux-health "$FLUX_HEALTH_BIN"
   build_health_tool argocd-health "$ARGOCD_HEALTH_BIN"
+  go_install kube-score "$KUBE_SCORE_BIN" "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION"
+  go_install kubeconform "$KUBECONFORM_BIN" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+  mkdir -p "$LPO_CACHE/build"
+  install_linters_venv
   build_kubernetes
   log "all tools built in $((SECONDS - start))s, cached in $LPO_CACHE/bin"
 }

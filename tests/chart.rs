@@ -623,3 +623,152 @@ fn tenants_may_edit_login_profiles_but_not_iam_accounts() {
     }
     helm_ok(&["uninstall", &release_name, "--namespace", &release.name]);
 }
+
+/// The renders an adopter lints (default, HA, per-namespace, locked down)
+/// pass kubeconform (Kubernetes' schemas and our CRDs', strict), kube-score
+/// and checkov with no finding left: each one the chart accepts is
+/// suppressed in the chart with its reason beside it. Without those
+/// suppressions both scorers fail, so they are what makes this pass.
+#[test]
+fn chart_renders_pass_kubeconform_kube_score_and_checkov() {
+    let dir = Path::new(ROOT).join("target/test-logs/chart-lint");
+    fs::create_dir_all(&dir).unwrap();
+    let python = format!("{}/bin/python", env().vars["LPO_LINTERS_VENV"]);
+    let schemas = dir.join("schemas");
+    let prepared = env()
+        .command(&python)
+        .args([
+            &format!("{ROOT}/hack/kubeconform-schemas.py"),
+            "1.34.0",
+            &format!("{ROOT}/crds/loginprofile-operator.yaml"),
+            schemas.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    stdout_of(prepared, "hack/kubeconform-schemas.py");
+    let location = format!(
+        "{}/{{{{ .NormalizedKubernetesVersion }}}}-standalone{{{{ .StrictSuffix }}}}/{{{{ .ResourceKind }}}}{{{{ .KindSuffix }}}}.json",
+        schemas.display()
+    );
+    let renders: [(&str, &[&str]); 4] = [
+        ("default", &[]),
+        (
+            "ha",
+            &[
+                "--set",
+                "replicaCount=3",
+                "--set",
+                "leaderElection.enabled=true",
+            ],
+        ),
+        (
+            "namespaces",
+            &[
+                "--set",
+                "watchNamespaces={team-a,team-b}",
+                "--set",
+                "generatedPasswords.enabled=true",
+            ],
+        ),
+        (
+            "locked-down",
+            &[
+                "--set",
+                "networkPolicy.enabled=true",
+                "--set",
+                "fingerprintKey.existingSecret=team-key",
+                "--set",
+                "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            ],
+        ),
+    ];
+    let lint = |file: &Path| -> Vec<(&'static str, Output)> {
+        let file = file.to_str().unwrap();
+        vec![
+            (
+                "kubeconform",
+                env()
+                    .command("kubeconform")
+                    .args([
+                        "-strict",
+                        "-summary",
+                        "-kubernetes-version",
+                        "1.34.0",
+                        "-schema-location",
+                        &location,
+                        file,
+                    ])
+                    .output()
+                    .unwrap(),
+            ),
+            (
+                "kube-score",
+                env()
+                    .command("kube-score")
+                    .args(["score", file])
+                    .output()
+                    .unwrap(),
+            ),
+            (
+                "checkov",
+                env()
+                    .command("checkov")
+                    .args([
+                        "-f",
+                        file,
+                        "--framework",
+                        "kubernetes",
+                        "--compact",
+                        "--quiet",
+                        "--skip-download",
+                    ])
+                    .output()
+                    .unwrap(),
+            ),
+        ]
+    };
+    for (name, values) in renders {
+        let mut args = vec!["template", "lpo", CHART, "--namespace", "lpo-system"];
+        args.extend_from_slice(values);
+        let file = dir.join(format!("{name}.yaml"));
+        fs::write(&file, helm_ok(&args)).unwrap();
+        for (tool, output) in lint(&file) {
+            assert!(
+                output.status.success(),
+                "{tool} on the {name} render ({}):\n{}{}",
+                file.display(),
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+
+    // The same default render without the chart's suppressions: both
+    // scorers find what the annotations explain.
+    let mut bare = render(&[]);
+    for document in &mut bare {
+        if let Some(metadata) = document["metadata"].as_object_mut() {
+            metadata.remove("annotations");
+        }
+    }
+    let file = dir.join("default-unsuppressed.yaml");
+    let text: String = bare
+        .iter()
+        .map(|d| format!("---\n{}", serde_yaml::to_string(d).unwrap()))
+        .collect();
+    fs::write(&file, text).unwrap();
+    for (tool, output) in lint(&file) {
+        let report = String::from_utf8_lossy(&output.stdout);
+        match tool {
+            "kubeconform" => assert!(output.status.success(), "{report}"),
+            "kube-score" => assert!(
+                !output.status.success() && report.contains("CPU limit is not set"),
+                "{report}"
+            ),
+            _ => assert!(
+                !output.status.success() && report.contains("CKV_K8S_11"),
+                "{report}"
+            ),
+        }
+    }
+}

@@ -17,6 +17,28 @@ const LUA: &str = "deploy/gitops/argocd-health.lua";
 const EXPRS: &str = "deploy/gitops/flux-health-check-exprs.yaml";
 const CUSTOMIZATION: &str =
     "deploy/gitops/resource_customizations/iam.loginprofile.dev/LoginProfile";
+const ACCOUNT_CUSTOMIZATION: &str =
+    "deploy/gitops/resource_customizations/iam.loginprofile.dev/IAMAccount";
+
+/// What each tool concludes for each version of an IAMAccount, as in
+/// docs/gitops.md: (testdata name, case, verdicts).
+const ACCOUNT_TABLE: &[(&str, &str, [&str; 4])] = &[
+    (
+        "applied",
+        "IAMAccount applied, not checked yet (the CRD's default status)",
+        ["InProgress", "InProgress", "InProgress", "Progressing"],
+    ),
+    (
+        "verified",
+        "IAMAccount Verified",
+        ["Current", "Current", "Current", "Healthy"],
+    ),
+    (
+        "failing",
+        "IAMAccount credentials fail (AssumeRoleFailed), retried",
+        ["InProgress", "InProgress", "InProgress", "Progressing"],
+    ),
+];
 
 /// The verdicts, in the order of docs/gitops.md's columns: kstatus, Flux
 /// (kstatus fork), Flux (healthCheckExprs), Argo CD.
@@ -93,6 +115,7 @@ fn verdicts(lp: &Value) -> HashMap<String, String> {
 fn row(case: &str) -> &'static (&'static str, &'static str, [&'static str; 4]) {
     TABLE
         .iter()
+        .chain(ACCOUNT_TABLE)
         .find(|(_, name, _)| *name == case)
         .unwrap_or_else(|| panic!("no row {case:?}"))
 }
@@ -106,6 +129,7 @@ fn assert_row(case: &str, lp: &Value) {
 /// The object without what differs per run, for Argo CD's testdata.
 fn sanitized(lp: &Value) -> Value {
     let mut lp = lp.clone();
+    let namespaced = lp["kind"] == "LoginProfile";
     let metadata = lp["metadata"].as_object_mut().unwrap();
     for field in [
         "uid",
@@ -116,7 +140,9 @@ fn sanitized(lp: &Value) -> Value {
     ] {
         metadata.remove(field);
     }
-    metadata.insert("namespace".into(), json!("team-a"));
+    if namespaced {
+        metadata.insert("namespace".into(), json!("team-a"));
+    }
     if metadata.contains_key("deletionTimestamp") {
         metadata.insert("deletionTimestamp".into(), json!("2026-11-28T00:00:00Z"));
     }
@@ -279,19 +305,55 @@ fn health_is_right_from_the_first_second_in_every_tool() {
 #[test]
 fn argocd_resource_customization_passes_its_own_tests_and_files_agree() {
     let lua = fs::read_to_string(path(LUA)).unwrap();
-    assert_eq!(
-        fs::read_to_string(format!("{}/health.lua", path(CUSTOMIZATION))).unwrap(),
-        lua,
-        "the upstream-style health.lua is a copy of {LUA}"
-    );
     let cm: serde_yaml::Value =
         serde_yaml::from_str(&fs::read_to_string(path("deploy/gitops/argocd-cm.yaml")).unwrap())
             .unwrap();
-    assert_eq!(
-        cm["data"]["resource.customizations.health.iam.loginprofile.dev_LoginProfile"].as_str(),
-        Some(lua.as_str()),
-        "argocd-cm.yaml carries {LUA}"
-    );
+    for (kind, customization, table) in [
+        ("LoginProfile", CUSTOMIZATION, TABLE),
+        ("IAMAccount", ACCOUNT_CUSTOMIZATION, ACCOUNT_TABLE),
+    ] {
+        assert_eq!(
+            fs::read_to_string(format!("{}/health.lua", path(customization))).unwrap(),
+            lua,
+            "the upstream-style {kind}/health.lua is a copy of {LUA}"
+        );
+        assert_eq!(
+            cm["data"]
+                [format!("resource.customizations.health.iam.loginprofile.dev_{kind}").as_str()]
+            .as_str(),
+            Some(lua.as_str()),
+            "argocd-cm.yaml carries {LUA} for {kind}"
+        );
+        let tests: serde_yaml::Value = serde_yaml::from_str(
+            &fs::read_to_string(format!("{}/health_test.yaml", path(customization))).unwrap(),
+        )
+        .unwrap();
+        let cases = tests["tests"].as_sequence().expect("tests:");
+        assert_eq!(
+            cases.len(),
+            table.len(),
+            "{kind}: one test per row of the table"
+        );
+        for case in cases {
+            let input = case["inputPath"].as_str().unwrap();
+            let object: Value = serde_yaml::from_str(
+                &fs::read_to_string(format!("{}/{input}", path(customization))).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(object["kind"], kind, "{input}");
+            let got = verdicts(&object);
+            assert_eq!(
+                Some(got["argocd"].as_str()),
+                case["healthStatus"]["status"].as_str(),
+                "{kind} {input}"
+            );
+            assert_eq!(
+                got.get("argocd-message").map(String::as_str),
+                case["healthStatus"]["message"].as_str(),
+                "{kind} {input}"
+            );
+        }
+    }
     let docs = fs::read_to_string(path("docs/gitops.md")).unwrap();
     assert!(docs.contains(&lua), "docs/gitops.md shows {LUA} as it is");
     let exprs = fs::read_to_string(path(EXPRS)).unwrap();
@@ -299,33 +361,92 @@ fn argocd_resource_customization_passes_its_own_tests_and_files_agree() {
         docs.contains(exprs.trim_end()),
         "docs/gitops.md shows {EXPRS} as it is"
     );
-    for (_, case, row) in TABLE {
+    for (_, case, row) in TABLE.iter().chain(ACCOUNT_TABLE) {
         let line = format!("| {case} | {} |", row.join(" | "));
         assert!(docs.contains(&line), "docs/gitops.md lacks the row {line}");
     }
+}
 
-    let tests: serde_yaml::Value = serde_yaml::from_str(
-        &fs::read_to_string(format!("{}/health_test.yaml", path(CUSTOMIZATION))).unwrap(),
-    )
+/// An IAMAccount reads the same in every tool: in progress until its
+/// credentials are checked and while they fail, healthy once they work. A
+/// broken IAMAccount no longer shows Healthy in Argo CD.
+#[test]
+fn iam_account_health_is_right_in_every_tool() {
+    let verified = unique("gitops-acct-ok");
+    let failing = unique("gitops-acct-bad");
+    let manifest = |name: &str, spec: Value| {
+        json!({
+            "apiVersion": "iam.loginprofile.dev/v1alpha1",
+            "kind": "IAMAccount",
+            "metadata": {"name": name},
+            "spec": spec,
+        })
+        .to_string()
+    };
+    let mut captured: Vec<(&str, Value)> = Vec::new();
+    // As the API server would store it, before any operator acts: a
+    // server-side dry run returns it defaulted and stores nothing.
+    let mut dry_run = env().command("kubectl");
+    dry_run.args(["create", "--dry-run=server", "-o", "json", "-f", "-"]);
+    let applied: Value = serde_json::from_str(&stdout_of(
+        run_with_stdin(
+            dry_run,
+            &manifest(&verified, json!({"userNames": ["nobody"]})),
+        ),
+        "kubectl create --dry-run=server",
+    ))
     .unwrap();
-    let cases = tests["tests"].as_sequence().expect("tests:");
-    assert_eq!(cases.len(), TABLE.len(), "one test per row of the table");
-    for case in cases {
-        let input = case["inputPath"].as_str().unwrap();
-        let object: Value = serde_yaml::from_str(
-            &fs::read_to_string(format!("{}/{input}", path(CUSTOMIZATION))).unwrap(),
+    assert_eq!(applied["status"], json!({"observedGeneration": -1}));
+    let case = "IAMAccount applied, not checked yet (the CRD's default status)";
+    assert_row(case, &applied);
+    captured.push((case, applied));
+
+    let ns = TestNamespace::new("gitops-acct");
+    let _operator = Operator::start(&ns.name, &[]);
+    env().apply_ok(&manifest(&verified, json!({"userNames": ["nobody"]})));
+    env().apply_ok(&manifest(
+        &failing,
+        json!({"roleArn": "arn:aws:iam::123456789012:role/gitops-no-such-role", "userNames": ["nobody"]}),
+    ));
+    let wait_account = |name: &str, status: &str, reason: &str| {
+        wait_for(
+            &format!("IAMAccount {name} Ready={status} {reason}"),
+            CONVERGE,
+            || {
+                let account: Value = serde_json::from_str(&env().kubectl_ok(&[
+                    "get",
+                    "iamaccount",
+                    name,
+                    "-o",
+                    "json",
+                ]))
+                .unwrap();
+                let ready = support::ready(&account)?;
+                (ready.0 == status && ready.1 == reason).then_some(account)
+            },
         )
-        .unwrap();
-        let got = verdicts(&object);
-        assert_eq!(
-            Some(got["argocd"].as_str()),
-            case["healthStatus"]["status"].as_str(),
-            "{input}"
-        );
-        assert_eq!(
-            got.get("argocd-message").map(String::as_str),
-            case["healthStatus"]["message"].as_str(),
-            "{input}"
-        );
+    };
+    let ok = wait_account(&verified, "True", "Verified");
+    assert_row("IAMAccount Verified", &ok);
+    captured.push(("IAMAccount Verified", ok));
+    let bad = wait_account(&failing, "False", "AssumeRoleFailed");
+    let case = "IAMAccount credentials fail (AssumeRoleFailed), retried";
+    assert_row(case, &bad);
+    captured.push((case, bad));
+    for name in [&verified, &failing] {
+        env().kubectl_ok(&["delete", "iamaccount", name, "--timeout=60s"]);
+    }
+
+    if std::env::var("LPO_UPDATE_GITOPS_TESTDATA").is_ok() {
+        for (case, account) in &captured {
+            let mut account = sanitized(account);
+            account["metadata"]["name"] = json!(row(case).0);
+            let file = format!(
+                "{}/testdata/{}.yaml",
+                path(ACCOUNT_CUSTOMIZATION),
+                row(case).0
+            );
+            fs::write(file, serde_yaml::to_string(&account).unwrap()).unwrap();
+        }
     }
 }

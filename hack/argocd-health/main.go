@@ -2,7 +2,8 @@
 // object read as JSON from stdin, with Argo CD's own code: its health package
 // (github.com/argoproj/gitops-engine/pkg/health) and its Lua resource
 // overrides (github.com/argoproj/argo-cd/v3/util/lua) loaded with the health
-// check in LUA_FILE, standard libraries off as in production.
+// check in LUA_FILE (for LoginProfile and IAMAccount), standard libraries
+// off as in production.
 //
 // Usage: argocd-health LUA_FILE < object.json
 // Output: {"argocd": STATUS, "argocd-message": MESSAGE}
@@ -41,8 +42,10 @@ func main() {
 	if err != nil {
 		fail("reading %s: %v", os.Args[1], err)
 	}
+	// deploy/gitops/argocd-cm.yaml registers the one script for both kinds.
 	overrides := argolua.ResourceHealthOverrides{
 		"iam.loginprofile.dev/LoginProfile": appv1.ResourceOverride{HealthLua: string(script)},
+		"iam.loginprofile.dev/IAMAccount":   appv1.ResourceOverride{HealthLua: string(script)},
 	}
 	result, err := health.GetResourceHealth(object, overrides)
 	if err != nil {

@@ -2,7 +2,7 @@
 // read as JSON from stdin, with Flux's own code: its kstatus fork
 // (github.com/fluxcd/cli-utils, for a Kustomization's `wait` and
 // `healthChecks`) and its CEL health check (github.com/fluxcd/pkg/runtime/cel,
-// for `healthCheckExprs`) with the expressions in EXPRS_YAML.
+// for `healthCheckExprs`) with the entry for the object's kind in EXPRS_YAML.
 //
 // Usage: flux-health EXPRS_YAML < object.json
 // Output: {"flux-kstatus": ..., "flux-cel": ...}
@@ -48,10 +48,20 @@ func main() {
 		fail("reading %s: %v", os.Args[1], err)
 	}
 	var checks []kustomize.CustomHealthCheck
-	if err := yaml.Unmarshal(exprsYAML, &checks); err != nil || len(checks) != 1 {
-		fail("%s must hold one healthCheckExprs entry (%v)", os.Args[1], err)
+	if err := yaml.Unmarshal(exprsYAML, &checks); err != nil {
+		fail("%s is not a list of healthCheckExprs entries (%v)", os.Args[1], err)
 	}
-	evaluator, err := fluxcel.NewStatusEvaluator(&checks[0].HealthCheckExpressions)
+	// Flux picks the entry by apiVersion and kind, as here.
+	var check *kustomize.CustomHealthCheck
+	for i := range checks {
+		if checks[i].APIVersion == object.GetAPIVersion() && checks[i].Kind == object.GetKind() {
+			check = &checks[i]
+		}
+	}
+	if check == nil {
+		fail("%s has no entry for %s %s", os.Args[1], object.GetAPIVersion(), object.GetKind())
+	}
+	evaluator, err := fluxcel.NewStatusEvaluator(&check.HealthCheckExpressions)
 	if err != nil {
 		fail("healthCheckExprs: %v", err)
 	}
