@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help deps demo demo-stop test lint unit build crds image-binary bench devenv-up devenv-down devenv-status
+.PHONY: help deps demo demo-stop test lint unit build crds reference image-binary release bench devenv-up devenv-down devenv-status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -35,6 +35,9 @@ image-binary: deps ## the static (musl) release binary, built exactly as the Doc
 crds: ## regenerate crds/loginprofile-operator.yaml (both CRDs) and the chart's copy from the Rust types
 	$(CARGO) run --quiet -- crd > crds/loginprofile-operator.yaml
 	cp crds/loginprofile-operator.yaml charts/loginprofile-operator/crds/loginprofile-operator.yaml
+
+release: deps image-binary ## dist/: the OCI image archive and its digest, the chart package, SBOM, license check, SHA-256 sums
+	@hack/release.sh
 
 bench: deps image-binary devenv-up ## benchmark against the environment (N=100 and 1000; BENCH_ARGS="--with-5000" adds 5000)
 	@target/devenv/venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt

@@ -186,6 +186,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
     };
     let permit_after = permit.clone();
     ctx.set_write_permit(permit);
+    ctx.metrics.set_leader(true);
+    ctx.metrics.set_resync_period(args.resync_period);
 
     let (reconciles, caches_synced) = controller::run(Arc::new(ctx), shutdown.clone());
     tokio::spawn(async move {

@@ -54,6 +54,35 @@ fn chart_crd_is_the_generated_crd() {
     );
 }
 
+/// One version everywhere: the crate's, the chart's (version and
+/// appVersion, the default image tag) and the image label's.
+#[test]
+fn chart_and_image_follow_the_crate_version() {
+    let version = env!("CARGO_PKG_VERSION");
+    let chart: serde_yaml::Value =
+        serde_yaml::from_str(&fs::read_to_string(format!("{CHART}/Chart.yaml")).unwrap()).unwrap();
+    assert_eq!(
+        chart["version"].as_str(),
+        Some(version),
+        "Chart.yaml version"
+    );
+    assert_eq!(
+        chart["appVersion"].as_str(),
+        Some(version),
+        "Chart.yaml appVersion"
+    );
+    let dockerfile = fs::read_to_string(format!("{ROOT}/Dockerfile")).unwrap();
+    assert!(
+        dockerfile.contains(&format!("ARG VERSION={version}\n")),
+        "the Dockerfile's VERSION label is {version}"
+    );
+    let changelog = fs::read_to_string(format!("{ROOT}/CHANGELOG.md")).unwrap();
+    assert!(
+        changelog.contains(&format!("## {version} ")),
+        "CHANGELOG.md has a section for {version}"
+    );
+}
+
 #[test]
 fn chart_lints_and_its_schema_refuses_bad_values() {
     helm_ok(&["lint", CHART, "--strict"]);

@@ -67,7 +67,10 @@ fn help_shows_flags_with_their_environment_variables() {
         help.contains("[env: POD_NAMESPACE=]") && help.contains("[env: LPO_RESYNC_PERIOD=]"),
         "{help}"
     );
-    assert!(run(&["--version"]).starts_with("loginprofile-operator 0.1.0"));
+    assert!(run(&["--version"]).starts_with(&format!(
+        "loginprofile-operator {}",
+        env!("CARGO_PKG_VERSION")
+    )));
 }
 
 #[test]

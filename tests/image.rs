@@ -48,7 +48,7 @@ fn static_binary_is_static_and_runs() {
     let version = Command::new(&binary).arg("--version").output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&version.stdout).trim(),
-        "loginprofile-operator 0.1.0"
+        format!("loginprofile-operator {}", env!("CARGO_PKG_VERSION"))
     );
     let crd = Command::new(&binary).arg("crd").output().unwrap();
     let committed =

@@ -171,6 +171,7 @@ pub(super) async fn reconcile_account<I: Iam>(
     if deleting && in_use == 0 {
         remove_finalizer(&api, &account).await?;
         ctx.accounts.forget(&name).await;
+        ctx.metrics.set_account_ready(&name, None);
         return Ok(Action::await_change());
     }
     if !deleting && !account.finalizers().iter().any(|f| f == ACCOUNT_FINALIZER) {
@@ -229,7 +230,9 @@ pub(super) async fn reconcile_account<I: Iam>(
     };
     // Deletion counts as a new generation: status keeps up with it, since
     // the LoginProfiles still act (and delete their profiles) through it.
+    let verified = account_id.is_some();
     write_status(&api, &account, account_id, users, &outcome).await?;
+    ctx.metrics.set_account_ready(&name, Some(verified));
     if deleting {
         let note = Note {
             type_: EventType::Normal,

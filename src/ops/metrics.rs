@@ -53,6 +53,11 @@ pub struct Metrics {
     secrets_manager_calls: Family<IamCallLabels, Counter>,
     profiles: Family<ConditionLabels, Gauge>,
     drift_check_period: Gauge<f64, std::sync::atomic::AtomicU64>,
+    resync_period: Gauge<f64, std::sync::atomic::AtomicU64>,
+    leader: Gauge,
+    accounts: Family<ConditionLabels, Gauge>,
+    /// Whether each IAMAccount is ready, by name; never exported as a label.
+    account_states: Mutex<HashMap<String, bool>>,
     /// The state of each managed object, keyed by namespace/name, so the
     /// gauge can be recomputed; never exported as a label.
     states: Mutex<HashMap<String, ProfileState>>,
@@ -91,6 +96,24 @@ impl Default for Metrics {
             "How often each LoginProfile is checked for drift: the resync period, or longer when --drift-check-rate cannot check them all in it",
             drift_check_period.clone(),
         );
+        let resync_period = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "resync_period_seconds",
+            "The configured --resync-period: the drift check period the operator aims for",
+            resync_period.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica may write to IAM (it holds the Lease, or runs without leader election), else 0",
+            leader.clone(),
+        );
+        let accounts = Family::<ConditionLabels, Gauge>::default();
+        registry.register(
+            "iam_accounts",
+            "IAMAccounts by condition (ready: their credentials work; not_ready)",
+            accounts.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -98,6 +121,10 @@ impl Default for Metrics {
             secrets_manager_calls,
             profiles,
             drift_check_period,
+            resync_period,
+            leader,
+            accounts,
+            account_states: Mutex::new(HashMap::new()),
             states: Mutex::new(HashMap::new()),
         }
     }
@@ -142,6 +169,32 @@ impl Metrics {
 
     pub fn set_drift_check_period(&self, period: std::time::Duration) {
         self.drift_check_period.set(period.as_secs_f64());
+    }
+
+    pub fn set_resync_period(&self, period: std::time::Duration) {
+        self.resync_period.set(period.as_secs_f64());
+    }
+
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// Records whether an IAMAccount is ready (`None`: it is gone).
+    pub fn set_account_ready(&self, name: &str, ready: Option<bool>) {
+        let mut states = self
+            .account_states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match ready {
+            Some(ready) => states.insert(name.to_string(), ready),
+            None => states.remove(name),
+        };
+        let ready = states.values().filter(|r| **r).count();
+        for (condition, count) in [("ready", ready), ("not_ready", states.len() - ready)] {
+            self.accounts
+                .get_or_create(&ConditionLabels { condition })
+                .set(count as i64);
+        }
     }
 
     /// Forgets every object `keep` says is gone (deleted without a finalizer
@@ -198,5 +251,13 @@ mod tests {
         assert!(text.contains(r#"loginprofile_profiles{condition="ready"} 1"#));
         assert!(text.contains(r#"loginprofile_profiles{condition="stalled"} 0"#));
         assert!(!text.contains("bob"), "object names never become labels");
+        metrics.set_account_ready("team-a-account", Some(false));
+        metrics.set_account_ready("default", Some(true));
+        let text = metrics.render();
+        assert!(text.contains(r#"loginprofile_iam_accounts{condition="not_ready"} 1"#));
+        assert!(
+            !text.contains("team-a-account"),
+            "account names never become labels"
+        );
     }
 }
