@@ -39,6 +39,9 @@ crds: ## regenerate crds/loginprofile-operator.yaml (both CRDs) and the chart's 
 release: deps image-binary ## dist/: the OCI image archive and its digest, the chart package, SBOM, license check, SHA-256 sums
 	@hack/release.sh
 
+reference: ## regenerate docs/reference.md (flags, metrics, fields, reasons) from the code
+	$(CARGO) run --quiet -- reference > docs/reference.md
+
 bench: deps image-binary devenv-up ## benchmark against the environment (N=100 and 1000; BENCH_ARGS="--with-5000" adds 5000)
 	@target/devenv/venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	@. target/devenv/env && target/devenv/venv/bin/python bench/bench.py $(BENCH_ARGS)

@@ -25,7 +25,8 @@ measures, in this order:
   unrelated   a restart with 20,000 Secrets no LoginProfile reads, each with a
               4 KiB annotation, in the watched namespace (peak RSS).
 
-Writes bench/results/<date>-N<N>.json, .md and .png, and the README's table.
+Writes bench/results/<date>-N<N>.json, .md and .png, and the latest-run tables
+of docs/performance.md.
 Every user, profile and namespace it made is deleted at the end. This file
 runs the phases; measure.py counts, baselines.py makes the comparison calls,
 report.py writes the output.
@@ -52,7 +53,7 @@ import botocore.config
 
 from baselines import CeilingClient, cli_loop, summary, timed_pool
 from measure import AuditLog, Emulator, EnvironmentCpu, ProcessUsage, ReadyWatch, percentile, sum_writes
-from report import markdown, machine, plot, update_readme
+from report import markdown, machine, plot, update_docs
 from support import (ACCOUNT_LABEL, DEFAULT_ACCOUNT, GROUP, LOGS, PASSWORD, RESULTS, ROOT,
                      ROTATED_PASSWORD, log, progress, run, wait_until)
 
@@ -529,10 +530,10 @@ def main() -> int:
     parser.add_argument("--unrelated-secrets", type=int, default=20000,
                         help="Secrets no LoginProfile reads, present at the last restart")
     parser.add_argument("--ceiling-only", action="store_true",
-                        help="skip the boto3 and AWS CLI baselines (for quick experiments; implies --no-readme)")
+                        help="skip the boto3 and AWS CLI baselines (for quick experiments; implies --no-docs)")
     parser.add_argument("--deadline", type=float, default=1800, help="give up on any one phase after this")
     parser.add_argument("--user-agent", default="loginprofile-operator", help="the operator's HTTP user agent")
-    parser.add_argument("--no-readme", action="store_true", help="do not update README.md's results")
+    parser.add_argument("--no-docs", action="store_true", help="do not update docs/performance.md's latest run")
     args = parser.parse_args()
     args.endpoint = os.environ["AWS_ENDPOINT_URL"]
     counts = args.n + ([5000] if args.with_5000 else [])
@@ -586,8 +587,8 @@ def main() -> int:
         plot(n, bench.curves, stem.with_suffix(".png"))
         sections.append((n, table, stem.with_suffix(".png")))
         print(table)
-    if not (args.no_readme or args.ceiling_only):
-        update_readme(sections)
+    if not (args.no_docs or args.ceiling_only):
+        update_docs(sections)
     return 0
 
 

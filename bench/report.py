@@ -1,5 +1,5 @@
 """The output: the machine's details, the Markdown tables, the plot and the
-README's copy of the latest tables."""
+latest-run tables of docs/performance.md."""
 
 from __future__ import annotations
 
@@ -138,14 +138,16 @@ def plot(n: int, curves: dict[str, list[float]], path: Path) -> None:
     plt.close(figure)
 
 
-def update_readme(sections: list[tuple[int, str, Path]]) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
+def update_docs(sections: list[tuple[int, str, Path]]) -> None:
+    """The latest run's tables in docs/performance.md, the one place for
+    benchmark figures (the README links there)."""
+    page = ROOT / "docs" / "performance.md"
+    text = page.read_text()
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
     if start not in text:
-        log("README.md has no bench markers; not updated")
+        log("docs/performance.md has no bench markers; not updated")
         return
-    body = "\n".join(f"{table}\n![Ready over time, N={n}]({png.relative_to(ROOT)})\n" for n, table, png in sections)
+    body = "\n".join(f"{table}\n![Ready over time, N={n}](../{png.relative_to(ROOT)})\n" for n, table, png in sections)
     before, rest = text.split(start, 1)
     after = rest.split(end, 1)[1]
-    readme.write_text(f"{before}{start}\n{body}{end}{after}")
+    page.write_text(f"{before}{start}\n{body}{end}{after}")

@@ -30,6 +30,10 @@ ARGOCD_HEALTH_VERSION="$(source_key argocd-health)"
 # module proxy, checkov and Kubernetes' schemas from PyPI in a venv of their own.
 KUBE_SCORE_VERSION="${KUBE_SCORE_VERSION:-v1.20.0}"
 KUBECONFORM_VERSION="${KUBECONFORM_VERSION:-v0.8.0}"
+# promtool, for the alerts' unit tests (tests/monitoring.rs): Prometheus'
+# module (v0.316.0 is Prometheus 3.x), built without the service discovery
+# plugins (the remove_all_sd tag) that promtool's rule tests never use.
+PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}"
 LINTERS_VERSION="$(sha256sum "$HACK_DIR/requirements-linters.txt" | cut -c1-12)"
 
 LPO_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/loginprofile-operator"
@@ -41,6 +45,7 @@ FLUX_HEALTH_BIN="$LPO_CACHE/bin/flux-health-$FLUX_HEALTH_VERSION"
 ARGOCD_HEALTH_BIN="$LPO_CACHE/bin/argocd-health-$ARGOCD_HEALTH_VERSION"
 KUBE_SCORE_BIN="$LPO_CACHE/bin/kube-score-$KUBE_SCORE_VERSION"
 KUBECONFORM_BIN="$LPO_CACHE/bin/kubeconform-$KUBECONFORM_VERSION"
+PROMTOOL_BIN="$LPO_CACHE/bin/promtool-$PROMETHEUS_VERSION"
 LINTERS_VENV="$LPO_CACHE/linters-$LINTERS_VERSION"
 
 log() { printf '[devenv] %s\n' "$*" >&2; }
@@ -49,7 +54,7 @@ die() { printf '[devenv] error: %s\n' "$*" >&2; exit 1; }
 tools_ready() {
   kubernetes_built && [[ -x "$ETCD_BIN/etcd" && -x "$HELM_BIN/helm" && -x "$KSTATUS_BIN/kstatus" \
      && -x "$FLUX_HEALTH_BIN/flux-health" && -x "$ARGOCD_HEALTH_BIN/argocd-health" \
-     && -x "$KUBE_SCORE_BIN/kube-score" && -x "$KUBECONFORM_BIN/kubeconform" && -f "$LINTERS_VENV/.complete" ]]
+     && -x "$KUBE_SCORE_BIN/kube-score" && -x "$KUBECONFORM_BIN/kubeconform" && -x "$PROMTOOL_BIN/promtool" && -f "$LINTERS_VENV/.complete" ]]
 }
 
 require_go() {
@@ -183,14 +188,15 @@ build_health_tool() {
   rm -rf "$bin"; mv "$bin.tmp" "$bin"
 }
 
-# go_install NAME BIN_DIR PACKAGE@VERSION: a tool whose module builds as it is.
+# go_install NAME BIN_DIR PACKAGE@VERSION [BUILD_TAGS]: a tool whose module
+# builds as it is.
 go_install() {
-  local name="$1" bin="$2" package="$3"
+  local name="$1" bin="$2" package="$3" tags="${4:-}"
   [[ -x "$bin/$name" ]] && return 0
   log "building $name ($package) from the Go module proxy"
   mkdir -p "$LPO_CACHE/build"; rm -rf "$bin.tmp"
   run_with_heartbeat "compiling $name" "$LPO_CACHE/build/$name.log" \
-    env GOBIN="$bin.tmp" CGO_ENABLED=0 go install -trimpath -ldflags '-s -w' "$package"
+    env GOBIN="$bin.tmp" CGO_ENABLED=0 go install -tags "$tags" -trimpath -ldflags '-s -w' "$package"
   rm -rf "$bin"; mv "$bin.tmp" "$bin"
 }
 
@@ -217,6 +223,7 @@ build_tools() {
   build_health_tool argocd-health "$ARGOCD_HEALTH_BIN"
   go_install kube-score "$KUBE_SCORE_BIN" "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION"
   go_install kubeconform "$KUBECONFORM_BIN" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
+  go_install promtool "$PROMTOOL_BIN" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" remove_all_sd
   mkdir -p "$LPO_CACHE/build"
   install_linters_venv
   build_kubernetes

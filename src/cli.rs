@@ -27,6 +27,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions (LoginProfile and IAMAccount) as YAML.
     Crd,
+    /// Print docs/reference.md: every flag, metric, field and condition reason.
+    Reference,
     /// Print a commented example LoginProfile and Secret.
     Sample,
 }

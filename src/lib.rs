@@ -13,4 +13,5 @@ pub mod aws;
 pub mod cli;
 pub mod controller;
 pub mod ops;
+pub mod reference;
 pub mod rules;

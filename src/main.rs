@@ -34,6 +34,10 @@ async fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Reference => {
+            print!("{}", loginprofile_operator::reference::markdown());
+            ExitCode::SUCCESS
+        }
         Command::Sample => {
             print!("{SAMPLE}");
             ExitCode::SUCCESS

@@ -28,23 +28,33 @@ fn generated_crd_file_is_fresh() {
     );
 }
 
+/// `sample`, applied as its comment says into a namespace the IAMAccount
+/// admits, converges once its IAM user exists: a first install's example
+/// works as printed.
 #[test]
-fn sample_is_accepted_by_the_api_server() {
+fn sample_works_as_printed_in_an_admitted_namespace() {
     let env = support::env();
     let ns = support::TestNamespace::new("cli-sample");
-    let sample = run(&["sample"]).replace("namespace: default", &format!("namespace: {}", ns.name));
-    let mut dry_run = env.command("kubectl");
-    dry_run.args(["apply", "--dry-run=server", "-f", "-"]);
-    let output = support::run_with_stdin(dry_run, &sample);
+    let mut users = support::TestUsers::default();
+    let user = users.create("sample");
+    let sample = run(&["sample"]);
+    assert!(
+        !sample.contains("namespace:"),
+        "the sample goes where -n says"
+    );
+    // The LoginProfile's name is the IAM user's; a test's user is unique.
+    let sample = sample.replace("  name: bob ", &format!("  name: {user} "));
+    let _operator = support::Operator::start(&ns.name, &[]);
+    let mut apply = env.command("kubectl");
+    apply.args(["apply", "-n", &ns.name, "-f", "-"]);
+    let output = support::run_with_stdin(apply, &sample);
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(
-        String::from_utf8_lossy(&output.stdout)
-            .contains("loginprofile.iam.loginprofile.dev/bob created (server dry run)")
-    );
+    support::wait_ready_reason(&ns.name, &user, "True", "Created", support::CONVERGE);
+    support::iam_profile(&user).expect("the sample's login profile exists in IAM");
 }
 
 #[test]
@@ -103,5 +113,17 @@ fn bad_flags_are_refused_with_a_message() {
     assert!(
         stderr.contains("cannot read the fingerprint key file /nonexistent/key"),
         "{stderr}"
+    );
+}
+
+/// docs/reference.md is what `reference` prints today (`make reference`).
+#[test]
+fn reference_page_is_generated_from_the_code() {
+    let generated = run(&["reference"]);
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/reference.md")).unwrap();
+    assert!(
+        generated == committed,
+        "docs/reference.md is stale: run `make reference`"
     );
 }

@@ -159,11 +159,32 @@ fn every_metric_the_alerts_and_dashboard_name_is_served() {
     let names = metric_names(expressions.into_iter());
     assert!(names.len() >= 7, "{names:?}");
 
+    // An operator that has done each kind of work once: a password from a
+    // Secret and one from Secrets Manager (a family shows once it has a series).
     let ns = TestNamespace::new("monitoring");
     let operator = Operator::start(&ns.name, &[]);
-    wait_until("the operator to serve /metrics", CONVERGE, || {
-        operator.metrics().contains("# TYPE loginprofile_leader")
-    });
+    let mut users = TestUsers::default();
+    let from_secret = users.create("mon-secret");
+    let from_vault = users.create("mon-sm");
+    env().apply_ok(&secret(
+        &ns.name,
+        "a",
+        &[("password", &strong_password("mon"))],
+    ));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "a",
+        serde_json::json!({"userName": from_secret, "passwordSecretRef": {"name": "a"}}),
+    ));
+    let secret_id = unique("prod/monitoring");
+    create_secrets_manager_secret(&secret_id, &strong_password("vault"));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "b",
+        serde_json::json!({"userName": from_vault, "passwordSecretsManagerRef": {"secretId": secret_id}}),
+    ));
+    wait_ready_reason(&ns.name, "a", "True", "Created", CONVERGE);
+    wait_ready_reason(&ns.name, "b", "True", "Created", CONVERGE);
     let served = operator.metrics();
     for name in names {
         // A counter is declared under its name without `_total`.

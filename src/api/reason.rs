@@ -58,6 +58,132 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason, in the order of `as_str` (docs/reference.md lists them).
+    pub const ALL: &'static [Reason] = &[
+        Reason::UpToDate,
+        Reason::Created,
+        Reason::Updated,
+        Reason::Adopted,
+        Reason::Verified,
+        Reason::NotAdmitted,
+        Reason::UserClaimed,
+        Reason::AccountChanged,
+        Reason::AccountNotReady,
+        Reason::AssumeRoleFailed,
+        Reason::InUse,
+        Reason::UpdateHeldBack,
+        Reason::SecretNotFound,
+        Reason::SecretKeyNotFound,
+        Reason::InvalidPassword,
+        Reason::PasswordPolicyViolation,
+        Reason::LoginProfileExists,
+        Reason::AccessDenied,
+        Reason::SecretsManagerNotFound,
+        Reason::SecretsManagerAccessDenied,
+        Reason::SecretsManagerDecryptionFailure,
+        Reason::SecretsManagerJsonKeyNotFound,
+        Reason::SecretsManagerNotJson,
+        Reason::SecretsManagerError,
+        Reason::InvalidUserName,
+        Reason::SecretAccessDenied,
+        Reason::KubernetesError,
+        Reason::UserNotFound,
+        Reason::Throttled,
+        Reason::LimitExceeded,
+        Reason::TemporarilyUnmodifiable,
+        Reason::ServiceFailure,
+        Reason::IamError,
+        Reason::Deleting,
+    ];
+
+    /// What the reason means and what to do about it (docs/reference.md).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Reason::UpToDate => "IAM has the source's password; nothing to do",
+            Reason::Created => "the operator created the login profile with the source's password",
+            Reason::Updated => {
+                "the operator sent the source's new password (or only passwordResetRequired)"
+            }
+            Reason::Adopted => "an existing login profile was taken over (`adoptionPolicy: Adopt`)",
+            Reason::Verified => {
+                "IAMAccount: its credentials work (STS GetCallerIdentity answered in the account)"
+            }
+            Reason::UpdateHeldBack => {
+                "`passwordUpdatePolicy: CreateOnly`: the source changed, IAM keeps the first password"
+            }
+            Reason::SecretNotFound => {
+                "create the Secret in the LoginProfile's namespace (the operator notices at once)"
+            }
+            Reason::SecretKeyNotFound => {
+                "add the key to the Secret, or set `passwordSecretRef.key`"
+            }
+            Reason::InvalidPassword => {
+                "empty, over 128 characters, not UTF-8, a character IAM refuses (the message gives its position, never the character), or a trailing line feed: change the source"
+            }
+            Reason::PasswordPolicyViolation => {
+                "the password breaks the account password policy (the message names every rule, checked before any IAM write) or IAM refused it (reuse): change the source"
+            }
+            Reason::LoginProfileExists => {
+                "the user already has a login profile this resource did not create: set `adoptionPolicy: Adopt` (if the IAMAccount allows it) or delete that profile"
+            }
+            Reason::AccessDenied => {
+                "grant the operator the IAM action the message names (docs/iam-policy.json; an SCP or permissions boundary may deny it too); rechecked every resync"
+            }
+            Reason::SecretsManagerNotFound => {
+                "the Secrets Manager secret or version stage does not exist (docs/policies.md); rechecked every poll"
+            }
+            Reason::SecretsManagerAccessDenied => {
+                "grant the operator secretsmanager:GetSecretValue and DescribeSecret on the secret (and kms:Decrypt on its key)"
+            }
+            Reason::SecretsManagerDecryptionFailure => {
+                "the secret's KMS key does not let the operator decrypt it"
+            }
+            Reason::SecretsManagerJsonKeyNotFound => {
+                "the SecretString is JSON without `passwordSecretsManagerRef.jsonKey`"
+            }
+            Reason::SecretsManagerNotJson => {
+                "`jsonKey` is set but the SecretString is not a JSON object"
+            }
+            Reason::InvalidUserName => {
+                "the IAM user name (`spec.userName`, or the resource's name when it is not set) is not 1..64 of `[\\w+=,.@-]`: set `spec.userName`"
+            }
+            Reason::SecretAccessDenied => {
+                "the operator may not read (or, for `generatePassword`, create) the Secret: grant it (chart: `watchNamespaces`, `generatedPasswords.enabled`)"
+            }
+            Reason::NotAdmitted => {
+                "the IAMAccount does not exist, is being deleted, or does not admit this namespace, user, Secrets Manager secret, `adoptionPolicy: Adopt`, or a user without its `requiredUserTag`; the message names the rule (ask a cluster admin)"
+            }
+            Reason::UserClaimed => {
+                "an older LoginProfile manages this IAM user in this account; this one takes over once that one is deleted"
+            }
+            Reason::AccountChanged => {
+                "the IAMAccount now acts in another AWS account than the profile lives in: restore it, or re-create the LoginProfile"
+            }
+            Reason::AccountNotReady => {
+                "the IAMAccount's credentials are not verified yet (`kubectl describe iamaccount`: `AssumeRoleFailed` says why); retried"
+            }
+            Reason::AssumeRoleFailed => {
+                "IAMAccount: STS refused the role or the credentials failed; fix the trust policy (docs/troubleshooting.md); retried every 30 s"
+            }
+            Reason::InUse => "IAMAccount being deleted: kept while LoginProfiles name it",
+            Reason::KubernetesError => {
+                "the Kubernetes API failed reading or creating the Secret; retried with backoff"
+            }
+            Reason::UserNotFound => "create the IAM user; retried with backoff",
+            Reason::Throttled => "IAM throttled the call; retried with backoff and jitter",
+            Reason::LimitExceeded => "an IAM limit was hit; retried with backoff",
+            Reason::TemporarilyUnmodifiable => {
+                "IAM cannot change the login profile right now (it was just changed); retried"
+            }
+            Reason::ServiceFailure => "IAM failed; retried with backoff",
+            Reason::IamError => "another IAM error (the message has it); retried with backoff",
+            Reason::SecretsManagerError => "Secrets Manager failed; retried with backoff",
+            Reason::Deleting => {
+                "an Event while the finalizer deletes (or keeps) the IAM login profile"
+            }
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::UpToDate => "UpToDate",

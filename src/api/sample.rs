@@ -3,14 +3,16 @@
 
 /// A Secret and a LoginProfile, every field explained.
 pub const SAMPLE: &str = r#"# A console password for IAM user "bob", kept in a Secret.
-# Apply with: kubectl apply -f this-file.yaml
-# The namespace must be admitted by an IAMAccount (kubectl get iamaccounts;
-# docs/tenancy.md): otherwise status says NotAdmitted and names the rule.
+# Apply into an admitted namespace: kubectl apply -n team-a -f this-file.yaml
+# An IAMAccount must admit that namespace and the user (kubectl get
+# iamaccounts; with the chart: --set 'defaultAccount.namespaces={team-a}'
+# --set 'defaultAccount.userNames={bob}'), and the IAM user must exist
+# (aws iam create-user --user-name bob). Otherwise status says NotAdmitted
+# (naming the rule) or UserNotFound.
 apiVersion: v1
 kind: Secret
 metadata:
   name: bob-console-password
-  namespace: default
 type: Opaque
 stringData:
   # 1 to 128 characters: tab, line feed, carriage return and U+0020..U+00FF.
@@ -22,7 +24,6 @@ apiVersion: iam.loginprofile.dev/v1alpha1
 kind: LoginProfile
 metadata:
   name: bob                      # also the IAM user name unless spec.userName is set
-  namespace: default
 spec:
   # userName: Bob                # optional; 1..64 of [\w+=,.@-]; cannot change later
   passwordSecretRef:
@@ -34,7 +35,8 @@ spec:
   # generatePassword: {length: 24}  # create the Secret with a random password if it is missing
   passwordUpdatePolicy: OnSecretChange  # OnSecretChange (default) | Enforce | CreateOnly
   passwordResetRequired: true    # default false: user picks a new password at first sign-in
-  deletionPolicy: Delete         # Delete (default) removes the IAM login profile with this resource; Retain keeps it
+  # deletionPolicy: Retain      # Delete removes the IAM login profile with this resource, Retain keeps it;
+  #                              # unset: the operator's --default-deletion-policy (Delete unless the admin chose Retain)
   adoptionPolicy: Fail           # Fail (default) refuses a login profile this resource did not create; Adopt takes it over
   # accountRef: {name: team-a}   # the IAMAccount (default "default") a cluster admin wrote: it must admit this
   #                              # namespace and user, and names the AWS account; cannot change later

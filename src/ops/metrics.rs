@@ -114,6 +114,10 @@ impl Default for Metrics {
             "IAMAccounts by condition (ready: their credentials work; not_ready)",
             accounts.clone(),
         );
+        // Every result from zero, so rates and ratios exist before the first error.
+        for result in ["ok", "stalled", "error"] {
+            let _ = reconciles.get_or_create(&ResultLabels { result });
+        }
         Self {
             registry,
             reconciles,
