@@ -430,6 +430,14 @@ fn iam_account_health_is_right_in_every_tool() {
     assert_row("IAMAccount Verified", &ok);
     captured.push(("IAMAccount Verified", ok));
     let bad = wait_account(&failing, "False", "AssumeRoleFailed");
+    // STS's answer, readably: no SDK debug dump of the raw response.
+    let message = support::ready(&bad).unwrap().2;
+    assert!(
+        message.contains("not authorized to perform: sts:AssumeRole")
+            && !message.contains("SdkBody")
+            && message.len() < 1000,
+        "{message}"
+    );
     let case = "IAMAccount credentials fail (AssumeRoleFailed), retried";
     assert_row(case, &bad);
     captured.push((case, bad));

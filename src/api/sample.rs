@@ -3,7 +3,7 @@
 
 /// A Secret and a LoginProfile, every field explained.
 pub const SAMPLE: &str = r#"# A console password for IAM user "bob", kept in a Secret.
-# Apply into an admitted namespace: kubectl apply -n team-a -f this-file.yaml
+# Apply it into an admitted namespace (kubectl apply -n team-a -f this-file.yaml).
 # An IAMAccount must admit that namespace and the user (kubectl get
 # iamaccounts; with the chart: --set 'defaultAccount.namespaces={team-a}'
 # --set 'defaultAccount.userNames={bob}'), and the IAM user must exist

@@ -264,10 +264,7 @@ pub fn aws_connector(
                         Ok(identity) => identity.account().map(str::to_string).ok_or_else(|| {
                             "STS GetCallerIdentity answered without an account id".into()
                         }),
-                        Err(error) => Err(aws_smithy_types::error::display::DisplayErrorContext(
-                            &error,
-                        )
-                        .to_string()),
+                        Err(error) => Err(crate::aws::error_text::causes(&error)),
                     }
                 })
             });

@@ -17,9 +17,7 @@ use aws_sdk_iam::{
     },
     types::ReportStateType,
 };
-use aws_smithy_types::{
-    error::display::DisplayErrorContext, retry::RetryConfig, timeout::TimeoutConfig,
-};
+use aws_smithy_types::{retry::RetryConfig, timeout::TimeoutConfig};
 use governor::DefaultDirectRateLimiter;
 
 use crate::{
@@ -380,9 +378,9 @@ where
         }
         SdkError::TimeoutError(_) => IamError::Timeout,
         unreachable @ SdkError::DispatchFailure(_) => {
-            IamError::Unreachable(DisplayErrorContext(&unreachable).to_string())
+            IamError::Unreachable(crate::aws::error_text::causes(&unreachable))
         }
-        other => IamError::Other(DisplayErrorContext(&other).to_string()),
+        other => IamError::Other(crate::aws::error_text::causes(&other)),
     }
 }
 

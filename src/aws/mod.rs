@@ -6,5 +6,6 @@
 pub mod account_facts;
 pub mod clients;
 pub mod drift_budget;
+pub mod error_text;
 pub mod iam;
 pub mod secrets_manager;

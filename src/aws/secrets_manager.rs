@@ -8,7 +8,6 @@ use aws_sdk_secretsmanager::{
     error::{ProvideErrorMetadata, SdkError},
     operation::{describe_secret::DescribeSecretError, get_secret_value::GetSecretValueError},
 };
-use aws_smithy_types::error::display::DisplayErrorContext;
 use zeroize::Zeroizing;
 
 use crate::{
@@ -91,7 +90,7 @@ where
                 ))
             }
         }
-        other => SmError::Transient(DisplayErrorContext(&other).to_string()),
+        other => SmError::Transient(crate::aws::error_text::causes(&other)),
     }
 }
 
