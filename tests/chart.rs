@@ -138,18 +138,16 @@ fn every_rendering_is_accepted_by_the_api_server() {
             "--set",
             "leaderElection.enabled=true",
         ],
-        vec![
-            "--set",
-            "networkPolicy.enabled=true",
-            "--set",
-            "fingerprintKey.existingSecret=team-key",
-            "--set",
-            "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-            "--set",
-            "extraArgs={--fingerprint-old-key-file=/keys/old/key}",
-            "--set",
-            "global.imageRegistry=example.com",
-        ],
+        [
+            LOCKED_DOWN,
+            &[
+                "--set",
+                "extraArgs={--fingerprint-old-key-file=/keys/old/key}",
+                "--set",
+                "global.imageRegistry=example.com",
+            ],
+        ]
+        .concat(),
     ];
     for values in value_sets {
         let mut args = vec![
@@ -188,6 +186,17 @@ fn every_rendering_is_accepted_by_the_api_server() {
 }
 
 const BIN: &str = env!("CARGO_BIN_EXE_loginprofile-operator");
+
+/// The values of a locked-down install: NetworkPolicy, the admin's own
+/// fingerprint key Secret, the image by digest.
+const LOCKED_DOWN: &[&str] = &[
+    "--set",
+    "networkPolicy.enabled=true",
+    "--set",
+    "fingerprintKey.existingSecret=team-key",
+    "--set",
+    "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+];
 
 /// The documents of one `helm template` rendering, by kind and name.
 fn render(values: &[&str]) -> Vec<serde_json::Value> {
@@ -699,17 +708,7 @@ fn chart_renders_pass_kubeconform_kube_score_and_checkov() {
                 "generatedPasswords.enabled=true",
             ],
         ),
-        (
-            "locked-down",
-            &[
-                "--set",
-                "networkPolicy.enabled=true",
-                "--set",
-                "fingerprintKey.existingSecret=team-key",
-                "--set",
-                "image.digest=sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-            ],
-        ),
+        ("locked-down", LOCKED_DOWN),
     ];
     let lint = |file: &Path| -> Vec<(&'static str, Output)> {
         let file = file.to_str().unwrap();

@@ -374,15 +374,6 @@ fn argocd_resource_customization_passes_its_own_tests_and_files_agree() {
 fn iam_account_health_is_right_in_every_tool() {
     let verified = unique("gitops-acct-ok");
     let failing = unique("gitops-acct-bad");
-    let manifest = |name: &str, spec: Value| {
-        json!({
-            "apiVersion": "iam.loginprofile.dev/v1alpha1",
-            "kind": "IAMAccount",
-            "metadata": {"name": name},
-            "spec": spec,
-        })
-        .to_string()
-    };
     let mut captured: Vec<(&str, Value)> = Vec::new();
     // As the API server would store it, before any operator acts: a
     // server-side dry run returns it defaulted and stores nothing.
@@ -391,7 +382,7 @@ fn iam_account_health_is_right_in_every_tool() {
     let applied: Value = serde_json::from_str(&stdout_of(
         run_with_stdin(
             dry_run,
-            &manifest(&verified, json!({"userNames": ["nobody"]})),
+            &iam_account(&verified, json!({"userNames": ["nobody"]})),
         ),
         "kubectl create --dry-run=server",
     ))
@@ -403,8 +394,8 @@ fn iam_account_health_is_right_in_every_tool() {
 
     let ns = TestNamespace::new("gitops-acct");
     let _operator = Operator::start(&ns.name, &[]);
-    env().apply_ok(&manifest(&verified, json!({"userNames": ["nobody"]})));
-    env().apply_ok(&manifest(
+    env().apply_ok(&iam_account(&verified, json!({"userNames": ["nobody"]})));
+    env().apply_ok(&iam_account(
         &failing,
         json!({"roleArn": "arn:aws:iam::123456789012:role/gitops-no-such-role", "userNames": ["nobody"]}),
     ));

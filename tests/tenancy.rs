@@ -94,16 +94,6 @@ impl Account {
     }
 }
 
-fn iam_account(name: &str, spec: Value) -> String {
-    json!({
-        "apiVersion": "iam.loginprofile.dev/v1alpha1",
-        "kind": "IAMAccount",
-        "metadata": {"name": name},
-        "spec": spec,
-    })
-    .to_string()
-}
-
 fn get_account(name: &str) -> Value {
     serde_json::from_str(&env().kubectl_ok(&["get", "iamaccount", name, "-o", "json"])).unwrap()
 }

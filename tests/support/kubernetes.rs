@@ -372,3 +372,14 @@ impl Tenant {
         ));
     }
 }
+
+/// An IAMAccount manifest (cluster-scoped).
+pub fn iam_account(name: &str, spec: Value) -> String {
+    json!({
+        "apiVersion": "iam.loginprofile.dev/v1alpha1",
+        "kind": "IAMAccount",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+    .to_string()
+}
