@@ -72,8 +72,8 @@ pub const GENERATED_FOR_LABEL: &str = "iam.loginprofile.dev/generated-for";
 
 /// Creates the LoginProfile's Secret holding a generated password:
 /// labelled, and owned by the LoginProfile (so it goes with it) unless its
-/// deletion policy (or else `default_policy`) is `Retain`. Returns false when the Secret already existed:
-/// an existing password is never replaced.
+/// deletion policy (or else `default_policy`) is `Retain`. Returns false
+/// when the Secret already existed: an existing password is never replaced.
 pub async fn create_generated(
     client: &Client,
     lp: &LoginProfile,
