@@ -31,6 +31,12 @@ part of IAM:
   DELETE /_lpo/faults removes them all; DELETE /_lpo/faults?user=PATTERN
   only those whose USER is exactly PATTERN.
 - GET /_lpo/held: the calls being held; POST /_lpo/release answers them.
+- POST /_lpo/clock {"account", "advance_seconds"}: moves that AWS account's
+  clock forward (password changes, sign-ins and credential reports made
+  after it carry the later time), so rules over weeks run in seconds. Per
+  account, so tests in other accounts are not affected.
+- POST /_lpo/sign-in {"account", "user"}: records a console sign-in of USER
+  (the credential report's password_last_used), at the account's clock.
 
 Several AWS accounts live in the one process, as in moto: credentials from
 STS AssumeRole act in the account of the role's ARN. One correction applies:
@@ -128,12 +134,20 @@ def check_password(backend: IAMBackend, user: User, password: str) -> None:
             )
 
 
+# Seconds each AWS account's clock is ahead of the real one (POST /_lpo/clock).
+clock_offsets: dict[str, float] = {}
+
+
+def now_in(account_id: str) -> datetime.datetime:
+    return utcnow() + datetime.timedelta(seconds=clock_offsets.get(account_id, 0.0))
+
+
 def set_password(user: User, password: str) -> None:
     user.password = password
     user.lpo_history.append(password)
     # The credential report's password_last_changed (moto reports the user's
     # creation date forever).
-    user.lpo_password_last_changed = utcnow()
+    user.lpo_password_last_changed = now_in(user.account_id)
 
 
 # Per-user state moto does not keep.
@@ -158,7 +172,7 @@ def create_login_profile(
     # CreateLoginProfile honours PasswordResetRequired (moto ignored it).
     user.password_reset_required = bool(password_reset_required)
     # CreateDate is the profile's creation date, not the user's.
-    user.lpo_profile_create_date = utcnow()
+    user.lpo_profile_create_date = now_in(user.account_id)
     return user
 
 
@@ -254,14 +268,55 @@ def response_change_password(self: IAMResponse):
 original_to_csv = User.to_csv
 
 
+REPORT_TIME = "%Y-%m-%dT%H:%M:%S+00:00"
+
+
 def to_csv(self: User) -> str:
     fields = original_to_csv(self).split(",")
     # Column 6 is password_last_changed; moto always wrote the user's creation date.
+    changed = self.lpo_password_last_changed if self.password else None
     if not self.password:
         fields[5] = "N/A"
-    elif self.lpo_password_last_changed:
-        fields[5] = self.lpo_password_last_changed.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    elif changed:
+        fields[5] = changed.strftime(REPORT_TIME)
+    # Column 7, password_next_rotation: moto writes "not_supported"; IAM
+    # writes the last change plus the policy's MaxPasswordAge, or N/A when
+    # the policy sets none (or the user has no password).
+    policy = iam_models.iam_backends[self.account_id]["aws"].account_password_policy
+    max_age = getattr(policy, "max_password_age", None) if policy else None
+    if changed and max_age:
+        fields[6] = (changed + datetime.timedelta(days=int(max_age))).strftime(REPORT_TIME)
+    else:
+        fields[6] = "N/A"
     return ",".join(fields)
+
+
+# --- Credential report: when it was generated --------------------------------
+
+IAMBackend.lpo_report_generated = None  # type: ignore[attr-defined]
+original_generate_report = IAMBackend.generate_report
+
+
+def generate_report(self: IAMBackend) -> None:
+    # moto answers GetCredentialReport with GeneratedTime 2015-02-02T20:02:02Z
+    # forever; IAM says when the report was made, and makes a new one when
+    # the last is over 4 hours old. (moto still writes the rows when the
+    # report is read, not when it is made.)
+    now = now_in(self.account_id)
+    last = self.lpo_report_generated
+    if last is None or now - last > datetime.timedelta(hours=4):
+        self.lpo_report_generated = now
+    original_generate_report(self)
+
+
+def response_get_credential_report(self: IAMResponse):
+    report = self.backend.get_credential_report()
+    generated = self.backend.lpo_report_generated or now_in(self.backend.account_id)
+    return iam_responses.ActionResult({
+        "Content": report,
+        "ReportFormat": "text/csv",
+        "GeneratedTime": generated.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    })
 
 
 
@@ -320,6 +375,8 @@ def apply_corrections() -> None:
     IAMResponse.update_login_profile = response_update_login_profile
     IAMResponse.change_password = response_change_password
     User.to_csv = to_csv
+    IAMBackend.generate_report = generate_report
+    IAMResponse.get_credential_report = response_get_credential_report
 
 
 # LPO_MOTO_UNPATCHED=1 serves plain moto (with the test hooks), to show that
@@ -467,6 +524,17 @@ class TestHooks:
                 held.clear()
                 release_held.notify_all()
             body = json.dumps({"released": released})
+        elif request.path == "/_lpo/clock" and request.method == "POST":
+            asked = json.loads(request.get_data())
+            account = str(asked["account"])
+            clock_offsets[account] = clock_offsets.get(account, 0.0) + float(asked["advance_seconds"])
+            body = json.dumps({"now": now_in(account).isoformat()})
+        elif request.path == "/_lpo/sign-in" and request.method == "POST":
+            asked = json.loads(request.get_data())
+            account = str(asked["account"])
+            user = iam_models.iam_backends[account]["aws"].get_user(asked["user"])
+            user.password_last_used = now_in(account)
+            body = json.dumps({"password_last_used": user.password_last_used.isoformat()})
         elif request.path == "/_lpo/health":
             body = json.dumps({"ok": True, "since": started.isoformat()})
         else:

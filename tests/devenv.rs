@@ -5,10 +5,12 @@
 
 mod support;
 
+use std::collections::HashMap;
+
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{TestNamespace, TestUsers, env, strong_password, unique};
+use support::{TestNamespace, TestUsers, env, strong_password, unique, unique_account_id};
 
 #[test]
 fn namespace_and_crd_round_trip_through_the_api_server() {
@@ -351,6 +353,127 @@ fn fault_injection_answers_with_iam_errors() {
         "the fault was used up: {error}"
     );
     assert_eq!(env.iam_calls(&user).get("GetLoginProfile"), Some(&2));
+}
+
+/// The credential report of `account` (generated if need be) as its
+/// GeneratedTime and the row of `user`, by column name.
+fn report_row(account: &str, user: &str) -> (String, HashMap<String, String>) {
+    let env = env();
+    support::wait_until("a credential report", Duration::from_secs(10), || {
+        env.aws_in(account, &["iam", "generate-credential-report"])
+            .is_ok_and(|answer| answer["State"] == "COMPLETE")
+    });
+    let report = env
+        .aws_in(account, &["iam", "get-credential-report"])
+        .unwrap();
+    let csv = String::from_utf8(base64_decode(report["Content"].as_str().unwrap())).unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with(&format!("{user},")))
+        .unwrap_or_else(|| panic!("{user} is not in the report"));
+    let row = header
+        .iter()
+        .zip(row.split(','))
+        .map(|(h, v)| (h.to_string(), v.to_string()))
+        .collect();
+    (report["GeneratedTime"].as_str().unwrap().to_string(), row)
+}
+
+/// A user with a console password in an AWS account of its own (the
+/// tests that move an account's clock must not move anyone else's).
+fn account_with_console_user(prefix: &str) -> (String, String) {
+    let env = env();
+    let account = unique_account_id();
+    let user = unique(prefix);
+    env.aws_in(&account, &["iam", "create-user", "--user-name", &user])
+        .unwrap();
+    env.aws_in(
+        &account,
+        &[
+            "iam",
+            "create-login-profile",
+            "--user-name",
+            &user,
+            "--password",
+            &strong_password("r"),
+        ],
+    )
+    .unwrap();
+    (account, user)
+}
+
+/// The report says when it was made (moto: 2015-02-02T20:02:02Z forever),
+/// and a new one is made once the last is over 4 hours old.
+#[test]
+fn credential_report_says_when_it_was_made() {
+    let env = env();
+    let (account, user) = account_with_console_user("emu-generated");
+    let (generated, _) = report_row(&account, &user);
+    let age = chrono::Utc::now().signed_duration_since(parse(&generated));
+    assert!(
+        age.num_seconds().abs() < 120,
+        "GeneratedTime {generated} is not now"
+    );
+    env.advance_clock(&account, 5 * 3600);
+    env.aws_in(&account, &["iam", "generate-credential-report"])
+        .unwrap();
+    let (later, _) = report_row(&account, &user);
+    let ahead = parse(&later).signed_duration_since(parse(&generated));
+    assert!(
+        (ahead.num_minutes() - 300).abs() <= 2,
+        "a report 5 hours later (the account's clock): {generated} then {later}"
+    );
+}
+
+/// password_next_rotation is the last change plus MaxPasswordAge (moto:
+/// not_supported), N/A without one; password_last_used follows a recorded
+/// sign-in; both on the account's clock, 46 days on.
+#[test]
+fn credential_report_says_when_a_password_must_rotate_and_was_last_used() {
+    let env = env();
+    let (account, user) = account_with_console_user("emu-rotate");
+    let run = |args: &[&str]| {
+        env.aws_in(&account, args)
+            .unwrap_or_else(|e| panic!("aws {args:?}: {e}"))
+    };
+    let (_, row) = report_row(&account, &user);
+    assert_eq!(
+        row["password_next_rotation"], "N/A",
+        "no MaxPasswordAge, no rotation"
+    );
+    assert_eq!(row["password_last_used"], "no_information");
+
+    run(&[
+        "iam",
+        "update-account-password-policy",
+        "--max-password-age",
+        "90",
+    ]);
+    env.advance_clock(&account, 46 * 86400);
+    run(&[
+        "iam",
+        "update-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        &strong_password("r2"),
+    ]);
+    env.record_sign_in(&account, &user);
+    let (_, row) = report_row(&account, &user);
+    let changed = parse(&row["password_last_changed"]);
+    let ahead = changed.signed_duration_since(chrono::Utc::now());
+    assert!(
+        (ahead.num_days() - 46).abs() <= 1,
+        "the change carries the account's clock: {changed}"
+    );
+    assert_eq!(
+        parse(&row["password_next_rotation"]),
+        changed + chrono::Duration::days(90),
+        "last change + MaxPasswordAge"
+    );
+    let used = parse(&row["password_last_used"]);
+    assert!(used >= changed, "signed in after the change: {used}");
 }
 
 fn password_last_changed(user: &str) -> String {

@@ -254,6 +254,26 @@ impl Env {
         self.hook("POST", "release", None);
     }
 
+    /// Moves AWS account `account`'s clock in the emulator forward by `seconds`
+    /// (password changes, sign-ins and reports after it carry the later time).
+    pub fn advance_clock(&self, account: &str, seconds: u64) {
+        self.hook(
+            "POST",
+            "clock",
+            Some(&serde_json::json!({"account": account, "advance_seconds": seconds})),
+        );
+    }
+
+    /// Records a console sign-in of `user` in `account` (the credential
+    /// report's password_last_used), at that account's clock.
+    pub fn record_sign_in(&self, account: &str, user: &str) {
+        self.hook(
+            "POST",
+            "sign-in",
+            Some(&serde_json::json!({"account": account, "user": user})),
+        );
+    }
+
     /// The writes IAM accepted (applied and answered with success) for `user`.
     pub fn accepted(&self, user: &str) -> HashMap<String, u64> {
         serde_json::from_value(self.hook("GET", &format!("calls?accepted=1&user={user}"), None))
