@@ -95,7 +95,7 @@ pub struct RunArgs {
     #[arg(long, env = "LPO_PASSWORD_POLICY_REFRESH", default_value = "10m", value_parser = positive_duration)]
     pub password_policy_refresh: Duration,
 
-    /// Least time between two IAM credential reports (used by passwordUpdatePolicy: Enforce; IAM makes one at most every 4 hours).
+    /// Least time between two IAM credential reports per account (for passwordUpdatePolicy: Enforce and console-access governance; IAM makes one at most every 4 hours).
     #[arg(long, env = "LPO_CREDENTIAL_REPORT_INTERVAL", default_value = "4h", value_parser = humantime::parse_duration)]
     pub credential_report_interval: Duration,
 
@@ -126,6 +126,10 @@ pub struct RunArgs {
     /// What deleting a LoginProfile that sets no spec.deletionPolicy does to its login profile: Delete or Retain.
     #[arg(long, env = "LPO_DEFAULT_DELETION_POLICY", default_value = "Delete", value_parser = deletion_policy)]
     pub default_deletion_policy: DeletionPolicy,
+
+    /// Report every LoginProfile's MFA, last sign-in and password expiry in status.console (docs/governance.md), as if each had `spec.governance: {}`. Off by default: it needs iam:GenerateCredentialReport and iam:GetCredentialReport, which an existing IAM policy may not grant; LoginProfiles and IAMAccounts with governance ask for the report anyway.
+    #[arg(long, env = "LPO_REPORT_CONSOLE_ACTIVITY")]
+    pub report_console_activity: bool,
 
     /// Log format.
     #[arg(long, env = "LPO_LOG_FORMAT", value_enum, default_value = "text")]

@@ -117,6 +117,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         max_backoff: args.max_backoff,
         secrets_manager_poll_interval: args.secrets_manager_poll_interval,
         default_deletion_policy: args.default_deletion_policy,
+        report_console_activity: args.report_console_activity,
     };
     let mut ctx = Context::new(
         client.clone(),

@@ -91,6 +91,10 @@ fn metrics(page: &mut String) {
     sample.secrets_manager_call("GetSecretValue", "ok");
     sample.set_profile_state("a/b".into(), None);
     sample.set_account_ready("a", None);
+    sample.set_console_findings(
+        "a/b".into(),
+        Some(("111122223333".into(), Default::default())),
+    );
     let text = sample.render();
     let mut help = std::collections::HashMap::new();
     for line in text.lines() {

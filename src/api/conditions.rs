@@ -9,6 +9,12 @@ pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
 
+/// Whether `type_` is one of the kstatus conditions built here (the
+/// others, such as governance's, are kept as they are).
+pub fn is_kstatus(type_: &str) -> bool {
+    [READY, RECONCILING, STALLED].contains(&type_)
+}
+
 /// The result of one reconcile, as status reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {

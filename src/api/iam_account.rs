@@ -136,6 +136,13 @@ pub struct IAMAccountSpec {
     /// password). Default false.
     #[serde(default)]
     pub allow_adoption: bool,
+
+    /// Console-access rules every LoginProfile in this account follows at
+    /// least (docs/governance.md): a LoginProfile may make a rule stricter
+    /// (shorter, or `DisableConsole`), never looser. Setting it turns on the
+    /// credential report for every LoginProfile here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub governance: Option<crate::api::governance::Governance>,
 }
 
 /// An IAM tag: key and value.

@@ -4,6 +4,8 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
+
+use crate::api::governance::{ConsoleStatus, Governance};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -133,6 +135,13 @@ pub struct LoginProfileSpec {
     /// IAMAccount named `default`. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_ref: Option<AccountRef>,
+
+    /// Console-access governance (docs/governance.md): report the person's
+    /// MFA, last sign-in and password expiry in `status.console`, and
+    /// optionally disable console access that breaks a rule. The
+    /// IAMAccount's `governance` is a floor: the stricter rule applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub governance: Option<Governance>,
 }
 
 /// A reference to an IAMAccount by name.
@@ -202,6 +211,17 @@ pub struct GeneratePassword {
     #[serde(default = "default_generated_length")]
     #[schemars(range(min = 8, max = 128))]
     pub length: u32,
+    /// A generated password is replaced (one UpdateLoginProfile) this long
+    /// before it expires under the account policy's MaxPasswordAge, so it
+    /// never expires. Default 7d. Needs the credential report, which a
+    /// policy with MaxPasswordAge turns on for generated passwords.
+    #[serde(default = "default_rotate_before")]
+    #[schemars(length(max = 6), regex(pattern = r"^[0-9]{1,5}[dhms]$"))]
+    pub rotate_before: String,
+}
+
+fn default_rotate_before() -> String {
+    "7d".into()
 }
 
 fn default_generated_length() -> u32 {
@@ -300,7 +320,13 @@ pub struct LoginProfileStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "date-time"))]
     pub writes_settled_through: Option<String>,
-    /// `Ready`, `Reconciling` and `Stalled`, as kstatus defines them.
+    /// The person behind the login profile, from IAM's credential report:
+    /// MFA, last use, expiry (with `spec.governance`, an IAMAccount
+    /// `governance` or `--report-console-activity`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleStatus>,
+    /// `Ready`, `Reconciling` and `Stalled`, as kstatus defines them; with
+    /// governance also `MFAActive`, `PasswordUsed` and `PasswordExpiring`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(transform = crate::api::schema::conditions)]
     pub conditions: Vec<Condition>,

@@ -3,6 +3,7 @@
 //! (reasons, kstatus conditions) lives here too.
 
 pub mod conditions;
+pub mod governance;
 pub mod iam_account;
 pub mod login_profile;
 pub mod reason;

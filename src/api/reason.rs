@@ -38,6 +38,10 @@ pub enum Reason {
     UserClaimed,
     /// The IAMAccount now acts in another AWS account than the profile lives in.
     AccountChanged,
+    /// A governance rule with `DisableConsole` deleted the login profile.
+    ConsoleDisabled,
+    /// `spec.governance` (or the IAMAccount's) does not parse.
+    InvalidGovernance,
     // Ready=False, transient
     /// The IAMAccount it names has not verified its credentials.
     AccountNotReady,
@@ -68,6 +72,8 @@ impl Reason {
         Reason::NotAdmitted,
         Reason::UserClaimed,
         Reason::AccountChanged,
+        Reason::ConsoleDisabled,
+        Reason::InvalidGovernance,
         Reason::AccountNotReady,
         Reason::AssumeRoleFailed,
         Reason::InUse,
@@ -159,6 +165,12 @@ impl Reason {
             Reason::AccountChanged => {
                 "the IAMAccount now acts in another AWS account than the profile lives in: restore it, or re-create the LoginProfile"
             }
+            Reason::ConsoleDisabled => {
+                "a governance rule (`mfa` or `unused` with `action: DisableConsole`) deleted the login profile; the message names the rule. Re-enable: a new `spec.governance.reenable` value or a new password (docs/governance.md)"
+            }
+            Reason::InvalidGovernance => {
+                "a period in `spec.governance` or the IAMAccount's `governance` does not parse: write it as digits and one of d, h, m, s"
+            }
             Reason::AccountNotReady => {
                 "the IAMAccount's credentials are not verified yet (`kubectl describe iamaccount`: `AssumeRoleFailed` says why); retried"
             }
@@ -194,6 +206,8 @@ impl Reason {
             Reason::NotAdmitted => "NotAdmitted",
             Reason::UserClaimed => "UserClaimed",
             Reason::AccountChanged => "AccountChanged",
+            Reason::ConsoleDisabled => "ConsoleDisabled",
+            Reason::InvalidGovernance => "InvalidGovernance",
             Reason::AccountNotReady => "AccountNotReady",
             Reason::AssumeRoleFailed => "AssumeRoleFailed",
             Reason::InUse => "InUse",
@@ -237,6 +251,8 @@ impl Reason {
                 | Reason::NotAdmitted
                 | Reason::UserClaimed
                 | Reason::AccountChanged
+                | Reason::ConsoleDisabled
+                | Reason::InvalidGovernance
                 | Reason::PasswordPolicyViolation
                 | Reason::LoginProfileExists
                 | Reason::AccessDenied

@@ -5,6 +5,7 @@
 
 use std::{
     collections::HashMap,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -13,6 +14,7 @@ use tokio::sync::Mutex;
 
 use crate::{
     aws::iam::{Iam, IamError},
+    rules::governance::PersonFacts,
     rules::password_policy::PasswordPolicy,
 };
 
@@ -20,40 +22,64 @@ pub struct AccountCache {
     policy_refresh: Duration,
     report_interval: Duration,
     policy: Mutex<Option<(PasswordPolicy, Instant)>>,
-    report: Mutex<Option<(CredentialReport, Instant)>>,
+    report: Mutex<Option<(Arc<CredentialReport>, Instant)>>,
 }
 
-/// `password_last_changed` per user, from the credential report's CSV.
+/// One credential report: per user, what it says of the console password
+/// and MFA, and when IAM generated it.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct CredentialReport {
-    password_last_changed: HashMap<String, DateTime<Utc>>,
+    pub generated: Option<DateTime<Utc>>,
+    users: HashMap<String, PersonFacts>,
 }
 
 impl CredentialReport {
-    /// Parses IAM's CSV. Users without a password (`N/A`) are left out.
-    pub fn parse(csv: &str) -> Self {
+    /// Parses IAM's CSV, by column name (IAM may add columns). A time
+    /// column that holds no time (`N/A`, `no_information`) is `None`.
+    pub fn parse(csv: &str, generated: Option<DateTime<Utc>>) -> Self {
         let mut lines = csv.lines();
         let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-        let (Some(user), Some(changed)) = (
-            header.iter().position(|h| *h == "user"),
-            header.iter().position(|h| *h == "password_last_changed"),
-        ) else {
+        let column = |name: &str| header.iter().position(|h| *h == name);
+        let Some(user) = column("user") else {
             return Self::default();
         };
-        let password_last_changed = lines
+        let (enabled, used, changed, mfa) = (
+            column("password_enabled"),
+            column("password_last_used"),
+            column("password_last_changed"),
+            column("mfa_active"),
+        );
+        let users = lines
             .filter_map(|line| {
                 let fields: Vec<&str> = line.split(',').collect();
-                let time = DateTime::parse_from_rfc3339(fields.get(changed)?).ok()?;
-                Some((fields.get(user)?.to_string(), time.with_timezone(&Utc)))
+                let field = |at: Option<usize>| at.and_then(|at| fields.get(at).copied());
+                let time = |at| {
+                    field(at)
+                        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.with_timezone(&Utc))
+                };
+                let facts = PersonFacts {
+                    password_enabled: field(enabled) == Some("true"),
+                    password_last_used: time(used),
+                    password_last_changed: time(changed),
+                    mfa_active: field(mfa) == Some("true"),
+                };
+                Some((fields.get(user)?.to_string(), facts))
             })
             .collect();
-        Self {
-            password_last_changed,
-        }
+        Self { generated, users }
+    }
+
+    /// What the report says of `user`; `None` if the user is not in it
+    /// (made after the report).
+    pub fn user(&self, user: &str) -> Option<&PersonFacts> {
+        self.users.get(user)
     }
 
     pub fn password_last_changed(&self, user: &str) -> Option<DateTime<Utc>> {
-        self.password_last_changed.get(user).copied()
+        self.user(user)
+            .filter(|facts| facts.password_enabled)
+            .and_then(|facts| facts.password_last_changed)
     }
 }
 
@@ -87,13 +113,13 @@ impl AccountCache {
         *self.policy.lock().await = None;
     }
 
-    /// When `user`'s password last changed, per the newest credential report
-    /// no older than the report interval. `None`: not known (yet).
-    pub async fn password_last_changed(
+    /// The newest credential report no older than the report interval
+    /// (generated and fetched when the cached one is older); `None` if IAM
+    /// had not finished making one after 5 seconds.
+    pub async fn credential_report(
         &self,
         iam: &impl Iam,
-        user: &str,
-    ) -> Result<Option<DateTime<Utc>>, IamError> {
+    ) -> Result<Option<Arc<CredentialReport>>, IamError> {
         let mut cached = self.report.lock().await;
         let fresh = cached
             .as_ref()
@@ -101,8 +127,9 @@ impl AccountCache {
         if !fresh {
             // IAM answers "started" first and "complete" a moment later.
             for attempt in 0..10 {
-                if let Some(csv) = iam.credential_report().await? {
-                    *cached = Some((CredentialReport::parse(&csv), Instant::now()));
+                if let Some(text) = iam.credential_report().await? {
+                    let report = CredentialReport::parse(&text.csv, text.generated);
+                    *cached = Some((Arc::new(report), Instant::now()));
                     break;
                 }
                 if attempt < 9 {
@@ -110,9 +137,20 @@ impl AccountCache {
                 }
             }
         }
-        Ok(cached
-            .as_ref()
-            .and_then(|(report, _)| report.password_last_changed(user)))
+        Ok(cached.as_ref().map(|(report, _)| report.clone()))
+    }
+
+    /// When `user`'s password last changed, per the newest credential report
+    /// no older than the report interval. `None`: not known (yet).
+    pub async fn password_last_changed(
+        &self,
+        iam: &impl Iam,
+        user: &str,
+    ) -> Result<Option<DateTime<Utc>>, IamError> {
+        Ok(self
+            .credential_report(iam)
+            .await?
+            .and_then(|report| report.password_last_changed(user)))
     }
 }
 
@@ -121,11 +159,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_password_last_changed() {
-        let csv = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation\n\
-                   alice,arn:aws:iam::1:user/alice,2026-11-27T09:00:00+00:00,true,no_information,2026-11-27T10:11:12+00:00,N/A\n\
-                   bob,arn:aws:iam::1:user/bob,2026-11-27T09:00:00+00:00,false,not_supported,N/A,N/A\n";
-        let report = CredentialReport::parse(csv);
+    fn parses_what_the_report_says_of_each_user() {
+        let csv = "user,arn,user_creation_time,password_enabled,password_last_used,password_last_changed,password_next_rotation,mfa_active\n\
+                   alice,arn:aws:iam::1:user/alice,2026-11-27T09:00:00+00:00,true,no_information,2026-11-27T10:11:12+00:00,N/A,true\n\
+                   bob,arn:aws:iam::1:user/bob,2026-11-27T09:00:00+00:00,false,not_supported,N/A,N/A,false\n\
+                   carl,arn:aws:iam::1:user/carl,2026-11-27T09:00:00+00:00,true,2026-11-28T08:00:00+00:00,2026-11-27T10:11:12+00:00,N/A,false\n";
+        let report = CredentialReport::parse(csv, None);
         assert_eq!(
             report.password_last_changed("alice").unwrap().to_rfc3339(),
             "2026-11-27T10:11:12+00:00"
@@ -135,6 +174,15 @@ mod tests {
             report.password_last_changed("carol"),
             None,
             "not in the report"
+        );
+        let alice = report.user("alice").unwrap();
+        assert!(alice.mfa_active && alice.password_enabled);
+        assert_eq!(alice.password_last_used, None, "never used");
+        let carl = report.user("carl").unwrap();
+        assert!(!carl.mfa_active);
+        assert_eq!(
+            carl.password_last_used.unwrap().to_rfc3339(),
+            "2026-11-28T08:00:00+00:00"
         );
     }
 }

@@ -25,6 +25,14 @@ use crate::{
     rules::password::Password, rules::password_policy::PasswordPolicy, rules::plan::IamProfile,
 };
 
+/// A credential report as IAM returned it.
+#[derive(Debug, Clone)]
+pub struct ReportText {
+    pub csv: String,
+    /// GeneratedTime: when IAM made the report (its facts are as of then).
+    pub generated: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// What an IAM call can fail with, as far as the reconciler cares.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IamError {
@@ -188,8 +196,10 @@ pub trait Iam: Send + Sync + 'static {
     ) -> impl Future<Output = Result<PasswordPolicy, IamError>> + Send;
 
     /// GenerateCredentialReport, then GetCredentialReport once the report is
-    /// complete: the report's CSV, or `None` while IAM is still making it.
-    fn credential_report(&self) -> impl Future<Output = Result<Option<String>, IamError>> + Send;
+    /// complete: the report, or `None` while IAM is still making it.
+    fn credential_report(
+        &self,
+    ) -> impl Future<Output = Result<Option<ReportText>, IamError>> + Send;
 
     /// ListUserTags: the value of the user's tag `key`, if it has one.
     /// NoSuchEntity (no such user) is an error.
@@ -515,7 +525,7 @@ impl Iam for AwsIam {
         .await
     }
 
-    async fn credential_report(&self) -> Result<Option<String>, IamError> {
+    async fn credential_report(&self) -> Result<Option<ReportText>, IamError> {
         self.call("GetCredentialReport", self.fetch_credential_report())
             .await
     }
@@ -594,6 +604,8 @@ impl AwsIam {
                     require_uppercase: policy.require_uppercase_characters(),
                     require_lowercase: policy.require_lowercase_characters(),
                     reuse_prevention: policy.password_reuse_prevention().unwrap_or(0).max(0) as u32,
+                    max_age_days: policy.max_password_age().unwrap_or(0).max(0) as u32,
+                    hard_expiry: policy.hard_expiry().unwrap_or(false),
                 },
                 None => PasswordPolicy::AwsDefault,
             }),
@@ -612,7 +624,7 @@ impl AwsIam {
         }
     }
 
-    async fn fetch_credential_report(&self) -> Result<Option<String>, IamError> {
+    async fn fetch_credential_report(&self) -> Result<Option<ReportText>, IamError> {
         let generated = self
             .client
             .generate_credential_report()
@@ -645,9 +657,13 @@ impl AwsIam {
                     _ => None,
                 })
             })?;
-        Ok(report
-            .content()
-            .map(|blob| String::from_utf8_lossy(blob.as_ref()).into_owned()))
+        let generated = report
+            .generated_time()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos()));
+        Ok(report.content().map(|blob| ReportText {
+            csv: String::from_utf8_lossy(blob.as_ref()).into_owned(),
+            generated,
+        }))
     }
 }
 

@@ -36,6 +36,7 @@ impl<I: Iam> Context<I> {
         Ok(InAccount {
             shared: self,
             account: self.accounts.get(&account).await,
+            iam_account: account,
             account_id,
         })
     }

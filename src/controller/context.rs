@@ -21,6 +21,7 @@ use kube::{
 
 use crate::{
     api::conditions::Outcome,
+    api::iam_account::IAMAccount,
     api::login_profile::DeletionPolicy,
     api::login_profile::LoginProfile,
     api::reason::Reason,
@@ -49,6 +50,9 @@ pub struct Settings {
     pub secrets_manager_poll_interval: Duration,
     /// The deletion policy of LoginProfiles that set none.
     pub default_deletion_policy: DeletionPolicy,
+    /// Report status.console for every LoginProfile, not only those whose
+    /// governance (or IAMAccount's) asks.
+    pub report_console_activity: bool,
 }
 
 /// What every reconcile shares.
@@ -81,6 +85,8 @@ pub struct Context<I: Iam> {
 pub(crate) struct InAccount<'a, I: Iam> {
     pub(crate) shared: &'a Context<I>,
     pub(crate) account: Arc<Account<I>>,
+    /// The IAMAccount that admitted it (its governance is a floor).
+    pub(crate) iam_account: Arc<IAMAccount>,
     /// The verified AWS account id, recorded in status.
     pub(crate) account_id: String,
 }

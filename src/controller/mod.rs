@@ -1,6 +1,7 @@
 //! The LoginProfile reconciler, read top to bottom: admit (`admit.rs`,
-//! before any AWS call) -> observe (`observe.rs`: the password source, then
-//! IAM as far as needed) -> decide (`decide.rs` over the pure
+//! before any AWS call) -> observe (`observe.rs`: the password source) ->
+//! govern (`governance.rs`: the person's MFA, last use and expiry from the
+//! shared credential report) -> observe IAM as far as needed -> decide (`decide.rs` over the pure
 //! rules/plan.rs) -> act (`act.rs`: at most the IAM call the plan needs) ->
 //! report (`report.rs`: one status patch, an Event on each transition);
 //! `cleanup.rs` while it is being deleted. What the steps share is in
@@ -21,6 +22,8 @@ use act::act;
 use cleanup::cleanup;
 use context::key;
 use decide::decide;
+use governance::Governed;
+use governance::govern;
 use observe::Look;
 use observe::observe_iam;
 use observe::observe_source;
@@ -44,6 +47,7 @@ mod cleanup;
 mod context;
 mod decide;
 mod drift_checks;
+mod governance;
 mod iam_accounts;
 mod memory;
 mod observe;
@@ -119,7 +123,7 @@ fn converged(lp: &LoginProfile) -> bool {
 
 /// observe -> decide -> act -> report for a LoginProfile that is not being deleted.
 async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Action, Error> {
-    let mut lp = cached.clone();
+    let lp = cached.clone();
     let user = lp.user_name();
     if let Some(message) = lp.user_name_problem() {
         return fail(&lp, shared, Outcome::new(Reason::InvalidUserName, message)).await;
@@ -137,6 +141,12 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
         }
         source => source,
     };
+    // 2. Govern: the person's MFA, last use and expiry (the shared
+    // credential report), and the rules over them.
+    let mut lp = match govern(lp, ctx, &user, &source).await? {
+        Governed::Continue(lp) => *lp,
+        Governed::Done(action) => return Ok(action),
+    };
     if let Ok(desired) = &source
         && let Some(later) = ctx.no_iam_call_needed(&lp, desired)
     {
@@ -152,7 +162,7 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
         Err(outcome) => return fail(&lp, ctx, outcome).await,
     };
 
-    // 2. Decide (pure, plan.rs), 3. act. A create-first guess that IAM
+    // 3. Decide (pure, plan.rs), 4. act. A create-first guess that IAM
     // answers with "exists" is looked at once, on a fresh read of the object
     // (the cached one may not show this operator's own last status yet).
     let mut source = source;
@@ -177,7 +187,7 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
         }
     };
 
-    // 4. Report.
+    // 5. Report.
     let mut next = next_status(&lp, &user, &iam, &acted, source.ok().as_ref());
     next.account_id = Some(ctx.account_id.clone());
     if acted.sent_password.is_some() {

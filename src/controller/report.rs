@@ -158,7 +158,7 @@ pub(super) async fn settle_marks<I: Iam>(
 /// One server-side apply of the whole status, with the resourceVersion it
 /// was computed from: if the object changed since (this copy is stale), the
 /// API server answers 409 and nothing a newer write recorded is erased.
-async fn patch_status<I: Iam>(
+pub(super) async fn patch_status<I: Iam>(
     lp: &LoginProfile,
     ctx: &Context<I>,
     status: &LoginProfileStatus,
@@ -191,8 +191,15 @@ pub(super) async fn report<I: Iam>(
     let previous = lp.status.clone().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     next.observed_generation = lp.metadata.generation;
+    // Conditions beside kstatus' (governance's) are kept as the caller has them.
+    let others: Vec<_> = next
+        .conditions
+        .drain(..)
+        .filter(|c| !conditions::is_kstatus(&c.type_))
+        .collect();
     next.conditions =
         conditions::conditions(&previous.conditions, outcome, lp.metadata.generation, &now);
+    next.conditions.extend(others);
     let transition = conditions::ready_changed(&previous.conditions, &next.conditions);
     if next != previous {
         patch_status(lp, ctx, &next).await.map_err(Error::Kube)?;

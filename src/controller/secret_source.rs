@@ -7,7 +7,7 @@ use k8s_openapi::{ByteString, api::core::v1::Secret};
 
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{ObjectMeta, PostParams},
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
 };
 
 use crate::{
@@ -112,6 +112,44 @@ pub async fn create_generated(
     match secrets.create(&PostParams::default(), &secret).await {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(status)) if status.is_already_exists() => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Puts a new password into the Secret the operator generated for `lp`
+/// (it carries the `generated-for` label naming `lp`), if the Secret is
+/// still at `resource_version`. False when it is not the operator's, or
+/// changed meanwhile: a password someone else wrote is never replaced.
+pub async fn replace_generated(
+    client: &Client,
+    lp: &LoginProfile,
+    reference: &SecretKeyRef,
+    password: &Password,
+    resource_version: &str,
+) -> Result<bool, kube::Error> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &lp.namespace().unwrap_or_default());
+    let Some(secret) = secrets.get_opt(&reference.name).await? else {
+        return Ok(false);
+    };
+    let ours = secret.labels().get(GENERATED_FOR_LABEL) == Some(&lp.name_any());
+    if !ours || secret.resource_version().as_deref() != Some(resource_version) {
+        return Ok(false);
+    }
+    let value = ByteString(password.expose().as_bytes().to_vec());
+    let patch = serde_json::json!({
+        "metadata": {"resourceVersion": resource_version},
+        "data": {reference.key.as_str(): value},
+    });
+    match secrets
+        .patch(
+            &reference.name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.is_conflict() => Ok(false),
         Err(error) => Err(error),
     }
 }

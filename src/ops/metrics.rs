@@ -28,6 +28,36 @@ struct ConditionLabels {
     condition: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConsoleLabels {
+    /// The AWS account id: one per IAMAccount, so bounded.
+    account_id: String,
+    finding: &'static str,
+}
+
+/// What governance found about one LoginProfile's person, for the
+/// `console_users` gauge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ConsoleFindings {
+    pub no_mfa: bool,
+    pub unused: bool,
+    pub expiring: bool,
+    pub disabled: bool,
+}
+
+impl ConsoleFindings {
+    const LABELS: [&'static str; 4] = ["no_mfa", "unused", "expiring", "disabled"];
+
+    fn has(self, finding: &str) -> bool {
+        match finding {
+            "no_mfa" => self.no_mfa,
+            "unused" => self.unused,
+            "expiring" => self.expiring,
+            _ => self.disabled,
+        }
+    }
+}
+
 /// Where a managed LoginProfile stands, for the `profiles` gauge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProfileState {
@@ -56,6 +86,10 @@ pub struct Metrics {
     resync_period: Gauge<f64, std::sync::atomic::AtomicU64>,
     leader: Gauge,
     accounts: Family<ConditionLabels, Gauge>,
+    console: Family<ConsoleLabels, Gauge>,
+    /// Governance findings of each object, keyed by namespace/name, with
+    /// its account id; never exported by object.
+    console_states: Mutex<HashMap<String, (String, ConsoleFindings)>>,
     /// Whether each IAMAccount is ready, by name; never exported as a label.
     account_states: Mutex<HashMap<String, bool>>,
     /// The state of each managed object, keyed by namespace/name, so the
@@ -114,6 +148,12 @@ impl Default for Metrics {
             "IAMAccounts by condition (ready: their credentials work; not_ready)",
             accounts.clone(),
         );
+        let console = Family::<ConsoleLabels, Gauge>::default();
+        registry.register(
+            "console_users",
+            "LoginProfiles whose person breaks a console-access rule, by AWS account id and finding (no_mfa, unused, expiring, disabled), from the credential report",
+            console.clone(),
+        );
         // Every result from zero, so rates and ratios exist before the first error.
         for result in ["ok", "stalled", "error"] {
             let _ = reconciles.get_or_create(&ResultLabels { result });
@@ -128,6 +168,8 @@ impl Default for Metrics {
             resync_period,
             leader,
             accounts,
+            console,
+            console_states: Mutex::new(HashMap::new()),
             account_states: Mutex::new(HashMap::new()),
             states: Mutex::new(HashMap::new()),
         }
@@ -161,6 +203,47 @@ impl Metrics {
             None => states.remove(&key),
         };
         self.count_profiles(&states);
+    }
+
+    /// Records what governance found for one object (`None`: nothing, or
+    /// it is gone) and recounts its account's series.
+    pub fn set_console_findings(&self, key: String, found: Option<(String, ConsoleFindings)>) {
+        let mut states = self
+            .console_states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let before = match found {
+            Some(found) => states.insert(key, found),
+            None => states.remove(&key),
+        };
+        self.count_console(&states, before.map(|(account, _)| account));
+    }
+
+    /// Recounts every account that has a series, and `also` (an account
+    /// whose last object may just have gone: its series drop to zero).
+    fn count_console(
+        &self,
+        states: &HashMap<String, (String, ConsoleFindings)>,
+        also: Option<String>,
+    ) {
+        let mut accounts: Vec<String> = states.values().map(|(a, _)| a.clone()).collect();
+        accounts.extend(also);
+        accounts.sort();
+        accounts.dedup();
+        for account_id in accounts {
+            for finding in ConsoleFindings::LABELS {
+                let count = states
+                    .values()
+                    .filter(|(a, f)| *a == account_id && f.has(finding))
+                    .count();
+                self.console
+                    .get_or_create(&ConsoleLabels {
+                        account_id: account_id.clone(),
+                        finding,
+                    })
+                    .set(count as i64);
+            }
+        }
     }
 
     /// How many LoginProfiles the operator has a state for.
@@ -207,6 +290,15 @@ impl Metrics {
         let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         states.retain(|key, _| keep(key));
         self.count_profiles(&states);
+        let mut console = self
+            .console_states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let accounts: Vec<String> = console.values().map(|(a, _)| a.clone()).collect();
+        console.retain(|key, _| keep(key));
+        for account in accounts {
+            self.count_console(&console, Some(account));
+        }
     }
 
     fn count_profiles(&self, states: &HashMap<String, ProfileState>) {
@@ -263,5 +355,26 @@ mod tests {
             !text.contains("team-a-account"),
             "account names never become labels"
         );
+        let no_mfa = ConsoleFindings {
+            no_mfa: true,
+            ..ConsoleFindings::default()
+        };
+        metrics.set_console_findings("team-a/bob".into(), Some(("111122223333".into(), no_mfa)));
+        metrics.set_console_findings("team-a/eve".into(), Some(("111122223333".into(), no_mfa)));
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"loginprofile_console_users{account_id="111122223333",finding="no_mfa"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"loginprofile_console_users{account_id="111122223333",finding="disabled"} 0"#
+        ));
+        metrics.set_console_findings("team-a/bob".into(), None);
+        metrics.retain_profiles(|key| key != "team-a/eve");
+        assert!(metrics.render().contains(
+            r#"loginprofile_console_users{account_id="111122223333",finding="no_mfa"} 0"#
+        ));
     }
 }

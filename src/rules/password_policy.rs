@@ -21,6 +21,11 @@ pub enum PasswordPolicy {
         require_lowercase: bool,
         /// How many previous passwords IAM refuses to take again (0: none).
         reuse_prevention: u32,
+        /// MaxPasswordAge in days (0: passwords never expire).
+        max_age_days: u32,
+        /// HardExpiry: an expired password cannot be changed at sign-in;
+        /// only an administrator can set a new one.
+        hard_expiry: bool,
     },
 }
 
@@ -90,6 +95,21 @@ impl PasswordPolicy {
         matches!(self, PasswordPolicy::Custom { reuse_prevention, .. } if *reuse_prevention > 0)
     }
 
+    /// How long a password lives (MaxPasswordAge), and whether its expiry
+    /// is hard; `None` when passwords never expire.
+    pub fn expiry(&self) -> Option<(chrono::Duration, bool)> {
+        match *self {
+            PasswordPolicy::Custom {
+                max_age_days,
+                hard_expiry,
+                ..
+            } if max_age_days > 0 => {
+                Some((chrono::Duration::days(max_age_days.into()), hard_expiry))
+            }
+            _ => None,
+        }
+    }
+
     fn minimum_length(&self) -> usize {
         match self {
             PasswordPolicy::AwsDefault => 8,
@@ -146,6 +166,8 @@ mod tests {
             require_uppercase: true,
             require_lowercase: true,
             reuse_prevention: 0,
+            max_age_days: 0,
+            hard_expiry: false,
         }
     }
 

@@ -66,11 +66,11 @@ before the LoginProfiles whose finalizers need these rights. */ -}}
   verbs: ["get", "list", "watch"]
 {{- end -}}
 
-{{- /* Secrets: only in the watched namespaces (or everywhere without watchNamespaces). */ -}}
+{{- /* Secrets: only in the watched namespaces (or everywhere without watchNamespaces); with generated passwords also create, and patch to replace one before it expires (only Secrets labelled generated-for). */ -}}
 {{- define "lpo.secretRules" -}}
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "list", "watch"{{ if .Values.generatedPasswords.enabled }}, "create"{{ end }}]
+  verbs: ["get", "list", "watch"{{ if .Values.generatedPasswords.enabled }}, "create", "patch"{{ end }}]
 {{- end -}}
 
 {{- /* What kube-score and checkov (tests/chart.rs runs both) would flag on
