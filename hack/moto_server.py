@@ -12,7 +12,9 @@ Besides the corrections there are two test hooks, both under /_lpo/ and never
 part of IAM:
 - GET /_lpo/calls?user=NAME: IAM and Secrets Manager calls received, by
   action, optionally only those naming one UserName (IAM) or SecretId
-  (Secrets Manager): tests count calls at the emulator, not in the operator.
+  (Secrets Manager), or account-wide calls (credential reports, the password
+  policy) with user=account:ACCOUNT_ID: tests count calls at the emulator,
+  not in the operator.
   DELETE /_lpo/calls resets the counters.
 - GET /_lpo/calls?user=NAME&accepted=1: only the calls that were applied
   and answered with success (the writes IAM accepted).
@@ -434,7 +436,9 @@ def count_and_inject(response_class, key_param: str, make_error) -> None:
 
     def call_action(self):
         action = self._get_action()
-        key = self._get_param(key_param) or ""
+        # Account-wide calls (no UserName: credential reports, the password
+        # policy) are counted per account.
+        key = self._get_param(key_param) or f"account:{self.current_account}"
         with calls_lock:
             calls[(action, key)] += 1
             fault = matching_fault(action, key)

@@ -12,8 +12,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::*;
 
-const CONVERGE: Duration = Duration::from_secs(30);
-
 /// Every operator verifies every IAMAccount in the cluster (it assumes each
 /// role once), so the emulator's AssumeRole counts belong to one operator
 /// only while no other test's operator runs: these tests take turns.
@@ -91,42 +89,6 @@ impl Account {
     /// The user's login profile in this account, read with its credentials.
     fn login_profile(&self, user: &str) -> Result<Value, String> {
         self.aws(&["iam", "get-login-profile", "--user-name", user])
-    }
-}
-
-fn get_account(name: &str) -> Value {
-    serde_json::from_str(&env().kubectl_ok(&["get", "iamaccount", name, "-o", "json"])).unwrap()
-}
-
-fn wait_account_ready(name: &str, status: &str, reason: &str) -> Value {
-    wait_for(
-        &format!("IAMAccount {name} Ready={status} {reason}"),
-        CONVERGE,
-        || {
-            let account = get_account(name);
-            let ready = ready(&account)?;
-            (ready.0 == status && ready.1 == reason).then_some(account)
-        },
-    )
-}
-
-/// Deletes the IAMAccounts a test made (their finalizer is removed, so a
-/// test that failed half-way leaves nothing stuck).
-struct TestAccounts(Vec<String>);
-
-impl Drop for TestAccounts {
-    fn drop(&mut self) {
-        for name in &self.0 {
-            let _ = env().kubectl(&[
-                "patch",
-                "iamaccount",
-                name,
-                "--type=merge",
-                "-p",
-                r#"{"metadata":{"finalizers":null}}"#,
-            ]);
-            let _ = env().kubectl(&["delete", "iamaccount", name, "--wait=false"]);
-        }
     }
 }
 

@@ -115,6 +115,11 @@ pub struct ConsoleStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub rules: Option<String>,
+    /// The `passwordExpiresAt` a generated password was last replaced
+    /// ahead of (so one report's expiry causes one replacement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
+    pub replaced_for_expiry: Option<String>,
     /// Set while a rule keeps console access off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<ConsoleDisabled>,

@@ -51,15 +51,21 @@ pub(super) async fn govern<I: Iam>(
 ) -> Result<Governed, Error> {
     let floor = ctx.iam_account.spec.governance.as_ref();
     let own = lp.spec.governance.as_ref();
-    let policy = ctx
-        .account
-        .facts
-        .password_policy(&ctx.account.iam)
-        .await
-        .ok();
+    let asked = own.is_some() || floor.is_some() || ctx.settings.report_console_activity;
+    // The (cached) policy says when passwords expire; without governance
+    // only a generated password needs to know.
+    let policy = if asked || lp.spec.generate_password.is_some() {
+        ctx.account
+            .facts
+            .password_policy(&ctx.account.iam)
+            .await
+            .ok()
+    } else {
+        None
+    };
     let expiry = policy.as_ref().and_then(|p| p.expiry());
     let rotates = lp.spec.generate_password.is_some() && expiry.is_some();
-    if own.is_none() && floor.is_none() && !ctx.settings.report_console_activity && !rotates {
+    if !asked && !rotates {
         return Ok(Governed::Continue(Box::new(forget(lp, ctx).await?)));
     }
     let rules = match governance::in_force(own, floor) {
@@ -100,6 +106,7 @@ pub(super) async fn govern<I: Iam>(
             .map(governance::time),
         password_expires_at: None,
         rules: Some(rules.describe()),
+        replaced_for_expiry: previous.replaced_for_expiry.clone(),
         disabled: previous.disabled.clone(),
     };
 
@@ -145,7 +152,7 @@ pub(super) async fn govern<I: Iam>(
             facts,
             now,
             profile_created: time_of(status.create_date.as_deref()),
-            last_applied: time_of(status.password_last_applied_time.as_deref()),
+            replaced_for: time_of(previous.replaced_for_expiry.as_deref()),
             expiry,
             rotate_before: generated_rotation(&lp),
         },
@@ -158,13 +165,19 @@ pub(super) async fn govern<I: Iam>(
             .map(Governed::Done);
     }
     set_findings(&lp, ctx, Some(&judged), false);
+    // Replaced first, recorded after: a crash in between costs one more
+    // replacement, never a password left to expire.
+    let replaced = match (source, &policy) {
+        (Ok(desired), Some(policy)) if judged.rotate_due && desired.applied == Applied::Same => {
+            replace_generated(&lp, ctx, user, policy, desired).await
+        }
+        _ => false,
+    };
+    if replaced {
+        console.replaced_for_expiry = console.password_expires_at.clone();
+    }
     lp = record(lp, ctx, Some(console), &judged.findings).await?;
-    if judged.rotate_due
-        && let Ok(desired) = source
-        && desired.applied == Applied::Same
-        && let Some(policy) = &policy
-        && replace_generated(&lp, ctx, user, policy, desired).await
-    {
+    if replaced {
         return Ok(Governed::Done(Action::requeue(Duration::from_secs(1))));
     }
     Ok(Governed::Continue(Box::new(lp)))

@@ -203,9 +203,11 @@ pub struct Inputs<'a> {
     pub now: DateTime<Utc>,
     /// The login profile's CreateDate; `None`: it has none.
     pub profile_created: Option<DateTime<Utc>>,
-    /// When the operator last sent a password (newer than the report's
-    /// `password_last_changed` until the next report).
-    pub last_applied: Option<DateTime<Utc>>,
+    /// The expiry a generated password was last replaced for: until the
+    /// next report shows the new password's change, the report still gives
+    /// that expiry, and it must not cause a second replacement. (IAM's
+    /// clock only: the operator's own may differ.)
+    pub replaced_for: Option<DateTime<Utc>>,
     /// MaxPasswordAge and HardExpiry of the account policy.
     pub expiry: Option<(Duration, bool)>,
     /// For a password the operator generated: `rotateBefore`.
@@ -352,18 +354,15 @@ pub fn judge(rules: &Rules, inputs: &Inputs) -> Judged {
     };
     judged.findings.push(used);
 
-    // Expiry: the last change IAM reported, or the operator's own later one.
-    let changed = match (facts.password_last_changed, inputs.last_applied) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
-    let expiring = match (inputs.expiry, changed) {
+    // Expiry: from the last change the report shows.
+    let expiring = match (inputs.expiry, facts.password_last_changed) {
         (Some((max_age, hard)), Some(changed)) => {
             let expires_at = changed + max_age;
             judged.expires_at = Some(expires_at);
             judged.rotate_due = inputs
                 .rotate_before
-                .is_some_and(|before| now >= expires_at - before);
+                .is_some_and(|before| now >= expires_at - before)
+                && inputs.replaced_for != Some(expires_at);
             let hard = if hard {
                 "; the account policy sets HardExpiry: once expired, only an administrator can set a new one"
             } else {
@@ -635,13 +634,11 @@ mod tests {
         assert!(!warned.rotate_due);
         inputs.now = at(84);
         assert!(judge(&rules, &inputs).rotate_due);
-        // The operator's own newer change counts before the next report.
-        inputs.last_applied = Some(at(84));
-        let rotated = judge(&rules, &inputs);
-        assert_eq!(rotated.expires_at, Some(at(174)));
-        assert!(!rotated.rotate_due);
+        // Replaced: the same report (same expiry) does not replace it again.
+        inputs.replaced_for = Some(at(90));
+        assert!(!judge(&rules, &inputs).rotate_due);
         // Not generated: reported, never rotated.
-        inputs.last_applied = None;
+        inputs.replaced_for = None;
         inputs.rotate_before = None;
         inputs.now = at(91);
         let expired = judge(&rules, &inputs);

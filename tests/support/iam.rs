@@ -19,9 +19,22 @@ pub struct TestUsers {
 /// name, in one Python process of the emulator's venv; errors are ignored
 /// (cleanup of what may not exist).
 fn bulk_users(call: &str, names: &[String]) {
+    bulk_users_in(None, call, names)
+}
+
+/// [`bulk_users`] in AWS account `account` (through the role AWS
+/// Organizations makes in each account), or the default one.
+fn bulk_users_in(account: Option<&str>, call: &str, names: &[String]) {
+    let client = match account {
+        Some(account) => format!(
+            "c = boto3.client('sts').assume_role(RoleArn='arn:aws:iam::{account}:role/OrganizationAccountAccessRole', RoleSessionName='tests')['Credentials']\n\
+             iam = boto3.client('iam', aws_access_key_id=c['AccessKeyId'], aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])\n"
+        ),
+        None => "iam = boto3.client('iam')\n".to_string(),
+    };
     let script = format!(
         "import boto3, sys\n\
-         iam = boto3.client('iam')\n\
+         {client}\
          for name in sys.stdin.read().split():\n\
          \x20   try:\n\
          \x20       if '{call}' == 'delete_user':\n\
@@ -39,6 +52,11 @@ fn bulk_users(call: &str, names: &[String]) {
         "boto3 {call}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Creates IAM users `names` in AWS account `account` (one process).
+pub fn create_users_in(account: &str, names: &[String]) {
+    bulk_users_in(Some(account), "create_user", names);
 }
 
 impl TestUsers {
@@ -124,8 +142,25 @@ pub fn iam_writes(user: &str) -> u64 {
 /// ChangePassword as the IAM user itself, with an access key of its own (the
 /// way the user changes the password at sign-in). The key is deleted after.
 pub fn change_password_as_user(user: &str, old: &str, new: &str) -> Result<(), String> {
+    change_password_as_user_in(None, user, old, new)
+}
+
+/// [`change_password_as_user`] for a user of AWS account `account` (`None`:
+/// the emulator's default account).
+pub fn change_password_as_user_in(
+    account: Option<&str>,
+    user: &str,
+    old: &str,
+    new: &str,
+) -> Result<(), String> {
     let env = env();
-    let key = env.aws_ok(&["iam", "create-access-key", "--user-name", user]);
+    let admin = |args: &[&str]| match account {
+        Some(account) => env
+            .aws_in(account, args)
+            .unwrap_or_else(|e| panic!("aws {args:?} in {account}: {e}")),
+        None => env.aws_ok(args),
+    };
+    let key = admin(&["iam", "create-access-key", "--user-name", user]);
     let key_id = key["AccessKey"]["AccessKeyId"]
         .as_str()
         .unwrap()
@@ -145,9 +180,10 @@ pub fn change_password_as_user(user: &str, old: &str, new: &str) -> Result<(), S
             "AWS_SECRET_ACCESS_KEY",
             key["AccessKey"]["SecretAccessKey"].as_str().unwrap(),
         )
+        .env_remove("AWS_SESSION_TOKEN")
         .output()
         .expect("aws runs");
-    env.aws_ok(&[
+    admin(&[
         "iam",
         "delete-access-key",
         "--user-name",

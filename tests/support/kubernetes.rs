@@ -58,10 +58,15 @@ pub fn get_lp(namespace: &str, name: &str) -> Value {
 /// The Ready condition (status, reason, message) once the operator has
 /// written one.
 pub fn ready(lp: &Value) -> Option<(String, String, String)> {
+    condition(lp, "Ready")
+}
+
+/// Condition `type_` (status, reason, message), if status has it.
+pub fn condition(lp: &Value, type_: &str) -> Option<(String, String, String)> {
     lp["status"]["conditions"]
         .as_array()?
         .iter()
-        .find(|c| c["type"] == "Ready")
+        .find(|c| c["type"] == type_)
         .map(|c| {
             (
                 c["status"].as_str().unwrap_or_default().to_string(),
@@ -226,6 +231,16 @@ pub fn seconds(time: &str) -> i64 {
 /// Applies a Secret and a LoginProfile `lp-<i>` for each of `users`, in one
 /// kubectl call, and returns each user's password.
 pub fn apply_many(namespace: &str, users: &[String], tag: &str) -> HashMap<String, String> {
+    apply_many_with(namespace, users, tag, json!({}))
+}
+
+/// [`apply_many`] with `extra_spec` in every LoginProfile's spec.
+pub fn apply_many_with(
+    namespace: &str,
+    users: &[String],
+    tag: &str,
+    extra_spec: Value,
+) -> HashMap<String, String> {
     let mut manifest = String::new();
     let mut passwords = HashMap::new();
     for (i, user) in users.iter().enumerate() {
@@ -233,11 +248,11 @@ pub fn apply_many(namespace: &str, users: &[String], tag: &str) -> HashMap<Strin
         let name = format!("lp-{i}");
         manifest += &secret(namespace, &name, &[("password", &password)]);
         manifest += "\n---\n";
-        manifest += &login_profile(
-            namespace,
-            &name,
-            json!({"userName": user, "passwordSecretRef": {"name": name}}),
-        );
+        let mut spec = json!({"userName": user, "passwordSecretRef": {"name": name}});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra_spec.as_object().cloned().unwrap_or_default());
+        manifest += &login_profile(namespace, &name, spec);
         manifest += "\n---\n";
         passwords.insert(user.clone(), password);
     }
@@ -382,4 +397,40 @@ pub fn iam_account(name: &str, spec: Value) -> String {
         "spec": spec,
     })
     .to_string()
+}
+
+pub fn get_account(name: &str) -> Value {
+    serde_json::from_str(&env().kubectl_ok(&["get", "iamaccount", name, "-o", "json"])).unwrap()
+}
+
+pub fn wait_account_ready(name: &str, status: &str, reason: &str) -> Value {
+    wait_for(
+        &format!("IAMAccount {name} Ready={status} {reason}"),
+        CONVERGE,
+        || {
+            let account = get_account(name);
+            let ready = ready(&account)?;
+            (ready.0 == status && ready.1 == reason).then_some(account)
+        },
+    )
+}
+
+/// Deletes the IAMAccounts a test made (their finalizer is removed, so a
+/// test that failed half-way leaves nothing stuck).
+pub struct TestAccounts(pub Vec<String>);
+
+impl Drop for TestAccounts {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = env().kubectl(&[
+                "patch",
+                "iamaccount",
+                name,
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ]);
+            let _ = env().kubectl(&["delete", "iamaccount", name, "--wait=false"]);
+        }
+    }
 }

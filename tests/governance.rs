@@ -1,0 +1,452 @@
+//! Console-access governance (docs/governance.md) against the real API
+//! server and the corrected emulator. Each test works in an AWS account of
+//! its own, whose clock it moves forward (so rules over days run in
+//! seconds without touching other tests), and reads results back the way a
+//! person would: kubectl for status and Events, the AWS CLI in that account
+//! for the login profile, the emulator's counters for IAM calls.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::*;
+
+const DAY: u64 = 24 * 3600;
+
+/// An AWS account of the emulator, an IAMAccount admitting one namespace
+/// there, and an operator watching that namespace.
+struct Governed {
+    account: String,
+    iam_account: String,
+    ns: TestNamespace,
+    _operator: Operator,
+    _accounts: TestAccounts,
+}
+
+impl Governed {
+    fn new(prefix: &str, floor: Option<Value>) -> Self {
+        Self::with_report_interval(prefix, floor, "1s")
+    }
+
+    fn with_report_interval(prefix: &str, floor: Option<Value>, interval: &str) -> Self {
+        let account = unique_account_id();
+        let ns = TestNamespace::with_account(prefix, None);
+        let name = unique(prefix).to_lowercase();
+        let mut spec = json!({
+            "roleArn": format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole"),
+            "namespaces": [ns.name],
+            "userNames": ["*"],
+        });
+        if let Some(floor) = floor {
+            spec["governance"] = floor;
+        }
+        env().apply_ok(&iam_account(&name, spec));
+        let operator = Operator::start(
+            &ns.name,
+            &[
+                "--resync-period",
+                "2s",
+                "--credential-report-interval",
+                interval,
+            ],
+        );
+        wait_account_ready(&name, "True", "Verified");
+        Self {
+            account,
+            _accounts: TestAccounts(vec![name.clone()]),
+            iam_account: name,
+            ns,
+            _operator: operator,
+        }
+    }
+
+    fn ns(&self) -> &str {
+        &self.ns.name
+    }
+
+    fn aws(&self, args: &[&str]) -> Value {
+        env()
+            .aws_in(&self.account, args)
+            .unwrap_or_else(|e| panic!("aws {args:?} in {}: {e}", self.account))
+    }
+
+    fn create_user(&self, prefix: &str) -> String {
+        let user = unique(prefix);
+        self.aws(&["iam", "create-user", "--user-name", &user]);
+        user
+    }
+
+    /// A Secret holding `password` (unless the spec generates one) and a
+    /// LoginProfile for `user` in this account.
+    fn apply(&self, name: &str, user: &str, password: Option<&str>, extra: Value) {
+        if let Some(password) = password {
+            env().apply_ok(&secret(self.ns(), name, &[("password", password)]));
+        }
+        let mut spec = json!({
+            "userName": user,
+            "accountRef": {"name": self.iam_account},
+            "passwordSecretRef": {"name": name},
+        });
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        env().apply_ok(&login_profile(self.ns(), name, spec));
+    }
+
+    fn has_login_profile(&self, user: &str) -> bool {
+        env()
+            .aws_in(
+                &self.account,
+                &["iam", "get-login-profile", "--user-name", user],
+            )
+            .is_ok()
+    }
+
+    fn advance_days(&self, days: u64) {
+        env().advance_clock(&self.account, days * DAY);
+    }
+
+    /// The operator's report is at most a second old; IAM's is new once
+    /// the account's clock moved over 4 hours: wait for the one made after
+    /// `after` (RFC 3339) to reach status.
+    fn wait_report_after(&self, name: &str, after: &str) -> Value {
+        wait_for(
+            &format!("a credential report newer than {after} in {name}'s status"),
+            CONVERGE,
+            || {
+                let lp = get_lp(self.ns(), name);
+                let at = lp["status"]["console"]["reportGeneratedAt"].as_str()?;
+                (seconds(at) > seconds(after)).then_some(lp)
+            },
+        )
+    }
+}
+
+fn wait_condition(ns: &str, name: &str, type_: &str, status: &str, reason: &str) -> Value {
+    wait_for(
+        &format!("{ns}/{name} {type_}={status} {reason}"),
+        CONVERGE,
+        || {
+            let lp = get_lp(ns, name);
+            let (s, r, _) = condition(&lp, type_)?;
+            (s == status && r == reason).then_some(lp)
+        },
+    )
+}
+
+fn report_time(lp: &Value) -> String {
+    lp["status"]["console"]["reportGeneratedAt"]
+        .as_str()
+        .expect("status.console.reportGeneratedAt")
+        .to_string()
+}
+
+#[test]
+fn missing_mfa_is_reported_then_disables_console_access_until_a_person_re_enables_it() {
+    // The IAMAccount's floor is stricter than what the LoginProfile asks.
+    let g = Governed::new(
+        "gov-mfa",
+        Some(json!({"mfa": {"requiredWithin": "7d", "action": "DisableConsole"}})),
+    );
+    let user = g.create_user("gov-mfa");
+    g.apply(
+        "ann",
+        &user,
+        Some(&strong_password("ann")),
+        json!({"governance": {"mfa": {"requiredWithin": "30d", "action": "Report"}}}),
+    );
+    wait_ready_reason(g.ns(), "ann", "True", "Created", CONVERGE);
+    let lp = wait_condition(g.ns(), "ann", "MFAActive", "False", "MFAGracePeriod");
+    let console = &lp["status"]["console"];
+    assert_eq!(console["mfaActive"], false, "{console}");
+    let rules = console["rules"].as_str().unwrap();
+    assert!(
+        rules.contains("mfa: DisableConsole after 7d (IAMAccount)")
+            && rules.contains("is looser than its IAMAccount's"),
+        "status says the stricter rule applies: {rules}"
+    );
+    assert!(
+        condition_true(&lp, "Ready"),
+        "governance leaves Ready alone"
+    );
+    let first = report_time(&lp);
+
+    // Eight days on, still no MFA: the login profile is deleted.
+    g.advance_days(8);
+    let lp = wait_ready_reason(g.ns(), "ann", "False", "ConsoleDisabled", CONVERGE);
+    assert!(seconds(&report_time(&lp)) > seconds(&first));
+    assert!(condition_true(&lp, "Stalled"), "{lp}");
+    let message = ready(&lp).unwrap().2;
+    assert!(
+        message.contains("mfa rule") && message.contains("spec.governance.reenable"),
+        "{message}"
+    );
+    assert_eq!(lp["status"]["console"]["disabled"]["rule"], "mfa");
+    assert_eq!(condition(&lp, "MFAActive").unwrap().1, "NoMFA");
+    assert!(!g.has_login_profile(&user), "console access is off");
+    g.aws(&["iam", "get-user", "--user-name", &user]);
+    assert!(
+        events(g.ns(), "ann")
+            .iter()
+            .any(|e| e["reason"] == "ConsoleDisabled"),
+        "an Event says so"
+    );
+    // Nothing re-creates it by itself.
+    holds_for(Duration::from_secs(5), || {
+        assert!(!g.has_login_profile(&user), "re-created without a person");
+    });
+    assert_eq!(calls(&user, "CreateLoginProfile"), 1);
+    assert_eq!(calls(&user, "DeleteLoginProfile"), 1);
+
+    // The documented human act: a new reenable value creates it once.
+    env().kubectl_ok(&[
+        "patch",
+        "loginprofile",
+        "ann",
+        "-n",
+        g.ns(),
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"governance":{"reenable":"ticket-42"}}}"#,
+    ]);
+    wait_ready_reason(g.ns(), "ann", "True", "Created", CONVERGE);
+    assert!(g.has_login_profile(&user));
+    holds_for(Duration::from_secs(4), || {
+        assert!(
+            condition_true(&get_lp(g.ns(), "ann"), "Ready"),
+            "a re-enabled profile gets a new grace period"
+        );
+    });
+    assert_eq!(calls(&user, "CreateLoginProfile"), 2);
+
+    // MFA enabled: the next report says so.
+    let device = g.aws(&[
+        "iam",
+        "create-virtual-mfa-device",
+        "--virtual-mfa-device-name",
+        &user,
+    ]);
+    let serial = device["VirtualMFADevice"]["SerialNumber"].as_str().unwrap();
+    g.aws(&[
+        "iam",
+        "enable-mfa-device",
+        "--user-name",
+        &user,
+        "--serial-number",
+        serial,
+        "--authentication-code1",
+        "123456",
+        "--authentication-code2",
+        "654321",
+    ]);
+    let before = report_time(&get_lp(g.ns(), "ann"));
+    g.advance_days(1);
+    g.wait_report_after("ann", &before);
+    let lp = wait_condition(g.ns(), "ann", "MFAActive", "True", "MFAActive");
+    assert_eq!(lp["status"]["console"]["mfaActive"], true);
+    assert!(condition_true(&lp, "Ready"));
+}
+
+#[test]
+fn a_password_unused_for_46_days_is_disabled_and_a_10_day_old_unused_one_is_not() {
+    let g = Governed::new("gov-unused", None);
+    let rule = json!({"governance": {"unused": {"after": "45d", "action": "DisableConsole"}}});
+    let (old, fresh) = (g.create_user("gov-old"), g.create_user("gov-fresh"));
+    g.apply("old", &old, Some(&strong_password("old")), rule.clone());
+    wait_ready_reason(g.ns(), "old", "True", "Created", CONVERGE);
+    env().record_sign_in(&g.account, &old);
+    g.advance_days(36);
+    g.apply("fresh", &fresh, Some(&strong_password("fresh")), rule);
+    wait_ready_reason(g.ns(), "fresh", "True", "Created", CONVERGE);
+    g.advance_days(10);
+
+    let lp = wait_ready_reason(g.ns(), "old", "False", "ConsoleDisabled", CONVERGE);
+    let (status, reason, message) = condition(&lp, "PasswordUsed").unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "PasswordUnused")
+    );
+    assert!(message.contains("46d ago"), "{message}");
+    assert_eq!(lp["status"]["console"]["disabled"]["rule"], "unused");
+    assert!(lp["status"]["console"]["passwordLastUsed"].is_string());
+    assert!(!g.has_login_profile(&old));
+
+    // The same (day-46) report, judged for the profile made on day 36.
+    let day_46 = report_time(&lp);
+    let lp = wait_for("fresh to be judged by the day-46 report", CONVERGE, || {
+        let lp = get_lp(g.ns(), "fresh");
+        (lp["status"]["console"]["reportGeneratedAt"] == day_46.as_str()).then_some(lp)
+    });
+    let (status, reason, _) = condition(&lp, "PasswordUsed").unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "PasswordUsed"),
+        "{lp}"
+    );
+    assert!(condition_true(&lp, "Ready"), "{lp}");
+    assert!(lp["status"]["console"].get("passwordLastUsed").is_none());
+    assert!(g.has_login_profile(&fresh));
+
+    // A new password in the source is a human act too: created once more.
+    g.apply(
+        "old",
+        &old,
+        Some(&strong_password("old-new")),
+        json!({"governance": {"unused": {"after": "45d", "action": "DisableConsole"}}}),
+    );
+    wait_ready_reason(g.ns(), "old", "True", "Created", CONVERGE);
+    assert!(g.has_login_profile(&old));
+    assert_eq!(calls(&old, "CreateLoginProfile"), 2);
+}
+
+#[test]
+fn a_generated_password_is_replaced_before_it_expires_and_a_secret_one_only_warns() {
+    let g = Governed::new("gov-expiry", None);
+    g.aws(&[
+        "iam",
+        "update-account-password-policy",
+        "--minimum-password-length",
+        "14",
+        "--max-password-age",
+        "90",
+    ]);
+    let (generated, sourced) = (g.create_user("gov-gen"), g.create_user("gov-src"));
+    g.apply(
+        "gen",
+        &generated,
+        None,
+        json!({"generatePassword": {"length": 24}}),
+    );
+    g.apply(
+        "src",
+        &sourced,
+        Some(&strong_password("src")),
+        json!({"governance": {}}),
+    );
+    wait_ready_reason(g.ns(), "gen", "True", "Created", CONVERGE);
+    let lp = wait_for("src's expiry in status", CONVERGE, || {
+        let lp = get_lp(g.ns(), "src");
+        lp["status"]["console"]["passwordExpiresAt"]
+            .is_string()
+            .then_some(lp)
+    });
+    let console = &lp["status"]["console"];
+    let (changed, expires) = (
+        console["passwordLastChanged"].as_str().unwrap(),
+        console["passwordExpiresAt"].as_str().unwrap(),
+    );
+    assert_eq!(
+        seconds(expires) - seconds(changed),
+        90 * DAY as i64,
+        "{console}"
+    );
+    let secret_value = |name: &str| {
+        env().kubectl_ok(&[
+            "get",
+            "secret",
+            name,
+            "-n",
+            g.ns(),
+            "-o",
+            "jsonpath={.data.password}",
+        ])
+    };
+    let first = secret_value("gen");
+
+    // 84 days on: within rotateBefore (7d) of expiry.
+    g.advance_days(84);
+    wait_until("the generated password to be replaced", CONVERGE, || {
+        secret_value("gen") != first
+    });
+    wait_for(
+        "one UpdateLoginProfile with the new password",
+        CONVERGE,
+        || (calls(&generated, "UpdateLoginProfile") == 1).then_some(()),
+    );
+    wait_ready_reason(g.ns(), "gen", "True", "Updated", CONVERGE);
+    holds_for(Duration::from_secs(4), || {
+        assert_eq!(
+            calls(&generated, "UpdateLoginProfile"),
+            1,
+            "replaced once for one expiry"
+        );
+    });
+    assert!(
+        events(g.ns(), "gen")
+            .iter()
+            .any(|e| e["reason"] == "PasswordRotated")
+    );
+    use base64::Engine;
+    let new = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(secret_value("gen").trim())
+            .unwrap(),
+    )
+    .unwrap();
+    change_password_as_user_in(Some(&g.account), &generated, &new, &strong_password("mine"))
+        .expect("IAM holds the replacement password");
+
+    // The Secret-sourced one: warned, never rotated.
+    let lp = wait_condition(
+        g.ns(),
+        "src",
+        "PasswordExpiring",
+        "True",
+        "PasswordExpiring",
+    );
+    assert!(condition_true(&lp, "Ready"));
+    holds_for(Duration::from_secs(3), || {
+        assert_eq!(calls(&sourced, "UpdateLoginProfile"), 0);
+    });
+}
+
+#[test]
+fn one_credential_report_serves_every_login_profile_of_an_account_and_none_is_made_where_nothing_asks()
+ {
+    // An IAMAccount floor of `{}`: report only, for every LoginProfile there.
+    let asking = Governed::with_report_interval("gov-budget", Some(json!({})), "1h");
+    let quiet = Governed::new("gov-quiet", None);
+    let n = 200;
+    let users: Vec<String> = (0..n).map(|i| format!("{}-{i}", unique("gov-b"))).collect();
+    create_users_in(&asking.account, &users);
+    apply_many_with(
+        asking.ns(),
+        &users,
+        "budget",
+        json!({"accountRef": {"name": asking.iam_account}}),
+    );
+    let user = quiet.create_user("gov-q");
+    quiet.apply("q", &user, Some(&strong_password("q")), json!({}));
+    wait_all_ready(asking.ns(), n, Duration::from_secs(180));
+    wait_until(
+        "every LoginProfile to show its console facts",
+        CONVERGE,
+        || {
+            list_lps(asking.ns())
+                .iter()
+                .all(|lp| lp["status"]["console"]["reportGeneratedAt"].is_string())
+        },
+    );
+    let reports: std::collections::BTreeSet<String> =
+        list_lps(asking.ns()).iter().map(report_time).collect();
+    assert_eq!(reports.len(), 1, "one report for all: {reports:?}");
+    // One fetch in the interval: GenerateCredentialReport answers STARTED,
+    // then COMPLETE; then one GetCredentialReport.
+    let key = format!("account:{}", asking.account);
+    let (generated, fetched) = (
+        calls(&key, "GenerateCredentialReport"),
+        calls(&key, "GetCredentialReport"),
+    );
+    assert_eq!(fetched, 1, "one report read for {n} LoginProfiles");
+    assert!(generated <= 2, "{generated} GenerateCredentialReport");
+    wait_ready_reason(quiet.ns(), "q", "True", "Created", CONVERGE);
+    holds_for(Duration::from_secs(3), || {
+        let key = format!("account:{}", quiet.account);
+        assert_eq!(
+            calls(&key, "GenerateCredentialReport") + calls(&key, "GetCredentialReport"),
+            0,
+            "no report where nothing asks"
+        );
+    });
+}
