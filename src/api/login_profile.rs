@@ -114,7 +114,8 @@ pub struct LoginProfileSpec {
 
     /// Create the referenced Secret with a random password that meets the
     /// account password policy when it does not exist. A password that
-    /// exists is never regenerated.
+    /// exists is never regenerated, except to replace a generated one
+    /// `rotateBefore` its expiry under the policy's MaxPasswordAge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate_password: Option<GeneratePassword>,
 
