@@ -221,12 +221,18 @@ fn missing_mfa_is_reported_then_disables_console_access_until_a_person_re_enable
     assert_eq!(calls(&user, "CreateLoginProfile"), 2);
 
     // MFA enabled: the next report says so.
+    let seed = std::env::temp_dir().join(format!("{user}-mfa-seed"));
     let device = g.aws(&[
         "iam",
         "create-virtual-mfa-device",
         "--virtual-mfa-device-name",
         &user,
+        "--bootstrap-method",
+        "Base32StringSeed",
+        "--outfile",
+        seed.to_str().unwrap(),
     ]);
+    let _ = std::fs::remove_file(&seed);
     let serial = device["VirtualMFADevice"]["SerialNumber"].as_str().unwrap();
     g.aws(&[
         "iam",

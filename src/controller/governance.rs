@@ -139,10 +139,10 @@ pub(super) async fn govern<I: Iam>(
             format!("console access re-enabled by {why}: the login profile is created again"),
         )
         .await;
+        // Recorded before the create: the act step re-reads the object, so
+        // a change only in memory would not survive to the status write.
         console.disabled = None;
-        if let Some(status) = lp.status.as_mut() {
-            status.console = Some(console);
-        }
+        let lp = record(lp, ctx, Some(console), &[]).await?;
         return Ok(Governed::Continue(Box::new(lp)));
     }
 
