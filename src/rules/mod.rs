@@ -1,8 +1,10 @@
 //! Pure decisions, table-tested, no I/O: the plan for a LoginProfile, who is
-//! admitted where, the password and the account password policy, console-access governance, and what
+//! admitted where, the password and the account password policy, console-access governance, the age encryption of a
+//! generated password for its recipients, and what
 //! the operator's own crash-safety marks may be believed to say.
 
 pub mod admission;
+pub mod delivery;
 pub mod governance;
 pub mod marks;
 pub mod password;
