@@ -209,9 +209,14 @@ fn parse_one(index: usize, entry: &str) -> Result<Recipient, RecipientError> {
 fn ssh_fingerprint(entry: &str) -> Option<String> {
     let mut fields = entry.split_whitespace();
     let kind = fields.next()?;
-    let blob = base64::engine::general_purpose::STANDARD
-        .decode(fields.next()?)
-        .ok()?;
+    // ssh-keygen pads (a 3072-bit RSA key ends in `=`); age also takes a
+    // key whose padding was cut off, so the fingerprint must too.
+    let lenient = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let blob = lenient.decode(fields.next()?).ok()?;
     let digest = Sha256::digest(&blob);
     Some(format!(
         "{kind} SHA256:{}",
@@ -241,6 +246,7 @@ mod tests {
     const ED25519_PUB: &str = include_str!("../../tests/fixtures/test-keys/id_ed25519.pub");
     const ED25519_KEY: &str = include_str!("../../tests/fixtures/test-keys/id_ed25519");
     const RSA2048_PUB: &str = include_str!("../../tests/fixtures/test-keys/id_rsa2048.pub");
+    const RSA3072_PUB: &str = include_str!("../../tests/fixtures/test-keys/id_rsa3072.pub");
     const RSA1024_PUB: &str = include_str!("../../tests/fixtures/test-keys/id_rsa1024.pub");
     const ECDSA_PUB: &str = include_str!("../../tests/fixtures/test-keys/id_ecdsa.pub");
 
@@ -302,6 +308,18 @@ mod tests {
             Recipients::parse(&[RSA2048_PUB]).unwrap().fingerprints()[0]
                 .starts_with("ssh-rsa SHA256:")
         );
+    }
+
+    #[test]
+    fn an_rsa_key_with_or_without_its_padding_has_one_fingerprint() {
+        // What `ssh-keygen -lf` printed for the 3072-bit key, whose base64 ends in `=`.
+        let want = vec!["ssh-rsa SHA256:yLqV7tmOWItLSY5K7VMUfWVVDtZBQRLT4vpwjuNJ19w".to_string()];
+        let unpadded = RSA3072_PUB.trim().replace('=', "");
+        assert_eq!(
+            Recipients::parse(&[RSA3072_PUB]).unwrap().fingerprints(),
+            want
+        );
+        assert_eq!(Recipients::parse(&[unpadded]).unwrap().fingerprints(), want);
     }
 
     #[test]
