@@ -308,7 +308,7 @@ export AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export LPO_LINTERS_VENV="$LINTERS_VENV"
-export PATH="$KUBE_BIN:$HELM_BIN:$KSTATUS_BIN:$FLUX_HEALTH_BIN:$ARGOCD_HEALTH_BIN:$KUBE_SCORE_BIN:$KUBECONFORM_BIN:$PROMTOOL_BIN:$VENV/bin:$LINTERS_VENV/bin:\$PATH"
+export PATH="$KUBE_BIN:$HELM_BIN:$KSTATUS_BIN:$FLUX_HEALTH_BIN:$ARGOCD_HEALTH_BIN:$KUBE_SCORE_BIN:$KUBECONFORM_BIN:$PROMTOOL_BIN:$AGE_BIN:$VENV/bin:$LINTERS_VENV/bin:\$PATH"
 EOF
   trap - ERR INT TERM
   log "up in $((SECONDS - start_time))s: kube-apiserver $server, IAM emulator http://127.0.0.1:$moto_port$(node_wanted && echo ", node $NODE_NAME ($NODE_IP, in network namespace $NODE_NETNS)")"

@@ -32,7 +32,8 @@ part of IAM:
   probability RATE (default 1), for FOR_SECONDS from now (default: no end).
   DELETE /_lpo/faults removes them all; DELETE /_lpo/faults?user=PATTERN
   only those whose USER is exactly PATTERN.
-- GET /_lpo/held: the calls being held; POST /_lpo/release answers them.
+- GET /_lpo/held: the calls being held; POST /_lpo/release[?user=U] answers
+  them (only U's with ?user=).
 - POST /_lpo/clock {"account", "advance_seconds"}: moves that AWS account's
   clock forward (password changes, sign-ins and credential reports made
   after it carry the later time), so rules over weeks run in seconds. Per
@@ -523,9 +524,12 @@ class TestHooks:
             with calls_lock:
                 body = json.dumps({"held": list(held)})
         elif request.path == "/_lpo/release" and request.method == "POST":
+            # ?user= answers only that user's calls: tests hold in parallel.
+            user = request.args.get("user")
             with calls_lock:
-                released = len(held)
-                held.clear()
+                kept = [entry for entry in held if user is not None and entry["user"] != user]
+                released = len(held) - len(kept)
+                held[:] = kept
                 release_held.notify_all()
             body = json.dumps({"released": released})
         elif request.path == "/_lpo/clock" and request.method == "POST":

@@ -34,6 +34,9 @@ KUBECONFORM_VERSION="${KUBECONFORM_VERSION:-v0.8.0}"
 # module (v0.316.0 is Prometheus 3.x), built without the service discovery
 # plugins (the remove_all_sd tag) that promtool's rule tests never use.
 PROMETHEUS_VERSION="${PROMETHEUS_VERSION:-v0.316.0}"
+# The age CLI (filippo.io/age, the format's reference implementation), for
+# tests/delivery.rs: it decrypts what the operator encrypts, as a person would.
+AGE_VERSION="${AGE_VERSION:-v1.3.2}"
 LINTERS_VERSION="$(sha256sum "$HACK_DIR/requirements-linters.txt" | cut -c1-12)"
 
 LPO_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/loginprofile-operator"
@@ -46,6 +49,7 @@ ARGOCD_HEALTH_BIN="$LPO_CACHE/bin/argocd-health-$ARGOCD_HEALTH_VERSION"
 KUBE_SCORE_BIN="$LPO_CACHE/bin/kube-score-$KUBE_SCORE_VERSION"
 KUBECONFORM_BIN="$LPO_CACHE/bin/kubeconform-$KUBECONFORM_VERSION"
 PROMTOOL_BIN="$LPO_CACHE/bin/promtool-$PROMETHEUS_VERSION"
+AGE_BIN="$LPO_CACHE/bin/age-$AGE_VERSION"
 LINTERS_VENV="$LPO_CACHE/linters-$LINTERS_VERSION"
 
 log() { printf '[devenv] %s\n' "$*" >&2; }
@@ -54,7 +58,7 @@ die() { printf '[devenv] error: %s\n' "$*" >&2; exit 1; }
 tools_ready() {
   kubernetes_built && [[ -x "$ETCD_BIN/etcd" && -x "$HELM_BIN/helm" && -x "$KSTATUS_BIN/kstatus" \
      && -x "$FLUX_HEALTH_BIN/flux-health" && -x "$ARGOCD_HEALTH_BIN/argocd-health" \
-     && -x "$KUBE_SCORE_BIN/kube-score" && -x "$KUBECONFORM_BIN/kubeconform" && -x "$PROMTOOL_BIN/promtool" && -f "$LINTERS_VENV/.complete" ]]
+     && -x "$KUBE_SCORE_BIN/kube-score" && -x "$KUBECONFORM_BIN/kubeconform" && -x "$PROMTOOL_BIN/promtool" && -x "$AGE_BIN/age" && -f "$LINTERS_VENV/.complete" ]]
 }
 
 require_go() {
@@ -224,6 +228,7 @@ build_tools() {
   go_install kube-score "$KUBE_SCORE_BIN" "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION"
   go_install kubeconform "$KUBECONFORM_BIN" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
   go_install promtool "$PROMTOOL_BIN" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" remove_all_sd
+  go_install age "$AGE_BIN" "filippo.io/age/cmd/...@$AGE_VERSION"
   mkdir -p "$LPO_CACHE/build"
   install_linters_venv
   build_kubernetes

@@ -64,7 +64,7 @@ fn killed_after_iam_accepted_its_create() {
     ));
     wait_held("CreateLoginProfile", &user);
     first.signal("KILL");
-    env().release_held();
+    env().release_held(&user);
 
     let second = Operator::start(&ns.name, &[]);
     let lp = wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
@@ -84,6 +84,42 @@ fn killed_after_iam_accepted_its_create() {
     );
     assert_eq!(writes.get("patch loginprofiles"), Some(&1), "{writes:?}");
     iam_holds(&user, &password, &[&first, &second]);
+}
+
+/// The Secret changes while the process that created the profile is dead:
+/// the next create is refused (a profile exists) after it marked the new
+/// password as sending, and that mark must not pass for the first one.
+#[test]
+fn killed_after_iam_accepted_its_create_and_the_secret_changed_meanwhile() {
+    let ns = TestNamespace::new("fault-kill-change");
+    let mut users = TestUsers::default();
+    let user = users.create("fault-kch");
+    let (first_password, second_password) = (
+        strong_password("killchange1"),
+        strong_password("killchange2"),
+    );
+    env().fault(json!({"action": "CreateLoginProfile", "user": user, "mode": "hold"}));
+    let first = Operator::start(&ns.name, &[]);
+    env().apply_ok(&secret(&ns.name, "bob", &[("password", &first_password)]));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    wait_held("CreateLoginProfile", &user);
+    first.signal("KILL");
+    env().release_held(&user);
+    env().apply_ok(&secret(&ns.name, "bob", &[("password", &second_password)]));
+
+    let second = Operator::start(&ns.name, &[]);
+    wait_ready_reason(&ns.name, "bob", "True", "Updated", CONVERGE);
+    assert_eq!(accepted(&user, "CreateLoginProfile"), 1);
+    assert_eq!(
+        accepted(&user, "UpdateLoginProfile"),
+        1,
+        "the new password sent once"
+    );
+    iam_holds(&user, &second_password, &[&first, &second]);
 }
 
 #[test]
@@ -151,7 +187,7 @@ fn killed_after_iam_accepted_a_rotation_in_an_account_that_refuses_reuse() {
     env().apply_ok(&secret(&ns.name, "bob", &[("password", &second_password)]));
     wait_held("UpdateLoginProfile", &user);
     first.signal("KILL");
-    env().release_held();
+    env().release_held(&user);
 
     let second = Operator::start(&ns.name, &[]);
     let lp = wait_ready_reason(&ns.name, "bob", "True", "Updated", CONVERGE);
@@ -185,7 +221,7 @@ fn killed_during_deletion() {
     env().kubectl_ok(&["delete", "lp", "bob", "-n", &ns.name, "--wait=false"]);
     wait_held("DeleteLoginProfile", &user);
     first.signal("KILL");
-    env().release_held();
+    env().release_held(&user);
 
     let _second = Operator::start(&ns.name, &[]);
     wait_until("the LoginProfile to be gone", CONVERGE, || {

@@ -69,11 +69,14 @@ pub const NOT_OBSERVED: i64 = -1;
     "has(self.accountRef) == has(oldSelf.accountRef) && (!has(self.accountRef) || self.accountRef.name == oldSelf.accountRef.name)"
 ).field_path(".accountRef").reason(kube::core::Reason::FieldValueForbidden).message("accountRef is immutable: a LoginProfile never moves its login profile to another account; create a new LoginProfile and delete this one"))]
 #[x_kube(validation = Rule::new(
-    "has(self.passwordSecretRef) != has(self.passwordSecretsManagerRef)"
-).field_path(".passwordSecretRef").reason(kube::core::Reason::FieldValueRequired).message("set exactly one of passwordSecretRef (a Kubernetes Secret) and passwordSecretsManagerRef (an AWS Secrets Manager secret)"))]
+    "(has(self.passwordSecretRef) ? 1 : 0) + (has(self.passwordSecretsManagerRef) ? 1 : 0) + (has(self.generatePassword) && has(self.generatePassword.deliverTo) ? 1 : 0) == 1"
+).field_path(".passwordSecretRef").reason(kube::core::Reason::FieldValueRequired).message("set exactly one password source: passwordSecretRef (a Kubernetes Secret), passwordSecretsManagerRef (an AWS Secrets Manager secret) or generatePassword.deliverTo (generated, delivered encrypted)"))]
 #[x_kube(validation = Rule::new(
-    "!has(self.generatePassword) || has(self.passwordSecretRef)"
-).field_path(".generatePassword").reason(kube::core::Reason::FieldValueForbidden).message("generatePassword needs passwordSecretRef: the operator generates passwords into Kubernetes Secrets only"))]
+    "!has(self.generatePassword) || has(self.passwordSecretRef) || has(self.generatePassword.deliverTo)"
+).field_path(".generatePassword").reason(kube::core::Reason::FieldValueForbidden).message("generatePassword needs passwordSecretRef (generate into a Secret) or generatePassword.deliverTo (deliver encrypted, no Secret)"))]
+#[x_kube(validation = Rule::new(
+    "!(has(self.generatePassword) && has(self.generatePassword.deliverTo) && has(self.passwordUpdatePolicy) && self.passwordUpdatePolicy != 'OnSecretChange')"
+).field_path(".passwordUpdatePolicy").reason(kube::core::Reason::FieldValueForbidden).message("generatePassword.deliverTo goes only with passwordUpdatePolicy: OnSecretChange: a delivered password is set once per issue and never enforced over the person's own"))]
 #[x_kube(validation = Rule::new(
     "!(has(self.passwordUpdatePolicy) && self.passwordUpdatePolicy == 'Enforce' && has(self.passwordResetRequired) && self.passwordResetRequired)"
 ).field_path(".passwordResetRequired").reason(kube::core::Reason::FieldValueForbidden).message("passwordUpdatePolicy: Enforce cannot go with passwordResetRequired: true: Enforce would undo the new password the user is required to choose at first sign-in"))]
@@ -99,9 +102,11 @@ pub struct LoginProfileSpec {
     /// Whether the user must choose a new password at the next sign-in. Sent
     /// with every password the operator sets; changing only this field sends
     /// only the flag. IAM clearing it after the user's own change is expected,
-    /// not drift.
-    #[serde(default)]
-    pub password_reset_required: bool,
+    /// not drift. Defaults to false, and to true with
+    /// `generatePassword.deliverTo` (the person replaces the delivered
+    /// password at first sign-in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_reset_required: Option<bool>,
 
     /// When the operator sets the password: `OnSecretChange` (default) at
     /// creation and whenever the Secret's value changes, never undoing a
@@ -112,10 +117,13 @@ pub struct LoginProfileSpec {
     #[serde(default)]
     pub password_update_policy: PasswordUpdatePolicy,
 
-    /// Create the referenced Secret with a random password that meets the
-    /// account password policy when it does not exist. A password that
-    /// exists is never regenerated, except to replace a generated one
-    /// `rotateBefore` its expiry under the policy's MaxPasswordAge.
+    /// Generate a random password that meets the account password policy:
+    /// into the referenced Secret when it does not exist, or, with
+    /// `deliverTo`, in the operator's memory only, delivered encrypted in
+    /// `status.encryptedPassword`. A password that exists is never
+    /// regenerated, except to replace a generated one `rotateBefore` its
+    /// expiry under the policy's MaxPasswordAge (and, with `deliverTo`, when
+    /// the recipients or `reissue` change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate_password: Option<GeneratePassword>,
 
@@ -219,6 +227,56 @@ pub struct GeneratePassword {
     #[serde(default = "default_rotate_before")]
     #[schemars(length(max = 6), regex(pattern = r"^[0-9]{1,5}[dhms]$"))]
     pub rotate_before: String,
+    /// Deliver the password encrypted to these recipients
+    /// (`status.encryptedPassword`) instead of keeping it in a Secret: no
+    /// Secret and no log ever holds it. Exclusive with passwordSecretRef.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver_to: Option<DeliverTo>,
+    /// With `deliverTo`: any string; a change issues a new password (one
+    /// UpdateLoginProfile) encrypted to the recipients, e.g. when the person
+    /// lost the first one. GitOps-friendly: a commit, not a command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub reissue: Option<String>,
+}
+
+/// Who can open a generated password: one ciphertext any one of them
+/// decrypts with their private key (`age -d -i key`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliverTo {
+    /// 1 to 10 public keys: age X25519 (`age1…`, from `age-keygen`), or
+    /// OpenSSH `ssh-ed25519` / `ssh-rsa` (2048 to 4096 bits) lines as in
+    /// `~/.ssh/id_ed25519.pub`. A change issues a new password for the new
+    /// recipients; the old ciphertext then opens to a password IAM no
+    /// longer holds.
+    #[schemars(length(min = 1, max = 10), inner(length(min = 1, max = 16384)))]
+    pub age_recipients: Vec<String>,
+}
+
+/// A generated password, encrypted to `generatePassword.deliverTo`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EncryptedPassword {
+    /// The password as an ASCII-armored age file: `kubectl get lp NAME -o
+    /// jsonpath='{.status.encryptedPassword.age}' | age -d -i KEY`.
+    #[schemars(length(max = 65536))]
+    pub age: String,
+    /// The recipients it is encrypted to: an age key as itself, an SSH key
+    /// as `ssh-keygen -l` prints it (`ssh-ed25519 SHA256:…`).
+    #[schemars(length(max = 10), inner(length(max = 128)))]
+    pub recipients: Vec<String>,
+    /// When the operator generated it.
+    #[schemars(extend("format" = "date-time"))]
+    pub generated_at: String,
+    /// The keyed fingerprint of the password it encrypts
+    /// (`status.passwordFingerprint` while IAM holds it).
+    #[schemars(length(max = 256))]
+    pub password_fingerprint: String,
+    /// The `generatePassword.reissue` it was issued for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub reissue: Option<String>,
 }
 
 fn default_rotate_before() -> String {
@@ -321,6 +379,10 @@ pub struct LoginProfileStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "date-time"))]
     pub writes_settled_through: Option<String>,
+    /// With `generatePassword.deliverTo`: the password IAM was last given,
+    /// encrypted to the recipients. Written only after IAM accepted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted_password: Option<EncryptedPassword>,
     /// The person behind the login profile, from IAM's credential report:
     /// MFA, last use, expiry (with `spec.governance`, an IAMAccount
     /// `governance` or `--report-console-activity`).
@@ -331,6 +393,20 @@ pub struct LoginProfileStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(transform = crate::api::schema::conditions)]
     pub conditions: Vec<Condition>,
+}
+
+impl LoginProfileSpec {
+    /// Whether the user must choose a new password at the next sign-in:
+    /// `passwordResetRequired`, else true for a delivered password.
+    pub fn reset_required(&self) -> bool {
+        self.password_reset_required
+            .unwrap_or_else(|| self.delivery().is_some())
+    }
+
+    /// `generatePassword.deliverTo`, when the password is delivered encrypted.
+    pub fn delivery(&self) -> Option<&DeliverTo> {
+        self.generate_password.as_ref()?.deliver_to.as_ref()
+    }
 }
 
 impl LoginProfile {
@@ -411,11 +487,25 @@ mod tests {
         let spec: LoginProfileSpec =
             serde_json::from_value(serde_json::json!({"passwordSecretRef": {"name": "s"}}))
                 .unwrap();
-        assert_eq!(spec.password_secret_ref.unwrap().key, "password");
-        assert!(!spec.password_reset_required);
+        assert_eq!(spec.password_secret_ref.as_ref().unwrap().key, "password");
+        assert!(!spec.reset_required());
         assert_eq!(spec.deletion_policy, None);
         assert_eq!(spec.adoption_policy, AdoptionPolicy::Fail);
         assert_eq!(spec.user_name, None);
+    }
+
+    #[test]
+    fn a_delivered_password_must_be_replaced_at_first_sign_in_unless_told_otherwise() {
+        let delivered = |extra: serde_json::Value| {
+            let mut spec = serde_json::json!({"generatePassword": {"deliverTo": {"ageRecipients": ["age1x"]}}});
+            spec.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::from_value::<LoginProfileSpec>(spec).unwrap()
+        };
+        assert!(delivered(serde_json::json!({})).reset_required());
+        assert!(!delivered(serde_json::json!({"passwordResetRequired": false})).reset_required());
+        assert!(delivered(serde_json::json!({})).delivery().is_some());
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum Reason {
     ConsoleDisabled,
     /// `spec.governance` (or the IAMAccount's) does not parse.
     InvalidGovernance,
+    /// A `generatePassword.deliverTo` recipient cannot be encrypted to.
+    InvalidRecipient,
     // Ready=False, transient
     /// The IAMAccount it names has not verified its credentials.
     AccountNotReady,
@@ -74,6 +76,7 @@ impl Reason {
         Reason::AccountChanged,
         Reason::ConsoleDisabled,
         Reason::InvalidGovernance,
+        Reason::InvalidRecipient,
         Reason::AccountNotReady,
         Reason::AssumeRoleFailed,
         Reason::InUse,
@@ -171,6 +174,9 @@ impl Reason {
             Reason::InvalidGovernance => {
                 "a period in `spec.governance` or the IAMAccount's `governance` does not parse: write it as digits and one of d, h, m, s"
             }
+            Reason::InvalidRecipient => {
+                "a `generatePassword.deliverTo.ageRecipients` entry cannot be encrypted to (unparseable, an RSA key under 2048 bits, a key kind age cannot use, a duplicate); the message names the entry by index. Nothing was sent to IAM: fix the key"
+            }
             Reason::AccountNotReady => {
                 "the IAMAccount's credentials are not verified yet (`kubectl describe iamaccount`: `AssumeRoleFailed` says why); retried"
             }
@@ -208,6 +214,7 @@ impl Reason {
             Reason::AccountChanged => "AccountChanged",
             Reason::ConsoleDisabled => "ConsoleDisabled",
             Reason::InvalidGovernance => "InvalidGovernance",
+            Reason::InvalidRecipient => "InvalidRecipient",
             Reason::AccountNotReady => "AccountNotReady",
             Reason::AssumeRoleFailed => "AssumeRoleFailed",
             Reason::InUse => "InUse",
@@ -253,6 +260,7 @@ impl Reason {
                 | Reason::AccountChanged
                 | Reason::ConsoleDisabled
                 | Reason::InvalidGovernance
+                | Reason::InvalidRecipient
                 | Reason::PasswordPolicyViolation
                 | Reason::LoginProfileExists
                 | Reason::AccessDenied

@@ -52,6 +52,6 @@ mod tests {
         let documents: Vec<&str> = SAMPLE.split("\n---\n").collect();
         let lp: LoginProfile = serde_yaml::from_str(documents[1]).unwrap();
         assert_eq!(lp.user_name(), "bob");
-        assert!(lp.spec.password_reset_required);
+        assert!(lp.spec.reset_required());
     }
 }

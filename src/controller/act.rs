@@ -11,8 +11,11 @@ use super::context::Context;
 use super::context::Error;
 use super::context::InAccount;
 use super::decide::sent_unconfirmed;
+use super::delivery::issue;
+use super::delivery::recipients_of;
 use super::observe::Desired;
 use super::observe::IamView;
+use super::observe::SourceVersion;
 use super::observe::fetch_secrets_manager;
 use super::report::settle_marks;
 use crate::api::conditions;
@@ -58,8 +61,9 @@ pub(super) enum ActFailure {
     /// the marks of the attempt in the same write.
     Refused(Outcome),
     /// IAM's profile is not what the plan assumed (create-first found one,
-    /// or it vanished): look again.
-    LookAgain,
+    /// or it vanished): look again. `sending_mark_refused`: the refused
+    /// create had replaced the sending mark with its own password.
+    LookAgain { sending_mark_refused: bool },
     /// A Kubernetes write failed (409: the object changed; read it again).
     Kube(kube::Error),
 }
@@ -101,6 +105,14 @@ pub(super) async fn act<I: Iam>(
     if plan.sends_password() {
         fetch_if_lazy(lp, ctx, user, source).await?;
     }
+    let delivered = source.as_ref().ok().and_then(|d| d.delivery.as_ref());
+    // How a delivered password's message ends.
+    let delivered_to = delivered.map_or(String::new(), |d| {
+        format!(
+            ", with a new generated password encrypted to {} recipient(s) in status.encryptedPassword",
+            d.recipients.len()
+        )
+    });
     match plan {
         Plan::Blocked { reason, message } => Err(Outcome::new(reason, message).into()),
         Plan::Noop | Plan::Delete => Ok(unchanged(unchanged_outcome(lp, user))),
@@ -132,9 +144,7 @@ pub(super) async fn act<I: Iam>(
             precheck(ctx, user, password).await?;
             let earlier = EarlierAttempt::of(ctx, lp);
             let took_charge_now = take_charge(ctx, lp, Some(&desired.fingerprint)).await?;
-            if !took_charge_now {
-                mark_sending(ctx, lp, &desired.fingerprint).await?;
-            }
+            let remarked = !took_charge_now && mark_sending(ctx, lp, &desired.fingerprint).await?;
             ctx.may_write()?;
             match ctx
                 .account
@@ -147,10 +157,10 @@ pub(super) async fn act<I: Iam>(
                         Reason::Created,
                         if recreate {
                             format!(
-                                "the login profile of IAM user {user:?} was deleted outside the operator and has been created again"
+                                "the login profile of IAM user {user:?} was deleted outside the operator and has been created again{delivered_to}"
                             )
                         } else {
-                            format!("created the login profile of IAM user {user:?}")
+                            format!("created the login profile of IAM user {user:?}{delivered_to}")
                         },
                     ),
                     wrote: true,
@@ -163,9 +173,13 @@ pub(super) async fn act<I: Iam>(
                 // is not in charge of it, whatever the clocks say.
                 Err(IamError::EntityAlreadyExists(_)) if took_charge_now => {
                     settle_marks(lp, ctx).await.map_err(ActFailure::Kube)?;
-                    Err(ActFailure::LookAgain)
+                    Err(ActFailure::LookAgain {
+                        sending_mark_refused: false,
+                    })
                 }
-                Err(IamError::EntityAlreadyExists(_)) => Err(ActFailure::LookAgain),
+                Err(IamError::EntityAlreadyExists(_)) => Err(ActFailure::LookAgain {
+                    sending_mark_refused: remarked,
+                }),
                 Err(error) => Err(refusal(ctx, user, error, password, earlier).await),
             }
         }
@@ -181,10 +195,12 @@ pub(super) async fn act<I: Iam>(
             // Evidence from an earlier reconcile, read before this one marks
             // its own attempt.
             let prevents_reuse = policy.as_ref().is_some_and(PasswordPolicy::prevents_reuse);
-            let sent_before = prevents_reuse && sent_unconfirmed(lp, ctx, user, source);
+            let sent_before = prevents_reuse && sent_unconfirmed(lp, ctx, user, source, iam);
             let earlier = EarlierAttempt::of(ctx, lp);
             take_charge(ctx, lp, None).await?;
-            if prevents_reuse {
+            // A delivered password is marked too: if its answer is lost,
+            // status's ciphertext may no longer open to what IAM holds.
+            if prevents_reuse || desired.delivery.is_some() {
                 mark_sending(ctx, lp, &desired.fingerprint).await?;
             }
             ctx.may_write()?;
@@ -199,6 +215,10 @@ pub(super) async fn act<I: Iam>(
                     format!(
                         "took over the existing login profile of IAM user {user:?} and set the Secret's password"
                     ),
+                ),
+                (Ok(()), UpdateWhy::SecretChanged) if desired.delivery.is_some() => Outcome::new(
+                    Reason::Updated,
+                    format!("issued a new password for IAM user {user:?}{delivered_to}"),
                 ),
                 (Ok(()), UpdateWhy::SecretChanged) => Outcome::new(
                     Reason::Updated,
@@ -220,7 +240,9 @@ pub(super) async fn act<I: Iam>(
                     ),
                 ),
                 (Err(IamError::NoSuchEntity(_)), _) if observed.is_some() => {
-                    return Err(ActFailure::LookAgain);
+                    return Err(ActFailure::LookAgain {
+                        sending_mark_refused: false,
+                    });
                 }
                 (Err(error), _) => {
                     return Err(refusal(ctx, user, error, password, earlier).await);
@@ -261,7 +283,11 @@ pub(super) async fn act<I: Iam>(
                     sent_password: None,
                     sent_reset: Some(reset_required),
                 }),
-                Err(IamError::NoSuchEntity(_)) if observed.is_some() => Err(ActFailure::LookAgain),
+                Err(IamError::NoSuchEntity(_)) if observed.is_some() => {
+                    Err(ActFailure::LookAgain {
+                        sending_mark_refused: false,
+                    })
+                }
                 Err(error) => Err(error.outcome(user, None).into()),
             }
         }
@@ -269,7 +295,8 @@ pub(super) async fn act<I: Iam>(
 }
 
 /// A Secrets Manager password is fetched (GetSecretValue is billed) only
-/// when a plan sends it.
+/// when a plan sends it. A delivered one the operator no longer holds (IAM
+/// lost the profile) is issued anew: the old one is only ciphertext.
 async fn fetch_if_lazy<I: Iam>(
     lp: &LoginProfile,
     ctx: &InAccount<'_, I>,
@@ -279,7 +306,13 @@ async fn fetch_if_lazy<I: Iam>(
     if let Ok(desired) = source
         && desired.password.is_none()
     {
-        *source = fetch_secrets_manager(lp, ctx, user).await;
+        *source = match desired.version {
+            SourceVersion::Delivered => match recipients_of(lp) {
+                Ok(recipients) => issue(lp, ctx, user, &recipients).await,
+                Err(problem) => Err(problem),
+            },
+            _ => fetch_secrets_manager(lp, ctx, user).await,
+        };
     }
     match source {
         Ok(_) => Ok(()),
@@ -327,18 +360,20 @@ async fn take_charge<I: Iam>(
 /// Records, sealed, the fingerprint about to be sent (over what status
 /// records), so that if IAM's answer is lost, the next reconcile can tell.
 /// An open mark that already says so is kept: a retry after a lost answer
-/// must still recognize the first attempt.
+/// must still recognize the first attempt. Returns whether it wrote a new
+/// mark (over whatever an earlier one said).
 async fn mark_sending<I: Iam>(
     ctx: &InAccount<'_, I>,
     lp: &mut LoginProfile,
     fingerprint: &str,
-) -> Result<(), ActFailure> {
+) -> Result<bool, ActFailure> {
     if ctx.marks(lp).sending_now(fingerprint) {
-        return Ok(());
+        return Ok(false);
     }
     let value = marks::sending_value(&ctx.fingerprinter, lp, fingerprint, marks::stamp(lp));
     let patch = serde_json::json!({"metadata": {"annotations": {SENDING_ANNOTATION: value}}});
-    patch_metadata(ctx, lp, &patch).await
+    patch_metadata(ctx, lp, &patch).await?;
+    Ok(true)
 }
 
 /// After cleanup: removes the finalizer (409 if the object changed since it

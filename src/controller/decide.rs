@@ -20,7 +20,7 @@ pub(super) fn decide<I: Iam>(
     source: &Result<Desired, SourceProblem>,
     iam: &IamView,
 ) -> Plan {
-    let pending_is_desired = sent_unconfirmed(lp, ctx, user, source);
+    let pending_is_desired = sent_unconfirmed(lp, ctx, user, source, iam);
     plan::decide(&Observed {
         spec: &lp.spec,
         status: lp.status.as_ref(),
@@ -33,13 +33,18 @@ pub(super) fn decide<I: Iam>(
 }
 
 /// Whether an earlier attempt, whose answer never reached status, was
-/// sending exactly the source's password.
+/// sending exactly the source's password (and this pass did not overwrite
+/// that mark with a password IAM then refused).
 pub(super) fn sent_unconfirmed<I: Iam>(
     lp: &LoginProfile,
     ctx: &InAccount<'_, I>,
     user: &str,
     source: &Result<Desired, SourceProblem>,
+    iam: &IamView,
 ) -> bool {
+    if iam.sending_mark_refused {
+        return false;
+    }
     match (ctx.marks(lp).unconfirmed_sending(), source) {
         (Some(sending), Ok(desired)) => desired.verdict_of(sending, ctx, user) == Verdict::Same,
         _ => false,

@@ -4,10 +4,11 @@
 //! shared credential report) -> observe IAM as far as needed -> decide (`decide.rs` over the pure
 //! rules/plan.rs) -> act (`act.rs`: at most the IAM call the plan needs) ->
 //! report (`report.rs`: one status patch, an Event on each transition);
-//! `cleanup.rs` while it is being deleted. What the steps share is in
-//! `context.rs`, what is remembered per object in `memory.rs`, when IAM need
-//! not be asked in `drift_checks.rs`, and what triggers a reconcile in
-//! `watch.rs`.
+//! `cleanup.rs` while it is being deleted. `delivery.rs` is the password
+//! source of `generatePassword.deliverTo` (generated, delivered encrypted).
+//! What the steps share is in `context.rs`, what is remembered per object in
+//! `memory.rs`, when IAM need not be asked in `drift_checks.rs`, and what
+//! triggers a reconcile in `watch.rs`.
 //!
 //! Crash safety (docs/reliability.md): the finalizer patch also records,
 //! sealed, when the operator took charge and which password it is about to
@@ -46,6 +47,7 @@ mod claims;
 mod cleanup;
 mod context;
 mod decide;
+mod delivery;
 mod drift_checks;
 mod governance;
 mod iam_accounts;
@@ -174,16 +176,21 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
             Err(ActFailure::Report(outcome)) => return fail(&lp, ctx, outcome).await,
             Err(ActFailure::Refused(outcome)) => return fail_settled(&lp, ctx, outcome).await,
             Err(ActFailure::Kube(error)) => return Err(Error::Kube(error)),
-            Err(ActFailure::LookAgain) if !iam.looked => {
+            Err(ActFailure::LookAgain {
+                sending_mark_refused,
+            }) if !iam.looked => {
                 lp = fresh(ctx, &lp).await?;
                 source = source.map(|desired| desired.compared_with(&lp, ctx, &user));
                 iam = match observe_iam(&lp, ctx, &user, &source, Look::Always).await {
                     Ok(iam) => iam,
                     Err(outcome) => return fail(&lp, ctx, outcome).await,
                 };
+                iam.sending_mark_refused = sending_mark_refused;
             }
             // The profile appeared or vanished since GetLoginProfile: look again.
-            Err(ActFailure::LookAgain) => return Ok(Action::requeue(Duration::from_secs(1))),
+            Err(ActFailure::LookAgain { .. }) => {
+                return Ok(Action::requeue(Duration::from_secs(1)));
+            }
         }
     };
 

@@ -3,9 +3,11 @@
 //! IAM's login profile (plus, for `Enforce`, the credential report).
 
 use super::context::InAccount;
+use super::delivery::observe_delivered;
 use super::report::note_event;
 use super::secret_source;
 use crate::api::conditions::Outcome;
+use crate::api::login_profile::EncryptedPassword;
 use crate::api::login_profile::LoginProfile;
 use crate::api::login_profile::LoginProfileStatus;
 use crate::api::login_profile::PasswordUpdatePolicy;
@@ -30,10 +32,13 @@ pub(super) struct Desired {
     pub(super) version: SourceVersion,
     /// How it compares with the password status records as applied.
     pub(super) applied: Applied,
+    /// A newly issued delivered password's ciphertext, for status once IAM
+    /// accepted the password.
+    pub(super) delivery: Option<EncryptedPassword>,
 }
 
 impl Desired {
-    fn new(
+    pub(super) fn new(
         lp: &LoginProfile,
         ctx: &InAccount<'_, impl Iam>,
         user: &str,
@@ -45,6 +50,7 @@ impl Desired {
             password: Some(password),
             version,
             applied: Applied::Nothing,
+            delivery: None,
         }
         .compared_with(lp, ctx, user)
     }
@@ -96,6 +102,10 @@ pub(super) struct IamView {
     pub(super) looked: bool,
     /// `Enforce`: the credential report shows a change after the operator's.
     pub(super) changed_out_of_band: bool,
+    /// This pass's create was refused (a profile exists) after it marked
+    /// its own password as sending over an earlier mark: the mark now names
+    /// a password IAM refused, and says nothing about what IAM holds.
+    pub(super) sending_mark_refused: bool,
 }
 
 /// How far IAM is looked at before acting.
@@ -123,6 +133,7 @@ fn assumed_from_status(lp: &LoginProfile) -> Option<IamView> {
         }),
         looked: false,
         changed_out_of_band: false,
+        sending_mark_refused: false,
     })
 }
 
@@ -139,6 +150,7 @@ pub(super) async fn observe_iam<I: Iam>(
         profile: None,
         looked: false,
         changed_out_of_band: false,
+        sending_mark_refused: false,
     };
     if look == Look::OnlyIfNeeded {
         if source
@@ -168,6 +180,7 @@ pub(super) async fn observe_iam<I: Iam>(
         profile,
         looked: true,
         changed_out_of_band,
+        sending_mark_refused: false,
     })
 }
 
@@ -176,6 +189,8 @@ pub(super) async fn observe_iam<I: Iam>(
 pub(super) enum SourceVersion {
     Secret(Option<String>),
     SecretsManager(String),
+    /// Generated for `deliverTo`: no version outside status.
+    Delivered,
 }
 
 impl SourceVersion {
@@ -189,6 +204,7 @@ impl SourceVersion {
             SourceVersion::SecretsManager(id) => {
                 status.and_then(|s| s.secrets_manager_version_id.as_ref()) == Some(id)
             }
+            SourceVersion::Delivered => false,
         }
     }
 
@@ -196,19 +212,24 @@ impl SourceVersion {
         match self {
             SourceVersion::Secret(rv) => rv.clone(),
             SourceVersion::SecretsManager(id) => Some(id.clone()),
+            SourceVersion::Delivered => None,
         }
     }
 }
 
 /// Reads the password source named by the spec (generating the Secret when
-/// asked to). A Secrets Manager secret whose version was already applied is
-/// not fetched: its fingerprint is the one in status.
+/// asked to, or the delivered password). A Secrets Manager secret whose
+/// version was already applied is not fetched: its fingerprint is the one
+/// in status.
 pub(super) async fn observe_source<I: Iam>(
     lp: &LoginProfile,
     ctx: &InAccount<'_, I>,
     user: &str,
 ) -> Result<Desired, SourceProblem> {
     let spec = &lp.spec;
+    if spec.delivery().is_some() {
+        return observe_delivered(lp, ctx, user).await;
+    }
     if let Some(reference) = &spec.password_secret_ref {
         let sourced = match (
             secret_source::read(&ctx.client, lp, reference).await,
@@ -250,6 +271,7 @@ pub(super) async fn observe_source<I: Iam>(
             password: None,
             version: SourceVersion::SecretsManager(version),
             applied: Applied::Same,
+            delivery: None,
         });
     }
     fetch_secrets_manager(lp, ctx, user).await
@@ -303,6 +325,25 @@ pub(super) async fn enforce_check<I: Iam>(
     Ok(changed.is_some_and(|changed| changed > applied_at))
 }
 
+/// A random password of `length` characters that meets the account
+/// password policy (AWS's default rules when the policy cannot be read).
+pub(super) async fn generated_password<I: Iam>(
+    ctx: &InAccount<'_, I>,
+    length: u32,
+) -> Result<Password, SourceProblem> {
+    let policy = match ctx.account.facts.password_policy(&ctx.account.iam).await {
+        Ok(policy) => policy,
+        Err(error) => {
+            tracing::warn!(%error, "could not read the account password policy; generating for AWS's default rules");
+            crate::rules::password_policy::PasswordPolicy::AwsDefault
+        }
+    };
+    crate::rules::password_policy::generate(length as usize, &policy).map_err(|e| SourceProblem {
+        reason: Reason::IamError,
+        message: format!("the operating system's random number generator failed: {e}"),
+    })
+}
+
 /// Creates the missing Secret with a random password that meets the account
 /// policy (`spec.generatePassword`), and returns it as the source.
 pub(super) async fn generate_secret<I: Iam>(
@@ -312,20 +353,7 @@ pub(super) async fn generate_secret<I: Iam>(
     reference: &crate::api::login_profile::SecretKeyRef,
     length: u32,
 ) -> Result<secret_source::SourcedPassword, SourceProblem> {
-    let policy = match ctx.account.facts.password_policy(&ctx.account.iam).await {
-        Ok(policy) => policy,
-        Err(error) => {
-            tracing::warn!(%error, "could not read the account password policy; generating for AWS's default rules");
-            crate::rules::password_policy::PasswordPolicy::AwsDefault
-        }
-    };
-    let password =
-        crate::rules::password_policy::generate(length as usize, &policy).map_err(|e| {
-            SourceProblem {
-                reason: Reason::IamError,
-                message: format!("the operating system's random number generator failed: {e}"),
-            }
-        })?;
+    let password = generated_password(ctx, length).await?;
     let namespace = lp.namespace().unwrap_or_default();
     let created = secret_source::create_generated(
         &ctx.client,

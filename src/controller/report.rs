@@ -122,6 +122,9 @@ pub(super) fn next_status(
                 SourceVersion::SecretsManager(id) => {
                     next.secrets_manager_version_id = Some(id.clone())
                 }
+                SourceVersion::Delivered => {
+                    next.encrypted_password = desired.delivery.clone();
+                }
             }
             next.password_last_applied_time = Some(now_rfc3339());
         }

@@ -59,7 +59,7 @@ pub enum RecipientError {
 }
 
 /// One recipient, parsed, with the fingerprint status reports for it.
-pub struct Recipient {
+struct Recipient {
     key: Key,
     fingerprint: String,
 }
@@ -70,14 +70,6 @@ enum Key {
 }
 
 impl Recipient {
-    /// What status shows for this recipient: an age key as itself (it is
-    /// short and already what `age-keygen -y` prints), an SSH key the way
-    /// `ssh-keygen -l` prints it (`ssh-ed25519 SHA256:…`), so a person
-    /// recognises their own key.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-
     fn as_age(&self) -> &dyn age::Recipient {
         match &self.key {
             Key::X25519(r) => r,
@@ -119,7 +111,10 @@ impl Recipients {
         Ok(Self(parsed))
     }
 
-    /// The fingerprints, in spec order, as status records them.
+    /// The fingerprints, in spec order, as status records them: an age key
+    /// as itself (it is short and already what `age-keygen -y` prints), an
+    /// SSH key the way `ssh-keygen -l` prints it (`ssh-ed25519 SHA256:…`),
+    /// so a person recognises their own key.
     pub fn fingerprints(&self) -> Vec<String> {
         self.0.iter().map(|r| r.fingerprint.clone()).collect()
     }

@@ -139,7 +139,7 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
             };
         }
     };
-    let reset_required = spec.password_reset_required;
+    let reset_required = spec.reset_required();
 
     let Some(profile) = observed.iam else {
         // None applied yet: a first create. Applied before: the profile was

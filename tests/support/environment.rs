@@ -249,9 +249,10 @@ impl Env {
             .unwrap_or_default()
     }
 
-    /// Sends the answers of every held call.
-    pub fn release_held(&self) {
-        self.hook("POST", "release", None);
+    /// Sends the answers of the calls held for `user` (other tests hold
+    /// their own at the same time).
+    pub fn release_held(&self, user: &str) {
+        self.hook("POST", &format!("release?user={user}"), None);
     }
 
     /// Moves AWS account `account`'s clock in the emulator forward by `seconds`
