@@ -30,10 +30,13 @@ declare -A CHECKS=(
   [iproute2]='command -v ip'
   # tests/leader.rs runs a standby whose clock is ahead.
   [libfaketime]='compgen -G "/usr/lib/*/faketime/libfaketime.so.1"'
+  # tests/delivery.rs decrypts an OpenPGP message as a person would.
+  [gpg]='command -v gpg'
+  [gpg-agent]='command -v gpg-agent && command -v gpgconf'
 )
 # Fixed order, so messages and installs are the same on every machine.
 PACKAGES=(musl-tools python3-venv jq curl openssl ca-certificates bsdextrautils
-  containerd runc containernetworking-plugins iptables iproute2 libfaketime)
+  containerd runc containernetworking-plugins iptables iproute2 libfaketime gpg gpg-agent)
 
 # Prerequisites that no package here provides (Debian's Go is too old).
 check_toolchains() {

@@ -1,9 +1,10 @@
 //! Encrypted delivery of generated passwords (`generatePassword.deliverTo`),
 //! against the real API server and the IAM emulator, opened the way the
 //! person would: the reference `age` CLI (hack/tools.sh builds it) with an
-//! `age-keygen` key or an SSH key, then ChangePassword as the IAM user,
-//! which only the password IAM holds allows. No Secret, log line (at trace
-//! level), Event or metric may hold the plaintext.
+//! `age-keygen` key or an SSH key, GnuPG (`gpg -d`, a Debian package
+//! hack/deps.sh installs) with a key it made, then ChangePassword as the
+//! IAM user, which only the password IAM holds allows. No Secret, log line
+//! (at trace level), Event or metric may hold the plaintext.
 
 mod support;
 
@@ -13,50 +14,6 @@ use serde_json::{Value, json};
 use support::*;
 
 const FIXTURE_KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/test-keys");
-
-/// A new age identity in `dir`: (its file, its public key `age1…`).
-fn age_key(dir: &Path, name: &str) -> (PathBuf, String) {
-    let path = dir.join(name);
-    let _ = std::fs::remove_file(&path);
-    stdout_of(
-        env()
-            .command("age-keygen")
-            .arg("-o")
-            .arg(&path)
-            .output()
-            .expect("age-keygen runs"),
-        "age-keygen",
-    );
-    let public = stdout_of(
-        env()
-            .command("age-keygen")
-            .arg("-y")
-            .arg(&path)
-            .output()
-            .expect("age-keygen -y runs"),
-        "age-keygen -y",
-    );
-    (path, public.trim().to_string())
-}
-
-fn scratch(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(unique(test));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// `age -d -i identity` over the status ciphertext: the password, or age's
-/// refusal.
-fn decrypt(ciphertext: &str, identity: &Path) -> Result<String, String> {
-    let mut command = env().command("age");
-    command.arg("-d").arg("-i").arg(identity);
-    let output = run_with_stdin(command, ciphertext);
-    if output.status.success() {
-        Ok(String::from_utf8(output.stdout).expect("utf-8"))
-    } else {
-        Err(String::from_utf8_lossy(&output.stderr).into_owned())
-    }
-}
 
 fn delivered(namespace: &str, name: &str, user: &str, generate: Value) -> String {
     login_profile(
@@ -117,7 +74,7 @@ fn each_recipient_alone_opens_a_password_iam_holds_and_the_cluster_never_held_it
     let operator = Operator::start_with_log_filter(&ns.name, &[], "trace");
     let mut users = TestUsers::default();
     let user = users.create("deliver-open");
-    let dir = scratch("deliver-open");
+    let dir = scratch_dir("deliver-open");
     let (identity, public) = age_key(&dir, "alice.txt");
     let ssh_public = std::fs::read_to_string(format!("{FIXTURE_KEYS}/id_ed25519.pub")).unwrap();
     env().apply_ok(&delivered(
@@ -148,13 +105,13 @@ fn each_recipient_alone_opens_a_password_iam_holds_and_the_cluster_never_held_it
     );
     let armored = ciphertext(&lp);
     assert!(armored.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
-    let by_age = decrypt(&armored, &identity).expect("the age key opens it");
-    let by_ssh = decrypt(&armored, Path::new(&format!("{FIXTURE_KEYS}/id_ed25519")))
+    let by_age = age_decrypt(&armored, &identity).expect("the age key opens it");
+    let by_ssh = age_decrypt(&armored, Path::new(&format!("{FIXTURE_KEYS}/id_ed25519")))
         .expect("the SSH key opens it");
     assert_eq!(by_age, by_ssh);
     let (stranger, _) = age_key(&dir, "stranger.txt");
     assert!(
-        decrypt(&armored, &stranger).is_err(),
+        age_decrypt(&armored, &stranger).is_err(),
         "a key that is not a recipient opens it"
     );
     assert_eq!(accepted(&user, "CreateLoginProfile"), 1);
@@ -164,13 +121,109 @@ fn each_recipient_alone_opens_a_password_iam_holds_and_the_cluster_never_held_it
         .expect("IAM holds the delivered password");
 }
 
+/// A GnuPG home of the test's own, where the person makes their key pair.
+struct Gpg {
+    home: PathBuf,
+}
+
+impl Gpg {
+    fn new(dir: &Path) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let home = dir.join("gnupg");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+        Self { home }
+    }
+
+    fn command(&self) -> std::process::Command {
+        let mut command = env().command("gpg");
+        command.env("GNUPGHOME", &self.home).args([
+            "--batch",
+            "--no-tty",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ]);
+        command
+    }
+
+    /// `gpg --quick-gen-key` (GnuPG's default: a signing primary key and an
+    /// encryption subkey), then `gpg --armor --export`.
+    fn new_public_key(&self, user_id: &str) -> String {
+        let mut generate = self.command();
+        generate.args(["--quick-gen-key", user_id, "default", "default", "never"]);
+        stdout_of(generate.output().expect("gpg runs"), "gpg --quick-gen-key");
+        let mut export = self.command();
+        export.args(["--armor", "--export", user_id]);
+        stdout_of(export.output().expect("gpg runs"), "gpg --armor --export")
+    }
+
+    fn decrypt(&self, message: &str) -> Result<String, String> {
+        let mut command = self.command();
+        command.arg("-d");
+        let output = run_with_stdin(command, message);
+        if output.status.success() {
+            Ok(String::from_utf8(output.stdout).expect("utf-8"))
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        // The gpg-agent each home starts would outlive the test.
+        let _ = std::process::Command::new("gpgconf")
+            .env("GNUPGHOME", &self.home)
+            .args(["--kill", "gpg-agent"])
+            .status();
+    }
+}
+
+#[test]
+fn an_openpgp_key_and_an_age_key_each_open_the_same_password_iam_holds() {
+    let ns = TestNamespace::new("deliver-pgp");
+    let operator = Operator::start_with_log_filter(&ns.name, &[], "trace");
+    let mut users = TestUsers::default();
+    let user = users.create("deliver-pgp");
+    let dir = scratch_dir("deliver-pgp");
+    let gpg = Gpg::new(&dir);
+    let public_key = gpg.new_public_key("Frank <frank@example.invalid>");
+    let (identity, age_public) = age_key(&dir, "frank.txt");
+    env().apply_ok(&delivered(
+        &ns.name,
+        "frank",
+        &user,
+        json!({"deliverTo": {"ageRecipients": [age_public], "pgpPublicKey": public_key}}),
+    ));
+    let lp = wait_delivered(&ns.name, "frank", |e| e["pgp"].is_string());
+    let recorded = &lp["status"]["encryptedPassword"];
+    assert!(
+        recorded["recipients"][1]
+            .as_str()
+            .unwrap()
+            .starts_with("openpgp "),
+        "{recorded}"
+    );
+    let message = recorded["pgp"].as_str().unwrap();
+    assert!(message.starts_with("-----BEGIN PGP MESSAGE-----"));
+    let by_gpg = gpg.decrypt(message).expect("gpg -d opens it");
+    let by_age = age_decrypt(&ciphertext(&lp), &identity).expect("age -d opens it");
+    assert_eq!(by_gpg, by_age, "one password, two envelopes");
+    assert_eq!(accepted(&user, "CreateLoginProfile"), 1);
+    nowhere_in_the_cluster(&ns.name, "frank", &by_gpg, &operator);
+    change_password_as_user(&user, &by_gpg, &strong_password("frank-own"))
+        .expect("IAM holds the delivered password");
+}
+
 #[test]
 fn reissue_and_a_changed_recipient_each_issue_one_new_password() {
     let ns = TestNamespace::new("deliver-reissue");
     let operator = Operator::start(&ns.name, &[]);
     let mut users = TestUsers::default();
     let user = users.create("deliver-re");
-    let dir = scratch("deliver-reissue");
+    let dir = scratch_dir("deliver-reissue");
     let (old_laptop, old_public) = age_key(&dir, "old.txt");
     let (new_laptop, new_public) = age_key(&dir, "new.txt");
     let apply = |recipient: &str, reissue: Option<&str>| {
@@ -183,7 +236,7 @@ fn reissue_and_a_changed_recipient_each_issue_one_new_password() {
     apply(&old_public, None);
     let first = wait_delivered(&ns.name, "bob", |e| e["age"].is_string());
     let created = status_str(&first, "createDate").to_string();
-    let first_password = decrypt(&ciphertext(&first), &old_laptop).unwrap();
+    let first_password = age_decrypt(&ciphertext(&first), &old_laptop).unwrap();
 
     apply(&old_public, Some("lost-it-1"));
     let second = wait_delivered(&ns.name, "bob", |e| e["reissue"] == "lost-it-1");
@@ -193,7 +246,7 @@ fn reissue_and_a_changed_recipient_each_issue_one_new_password() {
         1,
         "one write per issue"
     );
-    let second_password = decrypt(&ciphertext(&second), &old_laptop).unwrap();
+    let second_password = age_decrypt(&ciphertext(&second), &old_laptop).unwrap();
     assert_ne!(second_password, first_password);
 
     apply(&new_public, Some("lost-it-1"));
@@ -208,10 +261,10 @@ fn reissue_and_a_changed_recipient_each_issue_one_new_password() {
     assert_eq!(accepted(&user, "CreateLoginProfile"), 1, "never replaced");
     assert_eq!(status_str(&third, "createDate"), created, "CreateDate kept");
     assert!(
-        decrypt(&ciphertext(&third), &old_laptop).is_err(),
+        age_decrypt(&ciphertext(&third), &old_laptop).is_err(),
         "the old key opens the new password"
     );
-    let third_password = decrypt(&ciphertext(&third), &new_laptop).unwrap();
+    let third_password = age_decrypt(&ciphertext(&third), &new_laptop).unwrap();
     for old in [&first_password, &second_password] {
         assert!(
             change_password_as_user(&user, old, &strong_password("bob-stale")).is_err(),
@@ -232,7 +285,7 @@ fn killed_after_iam_accepted_a_delivered_create() {
     let ns = TestNamespace::new("deliver-kill");
     let mut users = TestUsers::default();
     let user = users.create("deliver-kill");
-    let dir = scratch("deliver-kill");
+    let dir = scratch_dir("deliver-kill");
     let (identity, public) = age_key(&dir, "carol.txt");
     env().fault(json!({"action": "CreateLoginProfile", "user": user, "mode": "hold"}));
     let first = Operator::start(&ns.name, &[]);
@@ -242,12 +295,7 @@ fn killed_after_iam_accepted_a_delivered_create() {
         &user,
         json!({"deliverTo": {"ageRecipients": [public]}}),
     ));
-    wait_until("IAM to hold the create", CONVERGE, || {
-        env()
-            .held()
-            .iter()
-            .any(|call| call["action"] == "CreateLoginProfile" && call["user"] == user.as_str())
-    });
+    env().wait_held("CreateLoginProfile", &user);
     // IAM holds a password whose ciphertext died with the process.
     first.signal("KILL");
     env().release_held(&user);
@@ -260,7 +308,7 @@ fn killed_after_iam_accepted_a_delivered_create() {
         1,
         "exactly one more write: a new password nobody lost"
     );
-    let password = decrypt(&ciphertext(&lp), &identity).unwrap();
+    let password = age_decrypt(&ciphertext(&lp), &identity).unwrap();
     assert!(!first.logs().contains(&password) && !second.logs().contains(&password));
     change_password_as_user(&user, &password, &strong_password("carol-own"))
         .expect("after the crash, the ciphertext opens to what IAM holds");
@@ -277,43 +325,74 @@ fn a_bad_recipient_is_refused_with_its_reason_before_any_iam_call() {
             .trim()
             .to_string()
     };
+    let age = |keys: &[String]| json!({"ageRecipients": keys});
+    let pgp = |file: &str| json!({"pgpPublicKey": key(file)});
     let cases = [
-        ("garbage", vec!["not-a-key".to_string()], "[0]", "neither"),
+        (
+            "garbage",
+            age(&["not-a-key".into()]),
+            "ageRecipients[0]",
+            "neither",
+        ),
         (
             "short-rsa",
-            vec![key("id_rsa1024.pub")],
-            "[0]",
+            age(&[key("id_rsa1024.pub")]),
+            "ageRecipients[0]",
             "shorter than 2048",
         ),
         (
             "ecdsa",
-            vec![key("id_ecdsa.pub")],
-            "[0]",
+            age(&[key("id_ecdsa.pub")]),
+            "ageRecipients[0]",
             "age cannot encrypt to",
         ),
         (
             "twice",
-            vec![key("id_ed25519.pub"), key("id_ed25519.pub")],
-            "[1]",
+            age(&[key("id_ed25519.pub"), key("id_ed25519.pub")]),
+            "ageRecipients[1]",
             "same key as [0]",
+        ),
+        (
+            "pgp-garbage",
+            json!({"pgpPublicKey": "not a key"}),
+            "pgpPublicKey",
+            "ASCII-armored",
+        ),
+        (
+            "pgp-sign-only",
+            pgp("pgp-sign-only.asc"),
+            "pgpPublicKey",
+            "no encryption subkey",
+        ),
+        (
+            "pgp-expired",
+            pgp("pgp-expired.asc"),
+            "pgpPublicKey",
+            "expired at 2024-06-01",
+        ),
+        (
+            "pgp-revoked",
+            pgp("pgp-revoked.asc"),
+            "pgpPublicKey",
+            "is revoked",
         ),
     ];
     let mut named = Vec::new();
-    for (name, recipients, _, _) in &cases {
+    for (name, deliver_to, _, _) in &cases {
         let user = users.create(&format!("deliver-{name}"));
         env().apply_ok(&delivered(
             &ns.name,
             name,
             &user,
-            json!({"deliverTo": {"ageRecipients": recipients}}),
+            json!({"deliverTo": deliver_to}),
         ));
         named.push(user);
     }
-    for ((name, _, index, why), user) in cases.iter().zip(&named) {
+    for ((name, _, which, why), user) in cases.iter().zip(&named) {
         let lp = wait_ready_reason(&ns.name, name, "False", "InvalidRecipient", CONVERGE);
         let (_, _, message) = ready(&lp).unwrap();
         assert!(
-            message.contains(&format!("ageRecipients{index}")) && message.contains(why),
+            message.contains(which) && message.contains(why),
             "{name}: {message}"
         );
         assert!(condition_true(&lp, "Stalled"), "{name}: Stalled");

@@ -20,21 +20,6 @@ fn accepted(user: &str, action: &str) -> u64 {
     env().accepted(user).get(action).copied().unwrap_or(0)
 }
 
-/// Waits until the emulator holds a call of `action` for `user`: IAM has
-/// applied it and the caller has not heard back.
-fn wait_held(action: &str, user: &str) {
-    wait_until(
-        &format!("IAM to hold {action} for {user}"),
-        CONVERGE,
-        || {
-            env()
-                .held()
-                .iter()
-                .any(|call| call["action"] == action && call["user"] == user)
-        },
-    );
-}
-
 /// The oracle's last check: IAM holds `password` for `user` (the user can
 /// sign in with it and change it), and no operator log line shows it.
 fn iam_holds(user: &str, password: &str, operators: &[&Operator]) {
@@ -48,23 +33,31 @@ fn iam_holds(user: &str, password: &str, operators: &[&Operator]) {
     }
 }
 
+/// An operator that sent the create of LoginProfile `bob` (Secret `bob`
+/// holding `password`) for `user`, killed while IAM held the answer; the
+/// answer is then released, so IAM has the profile and nobody heard.
+fn killed_after_held_create(namespace: &str, user: &str, password: &str) -> Operator {
+    env().fault(json!({"action": "CreateLoginProfile", "user": user, "mode": "hold"}));
+    let first = Operator::start(namespace, &[]);
+    env().apply_ok(&secret(namespace, "bob", &[("password", password)]));
+    env().apply_ok(&login_profile(
+        namespace,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    env().wait_held("CreateLoginProfile", user);
+    first.signal("KILL");
+    env().release_held(user);
+    first
+}
+
 #[test]
 fn killed_after_iam_accepted_its_create() {
     let ns = TestNamespace::new("fault-kill-create");
     let mut users = TestUsers::default();
     let user = users.create("fault-kc");
     let password = strong_password("killcreate");
-    env().fault(json!({"action": "CreateLoginProfile", "user": user, "mode": "hold"}));
-    let first = Operator::start(&ns.name, &[]);
-    env().apply_ok(&secret(&ns.name, "bob", &[("password", &password)]));
-    env().apply_ok(&login_profile(
-        &ns.name,
-        "bob",
-        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
-    ));
-    wait_held("CreateLoginProfile", &user);
-    first.signal("KILL");
-    env().release_held(&user);
+    let first = killed_after_held_create(&ns.name, &user, &password);
 
     let second = Operator::start(&ns.name, &[]);
     let lp = wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
@@ -98,17 +91,7 @@ fn killed_after_iam_accepted_its_create_and_the_secret_changed_meanwhile() {
         strong_password("killchange1"),
         strong_password("killchange2"),
     );
-    env().fault(json!({"action": "CreateLoginProfile", "user": user, "mode": "hold"}));
-    let first = Operator::start(&ns.name, &[]);
-    env().apply_ok(&secret(&ns.name, "bob", &[("password", &first_password)]));
-    env().apply_ok(&login_profile(
-        &ns.name,
-        "bob",
-        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
-    ));
-    wait_held("CreateLoginProfile", &user);
-    first.signal("KILL");
-    env().release_held(&user);
+    let first = killed_after_held_create(&ns.name, &user, &first_password);
     env().apply_ok(&secret(&ns.name, "bob", &[("password", &second_password)]));
 
     let second = Operator::start(&ns.name, &[]);
@@ -185,7 +168,7 @@ fn killed_after_iam_accepted_a_rotation_in_an_account_that_refuses_reuse() {
     wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
     env().fault(json!({"action": "UpdateLoginProfile", "user": user, "mode": "hold"}));
     env().apply_ok(&secret(&ns.name, "bob", &[("password", &second_password)]));
-    wait_held("UpdateLoginProfile", &user);
+    env().wait_held("UpdateLoginProfile", &user);
     first.signal("KILL");
     env().release_held(&user);
 
@@ -219,7 +202,7 @@ fn killed_during_deletion() {
     wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
     env().fault(json!({"action": "DeleteLoginProfile", "user": user, "mode": "hold"}));
     env().kubectl_ok(&["delete", "lp", "bob", "-n", &ns.name, "--wait=false"]);
-    wait_held("DeleteLoginProfile", &user);
+    env().wait_held("DeleteLoginProfile", &user);
     first.signal("KILL");
     env().release_held(&user);
 

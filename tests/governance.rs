@@ -103,6 +103,18 @@ impl Governed {
             .is_ok()
     }
 
+    /// An account password policy with MaxPasswordAge 90.
+    fn passwords_expire_after_90_days(&self) {
+        self.aws(&[
+            "iam",
+            "update-account-password-policy",
+            "--minimum-password-length",
+            "14",
+            "--max-password-age",
+            "90",
+        ]);
+    }
+
     fn advance_days(&self, days: u64) {
         env().advance_clock(&self.account, days * DAY);
     }
@@ -309,14 +321,7 @@ fn a_password_unused_for_46_days_is_disabled_and_a_10_day_old_unused_one_is_not(
 #[test]
 fn a_generated_password_is_replaced_before_it_expires_and_a_secret_one_only_warns() {
     let g = Governed::new("gov-expiry", None);
-    g.aws(&[
-        "iam",
-        "update-account-password-policy",
-        "--minimum-password-length",
-        "14",
-        "--max-password-age",
-        "90",
-    ]);
+    g.passwords_expire_after_90_days();
     let (generated, sourced) = (g.create_user("gov-gen"), g.create_user("gov-src"));
     g.apply(
         "gen",
@@ -405,6 +410,63 @@ fn a_generated_password_is_replaced_before_it_expires_and_a_secret_one_only_warn
     holds_for(Duration::from_secs(3), || {
         assert_eq!(calls(&sourced, "UpdateLoginProfile"), 0);
     });
+}
+
+#[test]
+fn a_delivered_password_is_issued_anew_before_it_expires() {
+    let g = Governed::new("gov-deliver", None);
+    g.passwords_expire_after_90_days();
+    let user = g.create_user("gov-dlv");
+    let dir = scratch_dir("gov-deliver");
+    let (identity, public) = age_key(&dir, "key.txt");
+    env().apply_ok(&login_profile(
+        g.ns(),
+        "dlv",
+        json!({"userName": user, "accountRef": {"name": g.iam_account},
+               "generatePassword": {"deliverTo": {"ageRecipients": [public]}}}),
+    ));
+    let opened = |lp: &Value| {
+        age_decrypt(
+            lp["status"]["encryptedPassword"]["age"].as_str().unwrap(),
+            &identity,
+        )
+        .unwrap()
+    };
+    let first = wait_for("the first delivered password", CONVERGE, || {
+        let lp = get_lp(g.ns(), "dlv");
+        lp["status"]["console"]["passwordExpiresAt"]
+            .is_string()
+            .then_some(lp)
+    });
+    let first_password = opened(&first);
+    let created = status_str(&first, "createDate").to_string();
+
+    // 84 days on: within rotateBefore (7d) of expiry.
+    g.advance_days(84);
+    let second = wait_for("a new ciphertext", CONVERGE, || {
+        let lp = get_lp(g.ns(), "dlv");
+        (lp["status"]["encryptedPassword"]["generatedAt"]
+            != first["status"]["encryptedPassword"]["generatedAt"])
+            .then_some(lp)
+    });
+    wait_ready_reason(g.ns(), "dlv", "True", "Updated", CONVERGE);
+    holds_for(Duration::from_secs(4), || {
+        assert_eq!(
+            calls(&user, "UpdateLoginProfile"),
+            1,
+            "issued once for one expiry"
+        );
+    });
+    assert_eq!(status_str(&second, "createDate"), created);
+    let second_password = opened(&second);
+    assert_ne!(second_password, first_password);
+    change_password_as_user_in(
+        Some(&g.account),
+        &user,
+        &second_password,
+        &strong_password("mine"),
+    )
+    .expect("IAM holds the re-issued password");
 }
 
 #[test]

@@ -385,15 +385,24 @@ fn exactly_one_password_source_is_required() {
     for (spec, needle) in [
         (
             json!({"passwordSecretRef": {"name": "s"}, "passwordSecretsManagerRef": sm}),
-            "set exactly one of passwordSecretRef",
+            "set exactly one password source",
         ),
         (
             json!({"passwordResetRequired": true}),
-            "set exactly one of passwordSecretRef",
+            "set exactly one password source",
         ),
         (
             json!({"passwordSecretsManagerRef": sm, "generatePassword": {}}),
             "generatePassword needs passwordSecretRef",
+        ),
+        (
+            json!({"generatePassword": {"deliverTo": {}}}),
+            "deliverTo needs at least one recipient",
+        ),
+        (
+            json!({"generatePassword": {"deliverTo": {"ageRecipients": ["age1x"]}},
+                   "passwordUpdatePolicy": "Enforce"}),
+            "deliverTo goes only with passwordUpdatePolicy: OnSecretChange",
         ),
     ] {
         let output = env().apply(&login_profile(&ns.name, "refused", spec.clone()));

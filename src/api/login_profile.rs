@@ -240,31 +240,50 @@ pub struct GeneratePassword {
     pub reissue: Option<String>,
 }
 
-/// Who can open a generated password: one ciphertext any one of them
-/// decrypts with their private key (`age -d -i key`).
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+/// Who can open a generated password: any one of them decrypts it with
+/// their private key (`age -d -i key`, `gpg -d`). At least one recipient.
+/// A change issues a new password for the new recipients; the old
+/// ciphertext then opens to a password IAM no longer holds.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(
+    "(has(self.ageRecipients) && size(self.ageRecipients) > 0) || has(self.pgpPublicKey)"
+).reason(kube::core::Reason::FieldValueRequired).message("deliverTo needs at least one recipient: ageRecipients or pgpPublicKey"))]
 pub struct DeliverTo {
-    /// 1 to 10 public keys: age X25519 (`age1…`, from `age-keygen`), or
-    /// OpenSSH `ssh-ed25519` / `ssh-rsa` (2048 to 4096 bits) lines as in
-    /// `~/.ssh/id_ed25519.pub`. A change issues a new password for the new
-    /// recipients; the old ciphertext then opens to a password IAM no
-    /// longer holds.
-    #[schemars(length(min = 1, max = 10), inner(length(min = 1, max = 16384)))]
+    /// Up to 10 public keys, all in one age file (`status.encryptedPassword.age`):
+    /// age X25519 (`age1…`, from `age-keygen`), or OpenSSH `ssh-ed25519` /
+    /// `ssh-rsa` (2048 to 4096 bits) lines as in `~/.ssh/id_ed25519.pub`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10), inner(length(min = 1, max = 16384)))]
     pub age_recipients: Vec<String>,
+    /// An ASCII-armored OpenPGP public key (`gpg --armor --export KEYID`)
+    /// with a live encryption subkey; the password goes to
+    /// `status.encryptedPassword.pgp` for `gpg -d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 65536))]
+    pub pgp_public_key: Option<String>,
 }
 
 /// A generated password, encrypted to `generatePassword.deliverTo`.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct EncryptedPassword {
-    /// The password as an ASCII-armored age file: `kubectl get lp NAME -o
-    /// jsonpath='{.status.encryptedPassword.age}' | age -d -i KEY`.
+    /// The password as an ASCII-armored age file, for `ageRecipients`:
+    /// `kubectl get lp NAME -o jsonpath='{.status.encryptedPassword.age}' |
+    /// age -d -i KEY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 65536))]
-    pub age: String,
+    pub age: Option<String>,
+    /// The password as an ASCII-armored OpenPGP message, for
+    /// `pgpPublicKey`: `kubectl get lp NAME -o
+    /// jsonpath='{.status.encryptedPassword.pgp}' | gpg -d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 65536))]
+    pub pgp: Option<String>,
     /// The recipients it is encrypted to: an age key as itself, an SSH key
-    /// as `ssh-keygen -l` prints it (`ssh-ed25519 SHA256:…`).
-    #[schemars(length(max = 10), inner(length(max = 128)))]
+    /// as `ssh-keygen -l` prints it (`ssh-ed25519 SHA256:…`), an OpenPGP key
+    /// as `openpgp <fingerprint>`.
+    #[schemars(length(max = 11), inner(length(max = 128)))]
     pub recipients: Vec<String>,
     /// When the operator generated it.
     #[schemars(extend("format" = "date-time"))]

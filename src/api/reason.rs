@@ -42,7 +42,7 @@ pub enum Reason {
     ConsoleDisabled,
     /// `spec.governance` (or the IAMAccount's) does not parse.
     InvalidGovernance,
-    /// A `generatePassword.deliverTo` recipient cannot be encrypted to.
+    /// A `generatePassword.deliverTo` recipient (age, SSH or OpenPGP key) cannot be encrypted to.
     InvalidRecipient,
     // Ready=False, transient
     /// The IAMAccount it names has not verified its credentials.
@@ -175,7 +175,7 @@ impl Reason {
                 "a period in `spec.governance` or the IAMAccount's `governance` does not parse: write it as digits and one of d, h, m, s"
             }
             Reason::InvalidRecipient => {
-                "a `generatePassword.deliverTo.ageRecipients` entry cannot be encrypted to (unparseable, an RSA key under 2048 bits, a key kind age cannot use, a duplicate); the message names the entry by index. Nothing was sent to IAM: fix the key"
+                "a `generatePassword.deliverTo` recipient cannot be encrypted to: an `ageRecipients` entry (unparseable, an RSA key under 2048 bits, a key kind age cannot use, a duplicate; named by index) or the `pgpPublicKey` (unparseable, revoked, expired, no live encryption subkey; named by fingerprint). Nothing was sent to IAM: fix the key"
             }
             Reason::AccountNotReady => {
                 "the IAMAccount's credentials are not verified yet (`kubectl describe iamaccount`: `AssumeRoleFailed` says why); retried"

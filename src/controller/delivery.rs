@@ -14,7 +14,7 @@ use crate::api::login_profile::EncryptedPassword;
 use crate::api::login_profile::LoginProfile;
 use crate::api::reason::Reason;
 use crate::aws::iam::Iam;
-use crate::rules::delivery::Recipients;
+use crate::rules::delivery::Delivery;
 use crate::rules::plan::Applied;
 use crate::rules::plan::SourceProblem;
 
@@ -55,11 +55,11 @@ pub(super) async fn issue<I: Iam>(
     lp: &LoginProfile,
     ctx: &InAccount<'_, I>,
     user: &str,
-    recipients: &Recipients,
+    recipients: &Delivery,
 ) -> Result<Desired, SourceProblem> {
     let length = lp.spec.generate_password.as_ref().map_or(24, |g| g.length);
     let password = super::observe::generated_password(ctx, length).await?;
-    let age = recipients
+    let sealed = recipients
         .encrypt(password.expose().as_bytes())
         .map_err(|error| SourceProblem {
             reason: Reason::IamError,
@@ -67,7 +67,8 @@ pub(super) async fn issue<I: Iam>(
         })?;
     let mut desired = Desired::new(lp, ctx, user, password, SourceVersion::Delivered);
     desired.delivery = Some(EncryptedPassword {
-        age,
+        age: sealed.age,
+        pgp: sealed.pgp,
         recipients: recipients.fingerprints(),
         generated_at: now_rfc3339(),
         password_fingerprint: desired.fingerprint.clone(),
@@ -78,12 +79,11 @@ pub(super) async fn issue<I: Iam>(
 
 /// The spec's recipients, parsed; an entry that cannot be encrypted to stops
 /// everything before any IAM call.
-pub(super) fn recipients_of(lp: &LoginProfile) -> Result<Recipients, SourceProblem> {
-    let entries = lp
-        .spec
-        .delivery()
-        .map_or(&[][..], |d| d.age_recipients.as_slice());
-    Recipients::parse(entries).map_err(|error| SourceProblem {
+pub(super) fn recipients_of(lp: &LoginProfile) -> Result<Delivery, SourceProblem> {
+    let deliver_to = lp.spec.delivery();
+    let entries = deliver_to.map_or(&[][..], |d| d.age_recipients.as_slice());
+    let pgp = deliver_to.and_then(|d| d.pgp_public_key.as_deref());
+    Delivery::parse(entries, pgp, std::time::SystemTime::now()).map_err(|error| SourceProblem {
         reason: Reason::InvalidRecipient,
         message: format!("{error} (nothing was sent to IAM)"),
     })

@@ -5,7 +5,8 @@
 //! in force, written to `status.console` and its conditions. A rule with
 //! `DisableConsole` deletes the login profile and keeps it deleted until a
 //! person re-enables it; a generated password is replaced before it
-//! expires (a new Secret value, which the next reconcile sends).
+//! expires (a new Secret value, which the next reconcile sends; a delivered
+//! one is issued anew in the same reconcile).
 
 use super::context::Error;
 use super::context::InAccount;
@@ -39,6 +40,10 @@ pub(super) enum Governed {
     /// Governance ended this reconcile (console access is off, or a
     /// generated password was just replaced).
     Done(Action),
+    /// A delivered password (`deliverTo`) is due `rotateBefore` its expiry:
+    /// issue a new one in this reconcile, and record `replaced_for_expiry`
+    /// (this value) in the status write that records the new ciphertext.
+    Reissue(Box<LoginProfile>, Option<String>),
 }
 
 /// The govern step. Reads only the cached credential report and password
@@ -165,6 +170,12 @@ pub(super) async fn govern<I: Iam>(
             .map(Governed::Done);
     }
     set_findings(&lp, ctx, Some(&judged), false);
+    let same = source.as_ref().is_ok_and(|d| d.applied == Applied::Same);
+    if judged.rotate_due && same && lp.spec.delivery().is_some() {
+        let for_expiry = console.password_expires_at.clone();
+        let lp = record(lp, ctx, Some(console), &judged.findings).await?;
+        return Ok(Governed::Reissue(Box::new(lp), for_expiry));
+    }
     // Replaced first, recorded after: a crash in between costs one more
     // replacement, never a password left to expire.
     let replaced = match (source, &policy) {

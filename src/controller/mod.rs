@@ -23,6 +23,8 @@ use act::act;
 use cleanup::cleanup;
 use context::key;
 use decide::decide;
+use delivery::issue;
+use delivery::recipients_of;
 use governance::Governed;
 use governance::govern;
 use observe::Look;
@@ -145,9 +147,16 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
     };
     // 2. Govern: the person's MFA, last use and expiry (the shared
     // credential report), and the rules over them.
-    let mut lp = match govern(lp, ctx, &user, &source).await? {
-        Governed::Continue(lp) => *lp,
+    let (mut lp, mut source, replaced_for_expiry) = match govern(lp, ctx, &user, &source).await? {
+        Governed::Continue(lp) => (*lp, source, None),
         Governed::Done(action) => return Ok(action),
+        Governed::Reissue(lp, for_expiry) => {
+            let issued = match recipients_of(&lp) {
+                Ok(recipients) => issue(&lp, ctx, &user, &recipients).await,
+                Err(problem) => Err(problem),
+            };
+            (*lp, issued, Some(for_expiry))
+        }
     };
     if let Ok(desired) = &source
         && let Some(later) = ctx.no_iam_call_needed(&lp, desired)
@@ -167,7 +176,6 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
     // 3. Decide (pure, plan.rs), 4. act. A create-first guess that IAM
     // answers with "exists" is looked at once, on a fresh read of the object
     // (the cached one may not show this operator's own last status yet).
-    let mut source = source;
     let acted = loop {
         let plan = decide(&lp, ctx, &user, &source, &iam);
         tracing::debug!(object = %ObjectRef::from_obj(&lp), ?plan, "decided");
@@ -197,6 +205,15 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
     // 5. Report.
     let mut next = next_status(&lp, &user, &iam, &acted, source.ok().as_ref());
     next.account_id = Some(ctx.account_id.clone());
+    if let (Some(for_expiry), Some(console), Some(_)) = (
+        replaced_for_expiry,
+        next.console.as_mut(),
+        acted.sent_password,
+    ) {
+        // In the write that records the new ciphertext: a crash before it
+        // leaves the replacement due, never recorded as done.
+        console.replaced_for_expiry = for_expiry;
+    }
     if acted.sent_password.is_some() {
         // Status now records the password the marks spoke of: settled, in
         // the same write.

@@ -1,9 +1,9 @@
-//! Encrypted delivery of a generated password: which age recipients
-//! (`age1…`, ssh-ed25519, ssh-rsa) a LoginProfile names, the fingerprints
-//! status shows for them, and the ASCII-armored age ciphertext that only their
-//! keys open. Pure: no I/O; the only randomness is age's own file key. The
-//! building block of issue 23's `spec.generatePassword.deliverTo`, which the
-//! controller does not offer yet.
+//! Encrypted delivery of a generated password (`generatePassword.deliverTo`):
+//! which age recipients (`age1…`, ssh-ed25519, ssh-rsa) and OpenPGP key
+//! (src/rules/openpgp.rs) a LoginProfile names, the fingerprints status shows
+//! for them, and the ASCII-armored ciphertexts that only their keys open: one
+//! age file for all age recipients, one OpenPGP message for the OpenPGP key.
+//! Pure: no I/O; the only randomness is the formats' own session keys.
 //!
 //! Errors name the recipient by its index and a short prefix, never the
 //! password: the password is only ever an argument of [`Recipients::encrypt`].
@@ -15,6 +15,8 @@ use std::str::FromStr;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use crate::rules::openpgp::{PgpKeyError, PgpRecipient};
+
 /// At most this many recipients per LoginProfile (the CRD says the same), so
 /// the ciphertext stays a small part of the object's status.
 pub const MAX_RECIPIENTS: usize = 10;
@@ -23,8 +25,12 @@ pub const MAX_RECIPIENTS: usize = 10;
 /// fix; it is meant for the `InvalidRecipient` condition.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecipientError {
-    #[error("deliverTo.ageRecipients is empty: name at least one age (age1…) or SSH public key")]
+    #[error(
+        "deliverTo names no recipient: give ageRecipients (age1… or SSH public keys) or pgpPublicKey"
+    )]
     NoRecipient,
+    #[error(transparent)]
+    Pgp(#[from] PgpKeyError),
     #[error("deliverTo.ageRecipients has {0} recipients; at most {MAX_RECIPIENTS} are allowed")]
     TooMany(usize),
     #[error(
@@ -139,10 +145,72 @@ impl Recipients {
     }
 }
 
+/// Every recipient of one LoginProfile: its age recipients and its OpenPGP
+/// key, each optional, at least one.
+#[derive(Debug)]
+pub struct Delivery {
+    age: Option<Recipients>,
+    pgp: Option<PgpRecipient>,
+}
+
+/// The ciphertexts of one password: what status records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// For the age recipients, when there are any.
+    pub age: Option<String>,
+    /// For the OpenPGP key, when there is one.
+    pub pgp: Option<String>,
+}
+
+impl Delivery {
+    /// Parses `ageRecipients` and `pgpPublicKey` (checked as it stands at
+    /// `now`); the first bad one is the error.
+    pub fn parse<S: AsRef<str>>(
+        age_entries: &[S],
+        pgp_public_key: Option<&str>,
+        now: std::time::SystemTime,
+    ) -> Result<Self, RecipientError> {
+        if age_entries.is_empty() && pgp_public_key.is_none() {
+            return Err(RecipientError::NoRecipient);
+        }
+        let age = (!age_entries.is_empty())
+            .then(|| Recipients::parse(age_entries))
+            .transpose()?;
+        let pgp = pgp_public_key
+            .map(|armored| PgpRecipient::parse(armored, now))
+            .transpose()?;
+        Ok(Self { age, pgp })
+    }
+
+    /// The fingerprints status records: the age recipients' in spec order,
+    /// then the OpenPGP key's (`openpgp <fingerprint>`).
+    pub fn fingerprints(&self) -> Vec<String> {
+        let mut all = self
+            .age
+            .as_ref()
+            .map(Recipients::fingerprints)
+            .unwrap_or_default();
+        all.extend(self.pgp.as_ref().map(PgpRecipient::fingerprint));
+        all
+    }
+
+    /// `password` encrypted for every recipient.
+    pub fn encrypt(&self, password: &[u8]) -> Result<Sealed, EncryptError> {
+        Ok(Sealed {
+            age: self.age.as_ref().map(|r| r.encrypt(password)).transpose()?,
+            pgp: self
+                .pgp
+                .as_ref()
+                .map(|r| r.encrypt(password).map_err(EncryptError))
+                .transpose()?,
+        })
+    }
+}
+
 /// Encryption failed (it writes to memory, so this is not expected); the text
 /// is age's and never holds the plaintext.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("age encryption failed: {0}")]
+#[error("encryption failed: {0}")]
 pub struct EncryptError(String);
 
 fn io_failure(e: std::io::Error) -> EncryptError {
@@ -366,6 +434,28 @@ mod tests {
             matches!(broken, RecipientError::InvalidSshKey { index: 0, .. }),
             "{broken:?}"
         );
+    }
+
+    #[test]
+    fn a_delivery_takes_age_recipients_an_openpgp_key_or_both() {
+        const PGP: &str = include_str!("../../tests/fixtures/test-keys/pgp-alice.asc");
+        let now = std::time::SystemTime::now();
+        let none: [&str; 0] = [];
+        assert_eq!(
+            Delivery::parse(&none, None, now).unwrap_err(),
+            RecipientError::NoRecipient
+        );
+        let both = Delivery::parse(&[ED25519_PUB], Some(PGP), now).unwrap();
+        assert_eq!(both.fingerprints().len(), 2);
+        assert!(both.fingerprints()[1].starts_with("openpgp "));
+        let sealed = both.encrypt(b"pw").unwrap();
+        assert!(sealed.age.is_some() && sealed.pgp.is_some());
+        let only_pgp = Delivery::parse(&none, Some(PGP), now).unwrap();
+        assert_eq!(only_pgp.encrypt(b"pw").unwrap().age, None);
+        assert!(matches!(
+            Delivery::parse(&none, Some("junk"), now).unwrap_err(),
+            RecipientError::Pgp(PgpKeyError::Unparseable(_))
+        ));
     }
 
     #[test]

@@ -249,6 +249,20 @@ impl Env {
             .unwrap_or_default()
     }
 
+    /// Waits until the emulator holds a call of `action` for `user`: IAM
+    /// has applied it and the caller has not heard back.
+    pub fn wait_held(&self, action: &str, user: &str) {
+        wait_until(
+            &format!("IAM to hold {action} for {user}"),
+            CONVERGE,
+            || {
+                self.held()
+                    .iter()
+                    .any(|call| call["action"] == action && call["user"] == user)
+            },
+        );
+    }
+
     /// Sends the answers of the calls held for `user` (other tests hold
     /// their own at the same time).
     pub fn release_held(&self, user: &str) {

@@ -12,12 +12,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod age;
 mod environment;
 mod iam;
 mod kubernetes;
 mod operator;
 
 // Each test binary uses a part of these.
+#[allow(unused_imports)]
+pub use age::*;
 #[allow(unused_imports)]
 pub use environment::*;
 #[allow(unused_imports)]
