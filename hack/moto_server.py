@@ -49,6 +49,9 @@ IAM, the role must exist in its account and its trust policy's
 `OrganizationAccountAccessRole` exists in every account, as AWS Organizations
 creates it in the accounts it makes: tests use it to set up other accounts.
 STS calls are counted by RoleArn (GET /_lpo/calls?user=ROLE_ARN).
+
+AWS Organizations' centralized root access (STS AssumeRoot and root's login
+profile in its sessions), which moto lacks, is hack/root_access.py.
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ from moto.sts.exceptions import STSClientError
 from moto.sts.responses import TokenResponse
 from werkzeug.serving import run_simple
 from werkzeug.wrappers import Request, Response
+
+# Centralized root access (AssumeRoot), in a module of its own (not named
+# moto_*: moto reads a service name from the module of an exception).
+import root_access
 
 IAMBackend = iam_models.IAMBackend
 IAMResponse = iam_responses.IamResponse
@@ -386,6 +393,7 @@ def apply_corrections() -> None:
 # each test of a correction fails without it (docs/development.md).
 if os.environ.get("LPO_MOTO_UNPATCHED") != "1":
     apply_corrections()
+    root_access.apply_corrections()
 
 
 # --- Test hooks: call counting and fault injection --------------------------
@@ -543,6 +551,8 @@ class TestHooks:
             user = iam_models.iam_backends[account]["aws"].get_user(asked["user"])
             user.password_last_used = now_in(account)
             body = json.dumps({"password_last_used": user.password_last_used.isoformat()})
+        elif (root_answer := root_access.hook(request)) is not None:
+            body = root_answer
         elif request.path == "/_lpo/health":
             body = json.dumps({"ok": True, "since": started.isoformat()})
         else:

@@ -163,21 +163,38 @@ impl Env {
             "--role-session-name",
             "tests",
         ]);
-        let credentials = &assumed["Credentials"];
+        self.aws_as(&assumed["Credentials"], args)
+    }
+
+    /// The AWS CLI with the credentials STS answered (`Credentials` of
+    /// AssumeRole or AssumeRoot).
+    pub fn aws_as(&self, credentials: &Value, args: &[&str]) -> Result<Value, String> {
         let field = |name: &str| credentials[name].as_str().expect("credentials").to_string();
-        let (key, secret, token) = (
-            field("AccessKeyId"),
-            field("SecretAccessKey"),
-            field("SessionToken"),
-        );
         self.aws_with(
             args,
             &[
-                ("AWS_ACCESS_KEY_ID", &key),
-                ("AWS_SECRET_ACCESS_KEY", &secret),
-                ("AWS_SESSION_TOKEN", &token),
+                ("AWS_ACCESS_KEY_ID", &field("AccessKeyId")),
+                ("AWS_SECRET_ACCESS_KEY", &field("SecretAccessKey")),
+                ("AWS_SESSION_TOKEN", &field("SessionToken")),
             ],
         )
+    }
+
+    /// Root's credentials in `account` as the emulator holds them
+    /// (hack/root_access.py), after applying `change` (`{}`: unchanged).
+    pub fn root_state(&self, account: &str, change: Value) -> Value {
+        let mut body = change;
+        body["account"] = Value::from(account);
+        self.hook("POST", "root", Some(&body))
+    }
+
+    /// Every call made with root session credentials: account, action and
+    /// the session's task policy.
+    pub fn root_calls(&self) -> Vec<Value> {
+        self.hook("GET", "root-calls", None)["calls"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn aws_with(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Result<Value, String> {
