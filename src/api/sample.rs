@@ -33,8 +33,14 @@ spec:
   #   secretId: prod/console/bob
   #   jsonKey: password          # optional: the SecretString is JSON
   # generatePassword: {length: 24}  # create the Secret with a random password if it is missing
+  # generatePassword:            # or instead of any Secret: a generated password delivered encrypted
+  #   deliverTo:                 # (status.encryptedPassword; open it with age -d -i KEY or gpg -d)
+  #     ageRecipients: [age1...]  # age-keygen or ssh-ed25519/ssh-rsa public keys, up to 10
+  #     pgpPublicKey: |          # and/or an armored OpenPGP key (gpg --armor --export)
+  #       -----BEGIN PGP PUBLIC KEY BLOCK-----
+  #   reissue: "1"               # change it to issue a new password
   passwordUpdatePolicy: OnSecretChange  # OnSecretChange (default) | Enforce | CreateOnly
-  passwordResetRequired: true    # default false: user picks a new password at first sign-in
+  passwordResetRequired: true    # default false (true with deliverTo): user picks a new password at first sign-in
   # deletionPolicy: Retain      # Delete removes the IAM login profile with this resource, Retain keeps it;
   #                              # unset: the operator's --default-deletion-policy (Delete unless the admin chose Retain)
   adoptionPolicy: Fail           # Fail (default) refuses a login profile this resource did not create; Adopt takes it over
