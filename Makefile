@@ -32,7 +32,7 @@ build: ## debug build of the operator
 image-binary: deps ## the static (musl) release binary, built exactly as the Dockerfile builds it
 	@hack/image-binary.sh
 
-crds: ## regenerate crds/loginprofile-operator.yaml (both CRDs) and the chart's copy from the Rust types
+crds: ## regenerate crds/loginprofile-operator.yaml (every CRD) and the chart's copy from the Rust types
 	$(CARGO) run --quiet -- crd > crds/loginprofile-operator.yaml
 	cp crds/loginprofile-operator.yaml charts/loginprofile-operator/crds/loginprofile-operator.yaml
 

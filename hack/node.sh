@@ -285,6 +285,13 @@ node_down() {
   awk -v a="$NODE_DIR/" -v b="$NODE_RUN/" 'index($5, a) == 1 || index($5, b) == 1 {print $5}' /proc/self/mountinfo \
     | sort -r | while read -r mount; do umount -l "$mount" 2>/dev/null || true; done
   ip netns delete "${netns:-$NODE_NETNS}" 2>/dev/null || true
+  # A node whose state file was since overwritten (a crashed run, then a new
+  # one) leaves its namespace mounted under another name: one devenv runs
+  # per machine, so every lpo-node namespace left is ours to remove.
+  local stale
+  for stale in $(ip netns list 2>/dev/null | grep -o '^lpo-node-[0-9a-f]*'); do
+    ip netns delete "$stale" 2>/dev/null || true
+  done
   # Where those fixed paths were there before us, only our entries go.
   find /var/log/containers -maxdepth 1 -type l -lname "$NODE_DIR/*" -delete 2>/dev/null || true
   rm -f /var/lib/cni/results/lpo-node-* 2>/dev/null || true

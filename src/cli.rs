@@ -25,12 +25,22 @@ pub enum Command {
     /// wrapper's defaults can be overridden by what follows them.
     #[command(args_override_self = true)]
     Run(Box<RunArgs>),
-    /// Print the CustomResourceDefinitions (LoginProfile and IAMAccount) as YAML.
+    /// Print the CustomResourceDefinitions (LoginProfile, IAMAccount, RootLoginProfile) as YAML.
     Crd,
     /// Print docs/reference.md: every flag, metric, field and condition reason.
     Reference,
-    /// Print a commented example LoginProfile and Secret.
-    Sample,
+    /// Print a commented example: a LoginProfile and its Secret, or with `root` a RootLoginProfile and its IAMAccount.
+    Sample {
+        #[arg(value_enum, default_value = "login-profile")]
+        kind: SampleKind,
+    },
+}
+
+/// Which example `sample` prints.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SampleKind {
+    LoginProfile,
+    Root,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +140,14 @@ pub struct RunArgs {
     /// Report every LoginProfile's MFA, last sign-in and password expiry in status.console (docs/governance.md), as if each had `spec.governance: {}`. Off by default: it needs iam:GenerateCredentialReport and iam:GetCredentialReport, which an existing IAM policy may not grant; LoginProfiles and IAMAccounts with governance ask for the report anyway.
     #[arg(long, env = "LPO_REPORT_CONSOLE_ACTIVITY")]
     pub report_console_activity: bool,
+
+    /// Reconcile RootLoginProfiles: root's console password in member accounts, through STS AssumeRoot with the credentials of an IAMAccount that says allowRootAccess (docs/root.md). Off by default: it needs the RootLoginProfile CRD, RBAC on it, and a management account's credentials.
+    #[arg(long, env = "LPO_MANAGE_ROOT_LOGIN_PROFILES")]
+    pub manage_root_login_profiles: bool,
+
+    /// With --manage-root-login-profiles: only the RootLoginProfiles whose labels match this selector (e.g. `operator=org-a`), so that two operators can split them. Default: all.
+    #[arg(long, env = "LPO_ROOT_LOGIN_PROFILE_SELECTOR", default_value = "")]
+    pub root_login_profile_selector: String,
 
     /// Log format.
     #[arg(long, env = "LPO_LOG_FORMAT", value_enum, default_value = "text")]

@@ -10,10 +10,11 @@ use kube::CustomResourceExt;
 use loginprofile_operator::{
     api::iam_account::IAMAccount,
     api::login_profile::LoginProfile,
-    api::sample::SAMPLE,
+    api::root_login_profile::RootLoginProfile,
+    api::sample::{ROOT_SAMPLE, SAMPLE},
     aws::clients::{AccountSettings, Accounts, aws_connector},
     aws::iam::{self, IamClientConfig},
-    cli::{Cli, Command, RunArgs},
+    cli::{Cli, Command, RunArgs, SampleKind},
     controller::{self, Context, Settings},
     ops::fingerprint_key,
     ops::http,
@@ -28,9 +29,10 @@ async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Crd => {
             print!(
-                "{}---\n{}",
+                "{}---\n{}---\n{}",
                 serde_yaml::to_string(&LoginProfile::crd()).expect("the CRD serializes"),
-                serde_yaml::to_string(&IAMAccount::crd()).expect("the CRD serializes")
+                serde_yaml::to_string(&IAMAccount::crd()).expect("the CRD serializes"),
+                serde_yaml::to_string(&RootLoginProfile::crd()).expect("the CRD serializes")
             );
             ExitCode::SUCCESS
         }
@@ -38,8 +40,14 @@ async fn main() -> ExitCode {
             print!("{}", loginprofile_operator::reference::markdown());
             ExitCode::SUCCESS
         }
-        Command::Sample => {
-            print!("{SAMPLE}");
+        Command::Sample { kind } => {
+            print!(
+                "{}",
+                match kind {
+                    SampleKind::LoginProfile => SAMPLE,
+                    SampleKind::Root => ROOT_SAMPLE,
+                }
+            );
             ExitCode::SUCCESS
         }
         Command::Run(args) => match run(*args).await {
@@ -118,6 +126,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
         secrets_manager_poll_interval: args.secrets_manager_poll_interval,
         default_deletion_policy: args.default_deletion_policy,
         report_console_activity: args.report_console_activity,
+        root_login_profiles: args
+            .manage_root_login_profiles
+            .then(|| args.root_login_profile_selector.clone()),
     };
     let mut ctx = Context::new(
         client.clone(),

@@ -1,5 +1,5 @@
 //! docs/reference.md, generated from the code it describes: the flags of
-//! `run` (clap), the metrics (their registry), the fields of both CRDs
+//! `run` (clap), the metrics (their registry), the fields of every CRD
 //! (their schemas) and the condition reasons. `make reference` writes it;
 //! tests/cli.rs fails when the committed file is stale.
 
@@ -10,7 +10,10 @@ use kube::CustomResourceExt;
 use serde_json::Value;
 
 use crate::{
-    api::{iam_account::IAMAccount, login_profile::LoginProfile, reason::Reason},
+    api::{
+        iam_account::IAMAccount, login_profile::LoginProfile, reason::Reason,
+        root_login_profile::RootLoginProfile,
+    },
     cli::Cli,
     ops::metrics::Metrics,
 };
@@ -30,6 +33,10 @@ pub fn markdown() -> String {
     for (title, crd) in [
         ("LoginProfile", serde_json::to_value(LoginProfile::crd())),
         ("IAMAccount", serde_json::to_value(IAMAccount::crd())),
+        (
+            "RootLoginProfile",
+            serde_json::to_value(RootLoginProfile::crd()),
+        ),
     ] {
         resource(&mut page, title, &crd.expect("the CRD serializes"));
     }
@@ -73,8 +80,9 @@ fn flags(page: &mut String) {
         let _ = writeln!(page, "| `--{long}` | {env} | {default} | {} |", cell(&help));
     }
     page.push_str(
-        "\nOther commands: `crd` prints both CRDs (`make crds` writes `crds/` and the chart's \
-         copy), `sample` a commented example, `reference` this page.\n\n",
+        "\nOther commands: `crd` prints the three CRDs (`make crds` writes `crds/` and the chart's \
+         copy), `sample` a commented LoginProfile (`sample root`: a RootLoginProfile and its \
+         IAMAccount), `reference` this page.\n\n",
     );
 }
 
@@ -287,6 +295,9 @@ mod tests {
             "| `spec.roleArn` | string |",
             "| `status.createDate` | date-time |",
             "| `NotAdmitted` | False | Stalled |",
+            "| `spec.managementAccountRef.name` | string |",
+            "| `status.mfaDevices` | integer |",
+            "| `AccountClaimed` | False | Stalled |",
             "| `UserNotFound` | False | Reconciling |",
         ] {
             assert!(page.contains(needle), "{needle} missing from:\n{page}");

@@ -262,6 +262,39 @@ fn chart_values_reach_every_flag_and_render_what_they_say() {
         "{args:?}"
     );
 
+    // RootLoginProfiles: off by default; on, the operator may read them and
+    // write their status, and no role aggregated to tenants names them.
+    let rules_of = |documents: &[serde_json::Value]| {
+        find(documents, "ClusterRole", "lpo-loginprofile-operator").unwrap()["rules"].to_string()
+    };
+    assert!(!rules_of(&plain).contains("rootloginprofiles"));
+    let root = render(&[
+        "--set",
+        "rootLoginProfiles.enabled=true",
+        "--set",
+        "rootLoginProfiles.selector=org=a",
+    ]);
+    assert!(rules_of(&root).contains("rootloginprofiles/status"));
+    let args = &find(&root, "Deployment", "lpo-loginprofile-operator").unwrap()["spec"]["template"]
+        ["spec"]["containers"][0]["args"];
+    for arg in [
+        "--manage-root-login-profiles",
+        "--root-login-profile-selector=org=a",
+    ] {
+        assert!(
+            args.as_array().unwrap().contains(&json!(arg)),
+            "{arg}: {args}"
+        );
+    }
+    for role in root.iter().filter(|d| {
+        d["kind"] == "ClusterRole"
+            && d["metadata"]["labels"]
+                .as_object()
+                .is_some_and(|labels| labels.keys().any(|k| k.contains("aggregate-to")))
+    }) {
+        assert!(!role.to_string().contains("rootloginprofiles"), "{role}");
+    }
+
     // HA: a PDB and soft anti-affinity; the Lease rights name the Lease.
     let ha = render(&[
         "--set",
@@ -448,7 +481,11 @@ fn installed_chart_rbac_is_enough_and_no_more() {
         "pod-security.kubernetes.io/enforce=restricted",
     ]);
     let watch = format!("watchNamespaces={{{}}}", watched.name);
-    install_for_host_operator("lpo", &release.name, &["--set", &watch]);
+    install_for_host_operator(
+        "lpo",
+        &release.name,
+        &["--set", &watch, "--set", "rootLoginProfiles.enabled=true"],
+    );
     // The Deployment has no replicas here, so admit its pod template as a
     // Pod (server-side dry run): Pod Security admission enforces `restricted`.
     let deployment: serde_json::Value = serde_json::from_str(&env().kubectl_ok(&[
@@ -478,10 +515,16 @@ fn installed_chart_rbac_is_enough_and_no_more() {
 
     // The operator runs outside the cluster with the chart's identity only.
     let kubeconfig = service_account_kubeconfig("lpo", &release.name);
+    let label = unique("chart-root");
+    let selector = format!("lpo-test={label}");
     let operator = Operator::start_custom(
         &watched.name,
         &release.name,
-        &[],
+        &[
+            "--manage-root-login-profiles",
+            "--root-login-profile-selector",
+            &selector,
+        ],
         "info,loginprofile_operator=debug",
         Some(&kubeconfig),
     );
@@ -504,6 +547,32 @@ fn installed_chart_rbac_is_enough_and_no_more() {
             .any(|e| e["reason"] == "Created"),
         "events are allowed"
     );
+    // RootLoginProfiles: read, status written, Events (no AWS call here:
+    // the IAMAccount it names does not exist).
+    let root = unique("chart-root");
+    env().apply_ok(
+        &json!({
+            "apiVersion": "iam.loginprofile.dev/v1alpha1", "kind": "RootLoginProfile",
+            "metadata": {"name": root, "labels": {"lpo-test": label}},
+            "spec": {"accountId": "111122223333", "managementAccountRef": {"name": unique("none")},
+                     "state": "Absent"},
+        })
+        .to_string(),
+    );
+    wait_until("the RootLoginProfile's status and Event", CONVERGE, || {
+        let status = env().kubectl_ok(&[
+            "get",
+            "rootloginprofile",
+            &root,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}",
+        ]);
+        status == "RootAccessNotAllowed"
+            && events("default", &root)
+                .iter()
+                .any(|e| e["reason"] == "RootAccessNotAllowed")
+    });
+    env().kubectl_ok(&["delete", "rootloginprofile", &root]);
 
     // What the role must not allow.
     let as_operator = |args: &[&str]| {
@@ -575,13 +644,18 @@ fn installed_chart_rbac_is_enough_and_no_more() {
 /// Tenants hold the built-in `edit` role in their namespace: the chart's
 /// aggregated ClusterRoles let them manage LoginProfiles there, and nothing
 /// lets them write an IAMAccount (only cluster admins decide who may set
-/// which password, docs/tenancy.md).
+/// which password, docs/tenancy.md) or a RootLoginProfile (root's console
+/// access, docs/root.md), even with RootLoginProfiles enabled.
 #[test]
-fn tenants_may_edit_login_profiles_but_not_iam_accounts() {
+fn tenants_may_edit_login_profiles_but_not_iam_accounts_or_root_login_profiles() {
     let release = TestNamespace::new("chart-ten-rel");
     let tenant = TestNamespace::new("chart-tenant");
     let release_name = unique("lpo-ten");
-    install_for_host_operator(&release_name, &release.name, &[]);
+    install_for_host_operator(
+        &release_name,
+        &release.name,
+        &["--set", "rootLoginProfiles.enabled=true"],
+    );
     env().kubectl_ok(&["create", "serviceaccount", "dev", "-n", &tenant.name]);
     env().kubectl_ok(&[
         "create",
@@ -650,6 +724,19 @@ fn tenants_may_edit_login_profiles_but_not_iam_accounts() {
             None,
         ),
         as_tenant(&["delete", "iamaccount", "default"], None),
+        as_tenant(
+            &["create", "-f", "-"],
+            Some(
+                &json!({
+                    "apiVersion": "iam.loginprofile.dev/v1alpha1", "kind": "RootLoginProfile",
+                    "metadata": {"name": unique("tenant-root")},
+                    "spec": {"accountId": "111122223333", "managementAccountRef": {"name": "default"},
+                             "state": "RecoveryEnabled"},
+                })
+                .to_string(),
+            ),
+        ),
+        as_tenant(&["get", "rootloginprofiles"], None),
     ];
     for attempt in attempts {
         assert!(!attempt.status.success());

@@ -127,3 +127,29 @@ fn reference_page_is_generated_from_the_code() {
         "docs/reference.md is stale: run `make reference`"
     );
 }
+
+/// `sample root` is what the API server accepts as printed (its CEL rules
+/// included), and a bad account id is refused with the rule's message.
+#[test]
+fn the_root_sample_is_accepted_and_a_bad_account_id_is_refused() {
+    let env = support::env();
+    let sample = run(&["sample", "root"]);
+    let dry_run = |manifest: &str| {
+        let mut apply = env.command("kubectl");
+        apply.args(["apply", "--dry-run=server", "-f", "-"]);
+        support::run_with_stdin(apply, manifest)
+    };
+    let accepted = dry_run(&sample);
+    assert!(
+        accepted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+    let refused = dry_run(&sample.replace("\"111122223333\"", "\"1234\""));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("accountId must be the 12-digit id"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}

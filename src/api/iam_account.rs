@@ -137,6 +137,14 @@ pub struct IAMAccountSpec {
     #[serde(default)]
     pub allow_adoption: bool,
 
+    /// Whether RootLoginProfiles may name this IAMAccount
+    /// (`managementAccountRef`): its credentials then call STS AssumeRoot
+    /// for member accounts' root users, so they must be the organization's
+    /// management account's or a delegated administrator's for IAM.
+    /// Default false: an IAMAccount tenants use never acts on root.
+    #[serde(default)]
+    pub allow_root_access: bool,
+
     /// Console-access rules every LoginProfile in this account follows at
     /// least (docs/governance.md): a LoginProfile may make a rule stricter
     /// (shorter, or `DisableConsole`), never looser. Setting it turns on the

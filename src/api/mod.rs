@@ -7,5 +7,6 @@ pub mod governance;
 pub mod iam_account;
 pub mod login_profile;
 pub mod reason;
+pub mod root_login_profile;
 pub mod sample;
 pub mod schema;

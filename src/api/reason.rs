@@ -15,6 +15,8 @@ pub enum Reason {
     Verified,
     /// CreateOnly kept IAM's password although the Secret changed.
     UpdateHeldBack,
+    /// RootLoginProfile: root's login profile was found and deleted (`state: Absent`).
+    Removed,
     // Ready=False, terminal
     SecretNotFound,
     SecretKeyNotFound,
@@ -44,6 +46,18 @@ pub enum Reason {
     InvalidGovernance,
     /// A `generatePassword.deliverTo` recipient (age, SSH or OpenPGP key) cannot be encrypted to.
     InvalidRecipient,
+    /// RootLoginProfile: its IAMAccount does not exist or does not say `allowRootAccess: true`.
+    RootAccessNotAllowed,
+    /// RootLoginProfile: the organization has no root credentials management (centralized root access).
+    RootCredentialsManagementDisabled,
+    /// RootLoginProfile: its IAMAccount is neither the management account nor a delegated administrator for IAM.
+    NotManagementAccount,
+    /// RootLoginProfile: the account is the organization's management account, which AssumeRoot cannot act on.
+    NotAMember,
+    /// RootLoginProfile: STS refused AssumeRoot for the account.
+    AssumeRootDenied,
+    /// RootLoginProfile: an older RootLoginProfile manages the same account's root.
+    AccountClaimed,
     // Ready=False, transient
     /// The IAMAccount it names has not verified its credentials.
     AccountNotReady,
@@ -77,6 +91,13 @@ impl Reason {
         Reason::ConsoleDisabled,
         Reason::InvalidGovernance,
         Reason::InvalidRecipient,
+        Reason::Removed,
+        Reason::RootAccessNotAllowed,
+        Reason::RootCredentialsManagementDisabled,
+        Reason::NotManagementAccount,
+        Reason::NotAMember,
+        Reason::AssumeRootDenied,
+        Reason::AccountClaimed,
         Reason::AccountNotReady,
         Reason::AssumeRoleFailed,
         Reason::InUse,
@@ -177,6 +198,27 @@ impl Reason {
             Reason::InvalidRecipient => {
                 "a `generatePassword.deliverTo` recipient cannot be encrypted to: an `ageRecipients` entry (unparseable, an RSA key under 2048 bits, a key kind age cannot use, a duplicate; named by index) or the `pgpPublicKey` (unparseable, revoked, expired, no live encryption subkey; named by fingerprint). Nothing was sent to IAM: fix the key"
             }
+            Reason::Removed => {
+                "RootLoginProfile `state: Absent`: root had a login profile (someone used password recovery); the operator deleted it (an Event says when it had been created)"
+            }
+            Reason::RootAccessNotAllowed => {
+                "RootLoginProfile: the IAMAccount in `managementAccountRef` does not exist or lacks `allowRootAccess: true` (a cluster admin sets it on the management account's IAMAccount only); no AWS call was made"
+            }
+            Reason::RootCredentialsManagementDisabled => {
+                "RootLoginProfile: the organization has no centralized root access: enable trusted access for IAM and root credentials management in the management account (docs/root.md: `aws iam enable-organizations-root-credentials-management`); rechecked every resync"
+            }
+            Reason::NotManagementAccount => {
+                "RootLoginProfile: the IAMAccount's credentials are neither the organization's management account nor a delegated administrator for IAM (`aws organizations register-delegated-administrator --service-principal iam.amazonaws.com`)"
+            }
+            Reason::NotAMember => {
+                "RootLoginProfile: `accountId` is the organization's management account, whose root AssumeRoot cannot act on: name a member account"
+            }
+            Reason::AssumeRootDenied => {
+                "RootLoginProfile: STS refused AssumeRoot: the account is not a member of the organization, or an SCP or the IAMAccount's own policy denies `sts:AssumeRoot` with the task policy the message names (docs/root.md has the policy); rechecked every resync"
+            }
+            Reason::AccountClaimed => {
+                "RootLoginProfile: an older RootLoginProfile manages this account's root; this one takes over once that one is deleted"
+            }
             Reason::AccountNotReady => {
                 "the IAMAccount's credentials are not verified yet (`kubectl describe iamaccount`: `AssumeRoleFailed` says why); retried"
             }
@@ -215,6 +257,13 @@ impl Reason {
             Reason::ConsoleDisabled => "ConsoleDisabled",
             Reason::InvalidGovernance => "InvalidGovernance",
             Reason::InvalidRecipient => "InvalidRecipient",
+            Reason::Removed => "Removed",
+            Reason::RootAccessNotAllowed => "RootAccessNotAllowed",
+            Reason::RootCredentialsManagementDisabled => "RootCredentialsManagementDisabled",
+            Reason::NotManagementAccount => "NotManagementAccount",
+            Reason::NotAMember => "NotAMember",
+            Reason::AssumeRootDenied => "AssumeRootDenied",
+            Reason::AccountClaimed => "AccountClaimed",
             Reason::AccountNotReady => "AccountNotReady",
             Reason::AssumeRoleFailed => "AssumeRoleFailed",
             Reason::InUse => "InUse",
@@ -261,6 +310,12 @@ impl Reason {
                 | Reason::ConsoleDisabled
                 | Reason::InvalidGovernance
                 | Reason::InvalidRecipient
+                | Reason::RootAccessNotAllowed
+                | Reason::RootCredentialsManagementDisabled
+                | Reason::NotManagementAccount
+                | Reason::NotAMember
+                | Reason::AssumeRootDenied
+                | Reason::AccountClaimed
                 | Reason::PasswordPolicyViolation
                 | Reason::LoginProfileExists
                 | Reason::AccessDenied
@@ -281,6 +336,7 @@ impl Reason {
                 | Reason::Adopted
                 | Reason::Verified
                 | Reason::UpdateHeldBack
+                | Reason::Removed
         )
     }
 }

@@ -48,6 +48,41 @@ spec:
   #                              # namespace and user, and names the AWS account; cannot change later
 "#;
 
+/// `sample root`: the management account's IAMAccount and a
+/// RootLoginProfile, every field explained.
+pub const ROOT_SAMPLE: &str = r#"# Root's console password in member account 111122223333 of an AWS
+# organization, declared (docs/root.md). Cluster-scoped and for cluster admins
+# only. The operator runs with --manage-root-login-profiles (chart:
+# rootLoginProfiles.enabled=true), and the organization has centralized root
+# access: in the management account,
+#   aws organizations enable-aws-service-access --service-principal iam.amazonaws.com
+#   aws iam enable-organizations-root-credentials-management
+apiVersion: iam.loginprofile.dev/v1alpha1
+kind: IAMAccount
+metadata:
+  name: organization
+spec:
+  # The management account (or a delegated administrator for IAM): a role
+  # the operator may assume that allows sts:AssumeRoot and
+  # iam:ListOrganizationsFeatures (docs/root.md has the policy).
+  roleArn: arn:aws:iam::999988887777:role/loginprofile-operator-root
+  allowRootAccess: true          # without it no RootLoginProfile may name this IAMAccount
+  # namespaces, namespaceSelector, userNames: left empty, so no tenant's
+  # LoginProfile can use these credentials.
+---
+apiVersion: iam.loginprofile.dev/v1alpha1
+kind: RootLoginProfile
+metadata:
+  name: workloads-prod           # any name; one RootLoginProfile per account
+spec:
+  accountId: "111122223333"      # a member account (12 digits, quoted), never the management account; cannot change later
+  managementAccountRef:
+    name: organization           # the IAMAccount above
+  state: Absent                  # Absent: root has no console password (one found is deleted)
+                                 # RecoveryEnabled: root may set one through password recovery
+  # deletionPolicy: Retain       # the only value: deleting this resource changes nothing in AWS
+"#;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +94,17 @@ mod tests {
         let lp: LoginProfile = serde_yaml::from_str(documents[1]).unwrap();
         assert_eq!(lp.user_name(), "bob");
         assert!(lp.spec.reset_required());
+    }
+
+    #[test]
+    fn the_root_sample_parses_as_an_iam_account_and_a_root_login_profile() {
+        use crate::api::{iam_account::IAMAccount, root_login_profile::*};
+        let documents: Vec<&str> = ROOT_SAMPLE.split("\n---\n").collect();
+        let account: IAMAccount = serde_yaml::from_str(documents[0]).unwrap();
+        assert!(account.spec.allow_root_access);
+        let root: RootLoginProfile = serde_yaml::from_str(documents[1]).unwrap();
+        assert_eq!(root.spec.account_id, "111122223333");
+        assert_eq!(root.management_account_name(), "organization");
+        assert_eq!(root.spec.state, RootState::Absent);
     }
 }

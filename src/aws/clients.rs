@@ -24,6 +24,7 @@ use crate::{
     aws::account_facts::AccountCache,
     aws::drift_budget::DriftBudget,
     aws::iam::Iam,
+    aws::root::RootAccess,
     aws::secrets_manager::AwsSecretsManager,
 };
 
@@ -33,6 +34,8 @@ pub struct Clients<I> {
     pub secrets_manager: AwsSecretsManager,
     /// Answers "which account are these credentials in?" (GetCallerIdentity).
     pub caller_account: BoxedCallerAccount,
+    /// AssumeRoot for member accounts' root (RootLoginProfiles).
+    pub root: RootAccess,
 }
 
 /// STS GetCallerIdentity over an IAMAccount's credentials: the account id,
@@ -61,6 +64,9 @@ pub struct Account<I> {
     pub iam: I,
     pub secrets_manager: AwsSecretsManager,
     caller_account: BoxedCallerAccount,
+    /// AssumeRoot with these credentials (RootLoginProfiles; only for an
+    /// IAMAccount with `allowRootAccess`).
+    pub root: RootAccess,
     /// The last answer of GetCallerIdentity that named an account, and when.
     verified: Mutex<Option<(String, Instant)>>,
     /// The account password policy and credential report.
@@ -170,7 +176,7 @@ impl<I: Iam> Accounts<I> {
         {
             return known.clone();
         }
-        let budget = self.budget(account.role_account_id().unwrap_or("own"));
+        let budget = self.budget_of(account.role_account_id().unwrap_or("own"));
         let clients = (self.connect)(account, budget.limiter.clone()).await;
         let connected = Arc::new(Account {
             name: name.clone(),
@@ -179,6 +185,7 @@ impl<I: Iam> Accounts<I> {
             iam: clients.iam,
             secrets_manager: clients.secrets_manager,
             caller_account: clients.caller_account,
+            root: clients.root,
             verified: Mutex::new(None),
             facts: AccountCache::new(self.policy_refresh, self.report_interval),
             budget,
@@ -196,8 +203,9 @@ impl<I: Iam> Accounts<I> {
     }
 
     /// The budget of the AWS account `key` (the role's account id, or `own`
-    /// for the operator's own credentials), shared by its IAMAccounts.
-    fn budget(&self, key: &str) -> Arc<Budget> {
+    /// for the operator's own credentials), shared by its IAMAccounts and
+    /// by the root sessions acting in it.
+    pub fn budget_of(&self, key: &str) -> Arc<Budget> {
         self.budgets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -257,6 +265,13 @@ pub fn aws_connector(
                 sts_config = sts_config.region(aws_sdk_sts::config::Region::new("us-east-1"));
             }
             let sts = aws_sdk_sts::Client::from_conf(sts_config.build());
+            let root = RootAccess::new(
+                sts.clone(),
+                config.clone(),
+                limiter.clone(),
+                metrics.clone(),
+                permit.clone(),
+            );
             let caller_account: BoxedCallerAccount = Box::new(move || {
                 let sts = sts.clone();
                 Box::pin(async move {
@@ -272,6 +287,7 @@ pub fn aws_connector(
                 iam: crate::aws::iam::AwsIam::new(&config, limiter, metrics.clone(), permit),
                 secrets_manager: AwsSecretsManager::new(&config, metrics),
                 caller_account,
+                root,
             }
         })
     })

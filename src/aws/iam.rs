@@ -280,14 +280,20 @@ impl AwsIam {
         }
     }
 
+    /// The SDK client, for the calls other modules of this layer make
+    /// through [`AwsIam::call`] and [`AwsIam::write`] (src/aws/root.rs).
+    pub(super) fn client(&self) -> &aws_sdk_iam::Client {
+        &self.client
+    }
+
     /// The configuration override for writes that must not be retried by
     /// the SDK (the reconciler retries them with what it learned).
-    fn single_attempt(&self) -> aws_sdk_iam::config::Builder {
+    pub(super) fn single_attempt(&self) -> aws_sdk_iam::config::Builder {
         aws_sdk_iam::config::Builder::default()
             .retry_config(RetryConfig::standard().with_max_attempts(1))
     }
 
-    async fn call<T>(
+    pub(super) async fn call<T>(
         &self,
         operation: &'static str,
         call: impl Future<Output = Result<T, IamError>>,
@@ -302,7 +308,7 @@ impl AwsIam {
     /// before the permit ends (a timeout then is an ambiguous answer, like
     /// any other). A replica frozen or kept waiting past its deadline sends
     /// nothing.
-    async fn write<T>(
+    pub(super) async fn write<T>(
         &self,
         operation: &'static str,
         call: impl Future<Output = Result<T, IamError>>,
@@ -339,7 +345,7 @@ fn profile_from(profile: &aws_sdk_iam::types::LoginProfile) -> IamProfile {
     }
 }
 
-fn rfc3339(time: &aws_smithy_types::DateTime) -> String {
+pub(super) fn rfc3339(time: &aws_smithy_types::DateTime) -> String {
     chrono::DateTime::from_timestamp(time.secs(), 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -356,7 +362,7 @@ const VALIDATION_CODES: &[&str] = &["ValidationError", "InvalidInput"];
 
 /// Maps an SDK error to [`IamError`]: `typed` matches the operation's modeled
 /// variants; what is left is classified by the SDK error kind.
-fn classify<E>(
+pub(super) fn classify<E>(
     error: SdkError<E, aws_smithy_runtime_api::http::Response>,
     typed: impl FnOnce(&E) -> Option<IamError>,
 ) -> IamError
@@ -395,7 +401,7 @@ where
 }
 
 /// The message of a modeled IAM exception (its own field, not the metadata).
-fn text(message: Option<&str>) -> String {
+pub(super) fn text(message: Option<&str>) -> String {
     message.unwrap_or_default().to_string()
 }
 

@@ -1,5 +1,6 @@
 //! AWS, behind narrow interfaces: one module per service the operator calls
-//! (IAM, Secrets Manager; STS through the client set), the client set of
+//! (IAM, Secrets Manager; STS through the client set; root access through
+//! STS AssumeRoot in `root.rs`), the client set of
 //! each IAMAccount (credentials, rate limit, drift budget), and the facts
 //! cached per AWS account (password policy, credential report).
 
@@ -8,4 +9,5 @@ pub mod clients;
 pub mod drift_budget;
 pub mod error_text;
 pub mod iam;
+pub mod root;
 pub mod secrets_manager;

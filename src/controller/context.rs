@@ -25,6 +25,7 @@ use crate::{
     api::login_profile::DeletionPolicy,
     api::login_profile::LoginProfile,
     api::reason::Reason,
+    api::root_login_profile::RootLoginProfile,
     aws::clients::{Account, Accounts},
     aws::iam::Iam,
     ops::events::EventPublisher,
@@ -53,6 +54,9 @@ pub struct Settings {
     /// Report status.console for every LoginProfile, not only those whose
     /// governance (or IAMAccount's) asks.
     pub report_console_activity: bool,
+    /// Reconcile RootLoginProfiles, those matching this label selector
+    /// (empty: all); `None`: leave them alone.
+    pub root_login_profiles: Option<String>,
 }
 
 /// What every reconcile shares.
@@ -73,6 +77,9 @@ pub struct Context<I: Iam> {
     /// The caches of IAMAccounts and Namespaces the admission rules read
     /// (set once the controllers start).
     pub(crate) tenancy: std::sync::OnceLock<TenancyStores>,
+    /// The cache of RootLoginProfiles (set once their controller starts),
+    /// to find the ones claiming the same AWS account.
+    pub(crate) root_profiles: std::sync::OnceLock<Store<RootLoginProfile>>,
     /// What the reconciler remembers of each object: failures, what IAM
     /// last confirmed, changes waiting in the queue.
     pub(crate) memory: Memory,
@@ -120,6 +127,7 @@ impl<I: Iam> Context<I> {
             metrics,
             stores: std::sync::OnceLock::new(),
             tenancy: std::sync::OnceLock::new(),
+            root_profiles: std::sync::OnceLock::new(),
             settings,
             permit: WritePermit::default(),
             memory: Memory::default(),

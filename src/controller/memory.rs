@@ -24,6 +24,9 @@ pub(crate) struct Memory {
     verified: Mutex<HashMap<Object, Verified>>,
     /// Changes triggered and not reconciled yet.
     pub(crate) pending_changes: PendingChanges<Object>,
+    /// Consecutive transient failures per RootLoginProfile (by name; they
+    /// are cluster-scoped).
+    root_failures: Mutex<HashMap<String, u32>>,
 }
 
 /// IAM holds the source's password: confirmed by IAM, or trusted from status
@@ -46,6 +49,20 @@ impl Memory {
         let count = failures.entry(ObjectRef::from_obj(lp)).or_insert(0);
         *count = count.saturating_add(1);
         *count
+    }
+
+    /// One more consecutive failure of the RootLoginProfile `name`.
+    pub(crate) fn count_root_failure(&self, name: &str) -> u32 {
+        let mut failures = locked(&self.root_failures);
+        let count = failures.entry(name.to_string()).or_insert(0);
+        *count = count.saturating_add(1);
+        *count
+    }
+
+    /// The RootLoginProfile `name` reconciled without a transient failure
+    /// (or is gone).
+    pub(crate) fn clear_root_failures(&self, name: &str) {
+        locked(&self.root_failures).remove(name);
     }
 
     /// `lp` reconciled without a transient failure.

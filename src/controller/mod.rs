@@ -8,7 +8,9 @@
 //! source of `generatePassword.deliverTo` (generated, delivered encrypted).
 //! What the steps share is in `context.rs`, what is remembered per object in
 //! `memory.rs`, when IAM need not be asked in `drift_checks.rs`, and what
-//! triggers a reconcile in `watch.rs`.
+//! triggers a reconcile in `watch.rs`. Beside it, the IAMAccount
+//! reconciler (`iam_accounts.rs`) and the RootLoginProfile one
+//! (`root_login_profiles.rs`: root's console password in member accounts).
 //!
 //! Crash safety (docs/reliability.md): the finalizer patch also records,
 //! sealed, when the operator took charge and which password it is about to
@@ -56,6 +58,7 @@ mod iam_accounts;
 mod memory;
 mod observe;
 mod report;
+mod root_login_profiles;
 pub mod secret_source;
 mod watch;
 

@@ -4,14 +4,17 @@
 //! admission they decide, the deletion of a LoginProfile that claimed an IAM
 //! user (the next claimant may take over), and the resync; one controller
 //! per watched namespace, plus the IAMAccount controller, which also hears
-//! of LoginProfiles that come and go (its count).
+//! of LoginProfiles that come and go (its count), and with
+//! `--manage-root-login-profiles` the RootLoginProfile controller.
 
 use super::context::Context;
 use super::error_policy;
 use super::iam_accounts::TenancyStores;
 use super::reconcile;
+use super::root_login_profiles::{claiming, naming_iam_account, reconcile_root, root_error_policy};
 use crate::api::iam_account::IAMAccount;
 use crate::api::login_profile::LoginProfile;
+use crate::api::root_login_profile::RootLoginProfile;
 use crate::aws::iam::Iam;
 use futures::Stream;
 use futures::StreamExt;
@@ -170,6 +173,55 @@ async fn forget_vanished<I: Iam>(ctx: Arc<Context<I>>, stores: Vec<Store<LoginPr
     }
 }
 
+/// The RootLoginProfile controller over the objects `selector` matches: a
+/// new generation triggers it, so does a change of the IAMAccount one names
+/// and, for the next in line, the deletion of one claiming the same account.
+fn root_controller_stream<I: Iam>(
+    ctx: &Arc<Context<I>>,
+    selector: &str,
+    account_changes: impl Stream<Item = Arc<IAMAccount>> + Send + 'static,
+    shutdown: futures::future::Shared<BoxFuture<'static, ()>>,
+) -> (
+    impl Stream<Item = ()> + Send + 'static,
+    Store<RootLoginProfile>,
+) {
+    let mut config = watcher::Config::default();
+    if !selector.is_empty() {
+        config = config.labels(selector);
+    }
+    let (store, writer) = reflector::store();
+    let _ = ctx.root_profiles.set(store.clone());
+    let (gone_sender, gone) = mpsc::unbounded::<RootLoginProfile>();
+    let forget = ctx.clone();
+    let changes = watcher(Api::<RootLoginProfile>::all(ctx.client.clone()), config)
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |event| {
+            if let Ok(watcher::Event::Delete(root)) = event {
+                forget.memory.clear_root_failures(&root.name_any());
+                let _ = gone_sender.unbounded_send(root.clone());
+            }
+        })
+        .applied_objects()
+        .predicate_filter(predicates::generation, Default::default());
+    let (by_account, by_claim) = (ctx.clone(), ctx.clone());
+    let next_in_line = gone
+        .flat_map(move |root| futures::stream::iter(claiming(&by_claim, &root.spec.account_id)));
+    let stream = Controller::for_stream(changes, store.clone())
+        .watches_shared_stream(account_changes, move |account| {
+            naming_iam_account(&by_account, &account.name_any())
+        })
+        .reconcile_on(next_in_line)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile_root, root_error_policy, ctx.clone())
+        .map(|result| {
+            if let Err(error) = result {
+                tracing::debug!(%error, "RootLoginProfile controller event");
+            }
+        });
+    (stream, store)
+}
+
 /// Starts one controller per watched namespace (or one for all) and the
 /// IAMAccount controller; returns a stream of reconcile results plus a
 /// future that resolves once every cache has synced.
@@ -185,8 +237,11 @@ pub fn run<I: Iam>(
     let started = k8s_openapi::jiff::Timestamp::now();
     // IAMAccounts and Namespaces (metadata only) are cached once for every
     // controller; each controller hears of a change after the cache has it.
-    let (account_store, mut account_changes, account_watch) =
-        fan_out(Api::<IAMAccount>::all(ctx.client.clone()), scopes.len() + 1);
+    let root_controller = usize::from(ctx.settings.root_login_profiles.is_some());
+    let (account_store, mut account_changes, account_watch) = fan_out(
+        Api::<IAMAccount>::all(ctx.client.clone()),
+        scopes.len() + 1 + root_controller,
+    );
     let (namespace_store, mut namespace_changes, namespace_watch) = fan_out(
         Api::<PartialObjectMeta<Namespace>>::all(ctx.client.clone()),
         scopes.len(),
@@ -358,6 +413,20 @@ pub fn run<I: Iam>(
         }
     });
     streams.push(account_controller.boxed());
+    let mut root_store = None;
+    if let Some(selector) = ctx.settings.root_login_profiles.clone() {
+        let accounts = changed_by(
+            account_changes
+                .pop()
+                .expect("one for the RootLoginProfile controller"),
+            admission_relevant,
+            Some(started),
+            account_store.clone(),
+        );
+        let (stream, store) = root_controller_stream(&ctx, &selector, accounts, shutdown.clone());
+        streams.push(stream.boxed());
+        root_store = Some(store);
+    }
     tokio::spawn(account_watch);
     tokio::spawn(namespace_watch);
     let _ = ctx.tenancy.set(TenancyStores {
@@ -378,6 +447,12 @@ pub fn run<I: Iam>(
         }
         if let Some(tenancy) = tenancy.tenancy.get() {
             tenancy.wait_until_ready().await;
+        }
+        if let Some(store) = root_store {
+            while tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready())
+                .await
+                .is_err()
+            {}
         }
     });
     (select_all(streams), ready)

@@ -1,8 +1,9 @@
 //! Pure decisions, table-tested, no I/O: the plan for a LoginProfile, who is
 //! admitted where, the password and the account password policy,
 //! console-access governance, the encryption of a generated password for its
-//! recipients (age in `delivery.rs`, OpenPGP in `openpgp.rs`), and what the
-//! operator's own crash-safety marks may be believed to say.
+//! recipients (age in `delivery.rs`, OpenPGP in `openpgp.rs`), what the
+//! operator's own crash-safety marks may be believed to say, and root's
+//! login profile in a member account (`root.rs`).
 
 pub mod admission;
 pub mod delivery;
@@ -12,3 +13,4 @@ pub mod openpgp;
 pub mod password;
 pub mod password_policy;
 pub mod plan;
+pub mod root;

@@ -64,6 +64,14 @@ before the LoginProfiles whose finalizers need these rights. */ -}}
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["get", "list", "watch"]
+{{- if .Values.rootLoginProfiles.enabled }}
+- apiGroups: ["iam.loginprofile.dev"]
+  resources: ["rootloginprofiles"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["iam.loginprofile.dev"]
+  resources: ["rootloginprofiles/status"]
+  verbs: ["get", "patch"]
+{{- end }}
 {{- end -}}
 
 {{- /* Secrets: only in the watched namespaces (or everywhere without watchNamespaces); with generated passwords also create, and patch to replace one before it expires (only Secrets labelled generated-for). */ -}}
