@@ -138,34 +138,37 @@ impl RootAccess {
             .duration_seconds(SESSION_SECONDS)
             .send()
             .await;
-        let outcome = match &answer {
-            Ok(_) => "ok",
-            Err(_) => "error",
-        };
-        self.metrics.iam_call("AssumeRoot", outcome);
-        let credentials =
-            answer
-                .map_err(|error| {
-                    match classify(error, |e| match e {
-                        AssumeRootError::ExpiredTokenException(e) => Some(IamError::Other(
-                            format!("ExpiredToken: {}", text(e.message())),
-                        )),
-                        AssumeRootError::RegionDisabledException(e) => Some(IamError::Other(
-                            format!("STS is not activated in this region: {}", text(e.message())),
-                        )),
-                        _ => None,
-                    }) {
-                        IamError::AccessDenied(message) => AssumeRootRefusal::Denied(message),
-                        other => AssumeRootRefusal::Other(other),
-                    }
-                })?
-                .credentials()
-                .cloned()
-                .ok_or_else(|| {
-                    AssumeRootRefusal::Other(IamError::Other(
-                        "STS AssumeRoot answered without credentials".into(),
-                    ))
-                })?;
+        let credentials = answer.map_err(|error| {
+            classify(error, |e| match e {
+                AssumeRootError::ExpiredTokenException(e) => Some(IamError::Other(format!(
+                    "ExpiredToken: {}",
+                    text(e.message())
+                ))),
+                AssumeRootError::RegionDisabledException(e) => Some(IamError::Other(format!(
+                    "STS is not activated in this region: {}",
+                    text(e.message())
+                ))),
+                _ => None,
+            })
+        });
+        self.metrics.iam_call(
+            "AssumeRoot",
+            credentials
+                .as_ref()
+                .map_or_else(IamError::metric_label, |_| "ok"),
+        );
+        let credentials = credentials
+            .map_err(|error| match error {
+                IamError::AccessDenied(message) => AssumeRootRefusal::Denied(message),
+                other => AssumeRootRefusal::Other(other),
+            })?
+            .credentials()
+            .cloned()
+            .ok_or_else(|| {
+                AssumeRootRefusal::Other(IamError::Other(
+                    "STS AssumeRoot answered without credentials".into(),
+                ))
+            })?;
         let expires =
             SystemTime::try_from(*credentials.expiration()).unwrap_or(SystemTime::UNIX_EPOCH);
         let session_credentials = aws_sdk_iam::config::Credentials::new(
@@ -399,4 +402,43 @@ impl RootSession {
 
 fn count(items: usize) -> u32 {
     u32::try_from(items).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_iam::types::error::{
+        AccountNotManagementOrDelegatedAdministratorException, ServiceAccessNotEnabledException,
+    };
+
+    #[test]
+    fn the_organizations_refusals_are_told_apart_by_their_types() {
+        let not_admin =
+            ListOrganizationsFeaturesError::AccountNotManagementOrDelegatedAdministratorException(
+                AccountNotManagementOrDelegatedAdministratorException::builder()
+                    .message("not the management account")
+                    .build(),
+            );
+        assert_eq!(
+            refusal(&not_admin),
+            Some(OrganizationRefusal::NotManagementOrDelegatedAdministrator(
+                "not the management account".into()
+            ))
+        );
+        let no_access = ListOrganizationsFeaturesError::ServiceAccessNotEnabledException(
+            ServiceAccessNotEnabledException::builder()
+                .message("m")
+                .build(),
+        );
+        assert!(matches!(
+            refusal(&no_access),
+            Some(OrganizationRefusal::RootCredentialsManagementOff(text)) if text.contains("trusted access for IAM")
+        ));
+        let other = ListOrganizationsFeaturesError::generic(
+            aws_smithy_types::error::ErrorMetadata::builder()
+                .code("Throttling")
+                .build(),
+        );
+        assert_eq!(refusal(&other), None, "left to the common classification");
+    }
 }

@@ -89,7 +89,7 @@ pub(super) async fn reconcile_root<I: Iam>(
                      `aws iam enable-organizations-root-credentials-management` (docs/root.md)"
                 ),
             ),
-            OrganizationRefusal::Iam(error) => error.outcome("root", None),
+            OrganizationRefusal::Iam(error) => failed(error, &account_id),
         };
         return fail(&root, &ctx, outcome, resync).await;
     }
@@ -136,7 +136,7 @@ where
                         task.policy_name()
                     ),
                 ),
-                AssumeRootRefusal::Other(error) => error.outcome("root", None),
+                AssumeRootRefusal::Other(error) => failed(error, account),
             })
         }
     };
@@ -195,22 +195,29 @@ where
     })
 }
 
-/// The outcome of a failed IAM call in a root session.
+/// The outcome of a failed call for `account`'s root (in a root session,
+/// or AssumeRoot's and ListOrganizationsFeatures' own failures). Not
+/// IamError's own advice: that speaks of IAM users and the LoginProfile
+/// policy.
 fn failed(error: IamError, account: &str) -> Outcome {
     match error {
         IamError::AccessDenied(message) => Outcome::new(
             Reason::AccessDenied,
             format!(
-                "IAM refused a call in account {account}'s root session: an SCP may deny it ({message})"
+                "AWS refused a call for account {account}'s root: grant it to the IAMAccount's role (docs/root.md \
+                 has the policy), or an SCP denies it ({message})"
             ),
         ),
-        // Someone made or removed root's profile between the audit and
-        // the write: the next check (soon, with backoff) sees it.
+        // Someone made root's profile between the audit and the write: the
+        // next check (soon, with backoff) sees it.
         IamError::EntityAlreadyExists(message) => Outcome::new(
             Reason::IamError,
             format!("root's login profile appeared meanwhile; looking again ({message})"),
         ),
-        other => other.outcome("root", None),
+        other => Outcome::new(
+            other.reason(),
+            format!("for account {account}'s root: {other}; retrying with backoff"),
+        ),
     }
 }
 
