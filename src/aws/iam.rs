@@ -400,6 +400,60 @@ where
     }
 }
 
+/// GetLoginProfile's modeled errors (a user's profile, or root's in a root session).
+pub(super) fn get_profile_error(error: &GetLoginProfileError) -> Option<IamError> {
+    match error {
+        GetLoginProfileError::NoSuchEntityException(e) => {
+            Some(IamError::NoSuchEntity(text(e.message())))
+        }
+        GetLoginProfileError::ServiceFailureException(e) => {
+            Some(IamError::ServiceFailure(text(e.message())))
+        }
+        _ => None,
+    }
+}
+
+/// CreateLoginProfile's modeled errors.
+pub(super) fn create_profile_error(error: &CreateLoginProfileError) -> Option<IamError> {
+    match error {
+        CreateLoginProfileError::EntityAlreadyExistsException(e) => {
+            Some(IamError::EntityAlreadyExists(text(e.message())))
+        }
+        CreateLoginProfileError::NoSuchEntityException(e) => {
+            Some(IamError::NoSuchEntity(text(e.message())))
+        }
+        CreateLoginProfileError::PasswordPolicyViolationException(e) => {
+            Some(IamError::PasswordPolicyViolation(text(e.message())))
+        }
+        CreateLoginProfileError::LimitExceededException(e) => {
+            Some(IamError::LimitExceeded(text(e.message())))
+        }
+        CreateLoginProfileError::ServiceFailureException(e) => {
+            Some(IamError::ServiceFailure(text(e.message())))
+        }
+        _ => None,
+    }
+}
+
+/// DeleteLoginProfile's modeled errors.
+pub(super) fn delete_profile_error(error: &DeleteLoginProfileError) -> Option<IamError> {
+    match error {
+        DeleteLoginProfileError::NoSuchEntityException(e) => {
+            Some(IamError::NoSuchEntity(text(e.message())))
+        }
+        DeleteLoginProfileError::EntityTemporarilyUnmodifiableException(e) => {
+            Some(IamError::TemporarilyUnmodifiable(text(e.message())))
+        }
+        DeleteLoginProfileError::LimitExceededException(e) => {
+            Some(IamError::LimitExceeded(text(e.message())))
+        }
+        DeleteLoginProfileError::ServiceFailureException(e) => {
+            Some(IamError::ServiceFailure(text(e.message())))
+        }
+        _ => None,
+    }
+}
+
 /// The message of a modeled IAM exception (its own field, not the metadata).
 pub(super) fn text(message: Option<&str>) -> String {
     message.unwrap_or_default().to_string()
@@ -410,15 +464,7 @@ impl Iam for AwsIam {
         self.call("GetLoginProfile", async {
             match self.client.get_login_profile().user_name(user).send().await {
                 Ok(output) => Ok(output.login_profile().map(profile_from)),
-                Err(error) => match classify(error, |e| match e {
-                    GetLoginProfileError::NoSuchEntityException(e) => {
-                        Some(IamError::NoSuchEntity(text(e.message())))
-                    }
-                    GetLoginProfileError::ServiceFailureException(e) => {
-                        Some(IamError::ServiceFailure(text(e.message())))
-                    }
-                    _ => None,
-                }) {
+                Err(error) => match classify(error, get_profile_error) {
                     IamError::NoSuchEntity(_) => Ok(None),
                     other => Err(other),
                 },
@@ -447,26 +493,7 @@ impl Iam for AwsIam {
                 .config_override(self.single_attempt())
                 .send()
                 .await
-                .map_err(|error| {
-                    classify(error, |e| match e {
-                        CreateLoginProfileError::EntityAlreadyExistsException(e) => {
-                            Some(IamError::EntityAlreadyExists(text(e.message())))
-                        }
-                        CreateLoginProfileError::NoSuchEntityException(e) => {
-                            Some(IamError::NoSuchEntity(text(e.message())))
-                        }
-                        CreateLoginProfileError::PasswordPolicyViolationException(e) => {
-                            Some(IamError::PasswordPolicyViolation(text(e.message())))
-                        }
-                        CreateLoginProfileError::LimitExceededException(e) => {
-                            Some(IamError::LimitExceeded(text(e.message())))
-                        }
-                        CreateLoginProfileError::ServiceFailureException(e) => {
-                            Some(IamError::ServiceFailure(text(e.message())))
-                        }
-                        _ => None,
-                    })
-                })?;
+                .map_err(|error| classify(error, create_profile_error))?;
             output.login_profile().map(profile_from).ok_or_else(|| {
                 IamError::Other("CreateLoginProfile answered without a LoginProfile".into())
             })
@@ -575,21 +602,7 @@ impl Iam for AwsIam {
                 .await
             {
                 Ok(_) => Ok(()),
-                Err(error) => match classify(error, |e| match e {
-                    DeleteLoginProfileError::NoSuchEntityException(e) => {
-                        Some(IamError::NoSuchEntity(text(e.message())))
-                    }
-                    DeleteLoginProfileError::EntityTemporarilyUnmodifiableException(e) => {
-                        Some(IamError::TemporarilyUnmodifiable(text(e.message())))
-                    }
-                    DeleteLoginProfileError::LimitExceededException(e) => {
-                        Some(IamError::LimitExceeded(text(e.message())))
-                    }
-                    DeleteLoginProfileError::ServiceFailureException(e) => {
-                        Some(IamError::ServiceFailure(text(e.message())))
-                    }
-                    _ => None,
-                }) {
+                Err(error) => match classify(error, delete_profile_error) {
                     IamError::NoSuchEntity(_) => Ok(()),
                     other => Err(other),
                 },

@@ -10,9 +10,7 @@
 use std::{sync::Arc, time::SystemTime};
 
 use aws_sdk_iam::operation::{
-    create_login_profile::CreateLoginProfileError, delete_login_profile::DeleteLoginProfileError,
-    get_login_profile::GetLoginProfileError, list_access_keys::ListAccessKeysError,
-    list_mfa_devices::ListMFADevicesError,
+    list_access_keys::ListAccessKeysError, list_mfa_devices::ListMFADevicesError,
     list_organizations_features::ListOrganizationsFeaturesError,
 };
 use aws_sdk_iam::types::FeatureType;
@@ -20,7 +18,10 @@ use aws_sdk_sts::operation::assume_root::AssumeRootError;
 use governor::DefaultDirectRateLimiter;
 
 use crate::{
-    aws::iam::{AwsIam, IamError, classify, rfc3339, text},
+    aws::iam::{
+        AwsIam, IamError, classify, create_profile_error, delete_profile_error, get_profile_error,
+        rfc3339, text,
+    },
     ops::leader::WritePermit,
     ops::metrics::Metrics,
     rules::root::{RootFindings, RootTask},
@@ -260,15 +261,7 @@ impl RootSession {
                 Ok(output) => Ok(output
                     .login_profile()
                     .map(|profile| rfc3339(profile.create_date()))),
-                Err(error) => match classify(error, |e| match e {
-                    GetLoginProfileError::NoSuchEntityException(e) => {
-                        Some(IamError::NoSuchEntity(text(e.message())))
-                    }
-                    GetLoginProfileError::ServiceFailureException(e) => {
-                        Some(IamError::ServiceFailure(text(e.message())))
-                    }
-                    _ => None,
-                }) {
+                Err(error) => match classify(error, get_profile_error) {
                     IamError::NoSuchEntity(_) => Ok(None),
                     other => Err(other),
                 },
@@ -333,21 +326,7 @@ impl RootSession {
         iam.write("DeleteLoginProfile", async {
             match iam.client().delete_login_profile().send().await {
                 Ok(_) => Ok(()),
-                Err(error) => match classify(error, |e| match e {
-                    DeleteLoginProfileError::NoSuchEntityException(e) => {
-                        Some(IamError::NoSuchEntity(text(e.message())))
-                    }
-                    DeleteLoginProfileError::EntityTemporarilyUnmodifiableException(e) => {
-                        Some(IamError::TemporarilyUnmodifiable(text(e.message())))
-                    }
-                    DeleteLoginProfileError::LimitExceededException(e) => {
-                        Some(IamError::LimitExceeded(text(e.message())))
-                    }
-                    DeleteLoginProfileError::ServiceFailureException(e) => {
-                        Some(IamError::ServiceFailure(text(e.message())))
-                    }
-                    _ => None,
-                }) {
+                Err(error) => match classify(error, delete_profile_error) {
                     IamError::NoSuchEntity(_) => Ok(()),
                     other => Err(other),
                 },
@@ -372,23 +351,7 @@ impl RootSession {
                 .config_override(iam.single_attempt())
                 .send()
                 .await
-                .map_err(|error| {
-                    classify(error, |e| match e {
-                        CreateLoginProfileError::EntityAlreadyExistsException(e) => {
-                            Some(IamError::EntityAlreadyExists(text(e.message())))
-                        }
-                        CreateLoginProfileError::NoSuchEntityException(e) => {
-                            Some(IamError::NoSuchEntity(text(e.message())))
-                        }
-                        CreateLoginProfileError::LimitExceededException(e) => {
-                            Some(IamError::LimitExceeded(text(e.message())))
-                        }
-                        CreateLoginProfileError::ServiceFailureException(e) => {
-                            Some(IamError::ServiceFailure(text(e.message())))
-                        }
-                        _ => None,
-                    })
-                })?;
+                .map_err(|error| classify(error, create_profile_error))?;
             output
                 .login_profile()
                 .map(|profile| rfc3339(profile.create_date()))
