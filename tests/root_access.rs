@@ -26,45 +26,41 @@ struct Organization {
 }
 
 impl Organization {
+    /// Made in one boto3 process: it is the tests' setup, not what they
+    /// check, and the AWS CLI would start a dozen processes for it.
     fn new(manage_root_credentials: bool) -> Self {
         let management = unique_account_id();
-        let aws = |args: &[&str]| {
-            env()
-                .aws_in(&management, args)
-                .unwrap_or_else(|e| panic!("aws {args:?}: {e}"))
-        };
-        aws(&[
-            "organizations",
-            "create-organization",
-            "--feature-set",
-            "ALL",
-        ]);
-        let member = |name: &str| {
-            aws(&[
-                "organizations",
-                "create-account",
-                "--email",
-                &format!("{}@example.invalid", unique(name)),
-                "--account-name",
-                name,
-            ])["CreateAccountStatus"]["AccountId"]
-                .as_str()
-                .expect("an account id")
-                .to_string()
-        };
-        let members = [member("first"), member("second")];
-        aws(&[
-            "organizations",
-            "enable-aws-service-access",
-            "--service-principal",
-            "iam.amazonaws.com",
-        ]);
-        if manage_root_credentials {
-            aws(&["iam", "enable-organizations-root-credentials-management"]);
-        }
+        let script = format!(
+            "import boto3, json\n\
+             c = boto3.client('sts').assume_role(RoleArn='arn:aws:iam::{management}:role/OrganizationAccountAccessRole', \
+             RoleSessionName='tests')['Credentials']\n\
+             keys = dict(aws_access_key_id=c['AccessKeyId'], aws_secret_access_key=c['SecretAccessKey'], \
+             aws_session_token=c['SessionToken'])\n\
+             org = boto3.client('organizations', **keys)\n\
+             org.create_organization(FeatureSet='ALL')\n\
+             members = [org.create_account(Email=f'{{name}}-{unique}@example.invalid', AccountName=name)\
+             ['CreateAccountStatus']['AccountId'] for name in ('first', 'second')]\n\
+             org.enable_aws_service_access(ServicePrincipal='iam.amazonaws.com')\n\
+             if {manage}:\n\
+             \x20   boto3.client('iam', **keys).enable_organizations_root_credentials_management()\n\
+             print(json.dumps(members))\n",
+            unique = unique("org"),
+            manage = if manage_root_credentials {
+                "True"
+            } else {
+                "False"
+            },
+        );
+        let mut python = env().command("python");
+        python.args(["-c", &script]);
+        let members: Vec<String> = serde_json::from_str(&stdout_of(
+            python.output().unwrap(),
+            "the organization's setup",
+        ))
+        .expect("two account ids");
         Self {
             management,
-            members,
+            members: [members[0].clone(), members[1].clone()],
         }
     }
 
