@@ -7,7 +7,10 @@
 //! profile calls go without UserName (and CreateLoginProfile without a
 //! password), as the seed page says for AssumeRoot.
 
-use std::{sync::Arc, time::SystemTime};
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant, SystemTime},
+};
 
 use aws_sdk_iam::operation::{
     list_access_keys::ListAccessKeysError, list_mfa_devices::ListMFADevicesError,
@@ -65,6 +68,9 @@ pub struct RootAccess {
     config: aws_config::SdkConfig,
     metrics: Arc<Metrics>,
     permit: WritePermit,
+    /// When ListOrganizationsFeatures last said root credentials management
+    /// is on: one answer serves every member account's checks a while.
+    confirmed: Mutex<Option<Instant>>,
 }
 
 impl RootAccess {
@@ -81,12 +87,28 @@ impl RootAccess {
             config,
             metrics,
             permit,
+            confirmed: Mutex::new(None),
         }
     }
 
     /// Whether the organization has root credentials management on
-    /// (ListOrganizationsFeatures), or why it cannot say.
-    pub async fn root_credentials_management(&self) -> Result<(), OrganizationRefusal> {
+    /// (ListOrganizationsFeatures), or why it cannot say. A yes younger than
+    /// `max_age` is not asked again; a refusal always is, so a fix in AWS is
+    /// seen at the next check (and a feature turned off meanwhile makes
+    /// AssumeRoot refuse).
+    pub async fn root_credentials_management(
+        &self,
+        max_age: Duration,
+    ) -> Result<(), OrganizationRefusal> {
+        let fresh = |at: &Option<Instant>| at.is_some_and(|at| at.elapsed() < max_age);
+        if fresh(
+            &self
+                .confirmed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ) {
+            return Ok(());
+        }
         let iam = &self.management;
         // The organization's refusals are answers, not failed calls: they
         // come back inside Ok and are counted as answered.
@@ -106,6 +128,10 @@ impl RootAccess {
             .enabled_features()
             .contains(&FeatureType::RootCredentialsManagement)
         {
+            *self
+                .confirmed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
             return Ok(());
         }
         Err(OrganizationRefusal::RootCredentialsManagementOff(format!(

@@ -70,7 +70,11 @@ pub(super) async fn reconcile_root<I: Iam>(
         Some(budget.drift.change())
     };
 
-    if let Err(refused) = connected.root.root_credentials_management().await {
+    if let Err(refused) = connected
+        .root
+        .root_credentials_management(ctx.settings.resync_period)
+        .await
+    {
         let outcome = match refused {
             OrganizationRefusal::NotManagementOrDelegatedAdministrator(message) => Outcome::new(
                 Reason::NotManagementAccount,
