@@ -378,7 +378,7 @@ fn count(calls: &[(String, String)], action: &str) -> usize {
 struct RootFixture {
     label: String,
     _ns: TestNamespace,
-    _operator: Operator,
+    operator: Operator,
     accounts: TestAccounts,
     roots: Vec<String>,
 }
@@ -403,7 +403,7 @@ impl RootFixture {
         Self {
             label,
             _ns: ns,
-            _operator: operator,
+            operator,
             accounts: TestAccounts(Vec::new()),
             roots: Vec::new(),
         }
@@ -684,6 +684,11 @@ fn each_refusal_has_its_reason_and_makes_no_root_call() {
         assert_eq!(root_calls_in(account), Vec::new(), "{account}");
     }
     assert!(env().root_state(member, json!({}))["login_profile"].is_string());
+    let gauge = |condition: &str, n: usize| {
+        format!("loginprofile_root_login_profiles{{condition=\"{condition}\"}} {n}")
+    };
+    let metrics = fixture.operator.metrics();
+    assert!(metrics.contains(&gauge("not_ready", 6)), "{metrics}");
 
     // Once allowed, the same object acts.
     let first = fixture.roots[0].clone();
@@ -696,6 +701,10 @@ fn each_refusal_has_its_reason_and_makes_no_root_call() {
         r#"{"spec":{"allowRootAccess":true}}"#,
     ]);
     wait_root(&first, "True", "Removed");
+    wait_until("the gauge to count it ready", CONVERGE, || {
+        let metrics = fixture.operator.metrics();
+        metrics.contains(&gauge("ready", 1)) && metrics.contains(&gauge("not_ready", 5))
+    });
 }
 
 #[test]

@@ -116,6 +116,7 @@ pub(super) async fn reconcile_root<I: Iam>(
     }
     write_status(&root, &ctx, Some(&checked), &checked.outcome).await?;
     ctx.memory.clear_root_failures(&root.name_any());
+    ctx.metrics.set_root_ready(&root.name_any(), Some(true));
     Ok(Action::requeue(resync))
 }
 
@@ -320,6 +321,7 @@ async fn fail<I: Iam>(
 ) -> Result<Action, Error> {
     let previous = root.status.clone().unwrap_or_default();
     let changed = write_status(root, ctx, None, &outcome).await?;
+    ctx.metrics.set_root_ready(&root.name_any(), Some(false));
     if changed
         && previous
             .conditions

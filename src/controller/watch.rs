@@ -199,6 +199,7 @@ fn root_controller_stream<I: Iam>(
         .inspect(move |event| {
             if let Ok(watcher::Event::Delete(root)) = event {
                 forget.memory.clear_root_failures(&root.name_any());
+                forget.metrics.set_root_ready(&root.name_any(), None);
                 let _ = gone_sender.unbounded_send(root.clone());
             }
         })

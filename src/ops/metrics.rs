@@ -92,6 +92,8 @@ pub struct Metrics {
     console_states: Mutex<HashMap<String, (String, ConsoleFindings)>>,
     /// Whether each IAMAccount is ready, by name; never exported as a label.
     account_states: Mutex<HashMap<String, bool>>,
+    roots: Family<ConditionLabels, Gauge>,
+    root_states: Mutex<HashMap<String, bool>>,
     /// The state of each managed object, keyed by namespace/name, so the
     /// gauge can be recomputed; never exported as a label.
     states: Mutex<HashMap<String, ProfileState>>,
@@ -148,6 +150,16 @@ impl Default for Metrics {
             "IAMAccounts by condition (ready: their credentials work; not_ready)",
             accounts.clone(),
         );
+        let roots = Family::<ConditionLabels, Gauge>::default();
+        registry.register(
+            "root_login_profiles",
+            "RootLoginProfiles by condition (ready: root is as declared; not_ready), with --manage-root-login-profiles",
+            roots.clone(),
+        );
+        // Both series from zero: the alert's expression exists before the first one.
+        for condition in ["ready", "not_ready"] {
+            roots.get_or_create(&ConditionLabels { condition }).set(0);
+        }
         let console = Family::<ConsoleLabels, Gauge>::default();
         registry.register(
             "console_users",
@@ -171,6 +183,8 @@ impl Default for Metrics {
             console,
             console_states: Mutex::new(HashMap::new()),
             account_states: Mutex::new(HashMap::new()),
+            roots,
+            root_states: Mutex::new(HashMap::new()),
             states: Mutex::new(HashMap::new()),
         }
     }
@@ -268,20 +282,12 @@ impl Metrics {
 
     /// Records whether an IAMAccount is ready (`None`: it is gone).
     pub fn set_account_ready(&self, name: &str, ready: Option<bool>) {
-        let mut states = self
-            .account_states
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match ready {
-            Some(ready) => states.insert(name.to_string(), ready),
-            None => states.remove(name),
-        };
-        let ready = states.values().filter(|r| **r).count();
-        for (condition, count) in [("ready", ready), ("not_ready", states.len() - ready)] {
-            self.accounts
-                .get_or_create(&ConditionLabels { condition })
-                .set(count as i64);
-        }
+        count_ready(&self.account_states, &self.accounts, name, ready);
+    }
+
+    /// Records whether a RootLoginProfile is ready (`None`: it is gone).
+    pub fn set_root_ready(&self, name: &str, ready: Option<bool>) {
+        count_ready(&self.root_states, &self.roots, name, ready);
     }
 
     /// Forgets every object `keep` says is gone (deleted without a finalizer
@@ -324,6 +330,27 @@ impl Metrics {
     }
 }
 
+/// Records `name`'s readiness (`None`: gone) in `states` and sets the
+/// ready / not_ready counts of `family` from them.
+fn count_ready(
+    states: &Mutex<HashMap<String, bool>>,
+    family: &Family<ConditionLabels, Gauge>,
+    name: &str,
+    ready: Option<bool>,
+) {
+    let mut states = states.lock().unwrap_or_else(PoisonError::into_inner);
+    match ready {
+        Some(ready) => states.insert(name.to_string(), ready),
+        None => states.remove(name),
+    };
+    let ready = states.values().filter(|r| **r).count();
+    for (condition, count) in [("ready", ready), ("not_ready", states.len() - ready)] {
+        family
+            .get_or_create(&ConditionLabels { condition })
+            .set(count as i64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,6 +378,13 @@ mod tests {
         metrics.set_account_ready("default", Some(true));
         let text = metrics.render();
         assert!(text.contains(r#"loginprofile_iam_accounts{condition="not_ready"} 1"#));
+        assert!(text.contains(r#"loginprofile_root_login_profiles{condition="not_ready"} 0"#));
+        metrics.set_root_ready("org-a", Some(false));
+        metrics.set_root_ready("org-b", Some(true));
+        metrics.set_root_ready("org-b", None);
+        let text = metrics.render();
+        assert!(text.contains(r#"loginprofile_root_login_profiles{condition="not_ready"} 1"#));
+        assert!(text.contains(r#"loginprofile_root_login_profiles{condition="ready"} 0"#));
         assert!(
             !text.contains("team-a-account"),
             "account names never become labels"
