@@ -319,15 +319,9 @@ async fn fail<I: Iam>(
     outcome: Outcome,
     resync: Duration,
 ) -> Result<Action, Error> {
-    let previous = root.status.clone().unwrap_or_default();
-    let changed = write_status(root, ctx, None, &outcome).await?;
+    let transitioned = write_status(root, ctx, None, &outcome).await?;
     ctx.metrics.set_root_ready(&root.name_any(), Some(false));
-    if changed
-        && previous
-            .conditions
-            .iter()
-            .all(|c| c.type_ != conditions::READY || c.reason != outcome.reason.as_str())
-    {
+    if transitioned {
         publish(
             root,
             ctx,
@@ -366,7 +360,8 @@ pub(super) fn root_error_policy<I: Iam>(
     Action::requeue(delay)
 }
 
-/// One server-side apply of the status when it changed; whether it did.
+/// One server-side apply of the status when it changed; whether Ready
+/// changed status or reason with it (a transition, worth an Event).
 async fn write_status<I: Iam>(
     root: &RootLoginProfile,
     ctx: &Context<I>,
@@ -394,6 +389,7 @@ async fn write_status<I: Iam>(
     if previous == next {
         return Ok(false);
     }
+    let transitioned = conditions::ready_changed(&previous.conditions, &next.conditions);
     let patch = serde_json::json!({
         "apiVersion": RootLoginProfile::api_version(&()),
         "kind": RootLoginProfile::kind(&()),
@@ -408,7 +404,7 @@ async fn write_status<I: Iam>(
         )
         .await
         .map_err(Error::Kube)?;
-    Ok(true)
+    Ok(transitioned)
 }
 
 async fn publish<I: Iam>(
