@@ -25,8 +25,10 @@ part of IAM:
   - "error" (default): answer with that error instead of applying the call
     (Throttling, ServiceFailure, AccessDenied, DecryptionFailure, ...);
   - "lost": apply the call, then answer with that error (a lost answer);
-  - "hold": apply the call, then hold the answer until POST /_lpo/release
-    (or 120 s), so a test can kill the caller after IAM applied a write;
+  - "hold": apply the call, then hold the answer (IAM's own, success or
+    refusal) until POST /_lpo/release (or 120 s), so a test can kill the
+    caller after IAM applied a write, or act while the caller waits; with
+    CODE, the call is not applied and the held answer is that error;
   - "delay": wait SECONDS, then apply and answer normally.
   COUNT calls are affected (default 1; unlimited with RATE), each with
   probability RATE (default 1), for FOR_SECONDS from now (default: no end).
@@ -331,6 +333,61 @@ def response_get_credential_report(self: IAMResponse):
 
 
 
+# --- User names are not distinguished by case -------------------------------
+
+
+class UserNames(dict):
+    """IAM's users by name, compared as IAM compares them: "user names are not
+    distinguished by case; you cannot create users named both TESTUSER and
+    testuser", and a call naming a user in another case finds it. Each user
+    keeps the name it was created with (what IAM answers and lists). moto
+    keys its users by the exact name: `Bob` and `bob` were two users."""
+
+    def __init__(self, users=()):
+        super().__init__()
+        self.folded: dict[str, str] = {}
+        for name, user in dict(users).items():
+            self[name] = user
+
+    def stored(self, name):
+        return self.folded.get(name.lower(), name) if isinstance(name, str) else name
+
+    def __contains__(self, name):
+        return dict.__contains__(self, self.stored(name))
+
+    def __getitem__(self, name):
+        return dict.__getitem__(self, self.stored(name))
+
+    def get(self, name, default=None):
+        return dict.get(self, self.stored(name), default)
+
+    def __setitem__(self, name, user):
+        existing = self.folded.get(name.lower())
+        if existing is not None and existing != name:
+            dict.__delitem__(self, existing)
+        self.folded[name.lower()] = name
+        dict.__setitem__(self, name, user)
+
+    def __delitem__(self, name):
+        stored = self.stored(name)
+        dict.__delitem__(self, stored)
+        self.folded.pop(stored.lower(), None)
+
+    def pop(self, name, *default):
+        stored = self.stored(name)
+        if dict.__contains__(self, stored):
+            self.folded.pop(stored.lower(), None)
+        return dict.pop(self, stored, *default)
+
+
+original_backend_init = IAMBackend.__init__
+
+
+def backend_init(self: IAMBackend, *args, **kwargs) -> None:
+    original_backend_init(self, *args, **kwargs)
+    self.users = UserNames(self.users)
+
+
 # The role AWS Organizations creates in each member account.
 ORGANIZATION_ROLE = "OrganizationAccountAccessRole"
 
@@ -376,6 +433,7 @@ def assume_role(self, region_name, role_session_name, role_arn, policy, duration
 
 
 def apply_corrections() -> None:
+    IAMBackend.__init__ = backend_init
     sts_models.STSBackend.assume_role = assume_role
     IAMBackend.create_login_profile = create_login_profile
     IAMBackend.update_login_profile = update_login_profile
@@ -421,6 +479,16 @@ def matching_fault(action: str, key: str) -> dict | None:
     return None
 
 
+def hold_until_released(action: str, key: str) -> None:
+    """Keeps a call's answer until POST /_lpo/release (or 120 s)."""
+    entry = {"action": action, "user": key}
+    with calls_lock:
+        held.append(entry)
+        release_held.wait_for(lambda: entry not in held, timeout=120)
+        if entry in held:
+            held.remove(entry)
+
+
 def count_and_inject(response_class, key_param: str, make_error) -> None:
     """Wraps a moto response class: counts each call by (action, the value of
     key_param), and applies a matching fault (see the module's docstring)."""
@@ -459,17 +527,17 @@ def count_and_inject(response_class, key_param: str, make_error) -> None:
             return apply(self, action, key)
         if mode == "error":
             return answer_with_error(self, action, fault)
+        if mode == "hold" and "code" in fault:
+            # A refusal, held: not applied, answered once released.
+            hold_until_released(action, key)
+            return answer_with_error(self, action, fault)
         result = apply(self, action, key)
         if mode == "lost":
             # Applied; the caller never learns it.
             return answer_with_error(self, action, fault)
-        # "hold": applied; the answer waits until the test releases it.
-        entry = {"action": action, "user": key}
-        with calls_lock:
-            held.append(entry)
-            release_held.wait_for(lambda: entry not in held, timeout=120)
-            if entry in held:
-                held.remove(entry)
+        # "hold": applied (or refused by IAM itself); the answer waits until
+        # the test releases it.
+        hold_until_released(action, key)
         return result
 
     response_class.call_action = call_action

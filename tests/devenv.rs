@@ -307,6 +307,42 @@ fn credential_report_tracks_password_last_changed() {
     assert_eq!(password_last_changed(&user), "N/A", "no password, no date");
 }
 
+/// IAM does not distinguish user names by case: a case variant cannot be
+/// created, and a call naming one reaches the user (plain moto keys users by
+/// the exact name).
+#[test]
+fn user_names_are_not_distinguished_by_case() {
+    let env = env();
+    let mut users = TestUsers::default();
+    let user = users.create("emu-Case");
+    let variant = user.to_uppercase();
+    let refused = env
+        .aws(&["iam", "create-user", "--user-name", &variant])
+        .unwrap_err();
+    assert!(refused.contains("EntityAlreadyExists"), "{refused}");
+    env.aws_ok(&[
+        "iam",
+        "create-login-profile",
+        "--user-name",
+        &variant,
+        "--password",
+        &strong_password("c"),
+    ]);
+    let read = env.aws_ok(&[
+        "iam",
+        "get-login-profile",
+        "--user-name",
+        &user.to_lowercase(),
+    ]);
+    assert_eq!(
+        read["LoginProfile"]["UserName"],
+        user.as_str(),
+        "the name it was created with"
+    );
+    let listed = env.aws_ok(&["iam", "get-user", "--user-name", &variant]);
+    assert_eq!(listed["User"]["UserName"], user.as_str());
+}
+
 #[test]
 fn change_password_as_the_user_clears_the_reset_flag() {
     let env = env();
