@@ -23,7 +23,10 @@ measures, in this order:
               admits, naming one of the rotated users (what another tenant's
               objects cost: reads of LoginProfiles, and time);
   unrelated   a restart with 20,000 Secrets no LoginProfile reads, each with a
-              4 KiB annotation, in the watched namespace (peak RSS).
+              4 KiB annotation, in the watched namespace (peak RSS);
+  oversized   a restart with 200 LoginProfiles at the CRD's bounds (every key
+              field full, 240 KB of annotations), in a watched namespace no
+              IAMAccount admits (peak RSS, against the restart without them).
 
 Writes bench/results/<date>-N<N>.json, .md and .png, and the latest-run tables
 of docs/performance.md.
@@ -241,6 +244,8 @@ class Run:
             operator = self._rotate_with_drift_due(users)
             operator.stop()
             operator = self._restart_with_unrelated_secrets()
+            operator.stop()
+            operator = self._restart_with_oversized_rivals()
         finally:
             # Even after a failure: the running operator's finalizer lets the
             # LoginProfiles, and so the namespace, go.
@@ -488,6 +493,32 @@ class Run:
         result["peak_rss_mib_without_them"] = self.results["restart"]["peak_rss_mib"]
         return operator
 
+    def _restart_with_oversized_rivals(self) -> Operator:
+        """What a tenant's objects cost where nothing admits them: a restart
+        with LoginProfiles as large as the CRD allows (ten 1024-character age
+        recipients, a 16 KiB OpenPGP key, 240 KB of annotations: about 270 KB
+        each) in the watched namespace no IAMAccount admits. The cache keeps
+        only what reconciling reads, so peak RSS should stay close to the
+        restart without them."""
+        count = self.args.oversized
+        spec = {"userName": "oversized",
+                "generatePassword": {"deliverTo": {
+                    "ageRecipients": ["age1" + f"{i}" * 1020 for i in range(10)],
+                    "pgpPublicKey": "-" * 16384}}}
+        padding = "x" * 240_000
+        for first in range(0, count, 20):
+            items = [{"apiVersion": f"{GROUP}/v1alpha1", "kind": "LoginProfile",
+                      "metadata": {"name": f"oversized-{i:04d}", "namespace": self.rivals_namespace,
+                                   "annotations": {"padding.example.com/tenant": padding}},
+                      "spec": spec} for i in range(first, min(first + 20, count))]
+            run("kubectl", "create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+        operator = self._restart_measured("restart_with_oversized_rivals")
+        result = self.results["restart_with_oversized_rivals"]
+        result["oversized"] = count
+        result["peak_rss_mib_without_them"] = self.results["restart"]["peak_rss_mib"]
+        run("kubectl", "delete", f"loginprofiles.{GROUP}", "--all", "-n", self.rivals_namespace)
+        return operator
+
     def _cleanup_namespace(self) -> None:
         """Deletes the LoginProfiles while the operator runs, so its finalizer
         removes their IAM login profiles, then the namespace."""
@@ -529,6 +560,8 @@ def main() -> int:
                         help="LoginProfiles no IAMAccount admits, naming one rotated user")
     parser.add_argument("--unrelated-secrets", type=int, default=20000,
                         help="Secrets no LoginProfile reads, present at the last restart")
+    parser.add_argument("--oversized", type=int, default=200,
+                        help="LoginProfiles at the CRD's bounds, in a namespace no IAMAccount admits, at the last restart")
     parser.add_argument("--ceiling-only", action="store_true",
                         help="skip the boto3 and AWS CLI baselines (for quick experiments; implies --no-docs)")
     parser.add_argument("--deadline", type=float, default=1800, help="give up on any one phase after this")
@@ -574,7 +607,7 @@ def main() -> int:
             log(f"the operator logged a password: {bench.operator_log()}")
         parameters = {k: getattr(args, k) for k in ("concurrency", "iam_rate_limit", "resync", "rest",
                                                      "ceiling_width", "cli_n", "apply_parallelism", "rivals",
-                                                     "unrelated_secrets")}
+                                                     "unrelated_secrets", "oversized")}
         report = {"date": date, "n": n, "machine": details, "parameters": parameters,
                   "operator_args": bench.operator_args(), "results": bench.results,
                   "curves": {k: [round(t, 3) for t in v] for k, v in bench.curves.items()}}

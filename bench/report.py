@@ -105,6 +105,12 @@ def markdown(n: int, report: dict) -> str:
         lines.append(
             f"| restart with {unrelated['unrelated_secrets']} unrelated Secrets (4 KiB annotation each) watched: "
             f"peak RSS; without them | {unrelated['peak_rss_mib']} MiB; {unrelated['peak_rss_mib_without_them']} MiB |")
+    oversized = results.get("restart_with_oversized_rivals")
+    if oversized:
+        lines.append(
+            f"| restart with {oversized['oversized']} LoginProfiles at the CRD's bounds (about 270 KB each) "
+            f"where nothing admits them: peak RSS; without them | {oversized['peak_rss_mib']} MiB; "
+            f"{oversized['peak_rss_mib_without_them']} MiB |")
     due = results.get("rotation_drift_due")
     if due:
         lines.append(

@@ -85,7 +85,7 @@ pub struct RunArgs {
     #[arg(long, env = "LPO_DRIFT_CHECK_RATE", value_parser = positive_rate)]
     pub drift_check_rate: Option<f64>,
 
-    /// Deadline of one IAM call, its retries included.
+    /// Deadline of one IAM call, its retries included. A create must also be answered within it of the mark that records it: only a profile IAM created in that window counts as the operator's own (docs/reliability.md).
     #[arg(long, env = "LPO_IAM_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub iam_timeout: Duration,
 

@@ -119,6 +119,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     );
     let settings = Settings {
         resync_period: args.resync_period,
+        write_deadline: args.iam_timeout,
         concurrency: args.concurrency,
         namespaces: args.namespaces.clone(),
         min_backoff: args.min_backoff,

@@ -461,7 +461,7 @@ fn deleting_a_watched_namespace_runs_the_finalizers() {
         },
     );
     assert!(
-        iam_profile(&user).is_err(),
+        no_such_profile(iam_profile(&user)),
         "the finalizer deleted the IAM login profile"
     );
     drop(operator);

@@ -152,4 +152,18 @@ fn the_root_sample_is_accepted_and_a_bad_account_id_is_refused() {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
+    // Root access and tenants never share an IAMAccount.
+    let shared = sample.replace(
+        "  allowRootAccess: true",
+        "  namespaces: [team-a]\n  allowRootAccess: true",
+    );
+    assert_ne!(shared, sample, "the sample names allowRootAccess");
+    let refused = dry_run(&shared);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("allowRootAccess is for an IAMAccount no tenant uses"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

@@ -22,9 +22,10 @@ fn login_profile_with(namespace: &str, name: &str, metadata: Value, spec: Value)
     manifest.to_string()
 }
 
-/// Someone other than the tenant (an admin) set `user`'s console password.
-fn admin_sets_console_password(user: &str, password: &str) {
-    env().aws_ok(&[
+/// Someone other than the tenant (an admin) set `user`'s console password;
+/// returns the profile's CreateDate (seconds since the epoch).
+fn admin_sets_console_password(user: &str, password: &str) -> i64 {
+    let created = env().aws_ok(&[
         "iam",
         "create-login-profile",
         "--user-name",
@@ -32,6 +33,11 @@ fn admin_sets_console_password(user: &str, password: &str) {
         "--password",
         password,
     ]);
+    seconds(
+        created["LoginProfile"]["CreateDate"]
+            .as_str()
+            .expect("IAM answers with the CreateDate"),
+    )
 }
 
 /// Neither UpdateLoginProfile nor DeleteLoginProfile reached IAM for `user`.
@@ -53,6 +59,20 @@ fn tenant_deletes(tenant: &Tenant, namespace: &str, name: &str) {
         "--wait=true",
         "--timeout=60s",
     ]);
+}
+
+/// The tenant deletes LoginProfile `bob`: nothing is written to `user`,
+/// whose profile IAM still holds with the admin's password.
+fn deleting_it_leaves_the_admins_profile(
+    tenant: &Tenant,
+    namespace: &str,
+    user: &str,
+    admin: &str,
+) {
+    tenant_deletes(tenant, namespace, "bob");
+    no_write_changed(user);
+    change_password_as_user(user, admin, &strong_password("admin2"))
+        .expect("IAM still holds the admin's password");
 }
 
 /// Waits for one more IAM call about `user` than `before` counted.
@@ -110,15 +130,13 @@ fn forged_and_copied_marks_make_no_foreign_profile_ours() {
         copied["annotations"]["iam.loginprofile.dev/in-charge-since"].is_string(),
         "the genuine object carries a mark to copy: {genuine}"
     );
+    let mut sent = Vec::new();
     for (name, user, metadata) in [
         ("forged", &forged_user, forged),
         ("copied", &copied_user, copied),
     ] {
-        tenant.apply_ok(&secret(
-            &ns.name,
-            name,
-            &[("password", &strong_password(name))],
-        ));
+        let first = strong_password(name);
+        tenant.apply_ok(&secret(&ns.name, name, &[("password", &first)]));
         tenant.apply_ok(&login_profile_with(
             &ns.name,
             name,
@@ -129,11 +147,9 @@ fn forged_and_copied_marks_make_no_foreign_profile_ours() {
 
         // A change of the tenant's Secret sends nothing to the other user.
         let before = env().iam_calls(user).values().sum();
-        tenant.apply_ok(&secret(
-            &ns.name,
-            name,
-            &[("password", &strong_password("next"))],
-        ));
+        let next = strong_password("next");
+        tenant.apply_ok(&secret(&ns.name, name, &[("password", &next)]));
+        sent.extend([first, next]);
         wait_for_another_call(user, before);
         let lp = wait_ready_reason(&ns.name, name, "False", "LoginProfileExists", CONVERGE);
         assert!(lp["status"]["passwordFingerprint"].is_null(), "{lp}");
@@ -147,7 +163,8 @@ fn forged_and_copied_marks_make_no_foreign_profile_ours() {
         .expect("IAM still holds the admin's password");
     change_password_as_user(&copied_user, &copied_admin, &strong_password("c2"))
         .expect("IAM still holds the admin's password");
-    assert!(!operator.logs().contains(&strong_password("next")));
+    let logs = operator.logs();
+    assert!(sent.iter().all(|password| !logs.contains(password)));
 }
 
 #[test]
@@ -283,11 +300,8 @@ fn login_profiles_that_are_not_admitted_cost_the_owner_no_reads() {
             .unwrap_or(0)
     };
     let before = (reads(&owner.name), reads(&outsider.name));
-    env().apply_ok(&secret(
-        &owner.name,
-        "bob",
-        &[("password", &strong_password("o2"))],
-    ));
+    let rotated = strong_password("o2");
+    env().apply_ok(&secret(&owner.name, "bob", &[("password", &rotated)]));
     wait_ready_reason(&owner.name, "bob", "True", "Updated", CONVERGE);
     let after = (reads(&owner.name), reads(&outsider.name));
     let spent = (after.0 - before.0) + (after.1 - before.1);
@@ -296,7 +310,7 @@ fn login_profiles_that_are_not_admitted_cost_the_owner_no_reads() {
         "the rotation cost {spent} reads of LoginProfiles ({before:?} -> {after:?})"
     );
     assert_eq!(iam_writes(&user), 2, "one create, one rotation");
-    assert!(!operator.logs().contains(&strong_password("o2")));
+    assert!(!operator.logs().contains(&rotated));
 }
 
 #[test]
@@ -329,4 +343,244 @@ fn a_secrets_manager_secret_the_account_does_not_admit_is_never_read() {
     );
     assert_eq!(iam_writes(&user), 0);
     assert!(!operator.logs().contains("payroll-db-password"));
+}
+
+/// The time a sealed mark of the operator's carries (its value before the seal).
+fn mark_time(lp: &Value, annotation: &str) -> Option<i64> {
+    let value = lp["metadata"]["annotations"][annotation].as_str()?;
+    let (value, _seal) = value.rsplit_once(' ')?;
+    let time = value.rsplit(' ').next()?;
+    Some(seconds(time))
+}
+
+/// Waits until the wall clock is past `at` (seconds since the epoch): the
+/// scenario needs that moment behind it, not a guess of how long it takes.
+fn wait_past(at: i64) {
+    wait_until("the moment to pass", CONVERGE, || {
+        chrono::Utc::now().timestamp() > at
+    });
+}
+
+#[test]
+fn a_mark_a_tenant_keeps_open_never_makes_a_later_profile_ours() {
+    let ns = TestNamespace::new("trust-open-mark");
+    let tenant = Tenant::new(&ns.name);
+    // IAM writes answered within 10 s of their mark, or abandoned.
+    let operator = Operator::start(&ns.name, &["--iam-timeout", "10s"]);
+    let mut users = TestUsers::default();
+    let user = users.create("trust-open");
+
+    // The operator's create is refused, and the refusal is held while the
+    // tenant edits the object (so the status write that would settle the
+    // marks meets a newer object) and parks it (its Secret gone).
+    env().fault(
+        json!({"action": "CreateLoginProfile", "user": user, "mode": "hold",
+                       "code": "LimitExceeded", "status": 409}),
+    );
+    let tenant_password = strong_password("tenant");
+    tenant.apply_pair(&ns.name, "bob", &user, &tenant_password);
+    env().wait_held("CreateLoginProfile", &user);
+    tenant.kubectl_ok(&["label", "loginprofile", "bob", "-n", &ns.name, "edited=1"]);
+    tenant.kubectl_ok(&["delete", "secret", "bob", "-n", &ns.name]);
+    env().release_held(&user);
+    let parked = wait_ready_reason(&ns.name, "bob", "False", "SecretNotFound", CONVERGE);
+    let marked = mark_time(&parked, "iam.loginprofile.dev/in-charge-since")
+        .expect("the operator took charge with a sealed mark");
+
+    // Past the attempt's window (mark + 10 s + 2 s of clock skew), an admin
+    // gives the user a console password of its own.
+    wait_past(marked + 12);
+    let admin = strong_password("admin");
+    let created = admin_sets_console_password(&user, &admin);
+
+    // The tenant brings its Secret back: the admin's profile is not ours.
+    wait_past(created + 3);
+    tenant.apply_ok(&secret(&ns.name, "bob", &[("password", &tenant_password)]));
+    let lp = wait_ready_reason(&ns.name, "bob", "False", "LoginProfileExists", CONVERGE);
+    assert!(lp["status"]["passwordFingerprint"].is_null(), "{lp}");
+    no_write_changed(&user);
+    // A new password in the Secret, then the object's deletion: still nothing.
+    tenant.apply_ok(&secret(
+        &ns.name,
+        "bob",
+        &[("password", &strong_password("tenant2"))],
+    ));
+    wait_ready_reason(&ns.name, "bob", "False", "LoginProfileExists", CONVERGE);
+    deleting_it_leaves_the_admins_profile(&tenant, &ns.name, &user, &admin);
+    assert!(!operator.logs().contains(&tenant_password));
+}
+
+#[test]
+fn switching_to_adopt_during_a_create_takes_nothing_the_account_forbids() {
+    let ns = TestNamespace::with_account("trust-adopt-switch", None);
+    let account = format!("no-adopt{}", unique("").to_lowercase());
+    let _accounts = TestAccounts(vec![account.clone()]);
+    env().apply_ok(&iam_account(
+        &account,
+        json!({"namespaces": [ns.name], "userNames": ["*"]}),
+    ));
+    let tenant = Tenant::new(&ns.name);
+    let operator = Operator::start(&ns.name, &[]);
+    wait_account_ready(&account, "True", "Verified");
+    let mut users = TestUsers::default();
+    let user = users.create("trust-switch");
+    let admin = strong_password("admin");
+    let created = admin_sets_console_password(&user, &admin);
+    wait_past(created + 3);
+
+    // The first create's answer is lost (its marks stay open); a retry's
+    // answer (IAM: the profile exists) is held while the tenant asks for
+    // adoption, which this IAMAccount does not allow.
+    env().fault(
+        json!({"action": "CreateLoginProfile", "user": user, "mode": "error",
+                       "code": "ServiceFailure", "status": 500}),
+    );
+    env().fault(json!({"action": "CreateLoginProfile", "user": user, "mode": "hold"}));
+    let tenant_password = strong_password("tenant");
+    tenant.apply_ok(&secret(&ns.name, "bob", &[("password", &tenant_password)]));
+    tenant.apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "accountRef": {"name": account},
+               "passwordSecretRef": {"name": "bob"}}),
+    ));
+    // Either the retry is sent and held, or the operator looked first and
+    // refused the admin's profile: the tenant switches at that moment.
+    let held = wait_for("a held retry, or the refusal", CONVERGE, || {
+        if env()
+            .held()
+            .iter()
+            .any(|call| call["action"] == "CreateLoginProfile" && call["user"] == user.as_str())
+        {
+            return Some(true);
+        }
+        let lp = get_lp(&ns.name, "bob");
+        ready(&lp)
+            .is_some_and(|(_, reason, _)| reason == "LoginProfileExists")
+            .then_some(false)
+    });
+    tenant.kubectl_ok(&[
+        "patch",
+        "loginprofile",
+        "bob",
+        "-n",
+        &ns.name,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"adoptionPolicy":"Adopt"}}"#,
+    ]);
+    if held {
+        env().release_held(&user);
+    }
+    env().clear_faults(&user);
+    let lp = wait_ready_reason(&ns.name, "bob", "False", "NotAdmitted", CONVERGE);
+    let (_, _, message) = ready(&lp).unwrap();
+    assert!(message.contains("allowAdoption"), "{message}");
+    holds_for(Duration::from_secs(3), || no_write_changed(&user));
+    deleting_it_leaves_the_admins_profile(&tenant, &ns.name, &user, &admin);
+    assert!(!operator.logs().contains(&tenant_password));
+}
+
+#[test]
+fn a_name_longer_than_iam_allows_is_reported() {
+    let ns = TestNamespace::new("trust-long-name");
+    let _operator = Operator::start(&ns.name, &[]);
+    // A valid Kubernetes name of 70 characters, and no spec.userName.
+    let name = format!("n{}", "x".repeat(69));
+    env().apply_ok(&secret(
+        &ns.name,
+        "s",
+        &[("password", &strong_password("long"))],
+    ));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        &name,
+        json!({"passwordSecretRef": {"name": "s"}}),
+    ));
+    let lp = wait_ready_reason(&ns.name, &name, "False", "InvalidUserName", CONVERGE);
+    let (_, _, message) = ready(&lp).unwrap();
+    assert!(message.contains("70 characters long"), "{message}");
+    assert!(condition_true(&lp, "Stalled"), "{lp}");
+    assert!(lp["status"]["userName"].is_null(), "{lp}");
+}
+
+#[test]
+fn a_profile_someone_else_creates_after_a_deletion_is_not_taken() {
+    let ns = TestNamespace::new("trust-recreated");
+    let tenant = Tenant::new(&ns.name);
+    let operator = Operator::start(&ns.name, &["--resync-period", "2s"]);
+    let mut users = TestUsers::default();
+    let user = users.create("trust-recreated");
+    let tenant_password = strong_password("tenant");
+    tenant.apply_pair(&ns.name, "bob", &user, &tenant_password);
+    let lp = wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
+    let ours = seconds(status_str(&lp, "createDate"));
+
+    // While the operator is paused (so it cannot recreate its own in
+    // between), an admin replaces the profile with one of its own.
+    operator.signal("STOP");
+    env().aws_ok(&["iam", "delete-login-profile", "--user-name", &user]);
+    wait_past(ours + 1);
+    let admin = strong_password("admin");
+    admin_sets_console_password(&user, &admin);
+    let writes_before = ["UpdateLoginProfile", "DeleteLoginProfile"].map(|a| calls(&user, a));
+    operator.signal("CONT");
+
+    let lp = wait_ready_reason(&ns.name, "bob", "False", "LoginProfileExists", CONVERGE);
+    let (_, _, message) = ready(&lp).unwrap();
+    assert!(
+        message.contains("created again outside the operator"),
+        "{message}"
+    );
+    // A new password in the Secret, then the object's deletion: neither
+    // reaches the admin's profile.
+    tenant.apply_ok(&secret(
+        &ns.name,
+        "bob",
+        &[("password", &strong_password("tenant2"))],
+    ));
+    wait_ready_reason(&ns.name, "bob", "False", "LoginProfileExists", CONVERGE);
+    tenant_deletes(&tenant, &ns.name, "bob");
+    assert_eq!(
+        ["UpdateLoginProfile", "DeleteLoginProfile"].map(|a| calls(&user, a)),
+        writes_before,
+        "the operator wrote to the admin's profile"
+    );
+    change_password_as_user(&user, &admin, &strong_password("admin2"))
+        .expect("IAM still holds the admin's password");
+    assert!(!operator.logs().contains(&tenant_password));
+}
+
+#[test]
+fn a_case_variant_of_a_claimed_user_is_the_same_user() {
+    let owner = TestNamespace::new("trust-case-owner");
+    let other = TestNamespace::new("trust-case-other");
+    let tenant = Tenant::new(&other.name);
+    let operator = Operator::start(&owner.name, &["--namespace", &other.name]);
+    let mut users = TestUsers::default();
+    let user = users.create("trust-case");
+    let owner_password = strong_password("owner");
+    env().apply_ok(&secret(&owner.name, "lp", &[("password", &owner_password)]));
+    env().apply_ok(&login_profile(
+        &owner.name,
+        "lp",
+        json!({"userName": user, "passwordSecretRef": {"name": "lp"}}),
+    ));
+    wait_ready_reason(&owner.name, "lp", "True", "Created", CONVERGE);
+
+    // IAM does not tell `user` from its upper-case spelling: one user, one owner.
+    let variant = user.to_uppercase();
+    let writes = (iam_writes(&user), iam_writes(&variant));
+    let variant_password = strong_password("variant");
+    tenant.apply_pair(&other.name, "lp", &variant, &variant_password);
+    wait_ready_reason(&other.name, "lp", "False", "UserClaimed", CONVERGE);
+    holds_for(Duration::from_secs(3), || {
+        assert_eq!((iam_writes(&user), iam_writes(&variant)), writes);
+    });
+    tenant_deletes(&tenant, &other.name, "lp");
+    assert_eq!((iam_writes(&user), iam_writes(&variant)), writes);
+    change_password_as_user(&user, &owner_password, &strong_password("owner2"))
+        .expect("IAM still holds the owner's password");
+    let logs = operator.logs();
+    assert!(!logs.contains(&variant_password) && !logs.contains(&owner_password));
 }

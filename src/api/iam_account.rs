@@ -60,6 +60,9 @@ pub const ACCOUNT_FINALIZER: &str = "iam.loginprofile.dev/in-use";
 #[x_kube(validation = Rule::new(
     "!has(self.externalId) || has(self.roleArn)"
 ).field_path(".externalId").reason(kube::core::Reason::FieldValueForbidden).message("externalId goes with roleArn: it is sent when the role is assumed"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.allowRootAccess) || !self.allowRootAccess || ((!has(self.namespaces) || size(self.namespaces) == 0) && !has(self.namespaceSelector))"
+).field_path(".allowRootAccess").reason(kube::core::Reason::FieldValueForbidden).message("allowRootAccess is for an IAMAccount no tenant uses: leave namespaces and namespaceSelector empty (its credentials act on member accounts' root users)"))]
 #[serde(rename_all = "camelCase")]
 pub struct IAMAccountSpec {
     /// The IAM role to assume (STS AssumeRole) for this account, on top of
@@ -141,7 +144,8 @@ pub struct IAMAccountSpec {
     /// (`managementAccountRef`): its credentials then call STS AssumeRoot
     /// for member accounts' root users, so they must be the organization's
     /// management account's or a delegated administrator's for IAM.
-    /// Default false: an IAMAccount tenants use never acts on root.
+    /// Default false: an IAMAccount tenants use never acts on root, and
+    /// one with root access admits no namespace.
     #[serde(default)]
     pub allow_root_access: bool,
 

@@ -252,15 +252,18 @@ pub struct GeneratePassword {
 pub struct DeliverTo {
     /// Up to 10 public keys, all in one age file (`status.encryptedPassword.age`):
     /// age X25519 (`age1…`, from `age-keygen`), or OpenSSH `ssh-ed25519` /
-    /// `ssh-rsa` (2048 to 4096 bits) lines as in `~/.ssh/id_ed25519.pub`.
+    /// `ssh-rsa` (2048 to 4096 bits) lines as in `~/.ssh/id_ed25519.pub`;
+    /// at most 1024 characters each (an ssh-rsa 4096-bit line is about 750).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 10), inner(length(min = 1, max = 16384)))]
+    #[schemars(length(max = 10), inner(length(min = 1, max = 1024)))]
     pub age_recipients: Vec<String>,
-    /// An ASCII-armored OpenPGP public key (`gpg --armor --export KEYID`)
-    /// with a live encryption subkey; the password goes to
+    /// An ASCII-armored OpenPGP public key with a live encryption subkey,
+    /// exported without third-party signatures (`gpg --armor --export
+    /// --export-options export-minimal KEYID`: about 3 KB for RSA 4096, under
+    /// 1 KB for Curve25519), at most 16384 characters; the password goes to
     /// `status.encryptedPassword.pgp` for `gpg -d`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 65536))]
+    #[schemars(length(min = 1, max = 16384))]
     pub pgp_public_key: Option<String>,
 }
 
@@ -428,6 +431,14 @@ impl LoginProfileSpec {
     }
 }
 
+/// An IAM user name as IAM compares names: without case ("you cannot create
+/// users named both TESTUSER and testuser", and a call naming either finds
+/// the one user). User names are ASCII (`[\w+=,.@-]`), so ASCII folding is
+/// exact. Claims, admission and report lookups all compare through it.
+pub fn iam_user_key(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
 impl LoginProfile {
     /// The IAM user name: `spec.userName`, or else the resource's name.
     pub fn user_name(&self) -> String {
@@ -435,6 +446,11 @@ impl LoginProfile {
             .user_name
             .clone()
             .unwrap_or_else(|| self.metadata.name.clone().unwrap_or_default())
+    }
+
+    /// The IAM user it names, as IAM tells users apart (see [`iam_user_key`]).
+    pub fn user_key(&self) -> String {
+        iam_user_key(&self.user_name())
     }
 
     /// What deleting this resource does to its login profile: its own

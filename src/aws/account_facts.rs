@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 
 use crate::{
+    api::login_profile::iam_user_key,
     aws::iam::{Iam, IamError},
     rules::governance::PersonFacts,
     rules::password_policy::PasswordPolicy,
@@ -64,16 +65,16 @@ impl CredentialReport {
                     password_last_changed: time(changed),
                     mfa_active: field(mfa) == Some("true"),
                 };
-                Some((fields.get(user)?.to_string(), facts))
+                Some((iam_user_key(fields.get(user)?), facts))
             })
             .collect();
         Self { generated, users }
     }
 
-    /// What the report says of `user`; `None` if the user is not in it
-    /// (made after the report).
+    /// What the report says of `user` (in any case: IAM tells users apart
+    /// without it); `None` if the user is not in it (made after the report).
     pub fn user(&self, user: &str) -> Option<&PersonFacts> {
-        self.users.get(user)
+        self.users.get(&iam_user_key(user))
     }
 
     pub fn password_last_changed(&self, user: &str) -> Option<DateTime<Utc>> {
@@ -178,8 +179,11 @@ mod tests {
         let alice = report.user("alice").unwrap();
         assert!(alice.mfa_active && alice.password_enabled);
         assert_eq!(alice.password_last_used, None, "never used");
-        let carl = report.user("carl").unwrap();
-        assert!(!carl.mfa_active);
+        let carl = report.user("Carl").unwrap();
+        assert!(
+            !carl.mfa_active,
+            "a user found in any case, as IAM finds it"
+        );
         assert_eq!(
             carl.password_last_used.unwrap().to_rfc3339(),
             "2026-11-28T08:00:00+00:00"

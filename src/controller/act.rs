@@ -30,6 +30,8 @@ use crate::rules::plan::IamProfile;
 use crate::rules::plan::Plan;
 use crate::rules::plan::SourceProblem;
 use crate::rules::plan::UpdateWhy;
+use chrono::DateTime;
+use chrono::Utc;
 use kube::Api;
 use kube::ResourceExt;
 use kube::api::Patch;
@@ -66,6 +68,9 @@ pub(super) enum ActFailure {
     LookAgain { sending_mark_refused: bool },
     /// A Kubernetes write failed (409: the object changed; read it again).
     Kube(kube::Error),
+    /// A retried create must wait: an earlier attempt's answer may still
+    /// land until then, and only a look at IAM after it settles that attempt.
+    WaitUntil(chrono::DateTime<chrono::Utc>),
 }
 
 impl From<Outcome> for ActFailure {
@@ -114,7 +119,12 @@ pub(super) async fn act<I: Iam>(
         )
     });
     match plan {
-        Plan::Blocked { reason, message } => Err(Outcome::new(reason, message).into()),
+        // Refused before acting: whatever the marks kept open is settled in
+        // the status write that reports it, so a parked object holds no
+        // window open.
+        Plan::Blocked { reason, message } => {
+            Err(ActFailure::Refused(Outcome::new(reason, message)))
+        }
         Plan::Noop | Plan::Delete => Ok(unchanged(unchanged_outcome(lp, user))),
         Plan::HoldBack => Ok(unchanged(Outcome::new(
             Reason::UpdateHeldBack,
@@ -142,16 +152,26 @@ pub(super) async fn act<I: Iam>(
             let desired = source.as_ref().expect("a Create plan has a source");
             let password = desired.password.as_ref().expect("fetched above");
             precheck(ctx, user, password).await?;
-            let earlier = EarlierAttempt::of(ctx, lp);
-            let took_charge_now = take_charge(ctx, lp, Some(&desired.fingerprint)).await?;
-            let remarked = !took_charge_now && mark_sending(ctx, lp, &desired.fingerprint).await?;
+            let attempt = start_create(ctx, lp, &desired.fingerprint, iam).await?;
+            // Every earlier create attempt is resolved by now (a retry waits
+            // for a look after their windows): a definite refusal of this one
+            // settles the marks.
+            let earlier = EarlierAttempt { open: false };
             ctx.may_write()?;
-            match ctx
+            let create = ctx
                 .account
                 .iam
-                .create_login_profile(user, password, reset_required)
+                .create_login_profile(user, password, reset_required);
+            // Answered within the attempt's window, or abandoned: nothing
+            // this resource sent may land after the window its mark records.
+            let within = (attempt.at + deadline(ctx) - chrono::Utc::now())
+                .to_std()
+                .unwrap_or_default();
+            let answer = tokio::time::timeout(within, create)
                 .await
-            {
+                .unwrap_or(Err(IamError::Timeout));
+            let took_charge_now = attempt.took_charge_now;
+            match answer {
                 Ok(profile) => Ok(Acted {
                     outcome: Outcome::new(
                         Reason::Created,
@@ -178,7 +198,7 @@ pub(super) async fn act<I: Iam>(
                     })
                 }
                 Err(IamError::EntityAlreadyExists(_)) => Err(ActFailure::LookAgain {
-                    sending_mark_refused: remarked,
+                    sending_mark_refused: attempt.over_another_password,
                 }),
                 Err(error) => Err(refusal(ctx, user, error, password, earlier).await),
             }
@@ -327,16 +347,16 @@ async fn fetch_if_lazy<I: Iam>(
 /// Never before an update: a profile that exists (adopted, or recreated by
 /// someone) is not claimed. The patch carries the resourceVersion, so it
 /// fails (409) if the object changed since it was read (a stale copy).
-/// Returns whether it took charge now.
+/// Returns the time of the marks when it took charge now.
 async fn take_charge<I: Iam>(
     ctx: &InAccount<'_, I>,
     lp: &mut LoginProfile,
     creating: Option<&str>,
-) -> Result<bool, ActFailure> {
+) -> Result<Option<DateTime<Utc>>, ActFailure> {
     let has_finalizer = lp.finalizers().iter().any(|f| f == FINALIZER);
     let claim = creating.filter(|_| ctx.marks(lp).in_charge_since().is_none());
     if has_finalizer && claim.is_none() {
-        return Ok(false);
+        return Ok(None);
     }
     let mut finalizers = lp.finalizers().to_vec();
     if !has_finalizer {
@@ -346,15 +366,66 @@ async fn take_charge<I: Iam>(
         "resourceVersion": lp.resource_version(),
         "finalizers": finalizers,
     });
-    if let Some(fingerprint) = claim {
+    let stamped = claim.map(|fingerprint| {
         let at = marks::stamp(lp);
         metadata["annotations"] = serde_json::json!({
             IN_CHARGE_SINCE_ANNOTATION: marks::in_charge_value(&ctx.fingerprinter, lp, at),
             SENDING_ANNOTATION: marks::sending_value(&ctx.fingerprinter, lp, fingerprint, at),
         });
-    }
+        at
+    });
     patch_metadata(ctx, lp, &serde_json::json!({ "metadata": metadata })).await?;
-    Ok(claim.is_some())
+    Ok(stamped)
+}
+
+/// One create attempt, as its marks record it.
+struct CreateAttempt {
+    /// The time its mark carries: its window starts here.
+    at: DateTime<Utc>,
+    /// The first attempt, which took charge in the finalizer patch.
+    took_charge_now: bool,
+    /// The mark it wrote replaced one naming another password.
+    over_another_password: bool,
+}
+
+/// Marks a create attempt before it is sent. The first takes charge (the
+/// finalizer patch, no extra write); a retry, whose earlier attempt's answer
+/// never came, waits until that attempt's window closed and IAM was looked
+/// at since (then nothing of it can land later), and stamps its own window.
+async fn start_create<I: Iam>(
+    ctx: &InAccount<'_, I>,
+    lp: &mut LoginProfile,
+    fingerprint: &str,
+    iam: &IamView,
+) -> Result<CreateAttempt, ActFailure> {
+    if let Some(at) = take_charge(ctx, lp, Some(fingerprint)).await? {
+        return Ok(CreateAttempt {
+            at,
+            took_charge_now: true,
+            over_another_password: false,
+        });
+    }
+    let marks = ctx.marks(lp);
+    if let Some(closes) = marks.latest_window_closes(ctx.settings.write_deadline)
+        && iam.looked_at.is_none_or(|looked| looked <= closes)
+    {
+        return Err(ActFailure::WaitUntil(closes));
+    }
+    let over_another_password = !marks.sending_now(fingerprint);
+    let at = marks::stamp(lp);
+    let value = marks::sending_value(&ctx.fingerprinter, lp, fingerprint, at);
+    let patch = serde_json::json!({"metadata": {"annotations": {SENDING_ANNOTATION: value}}});
+    patch_metadata(ctx, lp, &patch).await?;
+    Ok(CreateAttempt {
+        at,
+        took_charge_now: false,
+        over_another_password,
+    })
+}
+
+/// How long after its mark an IAM write may still be answered.
+fn deadline<I: Iam>(ctx: &InAccount<'_, I>) -> chrono::Duration {
+    chrono::Duration::from_std(ctx.settings.write_deadline).unwrap_or(chrono::Duration::MAX)
 }
 
 /// Records, sealed, the fingerprint about to be sent (over what status

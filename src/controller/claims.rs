@@ -4,7 +4,7 @@
 //! of every cached LoginProfile. An entry whose object the caches no longer
 //! hold (a deletion missed while a watch relisted) is dropped when looked up.
 
-use crate::api::login_profile::LoginProfile;
+use crate::api::login_profile::{LoginProfile, iam_user_key};
 use kube::runtime::reflector::ObjectRef;
 
 use std::{
@@ -14,8 +14,9 @@ use std::{
 
 #[derive(Default)]
 pub(crate) struct ClaimIndex {
-    // The user name is immutable (spec.userName by CEL, or metadata.name),
-    // so an object never moves between entries.
+    // Keyed by the user as IAM tells users apart (without case). The user
+    // name is immutable (spec.userName by CEL, or metadata.name), so an
+    // object never moves between entries.
     by_user: Mutex<HashMap<String, HashSet<ObjectRef<LoginProfile>>>>,
 }
 
@@ -29,14 +30,14 @@ impl ClaimIndex {
     /// `lp` was seen (listed, created or changed).
     pub(crate) fn add(&self, lp: &LoginProfile) {
         self.entries()
-            .entry(lp.user_name())
+            .entry(lp.user_key())
             .or_default()
             .insert(ObjectRef::from_obj(lp));
     }
 
     /// `lp` was deleted.
     pub(crate) fn remove(&self, lp: &LoginProfile) {
-        let user = lp.user_name();
+        let user = lp.user_key();
         let mut entries = self.entries();
         if let Some(claimants) = entries.get_mut(&user) {
             claimants.remove(&ObjectRef::from_obj(lp));
@@ -46,13 +47,14 @@ impl ClaimIndex {
         }
     }
 
-    /// The LoginProfiles that name `user`, as `cached` finds them; entries
-    /// it does not find are forgotten.
+    /// The LoginProfiles that name `user` (in any case), as `cached` finds
+    /// them; entries it does not find are forgotten.
     pub(crate) fn claimants(
         &self,
         user: &str,
         cached: impl Fn(&ObjectRef<LoginProfile>) -> Option<Arc<LoginProfile>>,
     ) -> Vec<Arc<LoginProfile>> {
+        let user = &iam_user_key(user);
         let mut entries = self.entries();
         let Some(claimants) = entries.get_mut(user) else {
             return Vec::new();
@@ -89,9 +91,10 @@ mod tests {
     #[test]
     fn finds_only_the_claimants_of_a_user_and_forgets_the_gone() {
         let index = ClaimIndex::default();
+        // `Bob` and `bob` are one IAM user.
         let (a, b, other) = (
             lp("ns-a", "a", "bob"),
-            lp("ns-b", "b", "bob"),
+            lp("ns-b", "b", "Bob"),
             lp("ns-a", "c", "eve"),
         );
         for object in [&a, &b, &other] {
@@ -108,6 +111,7 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, ["a", "b"]);
+        assert_eq!(index.claimants("BOB", |r| all.get(r).cloned()).len(), 2);
 
         index.remove(&a);
         assert_eq!(index.claimants("bob", |r| all.get(r).cloned()).len(), 1);

@@ -79,39 +79,42 @@ pub(super) async fn delete_if_managed<I: Iam>(
         .status
         .as_ref()
         .is_some_and(|s| s.password_fingerprint.is_some());
-    // Status may have missed this resource's own create (a crash, a lost
-    // answer): IAM's CreateDate against the time it took charge tells.
-    let in_charge_since = ctx.marks(lp).in_charge_since();
+    // Whose profile IAM has now: the one status recorded, one this resource
+    // created while status missed it (a crash, a lost answer), or one that
+    // someone else created since (never deleted).
+    let attempts = ctx.marks(lp).attempt_windows(ctx.settings.write_deadline);
     let policy = lp.deletion_policy(ctx.settings.default_deletion_policy);
-    let created_in_charge = !applied
-        && in_charge_since.is_some()
-        && policy == DeletionPolicy::Delete
-        && match ctx.account.iam.get_login_profile(user).await {
-            Ok(profile) => profile.is_some_and(|p| plan::created_in_charge(&p, in_charge_since)),
+    let ours = if policy == DeletionPolicy::Delete && (applied || !attempts.is_empty()) {
+        match ctx.account.iam.get_login_profile(user).await {
+            Ok(profile) => profile.map(|p| plan::is_ours(&p, lp.status.as_ref(), &attempts)),
             Err(error) => return Err(cleanup_failed(lp, ctx, user, error).await),
-        };
-    Ok(
-        match plan::decide_cleanup(policy, lp.status.as_ref(), created_in_charge) {
-            Plan::Delete => {
-                if let Err(refused) = ctx.may_write() {
-                    return Err(Error::Transient {
-                        reason: refused.reason,
-                        message: refused.message,
-                    });
-                }
-                match ctx.account.iam.delete_login_profile(user).await {
-                    Ok(()) => format!("deleted the login profile of IAM user {user:?}"),
-                    Err(error) => return Err(cleanup_failed(lp, ctx, user, error).await),
-                }
+        }
+    } else {
+        None
+    };
+    Ok(match plan::decide_cleanup(policy, ours) {
+        Plan::Delete => {
+            if let Err(refused) = ctx.may_write() {
+                return Err(Error::Transient {
+                    reason: refused.reason,
+                    message: refused.message,
+                });
             }
-            _ if policy == DeletionPolicy::Retain => {
-                format!("kept the login profile of IAM user {user:?} (deletionPolicy: Retain)")
+            match ctx.account.iam.delete_login_profile(user).await {
+                Ok(()) => format!("deleted the login profile of IAM user {user:?}"),
+                Err(error) => return Err(cleanup_failed(lp, ctx, user, error).await),
             }
-            _ => format!(
-                "left IAM user {user:?} alone: its login profile (if any) was not made by this LoginProfile"
-            ),
-        },
-    )
+        }
+        _ if policy == DeletionPolicy::Retain => {
+            format!("kept the login profile of IAM user {user:?} (deletionPolicy: Retain)")
+        }
+        _ if ours.is_none() && applied => {
+            format!("IAM user {user:?} had no login profile left to delete")
+        }
+        _ => format!(
+            "left IAM user {user:?} alone: its login profile (if any) was not made by this LoginProfile"
+        ),
+    })
 }
 
 /// A failed DeleteLoginProfile, in status (and an Event when Ready changes):

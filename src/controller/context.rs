@@ -6,10 +6,11 @@ use super::claims;
 use super::iam_accounts::TenancyStores;
 use super::memory::Memory;
 use chrono::Utc;
+use kube::Api;
 use kube::ResourceExt;
 use rand::Rng;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use kube::{
     Client,
@@ -49,6 +50,10 @@ pub struct Settings {
     pub max_backoff: Duration,
     /// How often a Secrets Manager source is checked for a new version.
     pub secrets_manager_poll_interval: Duration,
+    /// An IAM write is sent only if it can be answered within this long of
+    /// the mark that records it (`--iam-timeout`), so the mark proves
+    /// ownership only of a profile created in that window (rules/marks.rs).
+    pub write_deadline: Duration,
     /// The deletion policy of LoginProfiles that set none.
     pub default_deletion_policy: DeletionPolicy,
     /// Report status.console for every LoginProfile, not only those whose
@@ -85,7 +90,13 @@ pub struct Context<I: Iam> {
     pub(crate) memory: Memory,
     /// Which LoginProfiles name which IAM user (kept from the watches).
     pub(crate) claims: claims::ClaimIndex,
+    /// When the admitted LoginProfiles were last counted, and how many each
+    /// AWS account admits ([`Context::admitted_objects`]).
+    admitted_counts: std::sync::Mutex<Option<(std::time::Instant, HashMap<String, usize>)>>,
 }
+
+/// How long a count of admitted LoginProfiles serves the drift budget.
+const ADMITTED_COUNT_TTL: Duration = Duration::from_secs(30);
 
 /// A reconcile admitted to an AWS account: what every reconcile shares, and
 /// the clients of the account its IAMAccount admitted it to.
@@ -132,7 +143,15 @@ impl<I: Iam> Context<I> {
             permit: WritePermit::default(),
             memory: Memory::default(),
             claims: claims::ClaimIndex::default(),
+            admitted_counts: Default::default(),
         }
+    }
+
+    /// The object as the API server has it now (not the cache).
+    pub(super) async fn fresh(&self, lp: &LoginProfile) -> Result<LoginProfile, kube::Error> {
+        let api: Api<LoginProfile> =
+            Api::namespaced(self.client.clone(), &lp.namespace().unwrap_or_default());
+        api.get(&lp.name_any()).await
     }
 
     /// The crash-safety marks of `lp` this operator may believe.
@@ -177,13 +196,33 @@ impl<I: Iam> Context<I> {
         }
     }
 
-    /// How many LoginProfiles the drift budget is spread over.
-    pub(super) fn objects(&self) -> usize {
-        let cached: usize = self
-            .stores
-            .get()
-            .map_or(0, |stores| stores.iter().map(Store::len).sum());
-        cached.max(self.metrics.profile_count())
+    /// How many cached LoginProfiles each AWS account admits, by account id:
+    /// what an account's drift budget is spread over. Counted from the
+    /// caches at most every [`ADMITTED_COUNT_TTL`], so what a tenant creates
+    /// where nothing admits it (or in another account) stretches no account's
+    /// drift period, at a cost that does not grow with every reconcile.
+    pub(super) fn admitted_objects(&self, account_id: &str) -> usize {
+        let mut counted = self
+            .admitted_counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh = counted
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed() < ADMITTED_COUNT_TTL);
+        if !fresh && let Some(tenancy) = self.tenancy.get() {
+            let mut counts = HashMap::new();
+            for lp in self.cached_profiles() {
+                let account = tenancy.account(lp.account_name());
+                if let Ok(id) = tenancy.admit(&lp, account.as_deref()) {
+                    *counts.entry(id).or_insert(0) += 1;
+                }
+            }
+            *counted = Some((std::time::Instant::now(), counts));
+        }
+        counted
+            .as_ref()
+            .and_then(|(_, counts)| counts.get(account_id).copied())
+            .unwrap_or(0)
     }
 
     /// Every cached LoginProfile.

@@ -27,7 +27,7 @@ pub(super) fn decide<I: Iam>(
         source: source.as_ref().map(|desired| desired.applied),
         iam: iam.profile.as_ref(),
         changed_out_of_band: iam.changed_out_of_band,
-        in_charge_since: ctx.marks(lp).in_charge_since(),
+        attempts: ctx.marks(lp).attempt_windows(ctx.settings.write_deadline),
         pending_is_desired,
     })
 }

@@ -102,7 +102,7 @@ impl<I: Iam> InAccount<'_, I> {
     pub(super) fn drift_check_deferred(&self) -> Option<Duration> {
         let period = self.drift_period();
         let backlog = period.min(Duration::from_secs_f64(
-            self.objects() as f64 / self.account.budget.drift.rate(),
+            self.admitted_objects(&self.account_id) as f64 / self.account.budget.drift.rate(),
         ));
         self.account
             .budget
@@ -115,11 +115,10 @@ impl<I: Iam> InAccount<'_, I> {
     /// The resync period, stretched when the drift budget cannot check every
     /// object in it; exported as a metric.
     pub(super) fn drift_period(&self) -> Duration {
-        let period = self
-            .account
-            .budget
-            .drift
-            .effective_period(self.objects(), self.settings.resync_period);
+        let period = self.account.budget.drift.effective_period(
+            self.admitted_objects(&self.account_id),
+            self.settings.resync_period,
+        );
         self.metrics.set_drift_check_period(period);
         period
     }

@@ -150,13 +150,16 @@ where
 /// How often a verified IAMAccount is looked at again without a change
 /// (LoginProfiles coming and going trigger it at once).
 const COUNT_REFRESH: Duration = Duration::from_secs(60);
+/// How often an IAMAccount being deleted counts the LoginProfiles that
+/// still need it, cluster-wide.
+const DELETION_RECOUNT: Duration = Duration::from_secs(30);
 /// How soon failing credentials are tried again.
 const RETRY_CREDENTIALS: Duration = Duration::from_secs(30);
 
 /// Keeps an IAMAccount's finalizer and status: Ready when STS
 /// GetCallerIdentity answers with its credentials (in the account its role
 /// names), the account id, and how many LoginProfiles use it. Being
-/// deleted, it is kept while any LoginProfile in the cluster names it.
+/// deleted, it is kept while any LoginProfile it served remains.
 pub(super) async fn reconcile_account<I: Iam>(
     account: Arc<IAMAccount>,
     ctx: Arc<Context<I>>,
@@ -245,7 +248,9 @@ pub(super) async fn reconcile_account<I: Iam>(
         if let Err(error) = ctx.events.publish(&account.object_ref(&()), note).await {
             tracing::warn!(%error, "could not publish an event");
         }
-        return Ok(Action::requeue(Duration::from_secs(5)));
+        // The deletions of watched LoginProfiles trigger it at once; this
+        // cluster-wide count is for those no operator here watches.
+        return Ok(Action::requeue(DELETION_RECOUNT));
     }
     Ok(Action::requeue(next))
 }
@@ -260,7 +265,10 @@ pub(super) fn account_error_policy<I: Iam>(
 }
 
 /// LoginProfiles in the whole cluster (not only the watched namespaces)
-/// that name the IAMAccount: read once per try while it is being deleted.
+/// that this IAMAccount served (status records the AWS account it acted
+/// in, which only the operator writes): they may still need it to delete
+/// their profiles. One that merely names it, never admitted, holds nothing.
+/// Read once per try while it is being deleted.
 async fn users_in_cluster(client: &Client, account: &str) -> Result<usize, Error> {
     let api: Api<LoginProfile> = Api::all(client.clone());
     let mut params = kube::api::ListParams::default().limit(500);
@@ -271,6 +279,7 @@ async fn users_in_cluster(client: &Client, account: &str) -> Result<usize, Error
             .items
             .iter()
             .filter(|lp| lp.account_name() == account)
+            .filter(|lp| lp.status.as_ref().is_some_and(|s| s.account_id.is_some()))
             .count();
         match page.metadata.continue_ {
             Some(token) if !token.is_empty() => params = params.continue_token(&token),

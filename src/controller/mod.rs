@@ -41,7 +41,7 @@ use report::report;
 use std::{sync::Arc, time::Duration};
 
 use kube::{
-    Api, ResourceExt,
+    ResourceExt,
     runtime::{controller::Action, reflector::ObjectRef},
 };
 
@@ -131,16 +131,20 @@ fn converged(lp: &LoginProfile) -> bool {
 /// observe -> decide -> act -> report for a LoginProfile that is not being deleted.
 async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Action, Error> {
     let lp = cached.clone();
+    let admitted = (cached.uid(), cached.metadata.generation);
     let user = lp.user_name();
+    // Every refusal before acting settles the marks in the status write
+    // that reports it: nothing they speak of can be sent while it stands.
     if let Some(message) = lp.user_name_problem() {
-        return fail(&lp, shared, Outcome::new(Reason::InvalidUserName, message)).await;
+        let outcome = Outcome::new(Reason::InvalidUserName, message);
+        return fail_settled(&lp, shared, outcome).await;
     }
 
     // 1. Observe: where it may act (from caches, before any AWS call), the
     // password source, then IAM (only as far as needed).
     let ctx = &match shared.admitted(&lp).await {
         Ok(in_account) => in_account,
-        Err(refusal) => return fail(&lp, shared, refusal).await,
+        Err(refusal) => return fail_settled(&lp, shared, refusal).await,
     };
     let source = match observe_source(&lp, ctx, &user).await {
         Err(problem) if !problem.reason.is_terminal() => {
@@ -187,10 +191,20 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
             Err(ActFailure::Report(outcome)) => return fail(&lp, ctx, outcome).await,
             Err(ActFailure::Refused(outcome)) => return fail_settled(&lp, ctx, outcome).await,
             Err(ActFailure::Kube(error)) => return Err(Error::Kube(error)),
+            Err(ActFailure::WaitUntil(until)) => {
+                let wait = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+                return Ok(Action::requeue(wait.max(Duration::from_secs(1))));
+            }
             Err(ActFailure::LookAgain {
                 sending_mark_refused,
-            }) if !iam.looked => {
-                lp = fresh(ctx, &lp).await?;
+            }) if iam.looked_at.is_none() => {
+                // Only the spec that was admitted is acted on: a newer one
+                // (say, adoptionPolicy switched meanwhile) is admitted at
+                // its own reconcile, which the change already queued.
+                lp = ctx.fresh(&lp).await.map_err(Error::Kube)?;
+                if (lp.uid(), lp.metadata.generation) != admitted {
+                    return Ok(Action::requeue(Duration::from_secs(1)));
+                }
                 source = source.map(|desired| desired.compared_with(&lp, ctx, &user));
                 iam = match observe_iam(&lp, ctx, &user, &source, Look::Always).await {
                     Ok(iam) => iam,
@@ -237,13 +251,6 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
         .set_profile_state(key(&lp), Some(ProfileState::Ready));
     ctx.metrics.reconciled("ok");
     Ok(Action::requeue(ctx.next_drift_check(&lp)))
-}
-
-/// The object as the API server has it now (not the cache).
-async fn fresh<I: Iam>(ctx: &Context<I>, lp: &LoginProfile) -> Result<LoginProfile, Error> {
-    let api: Api<LoginProfile> =
-        Api::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default());
-    api.get(&lp.name_any()).await.map_err(Error::Kube)
 }
 
 #[cfg(test)]

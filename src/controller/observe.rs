@@ -19,6 +19,8 @@ use crate::rules::password::Verdict;
 use crate::rules::plan::Applied;
 use crate::rules::plan::IamProfile;
 use crate::rules::plan::SourceProblem;
+use chrono::DateTime;
+use chrono::Utc;
 use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
@@ -98,8 +100,8 @@ impl Desired {
 pub(super) struct IamView {
     /// The login profile; `None` when IAM has none (or was not asked).
     pub(super) profile: Option<IamProfile>,
-    /// Whether IAM was asked (create-first skips the look).
-    pub(super) looked: bool,
+    /// When IAM was asked (`None`: create-first skipped the look).
+    pub(super) looked_at: Option<DateTime<Utc>>,
     /// `Enforce`: the credential report shows a change after the operator's.
     pub(super) changed_out_of_band: bool,
     /// This pass's create was refused (a profile exists) after it marked
@@ -131,7 +133,7 @@ fn assumed_from_status(lp: &LoginProfile) -> Option<IamView> {
             create_date: status.create_date.clone()?,
             password_reset_required: status.password_reset_required.unwrap_or(false),
         }),
-        looked: false,
+        looked_at: None,
         changed_out_of_band: false,
         sending_mark_refused: false,
     })
@@ -148,7 +150,7 @@ pub(super) async fn observe_iam<I: Iam>(
 ) -> Result<IamView, Outcome> {
     let not_asked = IamView {
         profile: None,
-        looked: false,
+        looked_at: None,
         changed_out_of_band: false,
         sending_mark_refused: false,
     };
@@ -160,13 +162,18 @@ pub(super) async fn observe_iam<I: Iam>(
         {
             return Ok(assumed);
         }
-        if lp.status.as_ref().is_none_or(|s| s.create_date.is_none()) {
+        // A retry of a create whose answer never came looks first: an
+        // attempt's window is settled only by a look made after it closed.
+        if lp.status.as_ref().is_none_or(|s| s.create_date.is_none())
+            && ctx.marks(lp).in_charge_since().is_none()
+        {
             return Ok(not_asked);
         }
     }
     if source.is_err() {
         return Ok(not_asked);
     }
+    let looked_at = Utc::now();
     let profile = ctx
         .account
         .iam
@@ -178,7 +185,7 @@ pub(super) async fn observe_iam<I: Iam>(
         .map_err(|error| error.outcome(user, None))?;
     Ok(IamView {
         profile,
-        looked: true,
+        looked_at: Some(looked_at),
         changed_out_of_band,
         sending_mark_refused: false,
     })

@@ -56,12 +56,30 @@ async fn fail_with<I: Iam>(
     outcome: Outcome,
     settled: Option<String>,
 ) -> Result<Action, Error> {
-    let mut next = lp.status.clone().unwrap_or_default();
-    next.user_name = Some(lp.user_name());
-    if settled.is_some() {
-        next.writes_settled_through = settled;
+    let mut current = lp.clone();
+    let mut conflicts = 0;
+    loop {
+        let mut next = current.status.clone().unwrap_or_default();
+        // Only a name IAM could have (and the CRD's bounds accept) is recorded.
+        next.user_name = current
+            .user_name_problem()
+            .is_none()
+            .then(|| current.user_name());
+        if settled.is_some() {
+            next.writes_settled_through = settled.clone();
+        }
+        match report(&current, ctx, next, &outcome, false).await {
+            // A settlement is never dropped: the object changed since it was
+            // read (a tenant's edit), so it is written again on top of it.
+            Err(Error::Kube(kube::Error::Api(status)))
+                if status.code == 409 && settled.is_some() && conflicts < 3 =>
+            {
+                conflicts += 1;
+                current = ctx.fresh(&current).await.map_err(Error::Kube)?;
+            }
+            result => break result?,
+        }
     }
-    report(lp, ctx, next, &outcome, false).await?;
     if outcome.reason.is_terminal() {
         ctx.memory.clear_failures(lp);
         ctx.metrics
@@ -152,10 +170,23 @@ pub(super) async fn settle_marks<I: Iam>(
     let Some(settled) = ctx.marks(lp).settle() else {
         return Ok(());
     };
-    let mut next = lp.status.clone().unwrap_or_default();
-    next.writes_settled_through = Some(settled);
-    *lp = patch_status(lp, ctx, &next).await?;
-    Ok(())
+    let mut conflicts = 0;
+    loop {
+        let mut next = lp.status.clone().unwrap_or_default();
+        next.writes_settled_through = Some(settled.clone());
+        match patch_status(lp, ctx, &next).await {
+            Ok(written) => {
+                *lp = written;
+                return Ok(());
+            }
+            // Never dropped: written again on top of the newer object.
+            Err(kube::Error::Api(status)) if status.code == 409 && conflicts < 3 => {
+                conflicts += 1;
+                *lp = ctx.fresh(lp).await?;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// One server-side apply of the whole status, with the resourceVersion it

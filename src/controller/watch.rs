@@ -146,13 +146,18 @@ fn secret_changes(
 
 /// Drops what the reconciler never reads before an object enters the cache:
 /// managedFields (one entry per writer: kubectl or a GitOps tool, the
-/// finalizer, the status) and kubectl's last-applied copy of the whole
-/// object. They are most of a cached LoginProfile's size.
+/// finalizer, the status) and every annotation but the operator's own marks
+/// (kubectl's last-applied copy of the whole object, a GitOps tool's, or up
+/// to 256 KB a tenant chose to write). What a tenant writes there would
+/// otherwise be the operator's memory, whether or not anything admits it.
 fn forget_bookkeeping(lp: &mut LoginProfile) {
     lp.managed_fields_mut().clear();
     lp.annotations_mut()
-        .remove("kubectl.kubernetes.io/last-applied-configuration");
+        .retain(|key, _| key.starts_with(OPERATOR_ANNOTATIONS));
 }
+
+/// The prefix of the only annotations the reconciler reads (rules/marks.rs).
+const OPERATOR_ANNOTATIONS: &str = "iam.loginprofile.dev/";
 
 /// Every minute, drops what is kept per object (backoff counts, the last
 /// verification, the `profiles` gauge) for objects no cache holds any more:
@@ -457,4 +462,45 @@ pub fn run<I: Iam>(
         }
     });
     (select_all(streams), ready)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+
+    #[test]
+    fn the_cache_keeps_only_the_operators_own_annotations() {
+        let spec = serde_json::from_value(serde_json::json!({"passwordSecretRef": {"name": "s"}}))
+            .unwrap();
+        let mut lp = LoginProfile::new("bob", spec);
+        let annotations = lp.annotations_mut();
+        annotations.insert(
+            "iam.loginprofile.dev/in-charge-since".into(),
+            "t seal".into(),
+        );
+        annotations.insert(
+            "iam.loginprofile.dev/sending".into(),
+            "f over none at t seal".into(),
+        );
+        annotations.insert("padding".into(), "x".repeat(200_000));
+        annotations.insert(
+            "kubectl.kubernetes.io/last-applied-configuration".into(),
+            "{}".into(),
+        );
+        annotations.insert("iam.loginprofile.dev.evil.example/x".into(), "y".into());
+        lp.managed_fields_mut().push(ManagedFieldsEntry::default());
+
+        forget_bookkeeping(&mut lp);
+        let mut kept: Vec<&String> = lp.annotations().keys().collect();
+        kept.sort();
+        assert_eq!(
+            kept,
+            [
+                "iam.loginprofile.dev/in-charge-since",
+                "iam.loginprofile.dev/sending"
+            ]
+        );
+        assert!(lp.managed_fields().is_empty());
+    }
 }

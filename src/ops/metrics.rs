@@ -260,14 +260,6 @@ impl Metrics {
         }
     }
 
-    /// How many LoginProfiles the operator has a state for.
-    pub fn profile_count(&self) -> usize {
-        self.states
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-    }
-
     pub fn set_drift_check_period(&self, period: std::time::Duration) {
         self.drift_check_period.set(period.as_secs_f64());
     }

@@ -17,7 +17,7 @@ use kube::{
 use crate::{
     api::conditions::Outcome,
     api::iam_account::IAMAccount,
-    api::login_profile::{AdoptionPolicy, LoginProfile},
+    api::login_profile::{AdoptionPolicy, LoginProfile, iam_user_key},
     api::reason::Reason,
 };
 
@@ -37,11 +37,18 @@ pub fn admit(
 ) -> Result<String, Outcome> {
     let name = lp.account_name();
     let refuse = |message: String| Err(Outcome::new(Reason::NotAdmitted, message));
-    let Some(account) = account else {
-        return refuse(format!(
-            "IAMAccount {name:?} does not exist: a cluster admin creates IAMAccounts (see docs/tenancy.md); \
-             or set spec.accountRef.name to one that admits this namespace"
-        ));
+    // Whether an IAMAccount of that name exists is no business of a
+    // namespace it does not admit: one message for both.
+    let not_admitted = || {
+        refuse(format!(
+            "IAMAccount {name:?} does not exist or does not admit namespace {:?} (it is not in spec.namespaces \
+             and its labels do not match spec.namespaceSelector): ask a cluster admin (see docs/tenancy.md), \
+             or set spec.accountRef.name to one that admits this namespace",
+            namespace.name
+        ))
+    };
+    let Some(account) = account.filter(|account| namespace_admitted(account, namespace)) else {
+        return not_admitted();
     };
     let already_there = lp
         .status
@@ -53,15 +60,13 @@ pub fn admit(
              go, and admits no new one; name another IAMAccount in spec.accountRef"
         ));
     }
-    if !namespace_admitted(account, namespace) {
-        return refuse(format!(
-            "IAMAccount {name:?} does not admit namespace {:?}: it is not in spec.namespaces and its labels \
-             do not match spec.namespaceSelector (ask a cluster admin)",
-            namespace.name
-        ));
-    }
     let user = lp.user_name();
-    if !account.spec.user_names.iter().any(|p| glob_match(p, &user)) {
+    if !account
+        .spec
+        .user_names
+        .iter()
+        .any(|p| user_name_matches(p, &user))
+    {
         return refuse(format!(
             "IAMAccount {name:?} does not admit IAM user {user:?}: no pattern of spec.userNames matches it"
         ));
@@ -128,6 +133,13 @@ fn selector_is_empty(selector: &LabelSelector) -> bool {
             .match_expressions
             .as_ref()
             .is_none_or(|e| e.is_empty())
+}
+
+/// Whether an IAMAccount's `userNames` pattern admits `user`, compared as
+/// IAM compares user names (without case): a pattern admits every spelling
+/// of the users it names, and no case variant slips past it.
+pub fn user_name_matches(pattern: &str, user: &str) -> bool {
+    glob_match(&iam_user_key(pattern), &iam_user_key(user))
 }
 
 /// `*` matches any run of characters (also none), `?` exactly one; the rest
@@ -247,6 +259,13 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn user_name_patterns_compare_as_iam_does() {
+        assert!(user_name_matches("team-a-*", "Team-A-Bob"));
+        assert!(user_name_matches("Alice", "alice"));
+        assert!(!user_name_matches("team-a-*", "team-b-bob"));
     }
 
     #[test]
@@ -405,6 +424,14 @@ mod tests {
                 .message
                 .contains("IAMAccount \"default\" does not exist")
         );
+        // A namespace it does not admit learns nothing of whether it exists.
+        let elsewhere = account(
+            serde_json::json!({"namespaces": ["ns-c"], "userNames": ["*"]}),
+            Some("1"),
+        );
+        let refused =
+            admit(&lp("x", serde_json::json!({})), Some(&elsewhere), &other_ns).unwrap_err();
+        assert_eq!(refused.message, missing.message);
     }
 
     #[test]

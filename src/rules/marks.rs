@@ -6,7 +6,11 @@
 //! over the object's uid, the mark's kind and its value) and was written
 //! after status `writesSettledThrough`, which only the operator writes. A
 //! forged mark, one copied from another object, and one replayed after the
-//! operator settled it all read as absent. Pure: no I/O.
+//! operator settled it all read as absent. Even an open mark proves nothing
+//! outside the attempt it records: IAM applies a write within the operator's
+//! write deadline of its mark or not at all, so only a profile created in
+//! that window can be this resource's own, however long a tenant keeps the
+//! mark from being settled. Pure: no I/O.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use kube::ResourceExt;
@@ -20,6 +24,11 @@ pub const IN_CHARGE_SINCE_ANNOTATION: &str = "iam.loginprofile.dev/in-charge-sin
 /// the password the operator is about to send, and what status recorded
 /// when it started.
 pub const SENDING_ANNOTATION: &str = "iam.loginprofile.dev/sending";
+
+/// How far IAM's clock (CreateDate, whole seconds) and the operator's may
+/// disagree: both are NTP-synchronized (Amazon Time Sync on EKS), not
+/// identical.
+pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::seconds(2);
 
 const IN_CHARGE_KIND: &str = "in-charge-since";
 const SENDING_KIND: &str = "sending";
@@ -39,6 +48,31 @@ struct Sending {
     fingerprint: String,
     over: String,
     at: DateTime<Utc>,
+}
+
+/// When IAM may have applied the write of one attempt: from its mark's time
+/// (less the clock skew) to that time plus the write deadline (plus the
+/// skew). The act step sends a write only if its answer can arrive before
+/// the deadline, so nothing this resource sent can land later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptWindow {
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+impl AttemptWindow {
+    /// The window of an attempt marked at `at`, with writes bounded by `deadline`.
+    pub fn of(at: DateTime<Utc>, deadline: std::time::Duration) -> Self {
+        let deadline = chrono::Duration::from_std(deadline).unwrap_or(chrono::Duration::MAX);
+        Self {
+            from: at - CLOCK_SKEW,
+            until: at.checked_add_signed(deadline + CLOCK_SKEW).unwrap_or(at),
+        }
+    }
+
+    pub fn contains(&self, at: DateTime<Utc>) -> bool {
+        self.from <= at && at <= self.until
+    }
 }
 
 impl Marks {
@@ -76,6 +110,30 @@ impl Marks {
     /// When the operator took charge, while that window is open.
     pub fn in_charge_since(&self) -> Option<DateTime<Utc>> {
         self.in_charge_since
+    }
+
+    /// The windows of the create attempts these marks record (the first,
+    /// when the operator took charge, and the latest sending): only a
+    /// profile IAM created within one of them can be this resource's own.
+    /// Empty once settled, or when the operator never took charge.
+    pub fn attempt_windows(&self, deadline: std::time::Duration) -> Vec<AttemptWindow> {
+        let Some(since) = self.in_charge_since else {
+            return Vec::new();
+        };
+        std::iter::once(since)
+            .chain(self.sending.as_ref().map(|s| s.at).filter(|at| *at > since))
+            .map(|at| AttemptWindow::of(at, deadline))
+            .collect()
+    }
+
+    /// When the latest attempt's window closes, while one is open: a retry
+    /// must not stamp a new attempt before then (an answer of the earlier
+    /// one may still land), nor without a look at IAM made after it.
+    pub fn latest_window_closes(&self, deadline: std::time::Duration) -> Option<DateTime<Utc>> {
+        self.attempt_windows(deadline)
+            .into_iter()
+            .map(|window| window.until)
+            .max()
     }
 
     /// The fingerprint of a password whose sending started from what status

@@ -6,6 +6,7 @@ use crate::api::login_profile::{
     AdoptionPolicy, DeletionPolicy, LoginProfileSpec, LoginProfileStatus, PasswordUpdatePolicy,
 };
 use crate::api::reason::Reason;
+use crate::rules::marks::AttemptWindow;
 use chrono::{DateTime, Utc};
 
 /// IAM's view of a login profile (GetLoginProfile / CreateLoginProfile).
@@ -47,29 +48,41 @@ pub struct Observed<'a> {
     /// IAM's credential report shows a password change after the operator's
     /// last one (looked up only for `passwordUpdatePolicy: Enforce`).
     pub changed_out_of_band: bool,
-    /// When this resource took charge (its finalizer patch).
-    pub in_charge_since: Option<DateTime<Utc>>,
+    /// When IAM may have applied this resource's own create attempts whose
+    /// answers never reached status (rules/marks.rs).
+    pub attempts: Vec<AttemptWindow>,
     /// An earlier attempt whose answer never reached status was sending
     /// exactly the source's password (the `sending` annotation).
     pub pending_is_desired: bool,
 }
 
-/// How far IAM's CreateDate (whole seconds) may be before the operator's own
-/// clock reading of the moment it took charge and still be its own create.
-/// IAM reports whole seconds, and the two clocks are NTP-synchronized
-/// (Amazon Time Sync on EKS), not identical.
-pub const CLOCK_TOLERANCE_SECONDS: i64 = 2;
-
-/// Whether IAM created `profile` while this resource was in charge: then no
-/// one but this resource made it (a crash or a lost answer kept status from
-/// saying so). A profile created before never counts as ours.
-pub fn created_in_charge(profile: &IamProfile, in_charge_since: Option<DateTime<Utc>>) -> bool {
-    let Some(since) = in_charge_since else {
-        return false;
-    };
+/// Whether IAM created `profile` within one of this resource's own create
+/// attempts: then no one but this resource made it (a crash or a lost answer
+/// kept status from saying so). A profile created before or after them never
+/// counts as ours, whatever else the marks say.
+pub fn created_in_charge(profile: &IamProfile, attempts: &[AttemptWindow]) -> bool {
     DateTime::parse_from_rfc3339(&profile.create_date).is_ok_and(|created| {
-        created.with_timezone(&Utc) >= since - chrono::Duration::seconds(CLOCK_TOLERANCE_SECONDS)
+        let created = created.with_timezone(&Utc);
+        attempts.iter().any(|window| window.contains(created))
     })
+}
+
+/// Whether IAM's `profile` is the one this resource made or adopted:
+/// created within one of its own attempts, or the very profile status
+/// recorded (same CreateDate). A profile deleted and created again by
+/// someone else since is not, whatever status says of the password.
+pub fn is_ours(
+    profile: &IamProfile,
+    status: Option<&LoginProfileStatus>,
+    attempts: &[AttemptWindow],
+) -> bool {
+    let recorded = status.filter(|s| s.password_fingerprint.is_some());
+    created_in_charge(profile, attempts)
+        || recorded.is_some_and(|s| {
+            s.create_date
+                .as_deref()
+                .is_none_or(|date| date == profile.create_date)
+        })
 }
 
 /// Why the password is sent again.
@@ -150,10 +163,34 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         };
     };
 
+    if applied != Applied::Nothing && !is_ours(profile, observed.status, &observed.attempts) {
+        // Deleted and created again outside the operator since status
+        // recorded it: someone else's profile now.
+        return match (spec.password_update_policy, spec.adoption_policy) {
+            (PasswordUpdatePolicy::Enforce, _) => Plan::UpdatePassword {
+                reset_required,
+                why: UpdateWhy::Enforce,
+            },
+            (_, AdoptionPolicy::Adopt) => Plan::UpdatePassword {
+                reset_required,
+                why: UpdateWhy::Adopt,
+            },
+            (_, AdoptionPolicy::Fail) => Plan::Blocked {
+                reason: Reason::LoginProfileExists,
+                message: format!(
+                    "the login profile was deleted and created again outside the operator (IAM's CreateDate {}); \
+                     it was left untouched. Set spec.adoptionPolicy: Adopt to take it over with the Secret's password, \
+                     or delete that profile and the operator creates its own again",
+                    profile.create_date
+                ),
+            },
+        };
+    }
+
     match applied {
         // Made by this resource after it took charge: a crash or a lost
         // answer kept status from recording it. Finish the job.
-        Applied::Nothing if created_in_charge(profile, observed.in_charge_since) => {
+        Applied::Nothing if created_in_charge(profile, &observed.attempts) => {
             if observed.pending_is_desired {
                 Plan::RecordCreated
             } else {
@@ -205,24 +242,16 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
     }
 }
 
-/// Decides what to do for a LoginProfile that is being deleted. Depends only
-/// on the deletion policy and on what this resource is known to have made
-/// (status, or a profile IAM created while it was in charge), so cleanup
+/// Decides what to do for a LoginProfile that is being deleted: delete the
+/// login profile only if the policy says so and it is this resource's own
+/// (see [`is_ours`]; `None` when IAM has none, or was not asked because
+/// this resource never managed one). Depends on nothing else, so cleanup
 /// works even when the Secret is gone or invalid.
-pub fn decide_cleanup(
-    policy: DeletionPolicy,
-    status: Option<&LoginProfileStatus>,
-    created_in_charge: bool,
-) -> Plan {
-    let managed = created_in_charge
-        || status
-            .and_then(|s| s.password_fingerprint.as_ref())
-            .is_some();
-    match policy {
-        DeletionPolicy::Retain => Plan::Noop,
-        // A profile this resource never created or adopted is someone else's.
-        DeletionPolicy::Delete if !managed => Plan::Noop,
-        DeletionPolicy::Delete => Plan::Delete,
+pub fn decide_cleanup(policy: DeletionPolicy, ours: Option<bool>) -> Plan {
+    match (policy, ours) {
+        (DeletionPolicy::Delete, Some(true)) => Plan::Delete,
+        // Retained, absent, or someone else's.
+        _ => Plan::Noop,
     }
 }
 
@@ -452,7 +481,7 @@ mod tests {
                 source,
                 iam: case.iam.as_ref(),
                 changed_out_of_band: case.out_of_band,
-                in_charge_since: None,
+                attempts: Vec::new(),
                 pending_is_desired: false,
             });
             match (&plan, &case.want) {
@@ -471,12 +500,13 @@ mod tests {
         }
     }
 
-    fn since(text: &str) -> Option<DateTime<Utc>> {
-        Some(
-            DateTime::parse_from_rfc3339(text)
-                .unwrap()
-                .with_timezone(&Utc),
-        )
+    /// The attempt windows of a resource that took charge at `text`, with
+    /// writes bounded by 30 s (`--iam-timeout`'s default).
+    fn since(text: &str) -> Vec<AttemptWindow> {
+        let at = DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc);
+        vec![AttemptWindow::of(at, std::time::Duration::from_secs(30))]
     }
 
     /// A profile IAM created after the resource took charge, with nothing in
@@ -485,13 +515,13 @@ mod tests {
     fn an_unrecorded_create_of_our_own_is_finished_not_refused() {
         let spec = spec(BASE);
         let iam = profile(false); // created 2026-11-27T09:51:50Z
-        let observe = |in_charge_since, pending_is_desired| Observed {
+        let observe = |attempts, pending_is_desired| Observed {
             spec: &spec,
             status: None,
             source: Ok(Applied::Nothing),
             iam: Some(&iam),
             changed_out_of_band: false,
-            in_charge_since,
+            attempts,
             pending_is_desired,
         };
         assert_eq!(
@@ -517,8 +547,18 @@ mod tests {
             ),
             "a profile older than the resource's charge is never taken"
         );
+        assert!(
+            matches!(
+                decide(&observe(since("2026-11-27T08:00:00Z"), true)),
+                Plan::Blocked {
+                    reason: Reason::LoginProfileExists,
+                    ..
+                }
+            ),
+            "a mark left open for hours proves nothing about a profile made since"
+        );
         assert!(matches!(
-            decide(&observe(None, true)),
+            decide(&observe(Vec::new(), true)),
             Plan::Blocked {
                 reason: Reason::LoginProfileExists,
                 ..
@@ -527,33 +567,103 @@ mod tests {
     }
 
     #[test]
-    fn created_in_charge_allows_only_the_clock_tolerance() {
+    fn created_in_charge_only_within_an_attempt_and_the_clock_skew() {
         let iam = profile(false); // 09:51:50Z
-        assert!(created_in_charge(&iam, since("2026-11-27T09:51:50Z")));
-        assert!(created_in_charge(&iam, since("2026-11-27T09:51:52Z")));
-        assert!(!created_in_charge(&iam, since("2026-11-27T09:51:52.001Z")));
-        assert!(created_in_charge(&iam, since("2026-11-27T08:00:00Z")));
-        assert!(!created_in_charge(&iam, None));
+        assert!(created_in_charge(&iam, &since("2026-11-27T09:51:50Z")));
+        assert!(created_in_charge(&iam, &since("2026-11-27T09:51:52Z")));
+        assert!(!created_in_charge(&iam, &since("2026-11-27T09:51:52.001Z")));
+        // The attempt's deadline (30 s) plus the skew (2 s), and no further.
+        assert!(created_in_charge(&iam, &since("2026-11-27T09:51:18Z")));
+        assert!(!created_in_charge(&iam, &since("2026-11-27T09:51:17.999Z")));
+        assert!(!created_in_charge(&iam, &since("2026-11-27T08:00:00Z")));
+        assert!(!created_in_charge(&iam, &[]));
+        // Either of two attempts (the first, and a retry's) will do.
+        let mut both = since("2026-11-27T09:00:00Z");
+        both.extend(since("2026-11-27T09:51:45Z"));
+        assert!(created_in_charge(&iam, &both));
     }
 
     #[test]
     fn cleanup_deletes_only_what_this_resource_manages() {
-        let managed = status(Some("fp1"), Some(false));
         let delete = DeletionPolicy::Delete;
-        assert_eq!(decide_cleanup(delete, Some(&managed), false), Plan::Delete);
+        assert_eq!(decide_cleanup(delete, Some(true)), Plan::Delete);
         assert_eq!(
-            decide_cleanup(delete, None, false),
+            decide_cleanup(delete, Some(false)),
             Plan::Noop,
-            "never applied: not ours"
+            "someone else's"
         );
+        assert_eq!(decide_cleanup(delete, None), Plan::Noop, "none there");
         assert_eq!(
-            decide_cleanup(delete, None, true),
-            Plan::Delete,
-            "created while in charge, status lost: ours"
-        );
-        assert_eq!(
-            decide_cleanup(DeletionPolicy::Retain, Some(&managed), true),
+            decide_cleanup(DeletionPolicy::Retain, Some(true)),
             Plan::Noop
         );
+    }
+
+    #[test]
+    fn a_profile_created_again_by_someone_else_is_not_ours() {
+        let recorded = LoginProfileStatus {
+            password_fingerprint: Some("fp1".into()),
+            applied_password_reset_required: Some(false),
+            create_date: Some("2026-11-27T09:51:50Z".into()),
+            ..Default::default()
+        };
+        let ours = profile(false);
+        let theirs = IamProfile {
+            create_date: "2026-11-28T10:00:00Z".into(),
+            password_reset_required: false,
+        };
+        assert!(is_ours(&ours, Some(&recorded), &[]));
+        assert!(!is_ours(&theirs, Some(&recorded), &[]));
+        assert!(!is_ours(&ours, None, &[]), "nothing recorded, no attempt");
+        assert!(
+            is_ours(&theirs, Some(&recorded), &since("2026-11-28T09:59:59Z")),
+            "this resource's own recreate, whose answer was lost"
+        );
+
+        let decided = |yaml: &str, applied: Applied| {
+            let spec = spec(yaml);
+            decide(&Observed {
+                spec: &spec,
+                status: Some(&recorded),
+                source: Ok(applied),
+                iam: Some(&theirs),
+                changed_out_of_band: false,
+                attempts: Vec::new(),
+                pending_is_desired: false,
+            })
+        };
+        for applied in [Applied::Same, Applied::Different] {
+            assert!(
+                matches!(
+                    decided(BASE, applied),
+                    Plan::Blocked {
+                        reason: Reason::LoginProfileExists,
+                        ..
+                    }
+                ),
+                "{applied:?}: neither recorded as ours nor overwritten"
+            );
+            assert_eq!(
+                decided(
+                    "{passwordSecretRef: {name: s}, adoptionPolicy: Adopt}",
+                    applied
+                ),
+                Plan::UpdatePassword {
+                    reset_required: false,
+                    why: UpdateWhy::Adopt
+                }
+            );
+            assert_eq!(
+                decided(
+                    "{passwordSecretRef: {name: s}, passwordUpdatePolicy: Enforce}",
+                    applied
+                ),
+                Plan::UpdatePassword {
+                    reset_required: false,
+                    why: UpdateWhy::Enforce
+                },
+                "Enforce: the Secret is the only truth"
+            );
+        }
     }
 }

@@ -124,6 +124,12 @@ pub fn iam_profile(user: &str) -> Result<Value, String> {
     env().aws(&["iam", "get-login-profile", "--user-name", user])
 }
 
+/// Whether a GetLoginProfile answered that there is none (NoSuchEntity),
+/// not merely failed (a typo, an unreachable endpoint, a wrong account).
+pub fn no_such_profile(read: Result<Value, String>) -> bool {
+    matches!(read, Err(error) if error.contains("NoSuchEntity"))
+}
+
 pub fn calls(user: &str, action: &str) -> u64 {
     env().iam_calls(user).get(action).copied().unwrap_or(0)
 }
