@@ -568,7 +568,7 @@ fn installed_chart_rbac_is_enough_and_no_more() {
             "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}",
         ]);
         status == "RootAccessNotAllowed"
-            && events("default", &root)
+            && events("kube-system", &root)
                 .iter()
                 .any(|e| e["reason"] == "RootAccessNotAllowed")
     });

@@ -495,9 +495,9 @@ fn audited_profile(org: &Organization, member: &str) -> Option<String> {
 }
 
 /// Events about RootLoginProfile `name` with `reason` (cluster-scoped
-/// objects' Events are in `default`).
+/// objects' Events are in `kube-system`, out of tenants' reach).
 fn root_events(name: &str, reason: &str) -> usize {
-    events("default", name)
+    events("kube-system", name)
         .iter()
         .filter(|event| event["reason"] == reason)
         .count()

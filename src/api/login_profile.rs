@@ -417,6 +417,19 @@ pub struct LoginProfileStatus {
     pub conditions: Vec<Condition>,
 }
 
+impl LoginProfileStatus {
+    /// IAM's login profile turned out to be someone else's (`LoginProfileExists`):
+    /// nothing of it is recorded as this resource's any more (no password
+    /// applied, no CreateDate), so no later change or deletion takes it for
+    /// this resource's own without looking at IAM again.
+    pub fn disown(&mut self) {
+        self.create_date = None;
+        self.password_reset_required = None;
+        self.applied_password_reset_required = None;
+        self.password_fingerprint = None;
+    }
+}
+
 impl LoginProfileSpec {
     /// Whether the user must choose a new password at the next sign-in:
     /// `passwordResetRequired`, else true for a delivered password.

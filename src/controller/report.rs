@@ -68,6 +68,9 @@ async fn fail_with<I: Iam>(
         if settled.is_some() {
             next.writes_settled_through = settled.clone();
         }
+        if outcome.reason == Reason::LoginProfileExists {
+            next.disown();
+        }
         match report(&current, ctx, next, &outcome, false).await {
             // A settlement is never dropped: the object changed since it was
             // read (a tenant's edit), so it is written again on top of it.

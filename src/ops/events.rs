@@ -18,7 +18,15 @@ use kube::{
     runtime::events::{EventType, Reporter},
 };
 
-/// Writes Events in the namespace of the object they are about.
+/// Where Events about cluster-scoped objects (IAMAccounts,
+/// RootLoginProfiles) go: the API server accepts only `default` or
+/// `kube-system` for them, and `default` is where tenants' `view` often
+/// reaches; what they say (member account ids, CreateDates of root's
+/// profile, STS refusals) is for cluster admins.
+pub const CLUSTER_SCOPED_EVENTS: &str = "kube-system";
+
+/// Writes Events in the namespace of the object they are about (for a
+/// cluster-scoped object, [`CLUSTER_SCOPED_EVENTS`]).
 pub struct EventPublisher {
     client: Client,
     reporter: Reporter,
@@ -43,7 +51,7 @@ impl EventPublisher {
         note: Note<'_>,
     ) -> Result<(), kube::Error> {
         let event = build(&self.reporter, regarding, note, Timestamp::now());
-        let namespace = regarding.namespace.as_deref().unwrap_or("default");
+        let namespace = event.metadata.namespace.as_deref().unwrap_or_default();
         Api::<Event>::namespaced(self.client.clone(), namespace)
             .create(&PostParams::default(), &event)
             .await?;
@@ -68,7 +76,12 @@ fn build(
                 regarding.name.as_deref().unwrap_or(controller),
                 now.as_nanosecond()
             )),
-            namespace: regarding.namespace.clone(),
+            namespace: Some(
+                regarding
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| CLUSTER_SCOPED_EVENTS.into()),
+            ),
             ..Default::default()
         },
         action: Some(note.action.into()),
@@ -128,5 +141,20 @@ mod tests {
             Some("loginprofile-operator")
         );
         assert_eq!(event.regarding, Some(regarding));
+
+        // A cluster-scoped object's Event: in kube-system, not `default`.
+        let account = ObjectReference {
+            name: Some("organization".into()),
+            kind: Some("IAMAccount".into()),
+            ..Default::default()
+        };
+        let note = Note {
+            type_: EventType::Normal,
+            reason: "Verified",
+            action: "Reconcile",
+            note: "ok".into(),
+        };
+        let event = build(&reporter, &account, note, now);
+        assert_eq!(event.metadata.namespace.as_deref(), Some("kube-system"));
     }
 }
