@@ -170,6 +170,12 @@ pub(super) async fn act<I: Iam>(
             let answer = tokio::time::timeout(within, create)
                 .await
                 .unwrap_or(Err(IamError::Timeout));
+            if !matches!(
+                answer,
+                Err(IamError::Timeout | IamError::Unreachable(_) | IamError::Other(_))
+            ) {
+                ctx.memory.create_answered(lp, attempt.at);
+            }
             let took_charge_now = attempt.took_charge_now;
             match answer {
                 Ok(profile) => Ok(Acted {
@@ -406,7 +412,14 @@ async fn start_create<I: Iam>(
         });
     }
     let marks = ctx.marks(lp);
+    // An attempt IAM answered (even with a 5xx) is over: the look this
+    // reconcile made, after that answer, settles it. One without an answer
+    // (a timeout, a lost connection) may still land until its window closes.
+    let answered = marks
+        .latest_attempt()
+        .is_some_and(|at| ctx.memory.was_create_answered(lp, at));
     if let Some(closes) = marks.latest_window_closes(ctx.settings.write_deadline)
+        && !answered
         && iam.looked_at.is_none_or(|looked| looked <= closes)
     {
         return Err(ActFailure::WaitUntil(closes));

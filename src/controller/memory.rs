@@ -1,7 +1,9 @@
 //! The reconciler's memory of each object, and nothing else: consecutive
 //! failures (for backoff), what IAM last confirmed (so a trigger that changes
-//! nothing costs no IAM call), and the changes waiting in the queue (drift
-//! checks let them go first). Forgotten when the object goes.
+//! nothing costs no IAM call), which create attempt IAM answered (so its
+//! retry need not wait for the attempt's window), and the changes waiting in
+//! the queue (drift checks let them go first). Forgotten when the object
+//! goes; a process that lost it (a restart, a new leader) only waits longer.
 
 use std::{
     collections::HashMap,
@@ -10,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use chrono::{DateTime, Utc};
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::login_profile::LoginProfile;
@@ -27,6 +30,10 @@ pub(crate) struct Memory {
     /// Consecutive transient failures per RootLoginProfile (by name; they
     /// are cluster-scoped).
     root_failures: Mutex<HashMap<String, u32>>,
+    /// The mark time of the latest create attempt per object that IAM
+    /// answered (with anything, a 5xx included): that request is over, and
+    /// nothing of it can land after the answer.
+    answered_creates: Mutex<HashMap<Object, DateTime<Utc>>>,
 }
 
 /// IAM holds the source's password: confirmed by IAM, or trusted from status
@@ -106,11 +113,22 @@ impl Memory {
         );
     }
 
+    /// IAM answered the create attempt of `lp` marked at `at`.
+    pub(crate) fn create_answered(&self, lp: &LoginProfile, at: DateTime<Utc>) {
+        locked(&self.answered_creates).insert(ObjectRef::from_obj(lp), at);
+    }
+
+    /// Whether IAM answered the create attempt of `lp` marked at `at`.
+    pub(crate) fn was_create_answered(&self, lp: &LoginProfile, at: DateTime<Utc>) -> bool {
+        locked(&self.answered_creates).get(&ObjectRef::from_obj(lp)) == Some(&at)
+    }
+
     /// `lp` is gone: forget it.
     pub(crate) fn forget(&self, lp: &LoginProfile) {
         let object = ObjectRef::from_obj(lp);
         locked(&self.failures).remove(&object);
         locked(&self.verified).remove(&object);
+        locked(&self.answered_creates).remove(&object);
     }
 
     /// Forgets the objects `exists` says are gone (deleted without a
@@ -118,6 +136,7 @@ impl Memory {
     pub(crate) fn retain(&self, exists: impl Fn(&Object) -> bool) {
         locked(&self.verified).retain(|object, _| exists(object));
         locked(&self.failures).retain(|object, _| exists(object));
+        locked(&self.answered_creates).retain(|object, _| exists(object));
     }
 }
 
@@ -210,8 +229,17 @@ mod tests {
         assert!(!memory.recently_verified(&bob, "fp1"), "expired");
         assert!(memory.knows(&bob));
 
+        let marked = Utc::now();
+        memory.create_answered(&bob, marked);
+        assert!(memory.was_create_answered(&bob, marked));
+        assert!(
+            !memory.was_create_answered(&bob, marked + chrono::Duration::seconds(1)),
+            "another attempt"
+        );
+
         memory.forget(&bob);
         assert!(!memory.knows(&bob));
+        assert!(!memory.was_create_answered(&bob, marked));
         assert_eq!(memory.count_failure(&bob), 1);
         memory.retain(|_| false);
         assert_eq!(memory.count_failure(&bob), 1, "forgotten again");

@@ -126,14 +126,19 @@ impl Marks {
             .collect()
     }
 
+    /// The mark time of the latest create attempt, while one is open.
+    pub fn latest_attempt(&self) -> Option<DateTime<Utc>> {
+        let since = self.in_charge_since?;
+        Some(self.sending.as_ref().map_or(since, |s| s.at.max(since)))
+    }
+
     /// When the latest attempt's window closes, while one is open: a retry
-    /// must not stamp a new attempt before then (an answer of the earlier
-    /// one may still land), nor without a look at IAM made after it.
+    /// whose earlier attempt got no answer must not stamp a new attempt
+    /// before then (the earlier request may still land), nor without a look
+    /// at IAM made after it.
     pub fn latest_window_closes(&self, deadline: std::time::Duration) -> Option<DateTime<Utc>> {
-        self.attempt_windows(deadline)
-            .into_iter()
-            .map(|window| window.until)
-            .max()
+        self.latest_attempt()
+            .map(|at| AttemptWindow::of(at, deadline).until)
     }
 
     /// The fingerprint of a password whose sending started from what status
@@ -357,6 +362,46 @@ mod tests {
         annotate(&mut lp, SENDING_ANNOTATION, mark);
         assert_eq!(Marks::read(&lp, &ours).unconfirmed_sending(), Some("fp1"));
         assert_eq!(Marks::read(&lp, &ours).in_charge_since(), None);
+    }
+
+    #[test]
+    fn each_attempt_has_a_bounded_window() {
+        let ours = keys(b"operator-key");
+        let mut lp = object("uid-1");
+        let deadline = std::time::Duration::from_secs(30);
+        assert!(Marks::read(&lp, &ours).attempt_windows(deadline).is_empty());
+        let first = at("2026-12-02T06:00:00Z");
+        let (in_charge, sending) = (
+            in_charge_value(&ours, &lp, first),
+            sending_value(&ours, &lp, "fp1", first),
+        );
+        annotate(&mut lp, IN_CHARGE_SINCE_ANNOTATION, in_charge);
+        annotate(&mut lp, SENDING_ANNOTATION, sending);
+        let marks = Marks::read(&lp, &ours);
+        assert_eq!(
+            marks.attempt_windows(deadline),
+            [AttemptWindow {
+                from: at("2026-12-02T05:59:58Z"),
+                until: at("2026-12-02T06:00:32Z"),
+            }]
+        );
+        assert_eq!(marks.latest_attempt(), Some(first));
+
+        // A retry stamps its own window; the first one's stays.
+        let retry = at("2026-12-02T06:05:00Z");
+        let restamped = sending_value(&ours, &lp, "fp1", retry);
+        annotate(&mut lp, SENDING_ANNOTATION, restamped);
+        let marks = Marks::read(&lp, &ours);
+        assert_eq!(marks.attempt_windows(deadline).len(), 2);
+        assert_eq!(marks.latest_attempt(), Some(retry));
+        assert_eq!(
+            marks.latest_window_closes(deadline),
+            Some(at("2026-12-02T06:05:32Z"))
+        );
+        let window = AttemptWindow::of(retry, deadline);
+        assert!(window.contains(at("2026-12-02T06:05:31Z")));
+        assert!(!window.contains(at("2026-12-02T06:05:33Z")));
+        assert!(!window.contains(at("2026-12-02T06:04:57Z")));
     }
 
     #[test]
