@@ -266,6 +266,53 @@ fn missing_mfa_is_reported_then_disables_console_access_until_a_person_re_enable
     assert!(condition_true(&lp, "Ready"));
 }
 
+/// While console access is off, an admin gives the person a console
+/// password of their own: the re-enable that follows takes nothing over.
+#[test]
+fn a_profile_made_while_console_access_is_off_is_not_taken_at_re_enable() {
+    let g = Governed::new("gov-off", None);
+    let user = g.create_user("gov-off");
+    let ours = strong_password("ours");
+    g.apply(
+        "ann",
+        &user,
+        Some(&ours),
+        json!({"governance": {"mfa": {"requiredWithin": "7d", "action": "DisableConsole"}}}),
+    );
+    wait_ready_reason(g.ns(), "ann", "True", "Created", CONVERGE);
+    g.advance_days(8);
+    wait_ready_reason(g.ns(), "ann", "False", "ConsoleDisabled", CONVERGE);
+    assert!(!g.has_login_profile(&user));
+
+    let admin = strong_password("admin");
+    g.aws(&[
+        "iam",
+        "create-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        &admin,
+    ]);
+    env().kubectl_ok(&[
+        "patch",
+        "loginprofile",
+        "ann",
+        "-n",
+        g.ns(),
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"governance":{"reenable":"ticket-7"}}}"#,
+    ]);
+    let lp = wait_ready_reason(g.ns(), "ann", "False", "LoginProfileExists", CONVERGE);
+    assert!(lp["status"]["passwordFingerprint"].is_null(), "{lp}");
+    holds_for(Duration::from_secs(3), || {
+        assert_eq!(calls(&user, "UpdateLoginProfile"), 0);
+        assert_eq!(calls(&user, "DeleteLoginProfile"), 1, "the disable only");
+    });
+    change_password_as_user_in(Some(&g.account), &user, &admin, &strong_password("a2"))
+        .expect("IAM still holds the admin's password");
+}
+
 #[test]
 fn a_password_unused_for_46_days_is_disabled_and_a_10_day_old_unused_one_is_not() {
     let g = Governed::new("gov-unused", None);

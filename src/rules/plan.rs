@@ -70,18 +70,18 @@ pub fn created_in_charge(profile: &IamProfile, attempts: &[AttemptWindow]) -> bo
 /// Whether IAM's `profile` is the one this resource made or adopted:
 /// created within one of its own attempts, or the very profile status
 /// recorded (same CreateDate). A profile deleted and created again by
-/// someone else since is not, whatever status says of the password.
+/// someone else since is not, whatever status says of the password; nor is
+/// any profile while status records none (after `DisableConsole` deleted
+/// this resource's own).
 pub fn is_ours(
     profile: &IamProfile,
     status: Option<&LoginProfileStatus>,
     attempts: &[AttemptWindow],
 ) -> bool {
-    let recorded = status.filter(|s| s.password_fingerprint.is_some());
     created_in_charge(profile, attempts)
-        || recorded.is_some_and(|s| {
-            s.create_date
-                .as_deref()
-                .is_none_or(|date| date == profile.create_date)
+        || status.is_some_and(|s| {
+            s.password_fingerprint.is_some()
+                && s.create_date.as_deref() == Some(profile.create_date.as_str())
         })
 }
 
@@ -263,10 +263,13 @@ mod tests {
         serde_yaml::from_str(yaml).unwrap()
     }
 
+    /// What status records after applying `fingerprint`: the password and
+    /// the CreateDate of the profile it went to ([`profile`]'s).
     fn status(fingerprint: Option<&str>, applied_reset: Option<bool>) -> LoginProfileStatus {
         LoginProfileStatus {
             password_fingerprint: fingerprint.map(Into::into),
             applied_password_reset_required: applied_reset,
+            create_date: fingerprint.map(|_| "2026-11-27T09:51:50Z".into()),
             ..Default::default()
         }
     }
@@ -615,6 +618,14 @@ mod tests {
         assert!(is_ours(&ours, Some(&recorded), &[]));
         assert!(!is_ours(&theirs, Some(&recorded), &[]));
         assert!(!is_ours(&ours, None, &[]), "nothing recorded, no attempt");
+        let disabled = LoginProfileStatus {
+            create_date: None,
+            ..recorded.clone()
+        };
+        assert!(
+            !is_ours(&theirs, Some(&disabled), &[]),
+            "DisableConsole deleted ours: a profile found since is someone else's"
+        );
         assert!(
             is_ours(&theirs, Some(&recorded), &since("2026-11-28T09:59:59Z")),
             "this resource's own recreate, whose answer was lost"
