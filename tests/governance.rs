@@ -115,6 +115,21 @@ impl Governed {
         ]);
     }
 
+    /// The documented human act: a new `governance.reenable` value.
+    fn reenable(&self, name: &str, token: &str) {
+        let patch = json!({"spec": {"governance": {"reenable": token}}}).to_string();
+        env().kubectl_ok(&[
+            "patch",
+            "loginprofile",
+            name,
+            "-n",
+            self.ns(),
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
+    }
+
     fn advance_days(&self, days: u64) {
         env().advance_clock(&self.account, days * DAY);
     }
@@ -212,16 +227,7 @@ fn missing_mfa_is_reported_then_disables_console_access_until_a_person_re_enable
     assert_eq!(calls(&user, "DeleteLoginProfile"), 1);
 
     // The documented human act: a new reenable value creates it once.
-    env().kubectl_ok(&[
-        "patch",
-        "loginprofile",
-        "ann",
-        "-n",
-        g.ns(),
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"governance":{"reenable":"ticket-42"}}}"#,
-    ]);
+    g.reenable("ann", "ticket-42");
     wait_ready_reason(g.ns(), "ann", "True", "Created", CONVERGE);
     assert!(g.has_login_profile(&user));
     holds_for(Duration::from_secs(4), || {
@@ -293,16 +299,7 @@ fn a_profile_made_while_console_access_is_off_is_not_taken_at_re_enable() {
         "--password",
         &admin,
     ]);
-    env().kubectl_ok(&[
-        "patch",
-        "loginprofile",
-        "ann",
-        "-n",
-        g.ns(),
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"governance":{"reenable":"ticket-7"}}}"#,
-    ]);
+    g.reenable("ann", "ticket-7");
     let lp = wait_ready_reason(g.ns(), "ann", "False", "LoginProfileExists", CONVERGE);
     assert!(lp["status"]["passwordFingerprint"].is_null(), "{lp}");
     holds_for(Duration::from_secs(3), || {

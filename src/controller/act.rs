@@ -70,7 +70,7 @@ pub(super) enum ActFailure {
     Kube(kube::Error),
     /// A retried create must wait: an earlier attempt's answer may still
     /// land until then, and only a look at IAM after it settles that attempt.
-    WaitUntil(chrono::DateTime<chrono::Utc>),
+    WaitUntil(DateTime<Utc>),
 }
 
 impl From<Outcome> for ActFailure {
@@ -395,9 +395,10 @@ struct CreateAttempt {
 }
 
 /// Marks a create attempt before it is sent. The first takes charge (the
-/// finalizer patch, no extra write); a retry, whose earlier attempt's answer
-/// never came, waits until that attempt's window closed and IAM was looked
-/// at since (then nothing of it can land later), and stamps its own window.
+/// finalizer patch, no extra write); a retry goes only once a look at IAM
+/// settled the earlier attempt (after its answer, or after its window closed
+/// when no answer came: then nothing of it can land later), and stamps its
+/// own window.
 async fn start_create<I: Iam>(
     ctx: &InAccount<'_, I>,
     lp: &mut LoginProfile,
@@ -412,17 +413,21 @@ async fn start_create<I: Iam>(
         });
     }
     let marks = ctx.marks(lp);
-    // An attempt IAM answered (even with a 5xx) is over: the look this
-    // reconcile made, after that answer, settles it. One without an answer
-    // (a timeout, a lost connection) may still land until its window closes.
-    let answered = marks
-        .latest_attempt()
-        .is_some_and(|at| ctx.memory.was_create_answered(lp, at));
-    if let Some(closes) = marks.latest_window_closes(ctx.settings.write_deadline)
-        && !answered
-        && iam.looked_at.is_none_or(|looked| looked <= closes)
-    {
-        return Err(ActFailure::WaitUntil(closes));
+    if let Some(closes) = marks.latest_window_closes(ctx.settings.write_deadline) {
+        // An attempt IAM answered (even with a 5xx) is over: a look this
+        // reconcile made, after that answer, settles it. One without an
+        // answer (a timeout, a lost connection) may still land until its
+        // window closes, so only a look after that settles it.
+        let answered = marks
+            .latest_attempt()
+            .is_some_and(|at| ctx.memory.was_create_answered(lp, at));
+        let settled = match iam.looked_at {
+            Some(looked) => answered || looked > closes,
+            None => false,
+        };
+        if !settled {
+            return Err(ActFailure::WaitUntil(closes));
+        }
     }
     let over_another_password = !marks.sending_now(fingerprint);
     let at = marks::stamp(lp);

@@ -78,7 +78,18 @@ async fn fail_with<I: Iam>(
                 if status.code == 409 && settled.is_some() && conflicts < 3 =>
             {
                 conflicts += 1;
-                current = ctx.fresh(&current).await.map_err(Error::Kube)?;
+                let fresh = ctx.fresh(&current).await.map_err(Error::Kube)?;
+                if fresh.metadata.generation != current.metadata.generation {
+                    // A new spec: its own reconcile (already queued) reports
+                    // on it; only the settlement is written now.
+                    let mut next = fresh.status.clone().unwrap_or_default();
+                    next.writes_settled_through = settled.clone();
+                    patch_status(&fresh, ctx, &next)
+                        .await
+                        .map_err(Error::Kube)?;
+                    return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+                }
+                current = fresh;
             }
             result => break result?,
         }

@@ -253,6 +253,16 @@ mod tests {
         lp.annotations_mut().insert(annotation.into(), value);
     }
 
+    /// The marks of a first create at `at`: in charge since, sending `fp1`.
+    fn take_charge(lp: &mut LoginProfile, keys: &Fingerprinter, at: DateTime<Utc>) {
+        let (in_charge, sending) = (
+            in_charge_value(keys, lp, at),
+            sending_value(keys, lp, "fp1", at),
+        );
+        annotate(lp, IN_CHARGE_SINCE_ANNOTATION, in_charge);
+        annotate(lp, SENDING_ANNOTATION, sending);
+    }
+
     #[test]
     fn only_sealed_marks_for_this_object_are_believed() {
         let ours = keys(b"operator-key");
@@ -335,12 +345,7 @@ mod tests {
         let ours = keys(b"operator-key");
         let mut lp = object("uid-1");
         let first = at("2026-12-02T06:00:00.100Z");
-        let (in_charge, sending) = (
-            in_charge_value(&ours, &lp, first),
-            sending_value(&ours, &lp, "fp1", first),
-        );
-        annotate(&mut lp, IN_CHARGE_SINCE_ANNOTATION, in_charge);
-        annotate(&mut lp, SENDING_ANNOTATION, sending);
+        take_charge(&mut lp, &ours, first);
         let marks = Marks::read(&lp, &ours);
         assert_eq!(marks.settle().as_deref(), Some("2026-12-02T06:00:00.100Z"));
 
@@ -371,12 +376,7 @@ mod tests {
         let deadline = std::time::Duration::from_secs(30);
         assert!(Marks::read(&lp, &ours).attempt_windows(deadline).is_empty());
         let first = at("2026-12-02T06:00:00Z");
-        let (in_charge, sending) = (
-            in_charge_value(&ours, &lp, first),
-            sending_value(&ours, &lp, "fp1", first),
-        );
-        annotate(&mut lp, IN_CHARGE_SINCE_ANNOTATION, in_charge);
-        annotate(&mut lp, SENDING_ANNOTATION, sending);
+        take_charge(&mut lp, &ours, first);
         let marks = Marks::read(&lp, &ours);
         assert_eq!(
             marks.attempt_windows(deadline),
