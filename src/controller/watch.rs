@@ -27,7 +27,6 @@ use kube::Api;
 use kube::Resource;
 use kube::ResourceExt;
 use kube::api::PartialObjectMeta;
-use kube::api::WatchParams;
 use kube::runtime::Controller;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::predicates;
@@ -160,41 +159,6 @@ fn forget_bookkeeping(lp: &mut LoginProfile) {
 /// The prefix of the only annotations the reconciler reads (rules/marks.rs).
 const OPERATOR_ANNOTATIONS: &str = "iam.loginprofile.dev/";
 
-/// How many LoginProfiles one page of a listing holds where the API server
-/// does not stream lists: about 14 MB at the CRD's bounds, 100 KB for
-/// ordinary objects.
-const LIST_PAGE: u32 = 50;
-
-/// The watch of LoginProfiles. Where the API server streams lists
-/// (WatchList: on by default in Kubernetes 1.32 and from 1.34, off in 1.33),
-/// the cache fills one object at a time and each is trimmed as it arrives,
-/// so the process never holds a whole listing of what tenants wrote (200
-/// objects at the CRD's bounds are about 54 MB). Elsewhere, it lists in
-/// pages of [`LIST_PAGE`]. Which one is asked of the API server once per
-/// start, before the first listing.
-fn login_profile_watch(
-    api: Api<LoginProfile>,
-) -> impl Stream<Item = Result<watcher::Event<LoginProfile>, watcher::Error>> + Send {
-    let probe = api.clone();
-    futures::stream::once(async move { streams_lists(&probe).await }).flat_map(move |streaming| {
-        let config = if streaming {
-            watcher::Config::default().streaming_lists()
-        } else {
-            watcher::Config::default().page_size(LIST_PAGE)
-        };
-        tracing::info!(streaming, "listing LoginProfiles");
-        watcher(api.clone(), config)
-    })
-}
-
-/// Whether the API server accepts a streaming list (a watch that sends the
-/// initial objects) of `api`'s objects; any refusal or failure says no.
-async fn streams_lists(api: &Api<LoginProfile>) -> bool {
-    api.watch(&WatchParams::streaming_lists().timeout(1), "0")
-        .await
-        .is_ok()
-}
-
 /// Every minute, drops what is kept per object (backoff counts, the last
 /// verification, the `profiles` gauge) for objects no cache holds any more:
 /// deleted without a finalizer run, or outside the watched namespaces.
@@ -315,7 +279,7 @@ pub fn run<I: Iam>(
         let count_changes = arrivals_and_departures.clone();
         let index = ctx.clone();
         let mut known = std::collections::HashSet::new();
-        let profile_changes = login_profile_watch(profiles)
+        let profile_changes = watcher(profiles, watcher::Config::default().any_semantic())
             .default_backoff()
             .modify(forget_bookkeeping)
             .reflect(writer)
