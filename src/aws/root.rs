@@ -5,7 +5,7 @@
 //! policy. A session is used for the calls of one reconcile and never after
 //! its Expiration: every call checks it first. In a session, root's login
 //! profile calls go without UserName (and CreateLoginProfile without a
-//! password), as the seed page says for AssumeRoot.
+//! password), as AWS documents CreateLoginProfile for AssumeRoot.
 
 use std::{
     sync::{Arc, Mutex, PoisonError},
