@@ -176,10 +176,10 @@ pub fn change_password_as_user_in(
         .args([
             "iam",
             "change-password",
-            "--old-password",
-            old,
-            "--new-password",
-            new,
+            // `=` keeps a password that starts with `-` (generated ones can)
+            // from being read as an option.
+            &format!("--old-password={old}"),
+            &format!("--new-password={new}"),
         ])
         .env("AWS_ACCESS_KEY_ID", &key_id)
         .env(
