@@ -133,6 +133,10 @@ pub struct RunArgs {
     #[arg(long, env = "LPO_LEADER_ELECTION_DURATION", default_value = "15s", value_parser = lease_duration)]
     pub leader_election_duration: Duration,
 
+    /// This cluster's id in the ownership record the operator writes on each IAM user it manages (tags under iam.loginprofile.dev/; docs/disaster-recovery.md): a rebuilt or restored cluster that keeps the id (and the fingerprint key) takes its own login profiles back with no IAM write, and a cluster with another id never writes to or deletes them. 1 to 63 letters, digits, '.', '_' or '-'. Without it no record is written, and a profile recorded as any cluster's is left alone.
+    #[arg(long, env = "LPO_CLUSTER_ID", value_parser = cluster_id)]
+    pub cluster_id: Option<String>,
+
     /// What deleting a LoginProfile that sets no spec.deletionPolicy does to its login profile: Delete or Retain.
     #[arg(long, env = "LPO_DEFAULT_DELETION_POLICY", default_value = "Delete", value_parser = deletion_policy)]
     pub default_deletion_policy: DeletionPolicy,
@@ -196,6 +200,14 @@ fn deletion_policy(text: &str) -> Result<DeletionPolicy, String> {
     serde_json::from_value(serde_json::Value::String(text.into())).map_err(|_| {
         format!("{text:?} is neither Delete nor Retain (spelled as in spec.deletionPolicy)")
     })
+}
+
+/// A cluster id for the ownership record.
+fn cluster_id(text: &str) -> Result<String, String> {
+    match crate::rules::ownership::cluster_id_problem(text) {
+        Some(problem) => Err(problem),
+        None => Ok(text.to_string()),
+    }
 }
 
 /// A rate per second: a finite number above zero.

@@ -126,6 +126,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         max_backoff: args.max_backoff,
         secrets_manager_poll_interval: args.secrets_manager_poll_interval,
         default_deletion_policy: args.default_deletion_policy,
+        cluster_id: args.cluster_id.clone(),
         report_console_activity: args.report_console_activity,
         root_login_profiles: args
             .manage_root_login_profiles

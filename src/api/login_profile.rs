@@ -267,6 +267,23 @@ pub struct DeliverTo {
     pub pgp_public_key: Option<String>,
 }
 
+/// The ownership record in IAM (tags on the user) this operator last wrote
+/// or found, so that
+/// an unchanged one is never written again.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordedOwner {
+    /// The cluster id the record names.
+    #[schemars(length(max = 256))]
+    pub cluster_id: String,
+    /// The password fingerprint it carries.
+    #[schemars(length(max = 256))]
+    pub password_fingerprint: String,
+    /// The CreateDate of the profile it speaks of.
+    #[schemars(length(max = 256))]
+    pub profile_created: String,
+}
+
 /// A generated password, encrypted to `generatePassword.deliverTo`.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -401,6 +418,10 @@ pub struct LoginProfileStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "date-time"))]
     pub writes_settled_through: Option<String>,
+    /// The ownership record on the IAM user (`--cluster-id`): the cluster,
+    /// password fingerprint and profile it names, as last written or found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_record: Option<RecordedOwner>,
     /// With `generatePassword.deliverTo`: the password IAM was last given,
     /// encrypted to the recipients. Written only after IAM accepted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -427,6 +448,7 @@ impl LoginProfileStatus {
         self.password_reset_required = None;
         self.applied_password_reset_required = None;
         self.password_fingerprint = None;
+        self.owner_record = None;
     }
 }
 

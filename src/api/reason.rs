@@ -11,6 +11,9 @@ pub enum Reason {
     Created,
     Updated,
     Adopted,
+    /// The ownership record in IAM names this cluster and this LoginProfile
+    /// (a rebuilt or restored cluster): taken back with no IAM write.
+    Recognized,
     /// IAMAccount: its credentials work (STS GetCallerIdentity answered).
     Verified,
     /// CreateOnly kept IAM's password although the Secret changed.
@@ -38,6 +41,9 @@ pub enum Reason {
     NotAdmitted,
     /// An older LoginProfile manages the same IAM user in the same account.
     UserClaimed,
+    /// The ownership record in IAM names another cluster (or another
+    /// operator): no write and no deletion.
+    OwnedElsewhere,
     /// The IAMAccount now acts in another AWS account than the profile lives in.
     AccountChanged,
     /// A governance rule with `DisableConsole` deleted the login profile.
@@ -84,9 +90,11 @@ impl Reason {
         Reason::Created,
         Reason::Updated,
         Reason::Adopted,
+        Reason::Recognized,
         Reason::Verified,
         Reason::NotAdmitted,
         Reason::UserClaimed,
+        Reason::OwnedElsewhere,
         Reason::AccountChanged,
         Reason::ConsoleDisabled,
         Reason::InvalidGovernance,
@@ -135,6 +143,9 @@ impl Reason {
                 "the operator sent the source's new password (or only passwordResetRequired)"
             }
             Reason::Adopted => "an existing login profile was taken over (`adoptionPolicy: Adopt`)",
+            Reason::Recognized => {
+                "the user's ownership record in IAM names this cluster (`--cluster-id`) and this LoginProfile: a rebuilt or restored cluster took its own profile back with no IAM write (docs/disaster-recovery.md)"
+            }
             Reason::Verified => {
                 "IAMAccount: its credentials work (STS GetCallerIdentity answered in the account)"
             }
@@ -185,6 +196,9 @@ impl Reason {
             }
             Reason::UserClaimed => {
                 "an older LoginProfile manages this IAM user in this account; this one takes over once that one is deleted"
+            }
+            Reason::OwnedElsewhere => {
+                "the user's ownership record in IAM names another cluster id (the message names it): nothing is written or deleted, whatever `adoptionPolicy` says; hand ownership over (docs/disaster-recovery.md) or remove the record"
             }
             Reason::AccountChanged => {
                 "the IAMAccount now acts in another AWS account than the profile lives in: restore it, or re-create the LoginProfile"
@@ -250,6 +264,8 @@ impl Reason {
             Reason::Created => "Created",
             Reason::Updated => "Updated",
             Reason::Adopted => "Adopted",
+            Reason::Recognized => "Recognized",
+            Reason::OwnedElsewhere => "OwnedElsewhere",
             Reason::Verified => "Verified",
             Reason::NotAdmitted => "NotAdmitted",
             Reason::UserClaimed => "UserClaimed",
@@ -306,6 +322,7 @@ impl Reason {
                 | Reason::SecretAccessDenied
                 | Reason::NotAdmitted
                 | Reason::UserClaimed
+                | Reason::OwnedElsewhere
                 | Reason::AccountChanged
                 | Reason::ConsoleDisabled
                 | Reason::InvalidGovernance
@@ -334,6 +351,7 @@ impl Reason {
                 | Reason::Created
                 | Reason::Updated
                 | Reason::Adopted
+                | Reason::Recognized
                 | Reason::Verified
                 | Reason::UpdateHeldBack
                 | Reason::Removed

@@ -111,8 +111,9 @@ impl<I: Iam> Account<I> {
         if seen(&self.tagged.lock().unwrap_or_else(PoisonError::into_inner)) {
             return Ok(());
         }
-        match self.iam.user_tag(user, &tag.key).await {
-            Ok(Some(value)) if value == tag.value => {
+        let tags = self.iam.user_tags(user).await;
+        match tags.map(|tags| tags.into_iter().find(|(key, _)| *key == tag.key)) {
+            Ok(Some((_, value))) if value == tag.value => {
                 self.tagged
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)

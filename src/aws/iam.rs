@@ -13,7 +13,8 @@ use aws_sdk_iam::{
         generate_credential_report::GenerateCredentialReportError,
         get_account_password_policy::GetAccountPasswordPolicyError,
         get_credential_report::GetCredentialReportError, get_login_profile::GetLoginProfileError,
-        list_user_tags::ListUserTagsError, update_login_profile::UpdateLoginProfileError,
+        list_user_tags::ListUserTagsError, tag_user::TagUserError,
+        update_login_profile::UpdateLoginProfileError,
     },
     types::ReportStateType,
 };
@@ -201,13 +202,19 @@ pub trait Iam: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Option<ReportText>, IamError>> + Send;
 
-    /// ListUserTags: the value of the user's tag `key`, if it has one.
-    /// NoSuchEntity (no such user) is an error.
-    fn user_tag(
+    /// ListUserTags: the user's tags (key, value). NoSuchEntity (no such
+    /// user) is an error.
+    fn user_tags(
         &self,
         user: &str,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<String>, IamError>> + Send;
+    ) -> impl Future<Output = Result<Vec<(String, String)>, IamError>> + Send;
+
+    /// TagUser: sets these tags on the user (others are kept).
+    fn tag_user(
+        &self,
+        user: &str,
+        tags: &[(String, String)],
+    ) -> impl Future<Output = Result<(), IamError>> + Send;
 }
 
 /// How the SDK client behaves; every field is a flag of `run`.
@@ -563,7 +570,7 @@ impl Iam for AwsIam {
             .await
     }
 
-    async fn user_tag(&self, user: &str, key: &str) -> Result<Option<String>, IamError> {
+    async fn user_tags(&self, user: &str) -> Result<Vec<(String, String)>, IamError> {
         self.call("ListUserTags", async {
             let output = self
                 .client
@@ -586,8 +593,51 @@ impl Iam for AwsIam {
             Ok(output
                 .tags()
                 .iter()
-                .find(|tag| tag.key() == key)
-                .map(|tag| tag.value().to_string()))
+                .map(|tag| (tag.key().to_string(), tag.value().to_string()))
+                .collect())
+        })
+        .await
+    }
+
+    async fn tag_user(&self, user: &str, tags: &[(String, String)]) -> Result<(), IamError> {
+        let tags = tags
+            .iter()
+            .map(|(key, value)| {
+                aws_sdk_iam::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .map_err(|error| IamError::Other(error.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write("TagUser", async {
+            self.client
+                .tag_user()
+                .user_name(user)
+                .set_tags(Some(tags))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|error| {
+                    classify(error, |e| match e {
+                        TagUserError::NoSuchEntityException(e) => {
+                            Some(IamError::NoSuchEntity(text(e.message())))
+                        }
+                        TagUserError::InvalidInputException(e) => {
+                            Some(IamError::InvalidInput(text(e.message())))
+                        }
+                        TagUserError::LimitExceededException(e) => {
+                            Some(IamError::LimitExceeded(text(e.message())))
+                        }
+                        TagUserError::ConcurrentModificationException(e) => {
+                            Some(IamError::TemporarilyUnmodifiable(text(e.message())))
+                        }
+                        TagUserError::ServiceFailureException(e) => {
+                            Some(IamError::ServiceFailure(text(e.message())))
+                        }
+                        _ => None,
+                    })
+                })
         })
         .await
     }

@@ -25,7 +25,9 @@ use crate::api::login_profile::LoginProfile;
 use crate::api::reason::Reason;
 use crate::aws::iam::Iam;
 use crate::aws::iam::IamError;
+use crate::rules::ownership::OwnerRecord;
 use crate::rules::password::Password;
+use crate::rules::password::Verdict;
 use crate::rules::plan::IamProfile;
 use crate::rules::plan::Plan;
 use crate::rules::plan::SourceProblem;
@@ -53,6 +55,9 @@ pub(super) struct Acted {
     pub(super) sent_password: Option<UpdateWhy>,
     /// The reset flag that was sent, if any.
     pub(super) sent_reset: Option<bool>,
+    /// Taken back by the ownership record (no write), and how the source's
+    /// password compares with the one it records.
+    pub(super) recognized: Option<(OwnerRecord, Verdict)>,
 }
 
 /// Why the act step did not complete.
@@ -103,6 +108,7 @@ pub(super) async fn act<I: Iam>(
         iam: observed.clone(),
         sent_password: None,
         sent_reset: None,
+        recognized: None,
     };
     if plan.writes() {
         ctx.account.check_required_tag(user).await?;
@@ -144,7 +150,44 @@ pub(super) async fn act<I: Iam>(
             iam: observed.clone(),
             sent_password: Some(UpdateWhy::SecretChanged),
             sent_reset: observed.as_ref().map(|p| p.password_reset_required),
+            recognized: None,
         }),
+        Plan::Recognize(record) => {
+            let verdict = match source {
+                Ok(desired) => desired.verdict_of(&record.password_fingerprint, ctx, user),
+                Err(_) => Verdict::UnknownKey,
+            };
+            let then = match verdict {
+                Verdict::Same => {
+                    "IAM keeps the password it has (the source's, unless the person changed it since)"
+                }
+                Verdict::Different => {
+                    "the source's password differs from the one recorded, so it is sent next"
+                }
+                Verdict::UnknownKey => {
+                    "the record's password fingerprint is under a key this operator does not hold, so it cannot tell \
+                     whether IAM has the source's password: nothing is sent until the source changes"
+                }
+            };
+            Ok(Acted {
+                outcome: Outcome::new(
+                    Reason::Recognized,
+                    format!(
+                        "took back the login profile of IAM user {user:?}: IAM's ownership record names this cluster ({:?}) \
+                         and this LoginProfile; {then}",
+                        record.cluster_id
+                    ),
+                ),
+                wrote: false,
+                iam: observed.clone(),
+                sent_password: None,
+                // What was sent is taken to be what the spec asks now: a
+                // flag the person cleared at sign-in is not set again.
+                sent_reset: Some(lp.spec.reset_required()),
+                recognized: Some((record, verdict)),
+            })
+        }
+        Plan::LookAtOwner => unreachable!("apply reads the ownership record before acting"),
         Plan::Create {
             reset_required,
             recreate,
@@ -193,6 +236,7 @@ pub(super) async fn act<I: Iam>(
                     iam: Some(profile),
                     sent_password: Some(UpdateWhy::SecretChanged),
                     sent_reset: Some(reset_required),
+                    recognized: None,
                 }),
                 // One attempt (no SDK retry, see iam.rs) refused right after
                 // taking charge: the profile was there before. This resource
@@ -280,6 +324,7 @@ pub(super) async fn act<I: Iam>(
                 iam: with_flag(reset_required),
                 sent_password: Some(why),
                 sent_reset: Some(reset_required),
+                recognized: None,
             })
         }
         Plan::UpdateResetFlag { reset_required } => {
@@ -308,6 +353,7 @@ pub(super) async fn act<I: Iam>(
                     iam: with_flag(reset_required),
                     sent_password: None,
                     sent_reset: Some(reset_required),
+                    recognized: None,
                 }),
                 Err(IamError::NoSuchEntity(_)) if observed.is_some() => {
                     Err(ActFailure::LookAgain {
@@ -606,6 +652,7 @@ fn reason_named(name: &str) -> Option<Reason> {
         Reason::Created,
         Reason::Updated,
         Reason::Adopted,
+        Reason::Recognized,
     ]
     .into_iter()
     .find(|r| r.as_str() == name)

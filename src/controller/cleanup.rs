@@ -8,6 +8,7 @@ use super::context::Context;
 use super::context::Error;
 use super::context::InAccount;
 use super::context::key;
+use super::observe::observe_owner;
 use super::report::report;
 
 use kube::{
@@ -22,6 +23,7 @@ use crate::{
     api::reason::Reason,
     aws::iam::{Iam, IamError},
     ops::events::Note,
+    rules::ownership::Owner,
     rules::plan::{self, Plan},
 };
 
@@ -86,7 +88,25 @@ pub(super) async fn delete_if_managed<I: Iam>(
     let policy = lp.deletion_policy(ctx.settings.default_deletion_policy);
     let ours = if policy == DeletionPolicy::Delete && (applied || !attempts.is_empty()) {
         match ctx.account.iam.get_login_profile(user).await {
-            Ok(profile) => profile.map(|p| plan::is_ours(&p, lp.status.as_ref(), &attempts)),
+            Ok(Some(profile)) if plan::is_ours(&profile, lp.status.as_ref(), &attempts) => {
+                // Never deleted once IAM's ownership record names another
+                // cluster (ownership was handed over since).
+                match observe_owner(lp, ctx, user, &profile).await {
+                    Ok(Owner::Elsewhere { cluster_id }) => {
+                        return Ok(format!(
+                            "left the login profile of IAM user {user:?} alone: IAM's ownership record names cluster {cluster_id:?}"
+                        ));
+                    }
+                    Ok(_) => Some(true),
+                    Err(outcome) => {
+                        return Err(Error::Transient {
+                            reason: outcome.reason,
+                            message: outcome.message,
+                        });
+                    }
+                }
+            }
+            Ok(profile) => profile.map(|_| false),
             Err(error) => return Err(cleanup_failed(lp, ctx, user, error).await),
         }
     } else {

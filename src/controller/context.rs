@@ -56,6 +56,9 @@ pub struct Settings {
     pub write_deadline: Duration,
     /// The deletion policy of LoginProfiles that set none.
     pub default_deletion_policy: DeletionPolicy,
+    /// This cluster's id in the ownership record on IAM users; `None`: no
+    /// record is written (rules/ownership.rs).
+    pub cluster_id: Option<String>,
     /// Report status.console for every LoginProfile, not only those whose
     /// governance (or IAMAccount's) asks.
     pub report_console_activity: bool,

@@ -29,6 +29,7 @@ pub(super) fn decide<I: Iam>(
         changed_out_of_band: iam.changed_out_of_band,
         attempts: ctx.marks(lp).attempt_windows(ctx.settings.write_deadline),
         pending_is_desired,
+        owner: &iam.owner,
     })
 }
 

@@ -31,12 +31,15 @@ use governance::Governed;
 use governance::govern;
 use observe::Look;
 use observe::observe_iam;
+use observe::observe_owner;
 use observe::observe_source;
+use ownership::record_ownership;
 use rand::Rng;
 use report::fail;
 use report::fail_settled;
 use report::next_status;
 use report::report;
+use report::settled_failure;
 
 use std::{sync::Arc, time::Duration};
 
@@ -57,6 +60,7 @@ mod governance;
 mod iam_accounts;
 mod memory;
 mod observe;
+mod ownership;
 mod report;
 mod root_login_profiles;
 pub mod secret_source;
@@ -72,6 +76,8 @@ use crate::{
     api::reason::Reason,
     aws::iam::Iam,
     ops::metrics::ProfileState,
+    rules::password::Verdict,
+    rules::plan::Plan,
 };
 
 /// Reconciles one LoginProfile: [`apply`] while it exists, [`cleanup`] once
@@ -186,6 +192,13 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
     let acted = loop {
         let plan = decide(&lp, ctx, &user, &source, &iam);
         tracing::debug!(object = %ObjectRef::from_obj(&lp), ?plan, "decided");
+        if let (Plan::LookAtOwner, Some(profile)) = (&plan, &iam.profile) {
+            iam.owner = match observe_owner(&lp, ctx, &user, profile).await {
+                Ok(owner) => owner,
+                Err(outcome) => return fail(&lp, ctx, outcome).await,
+            };
+            continue;
+        }
         match act(ctx, &mut lp, &user, plan, &mut source, &iam).await {
             Ok(acted) => break acted,
             Err(ActFailure::Report(outcome)) => return fail(&lp, ctx, outcome).await,
@@ -219,7 +232,7 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
         }
     };
 
-    // 5. Report.
+    // 6. Report.
     let mut next = next_status(&lp, &user, &iam, &acted, source.ok().as_ref());
     next.account_id = Some(ctx.account_id.clone());
     if let (Some(for_expiry), Some(console), Some(_)) = (
@@ -241,6 +254,15 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
         .password_fingerprint
         .clone()
         .filter(|_| acted.outcome.reason != Reason::UpdateHeldBack);
+    // 5. Record: the ownership record on the IAM user says what status now
+    // says (one TagUser when that changed).
+    if let Err(failed) = record_ownership(ctx, &lp, &user, &mut next).await {
+        report(&lp, ctx, next, &failed, acted.wrote).await?;
+        return settled_failure(&lp, ctx, failed);
+    }
+    // A record taken back whose password differs from the source's: send
+    // it now, not at the next drift check.
+    let send_next = matches!(acted.recognized, Some((_, Verdict::Different)));
     report(&lp, ctx, next, &acted.outcome, acted.wrote).await?;
     ctx.memory.clear_failures(&lp);
     if let Some(fingerprint) = next_fingerprint {
@@ -250,6 +272,9 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
     ctx.metrics
         .set_profile_state(key(&lp), Some(ProfileState::Ready));
     ctx.metrics.reconciled("ok");
+    if send_next {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     Ok(Action::requeue(ctx.next_drift_check(&lp)))
 }
 

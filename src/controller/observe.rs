@@ -14,6 +14,7 @@ use crate::api::login_profile::PasswordUpdatePolicy;
 use crate::api::reason::Reason;
 use crate::aws::iam::Iam;
 use crate::aws::iam::IamError;
+use crate::rules::ownership::{self, Owner, OwnerRecord};
 use crate::rules::password::Password;
 use crate::rules::password::Verdict;
 use crate::rules::plan::Applied;
@@ -108,6 +109,9 @@ pub(super) struct IamView {
     /// its own password as sending over an earlier mark: the mark now names
     /// a password IAM refused, and says nothing about what IAM holds.
     pub(super) sending_mark_refused: bool,
+    /// Whose profile it is by the ownership record on the user (read only
+    /// when status and the marks do not tell).
+    pub(super) owner: Owner,
 }
 
 /// How far IAM is looked at before acting.
@@ -136,6 +140,7 @@ fn assumed_from_status(lp: &LoginProfile) -> Option<IamView> {
         looked_at: None,
         changed_out_of_band: false,
         sending_mark_refused: false,
+        owner: Owner::NotLooked,
     })
 }
 
@@ -153,6 +158,7 @@ pub(super) async fn observe_iam<I: Iam>(
         looked_at: None,
         changed_out_of_band: false,
         sending_mark_refused: false,
+        owner: Owner::NotLooked,
     };
     if look == Look::OnlyIfNeeded {
         if source
@@ -188,7 +194,31 @@ pub(super) async fn observe_iam<I: Iam>(
         looked_at: Some(looked_at),
         changed_out_of_band,
         sending_mark_refused: false,
+        owner: Owner::NotLooked,
     })
+}
+
+/// The ownership record on `user`, read (ListUserTags) and judged for `lp`
+/// and the profile IAM has.
+pub(super) async fn observe_owner<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &InAccount<'_, I>,
+    user: &str,
+    profile: &IamProfile,
+) -> Result<Owner, Outcome> {
+    let tags = ctx
+        .account
+        .iam
+        .user_tags(user)
+        .await
+        .map_err(|error| error.outcome(user, None))?;
+    Ok(ownership::judge(
+        OwnerRecord::from_tags(&tags),
+        ctx.settings.cluster_id.as_deref(),
+        &lp.namespace().unwrap_or_default(),
+        &lp.name_any(),
+        &profile.create_date,
+    ))
 }
 
 /// Which version of the source the password is.

@@ -18,6 +18,8 @@ use crate::api::reason::Reason;
 use crate::aws::iam::Iam;
 use crate::ops::events::Note;
 use crate::ops::metrics::ProfileState;
+use crate::rules::ownership::OwnerRecord;
+use crate::rules::password::Verdict;
 use crate::rules::plan::Applied;
 use crate::rules::plan::UpdateWhy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -68,7 +70,10 @@ async fn fail_with<I: Iam>(
         if settled.is_some() {
             next.writes_settled_through = settled.clone();
         }
-        if outcome.reason == Reason::LoginProfileExists {
+        if matches!(
+            outcome.reason,
+            Reason::LoginProfileExists | Reason::OwnedElsewhere
+        ) {
             next.disown();
         }
         match report(&current, ctx, next, &outcome, false).await {
@@ -94,6 +99,16 @@ async fn fail_with<I: Iam>(
             result => break result?,
         }
     }
+    settled_failure(lp, ctx, outcome)
+}
+
+/// After a failure was written to status: a terminal one waits (resync
+/// only), a transient one returns an error for backoff.
+pub(super) fn settled_failure<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    outcome: Outcome,
+) -> Result<Action, Error> {
     if outcome.reason.is_terminal() {
         ctx.memory.clear_failures(lp);
         ctx.metrics
@@ -170,7 +185,37 @@ pub(super) fn next_status(
     if let Some(reset) = acted.sent_reset {
         next.applied_password_reset_required = Some(reset);
     }
+    if let Some((record, verdict)) = &acted.recognized {
+        take_back(&mut next, record, *verdict, desired);
+    }
     next
+}
+
+/// Status of a profile taken back by its ownership record: the password
+/// the record says was sent, when, and (unless the source's differs) the
+/// source's version, so that a record under an unknown key causes no write
+/// until the source changes.
+fn take_back(
+    next: &mut LoginProfileStatus,
+    record: &OwnerRecord,
+    verdict: Verdict,
+    desired: Option<&Desired>,
+) {
+    next.password_fingerprint = Some(record.password_fingerprint.clone());
+    next.password_last_applied_time = chrono::DateTime::parse_from_rfc3339(&record.password_time)
+        .is_ok()
+        .then(|| record.password_time.clone());
+    next.owner_record = Some(record.recorded());
+    if verdict == Verdict::Different {
+        return;
+    }
+    match desired.map(|d| &d.version) {
+        Some(SourceVersion::Secret(rv)) => next.secret_resource_version = rv.clone(),
+        Some(SourceVersion::SecretsManager(id)) => {
+            next.secrets_manager_version_id = Some(id.clone())
+        }
+        Some(SourceVersion::Delivered) | None => {}
+    }
 }
 
 /// Settles the open marks of `lp` at once (a status write of its own): the

@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod governance;
 pub mod marks;
 pub mod openpgp;
+pub mod ownership;
 pub mod password;
 pub mod password_policy;
 pub mod plan;

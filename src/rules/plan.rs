@@ -7,6 +7,7 @@ use crate::api::login_profile::{
 };
 use crate::api::reason::Reason;
 use crate::rules::marks::AttemptWindow;
+use crate::rules::ownership::{Owner, OwnerRecord};
 use chrono::{DateTime, Utc};
 
 /// IAM's view of a login profile (GetLoginProfile / CreateLoginProfile).
@@ -54,6 +55,9 @@ pub struct Observed<'a> {
     /// An earlier attempt whose answer never reached status was sending
     /// exactly the source's password (the `sending` annotation).
     pub pending_is_desired: bool,
+    /// Whose profile IAM has by the ownership record on the user (read
+    /// only when the plan depends on it: [`Plan::LookAtOwner`]).
+    pub owner: &'a Owner,
 }
 
 /// Whether IAM created `profile` within one of this resource's own create
@@ -99,6 +103,14 @@ pub enum UpdateWhy {
 /// The one thing to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
+    /// The profile is not this resource's by status or marks: read the
+    /// ownership record on the IAM user (ListUserTags), then decide again.
+    LookAtOwner,
+    /// The ownership record names this cluster and this resource for the
+    /// profile IAM has (a rebuilt or restored cluster): take it back, with
+    /// no IAM write; status takes the record's password fingerprint, so the
+    /// source is sent only if it differs from what was recorded.
+    Recognize(OwnerRecord),
     /// IAM already holds the source's password from this resource's own
     /// create, whose answer was lost: record it, with no IAM call.
     RecordCreated,
@@ -163,7 +175,29 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         };
     };
 
-    if applied != Applied::Nothing && !is_ours(profile, observed.status, &observed.attempts) {
+    let ours = match applied {
+        Applied::Nothing => created_in_charge(profile, &observed.attempts),
+        _ => is_ours(profile, observed.status, &observed.attempts),
+    };
+    if !ours {
+        match observed.owner {
+            Owner::NotLooked => return Plan::LookAtOwner,
+            Owner::This(record) => return Plan::Recognize(record.clone()),
+            Owner::Elsewhere { cluster_id } => {
+                return Plan::Blocked {
+                    reason: Reason::OwnedElsewhere,
+                    message: format!(
+                        "IAM's ownership record on the user names cluster {cluster_id:?}: its login profile is that \
+                         cluster's, and is neither written to nor deleted from here, whatever adoptionPolicy says. \
+                         To move it here, hand ownership over (docs/disaster-recovery.md)"
+                    ),
+                };
+            }
+            Owner::Unrecorded => {}
+        }
+    }
+
+    if applied != Applied::Nothing && !ours {
         // Deleted and created again outside the operator since status
         // recorded it: someone else's profile now.
         return match (spec.password_update_policy, spec.adoption_policy) {
@@ -486,6 +520,7 @@ mod tests {
                 changed_out_of_band: case.out_of_band,
                 attempts: Vec::new(),
                 pending_is_desired: false,
+                owner: &Owner::Unrecorded,
             });
             match (&plan, &case.want) {
                 // The adoption message is long prose; the reason is the contract.
@@ -526,6 +561,7 @@ mod tests {
             changed_out_of_band: false,
             attempts,
             pending_is_desired,
+            owner: &Owner::Unrecorded,
         };
         assert_eq!(
             decide(&observe(since("2026-11-27T09:51:49.700Z"), true)),
@@ -641,6 +677,7 @@ mod tests {
                 changed_out_of_band: false,
                 attempts: Vec::new(),
                 pending_is_desired: false,
+                owner: &Owner::Unrecorded,
             })
         };
         for applied in [Applied::Same, Applied::Different] {
@@ -676,5 +713,73 @@ mod tests {
                 "Enforce: the Secret is the only truth"
             );
         }
+    }
+
+    #[test]
+    fn the_ownership_record_decides_a_profile_status_does_not_know() {
+        let record = OwnerRecord {
+            cluster_id: "blue".into(),
+            namespace: "team-a".into(),
+            name: "alice".into(),
+            password_fingerprint: "fp-recorded".into(),
+            password_time: "2026-11-27T10:00:00Z".into(),
+            profile_created: "2026-11-27T09:51:50Z".into(),
+        };
+        let elsewhere = Owner::Elsewhere {
+            cluster_id: "green".into(),
+        };
+        let decided = |yaml: &str, owner: &Owner| {
+            let spec = spec(yaml);
+            decide(&Observed {
+                spec: &spec,
+                status: None,
+                source: Ok(Applied::Nothing),
+                iam: Some(&profile(false)),
+                changed_out_of_band: false,
+                attempts: Vec::new(),
+                pending_is_desired: false,
+                owner,
+            })
+        };
+        let adopt = "{passwordSecretRef: {name: s}, adoptionPolicy: Adopt}";
+        for yaml in [BASE, adopt] {
+            assert_eq!(decided(yaml, &Owner::NotLooked), Plan::LookAtOwner);
+            assert_eq!(
+                decided(yaml, &Owner::This(record.clone())),
+                Plan::Recognize(record.clone()),
+                "a rebuilt cluster's own profile: no write"
+            );
+            assert!(
+                matches!(
+                    decided(yaml, &elsewhere),
+                    Plan::Blocked {
+                        reason: Reason::OwnedElsewhere,
+                        ..
+                    }
+                ),
+                "another cluster's: never adopted, whatever adoptionPolicy says"
+            );
+        }
+        assert!(matches!(
+            decided(BASE, &Owner::Unrecorded),
+            Plan::Blocked {
+                reason: Reason::LoginProfileExists,
+                ..
+            }
+        ));
+        // Status's own profile needs no record.
+        let spec = spec(BASE);
+        let recorded = status(Some("fp1"), Some(false));
+        let own = decide(&Observed {
+            spec: &spec,
+            status: Some(&recorded),
+            source: Ok(Applied::Same),
+            iam: Some(&profile(false)),
+            changed_out_of_band: false,
+            attempts: Vec::new(),
+            pending_is_desired: false,
+            owner: &Owner::NotLooked,
+        });
+        assert_eq!(own, Plan::Noop);
     }
 }

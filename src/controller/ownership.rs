@@ -1,0 +1,65 @@
+//! The record step, after act: the ownership record on the IAM user
+//! (rules/ownership.rs) made to say what status now records: this cluster,
+//! this LoginProfile, the password last sent and the profile it went to.
+//! One TagUser when that changed (a create, a rotation, an adoption, the
+//! first drift check with a new `--cluster-id`), none at rest: status keeps
+//! what the record says.
+
+use super::context::InAccount;
+use super::context::now_rfc3339;
+use crate::api::conditions::Outcome;
+use crate::api::login_profile::LoginProfile;
+use crate::api::login_profile::LoginProfileStatus;
+use crate::aws::iam::Iam;
+use crate::rules::ownership::OwnerRecord;
+use kube::ResourceExt;
+
+/// Writes the record `next` calls for, unless status shows it written;
+/// `next` then records it. Without `--cluster-id`, nothing.
+pub(super) async fn record_ownership<I: Iam>(
+    ctx: &InAccount<'_, I>,
+    lp: &LoginProfile,
+    user: &str,
+    next: &mut LoginProfileStatus,
+) -> Result<(), Outcome> {
+    let Some(cluster_id) = ctx.settings.cluster_id.clone() else {
+        return Ok(());
+    };
+    let (Some(password_fingerprint), Some(profile_created)) =
+        (next.password_fingerprint.clone(), next.create_date.clone())
+    else {
+        return Ok(());
+    };
+    let record = OwnerRecord {
+        cluster_id,
+        namespace: lp.namespace().unwrap_or_default(),
+        name: lp.name_any(),
+        password_fingerprint,
+        password_time: next
+            .password_last_applied_time
+            .clone()
+            .unwrap_or_else(now_rfc3339),
+        profile_created,
+    };
+    if next.owner_record.as_ref() == Some(&record.recorded()) {
+        return Ok(());
+    }
+    ctx.may_write()?;
+    ctx.account
+        .iam
+        .tag_user(user, &record.to_tags())
+        .await
+        .map_err(|error| {
+            let outcome = error.outcome(user, None);
+            Outcome::new(
+                outcome.reason,
+                format!(
+                    "IAM has the login profile status shows, but the ownership record on IAM user {user:?} \
+                     could not be written (iam:TagUser on tags under iam.loginprofile.dev/): {}",
+                    outcome.message
+                ),
+            )
+        })?;
+    next.owner_record = Some(record.recorded());
+    Ok(())
+}

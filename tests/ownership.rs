@@ -1,0 +1,247 @@
+//! The ownership record in IAM (docs/disaster-recovery.md): a login
+//! profile's owner is written on the IAM user (tags under
+//! `iam.loginprofile.dev/`), so it outlives the cluster. Two operators with
+//! their own `--cluster-id`, each watching its own namespace, stand for two
+//! clusters on one AWS account; what IAM holds is proved by changing the
+//! password as the user, and IAM calls are counted at the emulator.
+
+mod support;
+
+use std::{collections::HashMap, time::Duration};
+
+use serde_json::{Value, json};
+use support::*;
+
+/// The user's tags under the record's prefix, read with the AWS CLI.
+fn record_of(user: &str) -> HashMap<String, String> {
+    let tags = env().aws_ok(&["iam", "list-user-tags", "--user-name", user]);
+    tags["Tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|tag| {
+            let short = tag["Key"].as_str()?.strip_prefix("iam.loginprofile.dev/")?;
+            Some((short.to_string(), tag["Value"].as_str()?.to_string()))
+        })
+        .collect()
+}
+
+/// A Secret with `password` and a LoginProfile `lp-<i>` for each user, in
+/// one kubectl call: the same manifests whichever cluster they go to.
+fn apply_manifests(namespace: &str, users: &[String], passwords: &[String], extra: Value) {
+    let mut manifest = String::new();
+    for (i, (user, password)) in users.iter().zip(passwords).enumerate() {
+        let name = format!("lp-{i}");
+        manifest += &secret(namespace, &name, &[("password", password)]);
+        manifest += "\n---\n";
+        let mut spec = json!({"userName": user, "passwordSecretRef": {"name": name}});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap_or_default());
+        manifest += &login_profile(namespace, &name, spec);
+        manifest += "\n---\n";
+    }
+    env().apply_ok(&manifest);
+}
+
+/// The calls that change a login profile or its record.
+fn changing_calls(user: &str) -> [u64; 3] {
+    [
+        calls(user, "UpdateLoginProfile"),
+        calls(user, "DeleteLoginProfile"),
+        calls(user, "TagUser"),
+    ]
+}
+
+#[test]
+fn a_create_writes_the_record_and_a_rebuilt_cluster_takes_its_profiles_back_with_no_write() {
+    let ns = TestNamespace::new("own-rebuild");
+    let mut users = TestUsers::default();
+    let users = users.create_many("own-rb", 4);
+    let passwords: Vec<String> = (0..users.len())
+        .map(|i| strong_password(&format!("rb{i}")))
+        .collect();
+    let blue = Operator::start(&ns.name, &["--cluster-id", "blue"]);
+    apply_manifests(&ns.name, &users, &passwords, json!({}));
+    let first = wait_all_ready(&ns.name, users.len(), CONVERGE);
+
+    // A create costs two writes: the profile and its record.
+    for (i, user) in users.iter().enumerate() {
+        assert_eq!(calls(user, "CreateLoginProfile"), 1, "{user}");
+        assert_eq!(calls(user, "TagUser"), 1, "{user}");
+        let lp = first
+            .iter()
+            .find(|lp| lp["spec"]["userName"] == json!(user))
+            .unwrap();
+        let record = record_of(user);
+        assert_eq!(record["owner"], "blue");
+        assert_eq!(record["namespace"], ns.name);
+        assert_eq!(record["name"], format!("lp-{i}"));
+        assert_eq!(record["password"], status_str(lp, "passwordFingerprint"));
+        assert_eq!(record["profile-created"], status_str(lp, "createDate"));
+        assert_eq!(lp["status"]["ownerRecord"]["clusterId"], "blue");
+        assert!(
+            !record.values().any(|v| passwords.contains(v)),
+            "the record never holds the password"
+        );
+    }
+    let created: HashMap<String, String> = first
+        .iter()
+        .map(|lp| {
+            (
+                lp["spec"]["userName"].as_str().unwrap().to_string(),
+                status_str(lp, "createDate").to_string(),
+            )
+        })
+        .collect();
+
+    // The first person changes the password at the first sign-in.
+    let mine = strong_password("mine");
+    change_password_as_user(&users[0], &passwords[0], &mine).expect("the Secret's password");
+
+    // The cluster is lost: no LoginProfile, no Secret, no status is left;
+    // IAM keeps every profile (and its record).
+    blue.stop();
+    for i in 0..users.len() {
+        env().kubectl_ok(&[
+            "patch",
+            "loginprofile",
+            &format!("lp-{i}"),
+            "-n",
+            &ns.name,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ]);
+    }
+    env().kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        "--all",
+        "-n",
+        &ns.name,
+        "--wait=true",
+    ]);
+    let secrets: Vec<String> = (0..users.len()).map(|i| format!("lp-{i}")).collect();
+    let mut delete = vec!["delete", "secret", "-n", &ns.name];
+    delete.extend(secrets.iter().map(String::as_str));
+    env().kubectl_ok(&delete);
+    let before: Vec<[u64; 3]> = users.iter().map(|u| changing_calls(u)).collect();
+
+    // Rebuilt from the same manifests, with the same cluster id and key.
+    apply_manifests(&ns.name, &users, &passwords, json!({}));
+    let rebuilt = Operator::start(&ns.name, &["--cluster-id", "blue"]);
+    let taken_back = wait_all_ready(&ns.name, users.len(), CONVERGE);
+    for lp in &taken_back {
+        let (_, reason, message) = ready(lp).unwrap();
+        assert_eq!(reason, "Recognized", "{message}");
+        let user = lp["spec"]["userName"].as_str().unwrap();
+        assert_eq!(status_str(lp, "createDate"), created[user]);
+    }
+    holds_for(Duration::from_secs(3), || {
+        let after: Vec<[u64; 3]> = users.iter().map(|u| changing_calls(u)).collect();
+        assert_eq!(after, before, "no profile or record written");
+    });
+    for user in &users {
+        // Create-first found each profile there (a refused create changes
+        // nothing), and the profile is the one made before the rebuild.
+        assert_eq!(calls(user, "CreateLoginProfile"), 2, "{user}");
+        let profile = iam_profile(user).unwrap();
+        assert_eq!(
+            seconds(profile["LoginProfile"]["CreateDate"].as_str().unwrap()),
+            seconds(&created[user])
+        );
+    }
+    // The person keeps the password chosen at sign-in; the others still
+    // have their Secret's.
+    change_password_as_user(&users[0], &mine, &strong_password("mine2"))
+        .expect("IAM still holds the password the person chose");
+    sign_in_all(
+        &users[1..]
+            .iter()
+            .cloned()
+            .zip(passwords[1..].iter().cloned())
+            .collect(),
+    );
+
+    // Taken back means managed: a rotation is one password write and one
+    // record write.
+    let rotated = strong_password("rb-rot");
+    env().apply_ok(&secret(&ns.name, "lp-1", &[("password", &rotated)]));
+    wait_ready_reason(&ns.name, "lp-1", "True", "Updated", CONVERGE);
+    wait_until("the record to name the new password", CONVERGE, || {
+        record_of(&users[1])["password"]
+            == status_str(&get_lp(&ns.name, "lp-1"), "passwordFingerprint")
+    });
+    assert_eq!(calls(&users[1], "UpdateLoginProfile"), 1);
+    assert_eq!(calls(&users[1], "TagUser"), 2);
+    change_password_as_user(&users[1], &rotated, &strong_password("rb-after"))
+        .expect("IAM holds the rotated password");
+    drop(rebuilt);
+}
+
+#[test]
+fn a_second_cluster_neither_writes_nor_deletes_the_first_clusters_profiles() {
+    let first = TestNamespace::new("own-blue");
+    let second = TestNamespace::new("own-green");
+    let mut users = TestUsers::default();
+    let users = users.create_many("own-2c", 3);
+    let passwords: Vec<String> = (0..users.len())
+        .map(|i| strong_password(&format!("bg{i}")))
+        .collect();
+    let _blue = Operator::start(&first.name, &["--cluster-id", "blue"]);
+    apply_manifests(&first.name, &users, &passwords, json!({}));
+    wait_all_ready(&first.name, users.len(), CONVERGE);
+    let before: Vec<[u64; 3]> = users.iter().map(|u| changing_calls(u)).collect();
+
+    // The same manifests on another cluster, even with adoption asked for
+    // (the test environment's IAMAccount allows it).
+    let _green = Operator::start(&second.name, &["--cluster-id", "green"]);
+    let others: Vec<String> = (0..users.len())
+        .map(|i| strong_password(&format!("green{i}")))
+        .collect();
+    apply_manifests(
+        &second.name,
+        &users,
+        &others,
+        json!({"adoptionPolicy": "Adopt"}),
+    );
+    for i in 0..users.len() {
+        let lp = wait_ready_reason(
+            &second.name,
+            &format!("lp-{i}"),
+            "False",
+            "OwnedElsewhere",
+            CONVERGE,
+        );
+        let (_, _, message) = ready(&lp).unwrap();
+        assert!(message.contains("\"blue\""), "{message}");
+        assert!(lp["status"]["passwordFingerprint"].is_null());
+    }
+    holds_for(Duration::from_secs(3), || {
+        let after: Vec<[u64; 3]> = users.iter().map(|u| changing_calls(u)).collect();
+        assert_eq!(after, before, "nothing written from the second cluster");
+    });
+
+    // Its deletions delete nothing.
+    env().kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        "--all",
+        "-n",
+        &second.name,
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    for user in &users {
+        assert_eq!(calls(user, "DeleteLoginProfile"), 0, "{user}");
+        assert_eq!(record_of(user)["owner"], "blue");
+    }
+    sign_in_all(
+        &users
+            .iter()
+            .cloned()
+            .zip(passwords.iter().cloned())
+            .collect(),
+    );
+}
