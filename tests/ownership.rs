@@ -57,7 +57,7 @@ fn changing_calls(user: &str) -> [u64; 3] {
 fn a_create_writes_the_record_and_a_rebuilt_cluster_takes_its_profiles_back_with_no_write() {
     let ns = TestNamespace::new("own-rebuild");
     let mut users = TestUsers::default();
-    let users = users.create_many("own-rb", 4);
+    let users = users.create_many(&unique("own-rb"), 4);
     let passwords: Vec<String> = (0..users.len())
         .map(|i| strong_password(&format!("rb{i}")))
         .collect();
@@ -185,7 +185,7 @@ fn a_second_cluster_neither_writes_nor_deletes_the_first_clusters_profiles() {
     let first = TestNamespace::new("own-blue");
     let second = TestNamespace::new("own-green");
     let mut users = TestUsers::default();
-    let users = users.create_many("own-2c", 3);
+    let users = users.create_many(&unique("own-2c"), 3);
     let passwords: Vec<String> = (0..users.len())
         .map(|i| strong_password(&format!("bg{i}")))
         .collect();
@@ -244,4 +244,120 @@ fn a_second_cluster_neither_writes_nor_deletes_the_first_clusters_profiles() {
             .zip(passwords.iter().cloned())
             .collect(),
     );
+}
+
+#[test]
+fn a_handoff_moves_ownership_without_a_password_write_and_the_old_cluster_stops() {
+    // Both clusters are given the same fingerprint key, from outside (a
+    // password-keeping handoff needs it: docs/disaster-recovery.md).
+    let key_file = std::path::Path::new(ROOT)
+        .join("target/test-logs")
+        .join(unique("handoff-key"));
+    std::fs::create_dir_all(key_file.parent().unwrap()).unwrap();
+    std::fs::write(&key_file, unique("shared-fingerprint-key-material")).unwrap();
+    let key = key_file.to_str().unwrap();
+
+    let blue_ns = TestNamespace::new("own-hblue");
+    let account = unique("handoff").to_lowercase();
+    let green_ns = TestNamespace::with_account("own-hgreen", None);
+    let _accounts = TestAccounts(vec![account.clone()]);
+    env().apply_ok(&iam_account(
+        &account,
+        json!({"namespaces": [green_ns.name], "userNames": ["*"]}),
+    ));
+    let mut users = TestUsers::default();
+    let users = users.create_many(&unique("own-ho"), 3);
+    let passwords: Vec<String> = (0..users.len())
+        .map(|i| strong_password(&format!("ho{i}")))
+        .collect();
+    let _blue = Operator::start(
+        &blue_ns.name,
+        &["--cluster-id", "blue-h", "--fingerprint-key-file", key],
+    );
+    apply_manifests(&blue_ns.name, &users, &passwords, json!({}));
+    wait_all_ready(&blue_ns.name, users.len(), CONVERGE);
+
+    // Green, with the same manifests: the profiles are blue's until the
+    // admin hands them over.
+    let _green = Operator::start(
+        &green_ns.name,
+        &["--cluster-id", "green-h", "--fingerprint-key-file", key],
+    );
+    apply_manifests(
+        &green_ns.name,
+        &users,
+        &passwords,
+        json!({"accountRef": {"name": account}}),
+    );
+    for i in 0..users.len() {
+        wait_ready_reason(
+            &green_ns.name,
+            &format!("lp-{i}"),
+            "False",
+            "OwnedElsewhere",
+            CONVERGE,
+        );
+    }
+    let before: Vec<[u64; 2]> = users
+        .iter()
+        .map(|u| [calls(u, "UpdateLoginProfile"), calls(u, "TagUser")])
+        .collect();
+    env().apply_ok(&iam_account(
+        &account,
+        json!({"namespaces": [green_ns.name], "userNames": ["*"], "takeOwnershipFrom": ["blue-h"]}),
+    ));
+    for i in 0..users.len() {
+        wait_ready_reason(
+            &green_ns.name,
+            &format!("lp-{i}"),
+            "True",
+            "HandedOver",
+            CONVERGE,
+        );
+    }
+    for (user, [updates, tags]) in users.iter().zip(&before) {
+        assert_eq!(record_of(user)["owner"], "green-h");
+        assert_eq!(
+            calls(user, "UpdateLoginProfile"),
+            *updates,
+            "no password sent: the Secrets match"
+        );
+        assert_eq!(calls(user, "TagUser"), tags + 1, "one record write");
+    }
+
+    // Blue stops: its next rotation reads the record and writes nothing,
+    // and its deletions delete nothing.
+    env().apply_ok(&secret(
+        &blue_ns.name,
+        "lp-0",
+        &[("password", &strong_password("blue-late"))],
+    ));
+    wait_ready_reason(&blue_ns.name, "lp-0", "False", "OwnedElsewhere", CONVERGE);
+    env().kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        "--all",
+        "-n",
+        &blue_ns.name,
+        "--wait=true",
+        "--timeout=60s",
+    ]);
+    for (user, [updates, _]) in users.iter().zip(&before) {
+        assert_eq!(calls(user, "UpdateLoginProfile"), *updates, "{user}");
+        assert_eq!(calls(user, "DeleteLoginProfile"), 0, "{user}");
+    }
+    // People keep their passwords; green now manages them.
+    sign_in_all(
+        &users
+            .iter()
+            .cloned()
+            .zip(passwords.iter().cloned())
+            .collect(),
+    );
+    let rotated = strong_password("green-rot");
+    env().apply_ok(&secret(&green_ns.name, "lp-1", &[("password", &rotated)]));
+    wait_ready_reason(&green_ns.name, "lp-1", "True", "Updated", CONVERGE);
+    change_password_as_user(&users[1], &rotated, &strong_password("green-after"))
+        .expect("green set the new password");
+    let _ = std::fs::remove_file(&key_file);
 }

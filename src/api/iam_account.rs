@@ -134,6 +134,22 @@ pub struct IAMAccountSpec {
     )]
     pub secrets_manager_secret_ids: Vec<String>,
 
+    /// Cluster ids whose login profiles in this account this cluster takes
+    /// over (a blue/green cutover; docs/disaster-recovery.md). A LoginProfile
+    /// admitted here whose IAM user's ownership record names one of them
+    /// becomes this cluster's: the record is rewritten (one TagUser) and no
+    /// password is sent when the source holds the recorded one (the same
+    /// fingerprint key in both clusters); otherwise the source's password
+    /// is sent next. The other cluster then finds this one's record and
+    /// neither writes nor deletes. Needs `--cluster-id`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 64),
+        inner(length(min = 1, max = 63), regex(pattern = r"^[A-Za-z0-9._-]+$")),
+        extend("x-kubernetes-list-type" = "set")
+    )]
+    pub take_ownership_from: Vec<String>,
+
     /// Whether LoginProfiles admitted here may use `adoptionPolicy: Adopt`
     /// (take over a login profile they did not create, overwriting its
     /// password). Default false.

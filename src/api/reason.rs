@@ -14,6 +14,9 @@ pub enum Reason {
     /// The ownership record in IAM names this cluster and this LoginProfile
     /// (a rebuilt or restored cluster): taken back with no IAM write.
     Recognized,
+    /// The ownership record named a cluster the IAMAccount takes ownership
+    /// over from (`takeOwnershipFrom`): the record now names this cluster.
+    HandedOver,
     /// IAMAccount: its credentials work (STS GetCallerIdentity answered).
     Verified,
     /// CreateOnly kept IAM's password although the Secret changed.
@@ -91,6 +94,7 @@ impl Reason {
         Reason::Updated,
         Reason::Adopted,
         Reason::Recognized,
+        Reason::HandedOver,
         Reason::Verified,
         Reason::NotAdmitted,
         Reason::UserClaimed,
@@ -197,6 +201,9 @@ impl Reason {
             Reason::UserClaimed => {
                 "an older LoginProfile manages this IAM user in this account; this one takes over once that one is deleted"
             }
+            Reason::HandedOver => {
+                "the user's ownership record named a cluster the IAMAccount's `takeOwnershipFrom` lists: it now names this cluster (one TagUser; no password sent when the source holds the recorded one)"
+            }
             Reason::OwnedElsewhere => {
                 "the user's ownership record in IAM names another cluster id (the message names it): nothing is written or deleted, whatever `adoptionPolicy` says; hand ownership over (docs/disaster-recovery.md) or remove the record"
             }
@@ -265,6 +272,7 @@ impl Reason {
             Reason::Updated => "Updated",
             Reason::Adopted => "Adopted",
             Reason::Recognized => "Recognized",
+            Reason::HandedOver => "HandedOver",
             Reason::OwnedElsewhere => "OwnedElsewhere",
             Reason::Verified => "Verified",
             Reason::NotAdmitted => "NotAdmitted",
@@ -352,6 +360,7 @@ impl Reason {
                 | Reason::Updated
                 | Reason::Adopted
                 | Reason::Recognized
+                | Reason::HandedOver
                 | Reason::Verified
                 | Reason::UpdateHeldBack
                 | Reason::Removed

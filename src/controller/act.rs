@@ -169,15 +169,28 @@ pub(super) async fn act<I: Iam>(
                      whether IAM has the source's password: nothing is sent until the source changes"
                 }
             };
-            Ok(Acted {
-                outcome: Outcome::new(
+            let outcome = if ctx.settings.cluster_id.as_deref() == Some(record.cluster_id.as_str())
+            {
+                Outcome::new(
                     Reason::Recognized,
                     format!(
                         "took back the login profile of IAM user {user:?}: IAM's ownership record names this cluster ({:?}) \
                          and this LoginProfile; {then}",
                         record.cluster_id
                     ),
-                ),
+                )
+            } else {
+                Outcome::new(
+                    Reason::HandedOver,
+                    format!(
+                        "took the login profile of IAM user {user:?} over from cluster {:?} (IAMAccount takeOwnershipFrom); \
+                         the ownership record now names this cluster; {then}",
+                        record.cluster_id
+                    ),
+                )
+            };
+            Ok(Acted {
+                outcome,
                 wrote: false,
                 iam: observed.clone(),
                 sent_password: None,
@@ -653,6 +666,7 @@ fn reason_named(name: &str) -> Option<Reason> {
         Reason::Updated,
         Reason::Adopted,
         Reason::Recognized,
+        Reason::HandedOver,
     ]
     .into_iter()
     .find(|r| r.as_str() == name)

@@ -30,6 +30,7 @@ pub(super) fn decide<I: Iam>(
         attempts: ctx.marks(lp).attempt_windows(ctx.settings.write_deadline),
         pending_is_desired,
         owner: &iam.owner,
+        guard_writes: ctx.settings.cluster_id.is_some(),
     })
 }
 

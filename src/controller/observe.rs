@@ -212,11 +212,15 @@ pub(super) async fn observe_owner<I: Iam>(
         .user_tags(user)
         .await
         .map_err(|error| error.outcome(user, None))?;
+    let reader = ownership::Reader {
+        cluster_id: ctx.settings.cluster_id.as_deref(),
+        namespace: &lp.namespace().unwrap_or_default(),
+        name: &lp.name_any(),
+        take_over_from: &ctx.iam_account.spec.take_ownership_from,
+    };
     Ok(ownership::judge(
         OwnerRecord::from_tags(&tags),
-        ctx.settings.cluster_id.as_deref(),
-        &lp.namespace().unwrap_or_default(),
-        &lp.name_any(),
+        &reader,
         &profile.create_date,
     ))
 }

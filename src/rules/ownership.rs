@@ -91,26 +91,46 @@ pub enum Owner {
     /// created again since. `adoptionPolicy` decides.
     Unrecorded,
     /// The record names this cluster and this LoginProfile, for the very
-    /// profile IAM has: a rebuilt or restored cluster's own.
+    /// profile IAM has: a rebuilt or restored cluster's own. Or it names a
+    /// cluster this one takes over from (the IAMAccount's
+    /// `takeOwnershipFrom`), for the very profile IAM has.
     This(OwnerRecord),
     /// The record names another cluster id (or this operator runs without
     /// one): never written to, never deleted.
     Elsewhere { cluster_id: String },
 }
 
+/// Who reads a record: the operator's cluster id, the LoginProfile, and
+/// the cluster ids its IAMAccount takes ownership over from.
+pub struct Reader<'a> {
+    pub cluster_id: Option<&'a str>,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub take_over_from: &'a [String],
+}
+
 /// What the record says about the profile IAM has (created at
-/// `profile_created`) for LoginProfile `namespace/name`, read by an
-/// operator running as `cluster_id`.
-pub fn judge(
-    record: Option<OwnerRecord>,
-    cluster_id: Option<&str>,
-    namespace: &str,
-    name: &str,
-    profile_created: &str,
-) -> Owner {
+/// `profile_created`), read by `reader`. A handed-over record is taken
+/// whichever LoginProfile of this cluster manages the user (one per user
+/// inside a cluster), as another cluster's namespaces need not match.
+pub fn judge(record: Option<OwnerRecord>, reader: &Reader<'_>, profile_created: &str) -> Owner {
     let Some(record) = record else {
         return Owner::Unrecorded;
     };
+    let Reader {
+        cluster_id,
+        namespace,
+        name,
+        take_over_from,
+    } = *reader;
+    if cluster_id.is_some() && take_over_from.contains(&record.cluster_id) {
+        // Handed over is the profile the record speaks of, not one made since.
+        return if record.profile_created == profile_created {
+            Owner::This(record)
+        } else {
+            Owner::Unrecorded
+        };
+    }
     if Some(record.cluster_id.as_str()) != cluster_id {
         return Owner::Elsewhere {
             cluster_id: record.cluster_id,
@@ -168,6 +188,22 @@ mod tests {
         assert_eq!(OwnerRecord::from_tags(&[("team".into(), "x".into())]), None);
     }
 
+    fn judge(
+        record: Option<OwnerRecord>,
+        cluster_id: Option<&str>,
+        namespace: &str,
+        name: &str,
+        created: &str,
+    ) -> Owner {
+        let reader = Reader {
+            cluster_id,
+            namespace,
+            name,
+            take_over_from: &[],
+        };
+        super::judge(record, &reader, created)
+    }
+
     #[test]
     fn a_partial_record_still_names_its_owner() {
         let partial = OwnerRecord::from_tags(&[(OWNER_TAG.into(), "green".into())]).unwrap();
@@ -215,6 +251,45 @@ mod tests {
                 "2026-12-02T00:00:00Z"
             ),
             Owner::Unrecorded
+        );
+    }
+
+    #[test]
+    fn a_handoff_takes_the_named_clusters_records_for_the_profile_they_name() {
+        let created = "2026-12-01T09:00:00Z";
+        let from = ["blue".to_string()];
+        let reader = |cluster_id, name| Reader {
+            cluster_id,
+            namespace: "other-namespace",
+            name,
+            take_over_from: &from,
+        };
+        assert_eq!(
+            super::judge(Some(record("blue")), &reader(Some("green"), "x"), created),
+            Owner::This(record("blue")),
+            "whichever LoginProfile manages the user here"
+        );
+        assert_eq!(
+            super::judge(
+                Some(record("blue")),
+                &reader(Some("green"), "x"),
+                "2026-12-02T00:00:00Z"
+            ),
+            Owner::Unrecorded,
+            "a profile made since is not the one handed over"
+        );
+        assert_eq!(
+            super::judge(Some(record("red")), &reader(Some("green"), "x"), created),
+            Owner::Elsewhere {
+                cluster_id: "red".into()
+            }
+        );
+        assert_eq!(
+            super::judge(Some(record("blue")), &reader(None, "x"), created),
+            Owner::Elsewhere {
+                cluster_id: "blue".into()
+            },
+            "without a cluster id nothing can be taken over"
         );
     }
 

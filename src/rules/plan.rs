@@ -58,6 +58,10 @@ pub struct Observed<'a> {
     /// Whose profile IAM has by the ownership record on the user (read
     /// only when the plan depends on it: [`Plan::LookAtOwner`]).
     pub owner: &'a Owner,
+    /// Read the record before every write to an existing profile, even one
+    /// status shows as this resource's (the operator has a cluster id:
+    /// ownership may have been handed to another cluster since).
+    pub guard_writes: bool,
 }
 
 /// Whether IAM created `profile` within one of this resource's own create
@@ -154,6 +158,36 @@ impl Plan {
 
 /// Decides what to do for a LoginProfile that is not being deleted.
 pub fn decide(observed: &Observed<'_>) -> Plan {
+    let plan = decide_for_this_cluster(observed);
+    let writes_existing = matches!(
+        plan,
+        Plan::UpdatePassword { .. } | Plan::UpdateResetFlag { .. }
+    );
+    if writes_existing && observed.guard_writes {
+        match observed.owner {
+            Owner::NotLooked => return Plan::LookAtOwner,
+            Owner::Elsewhere { cluster_id } => return owned_elsewhere(cluster_id),
+            Owner::Unrecorded | Owner::This(_) => {}
+        }
+    }
+    plan
+}
+
+/// Refused: IAM's ownership record names another cluster.
+fn owned_elsewhere(cluster_id: &str) -> Plan {
+    Plan::Blocked {
+        reason: Reason::OwnedElsewhere,
+        message: format!(
+            "IAM's ownership record on the user names cluster {cluster_id:?}: its login profile is that \
+             cluster's, and is neither written to nor deleted from here, whatever adoptionPolicy says. \
+             To move it here, hand ownership over (docs/disaster-recovery.md)"
+        ),
+    }
+}
+
+/// [`decide`], as far as status, the marks and (for a profile they do not
+/// show as this resource's) the ownership record tell.
+fn decide_for_this_cluster(observed: &Observed<'_>) -> Plan {
     let spec = observed.spec;
     let applied = match observed.source {
         Ok(applied) => applied,
@@ -183,16 +217,7 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         match observed.owner {
             Owner::NotLooked => return Plan::LookAtOwner,
             Owner::This(record) => return Plan::Recognize(record.clone()),
-            Owner::Elsewhere { cluster_id } => {
-                return Plan::Blocked {
-                    reason: Reason::OwnedElsewhere,
-                    message: format!(
-                        "IAM's ownership record on the user names cluster {cluster_id:?}: its login profile is that \
-                         cluster's, and is neither written to nor deleted from here, whatever adoptionPolicy says. \
-                         To move it here, hand ownership over (docs/disaster-recovery.md)"
-                    ),
-                };
-            }
+            Owner::Elsewhere { cluster_id } => return owned_elsewhere(cluster_id),
             Owner::Unrecorded => {}
         }
     }
@@ -521,6 +546,7 @@ mod tests {
                 attempts: Vec::new(),
                 pending_is_desired: false,
                 owner: &Owner::Unrecorded,
+                guard_writes: false,
             });
             match (&plan, &case.want) {
                 // The adoption message is long prose; the reason is the contract.
@@ -562,6 +588,7 @@ mod tests {
             attempts,
             pending_is_desired,
             owner: &Owner::Unrecorded,
+            guard_writes: false,
         };
         assert_eq!(
             decide(&observe(since("2026-11-27T09:51:49.700Z"), true)),
@@ -678,6 +705,7 @@ mod tests {
                 attempts: Vec::new(),
                 pending_is_desired: false,
                 owner: &Owner::Unrecorded,
+                guard_writes: false,
             })
         };
         for applied in [Applied::Same, Applied::Different] {
@@ -739,6 +767,7 @@ mod tests {
                 attempts: Vec::new(),
                 pending_is_desired: false,
                 owner,
+                guard_writes: false,
             })
         };
         let adopt = "{passwordSecretRef: {name: s}, adoptionPolicy: Adopt}";
@@ -779,7 +808,35 @@ mod tests {
             attempts: Vec::new(),
             pending_is_desired: false,
             owner: &Owner::NotLooked,
+            guard_writes: true,
         });
-        assert_eq!(own, Plan::Noop);
+        assert_eq!(own, Plan::Noop, "at rest: no record read");
+
+        // With a cluster id, every write to an existing profile reads the
+        // record first: ownership may have been handed over since.
+        let rotation = |owner: &Owner| {
+            decide(&Observed {
+                spec: &spec,
+                status: Some(&recorded),
+                source: Ok(Applied::Different),
+                iam: Some(&profile(false)),
+                changed_out_of_band: false,
+                attempts: Vec::new(),
+                pending_is_desired: false,
+                owner,
+                guard_writes: true,
+            })
+        };
+        assert_eq!(rotation(&Owner::NotLooked), Plan::LookAtOwner);
+        assert!(matches!(
+            rotation(&elsewhere),
+            Plan::Blocked {
+                reason: Reason::OwnedElsewhere,
+                ..
+            }
+        ));
+        for owner in [Owner::Unrecorded, Owner::This(record.clone())] {
+            assert!(matches!(rotation(&owner), Plan::UpdatePassword { .. }));
+        }
     }
 }
