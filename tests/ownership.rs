@@ -53,6 +53,92 @@ fn changing_calls(user: &str) -> [u64; 3] {
     ]
 }
 
+/// What losing a cluster leaves of `namespace`: no LoginProfile (their
+/// finalizers dropped, as when etcd is gone), no Secret `lp-<i>`, no status.
+/// IAM keeps every profile and its record.
+fn lose_login_profiles_and_secrets(namespace: &str, n: usize) {
+    for i in 0..n {
+        env().kubectl_ok(&[
+            "patch",
+            "loginprofile",
+            &format!("lp-{i}"),
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ]);
+    }
+    env().kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        "--all",
+        "-n",
+        namespace,
+        "--wait=true",
+    ]);
+    let secrets: Vec<String> = (0..n).map(|i| format!("lp-{i}")).collect();
+    let mut delete = vec!["delete", "secret", "-n", namespace];
+    delete.extend(secrets.iter().map(String::as_str));
+    env().kubectl_ok(&delete);
+}
+
+#[test]
+fn a_rebuild_with_another_fingerprint_key_writes_nothing_until_the_source_changes() {
+    let ns = TestNamespace::new("own-newkey");
+    let mut users = TestUsers::default();
+    let users = users.create_many(&unique("own-nk"), 2);
+    let passwords: Vec<String> = (0..users.len())
+        .map(|i| strong_password(&format!("nk{i}")))
+        .collect();
+    let blue = Operator::start(&ns.name, &["--cluster-id", "blue-k"]);
+    apply_manifests(&ns.name, &users, &passwords, json!({}));
+    wait_all_ready(&ns.name, users.len(), CONVERGE);
+    blue.stop();
+    lose_login_profiles_and_secrets(&ns.name, users.len());
+    // The key was lost with the cluster: the rebuilt one makes a new one.
+    env().kubectl_ok(&[
+        "delete",
+        "secret",
+        "loginprofile-operator-fingerprint-key",
+        "-n",
+        &ns.name,
+    ]);
+    let before: Vec<[u64; 3]> = users.iter().map(|u| changing_calls(u)).collect();
+    apply_manifests(&ns.name, &users, &passwords, json!({}));
+    let _rebuilt = Operator::start(&ns.name, &["--cluster-id", "blue-k"]);
+    for lp in wait_all_ready(&ns.name, users.len(), CONVERGE) {
+        let (_, reason, message) = ready(&lp).unwrap();
+        assert_eq!(reason, "Recognized", "{message}");
+        assert!(
+            message.contains("nothing is sent until the source changes"),
+            "{message}"
+        );
+    }
+    holds_for(Duration::from_secs(3), || {
+        let after: Vec<[u64; 3]> = users.iter().map(|u| changing_calls(u)).collect();
+        assert_eq!(after, before, "no password and no record written");
+    });
+    sign_in_all(
+        &users
+            .iter()
+            .cloned()
+            .zip(passwords.iter().cloned())
+            .collect(),
+    );
+    // The source's next change is sent, and recorded under the new key.
+    let rotated = strong_password("nk-rot");
+    env().apply_ok(&secret(&ns.name, "lp-0", &[("password", &rotated)]));
+    wait_ready_reason(&ns.name, "lp-0", "True", "Updated", CONVERGE);
+    wait_until("the record to name the new password", CONVERGE, || {
+        record_of(&users[0])["password"]
+            == status_str(&get_lp(&ns.name, "lp-0"), "passwordFingerprint")
+    });
+    assert_eq!(calls(&users[0], "UpdateLoginProfile"), before[0][0] + 1);
+    change_password_as_user(&users[0], &rotated, &strong_password("nk-after"))
+        .expect("IAM holds the Secret's new password");
+}
+
 #[test]
 fn a_create_writes_the_record_and_a_rebuilt_cluster_takes_its_profiles_back_with_no_write() {
     let ns = TestNamespace::new("own-rebuild");
@@ -102,30 +188,7 @@ fn a_create_writes_the_record_and_a_rebuilt_cluster_takes_its_profiles_back_with
     // The cluster is lost: no LoginProfile, no Secret, no status is left;
     // IAM keeps every profile (and its record).
     blue.stop();
-    for i in 0..users.len() {
-        env().kubectl_ok(&[
-            "patch",
-            "loginprofile",
-            &format!("lp-{i}"),
-            "-n",
-            &ns.name,
-            "--type=merge",
-            "-p",
-            r#"{"metadata":{"finalizers":null}}"#,
-        ]);
-    }
-    env().kubectl_ok(&[
-        "delete",
-        "loginprofile",
-        "--all",
-        "-n",
-        &ns.name,
-        "--wait=true",
-    ]);
-    let secrets: Vec<String> = (0..users.len()).map(|i| format!("lp-{i}")).collect();
-    let mut delete = vec!["delete", "secret", "-n", &ns.name];
-    delete.extend(secrets.iter().map(String::as_str));
-    env().kubectl_ok(&delete);
+    lose_login_profiles_and_secrets(&ns.name, users.len());
     let before: Vec<[u64; 3]> = users.iter().map(|u| changing_calls(u)).collect();
 
     // Rebuilt from the same manifests, with the same cluster id and key.
@@ -360,4 +423,75 @@ fn a_handoff_moves_ownership_without_a_password_write_and_the_old_cluster_stops(
     change_password_as_user(&users[1], &rotated, &strong_password("green-after"))
         .expect("green set the new password");
     let _ = std::fs::remove_file(&key_file);
+}
+
+#[test]
+fn a_migration_adopts_profiles_made_elsewhere_keeping_every_password() {
+    let ns = TestNamespace::new("own-migrate");
+    let mut users = TestUsers::default();
+    let users = users.create_many(&unique("own-mg"), 3);
+    // Made the way each tool makes them: the AWS CLI by hand, and the
+    // CreateLoginProfile that Terraform's aws_iam_user_login_profile (and
+    // Crossplane's UserLoginProfile, generated from it) sends, with its
+    // default password_reset_required = true. Each person then chose a
+    // password at the first sign-in.
+    let mut chosen = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let first = strong_password(&format!("tool{i}"));
+        let mut args = vec![
+            "iam",
+            "create-login-profile",
+            "--user-name",
+            user,
+            "--password",
+            &first,
+        ];
+        if i > 0 {
+            args.push("--password-reset-required");
+        }
+        env().aws_ok(&args);
+        let mine = strong_password(&format!("mine{i}"));
+        change_password_as_user(user, &first, &mine).expect("the tool's password");
+        chosen.push(mine);
+    }
+    let secrets: Vec<String> = (0..users.len())
+        .map(|i| strong_password(&format!("mg{i}")))
+        .collect();
+    let _operator = Operator::start(&ns.name, &["--cluster-id", "migrate"]);
+    apply_manifests(
+        &ns.name,
+        &users,
+        &secrets,
+        json!({"adoptionPolicy": "AdoptKeepingPassword"}),
+    );
+    let adopted = wait_all_ready(&ns.name, users.len(), CONVERGE);
+    for lp in &adopted {
+        let (_, reason, message) = ready(lp).unwrap();
+        assert_eq!(reason, "Adopted", "{message}");
+        assert!(message.contains("kept its password"), "{message}");
+    }
+    holds_for(Duration::from_secs(3), || {
+        for user in &users {
+            assert_eq!(
+                calls(user, "UpdateLoginProfile"),
+                0,
+                "{user}: no password sent"
+            );
+            assert_eq!(calls(user, "TagUser"), 1, "{user}: the record, once");
+        }
+    });
+    for user in &users {
+        assert_eq!(record_of(user)["owner"], "migrate");
+    }
+    // Everyone keeps the password they chose.
+    sign_in_all(&users.iter().cloned().zip(chosen.iter().cloned()).collect());
+
+    // From the source's next change on, the Secret is the truth: one write.
+    let rotated = strong_password("mg-rot");
+    env().apply_ok(&secret(&ns.name, "lp-0", &[("password", &rotated)]));
+    wait_ready_reason(&ns.name, "lp-0", "True", "Updated", CONVERGE);
+    assert_eq!(calls(&users[0], "UpdateLoginProfile"), 1);
+    change_password_as_user(&users[0], &rotated, &strong_password("mg-after"))
+        .expect("IAM holds the Secret's new password");
+    assert_eq!(calls(&users[1], "UpdateLoginProfile"), 0);
 }

@@ -134,7 +134,9 @@ pub struct LoginProfileSpec {
 
     /// What to do when the IAM user already has a login profile this resource
     /// did not create: `Fail` (default) reports `LoginProfileExists` and leaves
-    /// it alone; `Adopt` takes it over by setting the Secret's password.
+    /// it alone; `Adopt` takes it over by setting the Secret's password;
+    /// `AdoptKeepingPassword` takes it over keeping its password until the
+    /// source changes.
     #[serde(default)]
     pub adoption_policy: AdoptionPolicy,
 
@@ -348,6 +350,17 @@ pub enum AdoptionPolicy {
     Fail,
     /// Take the existing profile over by setting the Secret's password.
     Adopt,
+    /// Take the existing profile over and keep the password it has (a
+    /// migration: people keep their passwords); the source's password is
+    /// sent at the source's next change.
+    AdoptKeepingPassword,
+}
+
+impl AdoptionPolicy {
+    /// Whether it takes over a profile this resource did not create.
+    pub fn adopts(self) -> bool {
+        self != AdoptionPolicy::Fail
+    }
 }
 
 /// What the operator last observed and did. Follows the kstatus conventions,

@@ -146,7 +146,9 @@ impl Reason {
             Reason::Updated => {
                 "the operator sent the source's new password (or only passwordResetRequired)"
             }
-            Reason::Adopted => "an existing login profile was taken over (`adoptionPolicy: Adopt`)",
+            Reason::Adopted => {
+                "an existing login profile was taken over (`adoptionPolicy: Adopt` sent the source's password; `AdoptKeepingPassword` kept the one it had)"
+            }
             Reason::Recognized => {
                 "the user's ownership record in IAM names this cluster (`--cluster-id`) and this LoginProfile: a rebuilt or restored cluster took its own profile back with no IAM write (docs/disaster-recovery.md)"
             }

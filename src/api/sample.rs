@@ -44,6 +44,7 @@ spec:
   # deletionPolicy: Retain      # Delete removes the IAM login profile with this resource, Retain keeps it;
   #                              # unset: the operator's --default-deletion-policy (Delete unless the admin chose Retain)
   adoptionPolicy: Fail           # Fail (default) refuses a login profile this resource did not create; Adopt takes it over
+  #                              # with the Secret's password; AdoptKeepingPassword keeps its password until the Secret changes
   # accountRef: {name: team-a}   # the IAMAccount (default "default") a cluster admin wrote: it must admit this
   #                              # namespace and user, and names the AWS account; cannot change later
 "#;

@@ -58,6 +58,8 @@ pub(super) struct Acted {
     /// Taken back by the ownership record (no write), and how the source's
     /// password compares with the one it records.
     pub(super) recognized: Option<(OwnerRecord, Verdict)>,
+    /// Adopted keeping the password IAM has (no write).
+    pub(super) kept_password: bool,
 }
 
 /// Why the act step did not complete.
@@ -109,6 +111,7 @@ pub(super) async fn act<I: Iam>(
         sent_password: None,
         sent_reset: None,
         recognized: None,
+        kept_password: false,
     };
     if plan.writes() {
         ctx.account.check_required_tag(user).await?;
@@ -151,6 +154,7 @@ pub(super) async fn act<I: Iam>(
             sent_password: Some(UpdateWhy::SecretChanged),
             sent_reset: observed.as_ref().map(|p| p.password_reset_required),
             recognized: None,
+            kept_password: false,
         }),
         Plan::Recognize(record) => {
             let verdict = match source {
@@ -198,8 +202,24 @@ pub(super) async fn act<I: Iam>(
                 // flag the person cleared at sign-in is not set again.
                 sent_reset: Some(lp.spec.reset_required()),
                 recognized: Some((record, verdict)),
+                kept_password: false,
             })
         }
+        Plan::KeepPassword => Ok(Acted {
+            outcome: Outcome::new(
+                Reason::Adopted,
+                format!(
+                    "took over the existing login profile of IAM user {user:?} and kept its password \
+                     (adoptionPolicy: AdoptKeepingPassword); the source's password is sent when the source changes"
+                ),
+            ),
+            wrote: false,
+            iam: observed.clone(),
+            sent_password: None,
+            sent_reset: Some(lp.spec.reset_required()),
+            recognized: None,
+            kept_password: true,
+        }),
         Plan::LookAtOwner => unreachable!("apply reads the ownership record before acting"),
         Plan::Create {
             reset_required,
@@ -250,6 +270,7 @@ pub(super) async fn act<I: Iam>(
                     sent_password: Some(UpdateWhy::SecretChanged),
                     sent_reset: Some(reset_required),
                     recognized: None,
+                    kept_password: false,
                 }),
                 // One attempt (no SDK retry, see iam.rs) refused right after
                 // taking charge: the profile was there before. This resource
@@ -338,6 +359,7 @@ pub(super) async fn act<I: Iam>(
                 sent_password: Some(why),
                 sent_reset: Some(reset_required),
                 recognized: None,
+                kept_password: false,
             })
         }
         Plan::UpdateResetFlag { reset_required } => {
@@ -367,6 +389,7 @@ pub(super) async fn act<I: Iam>(
                     sent_password: None,
                     sent_reset: Some(reset_required),
                     recognized: None,
+                    kept_password: false,
                 }),
                 Err(IamError::NoSuchEntity(_)) if observed.is_some() => {
                     Err(ActFailure::LookAgain {

@@ -12,6 +12,7 @@ use crate::api::login_profile::LoginProfile;
 use crate::api::login_profile::LoginProfileStatus;
 use crate::aws::iam::Iam;
 use crate::rules::ownership::OwnerRecord;
+use crate::rules::password::UNVERIFIED_PASSWORD;
 use kube::ResourceExt;
 
 /// Writes the record `next` calls for, unless status shows it written;
@@ -41,7 +42,14 @@ pub(super) async fn record_ownership<I: Iam>(
             .unwrap_or_else(now_rfc3339),
         profile_created,
     };
-    if next.owner_record.as_ref() == Some(&record.recorded()) {
+    let unchanged = next.owner_record.as_ref().is_some_and(|written| {
+        written.cluster_id == record.cluster_id
+            && written.profile_created == record.profile_created
+            // A password never seen tells the record nothing new.
+            && (written.password_fingerprint == record.password_fingerprint
+                || record.password_fingerprint == UNVERIFIED_PASSWORD)
+    });
+    if unchanged {
         return Ok(());
     }
     ctx.may_write()?;

@@ -19,6 +19,7 @@ use crate::aws::iam::Iam;
 use crate::ops::events::Note;
 use crate::ops::metrics::ProfileState;
 use crate::rules::ownership::OwnerRecord;
+use crate::rules::password::UNVERIFIED_PASSWORD;
 use crate::rules::password::Verdict;
 use crate::rules::plan::Applied;
 use crate::rules::plan::UpdateWhy;
@@ -159,8 +160,10 @@ pub(super) fn next_status(
     if let Some(desired) = desired {
         let sent = acted.sent_password.is_some();
         // Sent now, or the same password under a key no longer held:
-        // record the fingerprint under the current key.
-        if sent || desired.applied == Applied::Same {
+        // record the fingerprint under the current key. Not over a password
+        // never seen (kept at adoption): the source's is not known to be it.
+        let unverified = previous.password_fingerprint.as_deref() == Some(UNVERIFIED_PASSWORD);
+        if sent || (desired.applied == Applied::Same && !unverified) {
             next.password_fingerprint = Some(desired.fingerprint.clone());
         }
         if sent {
@@ -188,33 +191,47 @@ pub(super) fn next_status(
     if let Some((record, verdict)) = &acted.recognized {
         take_back(&mut next, record, *verdict, desired);
     }
+    if acted.kept_password {
+        next.password_fingerprint = Some(UNVERIFIED_PASSWORD.into());
+        next.password_last_applied_time = Some(now_rfc3339());
+        record_source_version(&mut next, desired);
+    }
     next
 }
 
-/// Status of a profile taken back by its ownership record: the password
-/// the record says was sent, when, and (unless the source's differs) the
-/// source's version, so that a record under an unknown key causes no write
-/// until the source changes.
-fn take_back(
-    next: &mut LoginProfileStatus,
-    record: &OwnerRecord,
-    verdict: Verdict,
-    desired: Option<&Desired>,
-) {
-    next.password_fingerprint = Some(record.password_fingerprint.clone());
-    next.password_last_applied_time = chrono::DateTime::parse_from_rfc3339(&record.password_time)
-        .is_ok()
-        .then(|| record.password_time.clone());
-    next.owner_record = Some(record.recorded());
-    if verdict == Verdict::Different {
-        return;
-    }
+/// Records the source's version as the one IAM has, so that only a new
+/// version sends its password.
+fn record_source_version(next: &mut LoginProfileStatus, desired: Option<&Desired>) {
     match desired.map(|d| &d.version) {
         Some(SourceVersion::Secret(rv)) => next.secret_resource_version = rv.clone(),
         Some(SourceVersion::SecretsManager(id)) => {
             next.secrets_manager_version_id = Some(id.clone())
         }
         Some(SourceVersion::Delivered) | None => {}
+    }
+}
+
+/// Status of a profile taken back by its ownership record: the password
+/// the record says was sent (unverified under a key this operator does not
+/// hold), when, and (unless the source's differs) the source's version, so
+/// that a record under an unknown key causes no write until the source
+/// changes.
+fn take_back(
+    next: &mut LoginProfileStatus,
+    record: &OwnerRecord,
+    verdict: Verdict,
+    desired: Option<&Desired>,
+) {
+    next.password_fingerprint = Some(match verdict {
+        Verdict::UnknownKey => UNVERIFIED_PASSWORD.into(),
+        _ => record.password_fingerprint.clone(),
+    });
+    next.password_last_applied_time = chrono::DateTime::parse_from_rfc3339(&record.password_time)
+        .is_ok()
+        .then(|| record.password_time.clone());
+    next.owner_record = Some(record.recorded());
+    if verdict != Verdict::Different {
+        record_source_version(next, desired);
     }
 }
 

@@ -17,7 +17,7 @@ use kube::{
 use crate::{
     api::conditions::Outcome,
     api::iam_account::IAMAccount,
-    api::login_profile::{AdoptionPolicy, LoginProfile, iam_user_key},
+    api::login_profile::{LoginProfile, iam_user_key},
     api::reason::Reason,
 };
 
@@ -84,10 +84,11 @@ pub fn admit(
             reference.secret_id
         ));
     }
-    if lp.spec.adoption_policy == AdoptionPolicy::Adopt && !account.spec.allow_adoption {
+    if lp.spec.adoption_policy.adopts() && !account.spec.allow_adoption {
         return refuse(format!(
-            "IAMAccount {name:?} does not allow adoptionPolicy: Adopt (spec.allowAdoption is false): \
-             use adoptionPolicy: Fail, or ask a cluster admin"
+            "IAMAccount {name:?} does not allow adoptionPolicy: {:?} (spec.allowAdoption is false): \
+             use adoptionPolicy: Fail, or ask a cluster admin",
+            lp.spec.adoption_policy
         ));
     }
     let Some(account_id) = account.verified_account_id() else {
@@ -401,13 +402,16 @@ mod tests {
             "{}",
             outside.message
         );
-        let adopt = admit(
-            &lp("team-a-bob", serde_json::json!({"adoptionPolicy": "Adopt"})),
-            Some(&by_label),
-            &ns,
-        )
-        .unwrap_err();
-        assert!(adopt.message.contains("allowAdoption"), "{}", adopt.message);
+        for policy in ["Adopt", "AdoptKeepingPassword"] {
+            let adopt = admit(
+                &lp("team-a-bob", serde_json::json!({"adoptionPolicy": policy})),
+                Some(&by_label),
+                &ns,
+            )
+            .unwrap_err();
+            assert!(adopt.message.contains("allowAdoption"), "{}", adopt.message);
+            assert!(adopt.message.contains(policy), "{}", adopt.message);
+        }
 
         let other_ns = NamespaceView {
             name: "ns-b",

@@ -168,6 +168,13 @@ impl fmt::Debug for Fingerprinter {
     }
 }
 
+/// What status records as the applied password's fingerprint when the
+/// operator cannot check it: a password kept at adoption, or one taken back
+/// by an ownership record under a key it does not hold. It matches no
+/// password ([`Verdict::UnknownKey`]), so the source is sent only when its
+/// version changes.
+pub const UNVERIFIED_PASSWORD: &str = "unverified";
+
 /// Prefix of every fingerprint, naming the algorithm.
 pub const FINGERPRINT_PREFIX: &str = "hmac-sha256:";
 /// The length of a generated fingerprint key, in bytes.

@@ -130,6 +130,9 @@ pub enum Plan {
     },
     /// The Secret changed, but `CreateOnly` keeps the password IAM has.
     HoldBack,
+    /// `adoptionPolicy: AdoptKeepingPassword`: take the profile over with
+    /// no IAM write; the password it has stays until the source changes.
+    KeepPassword,
     /// UpdateLoginProfile with only the reset flag: an admin changed
     /// `passwordResetRequired`; the password itself is unchanged.
     UpdateResetFlag { reset_required: bool },
@@ -171,6 +174,19 @@ pub fn decide(observed: &Observed<'_>) -> Plan {
         }
     }
     plan
+}
+
+/// Adoption keeping the password; with `deliverTo` as `Adopt`: the operator
+/// can deliver only a password it generated.
+fn keep_password(spec: &LoginProfileSpec) -> Plan {
+    if spec.delivery().is_some() {
+        Plan::UpdatePassword {
+            reset_required: spec.reset_required(),
+            why: UpdateWhy::Adopt,
+        }
+    } else {
+        Plan::KeepPassword
+    }
 }
 
 /// Refused: IAM's ownership record names another cluster.
@@ -234,6 +250,7 @@ fn decide_for_this_cluster(observed: &Observed<'_>) -> Plan {
                 reset_required,
                 why: UpdateWhy::Adopt,
             },
+            (_, AdoptionPolicy::AdoptKeepingPassword) => keep_password(spec),
             (_, AdoptionPolicy::Fail) => Plan::Blocked {
                 reason: Reason::LoginProfileExists,
                 message: format!(
@@ -271,6 +288,7 @@ fn decide_for_this_cluster(observed: &Observed<'_>) -> Plan {
                 reset_required,
                 why: UpdateWhy::Adopt,
             },
+            AdoptionPolicy::AdoptKeepingPassword => keep_password(spec),
         },
         Applied::Different => match spec.password_update_policy {
             PasswordUpdatePolicy::CreateOnly => Plan::HoldBack,
@@ -796,6 +814,27 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(
+            decided(
+                "{passwordSecretRef: {name: s}, adoptionPolicy: AdoptKeepingPassword}",
+                &Owner::Unrecorded
+            ),
+            Plan::KeepPassword,
+            "a migration keeps the password"
+        );
+        assert!(
+            matches!(
+                decided(
+                    "{passwordSecretRef: {name: s}, adoptionPolicy: AdoptKeepingPassword}",
+                    &elsewhere
+                ),
+                Plan::Blocked {
+                    reason: Reason::OwnedElsewhere,
+                    ..
+                }
+            ),
+            "nor is another cluster's kept"
+        );
         // Status's own profile needs no record.
         let spec = spec(BASE);
         let recorded = status(Some("fp1"), Some(false));
