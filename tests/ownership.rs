@@ -495,3 +495,83 @@ fn a_migration_adopts_profiles_made_elsewhere_keeping_every_password() {
         .expect("IAM holds the Secret's new password");
     assert_eq!(calls(&users[1], "UpdateLoginProfile"), 0);
 }
+
+#[test]
+fn a_rebuild_keeps_a_delivered_password_and_issues_a_new_one_only_when_asked() {
+    let ns = TestNamespace::new("own-deliver");
+    let mut users = TestUsers::default();
+    let user = users.create("own-dl");
+    let dir = scratch_dir("own-deliver");
+    let (identity, public) = age_key(&dir, "dana.txt");
+    let manifest = |reissue: Option<&str>| {
+        let mut generate = json!({"deliverTo": {"ageRecipients": [public]}});
+        if let Some(reissue) = reissue {
+            generate["reissue"] = json!(reissue);
+        }
+        login_profile(
+            &ns.name,
+            "dana",
+            json!({"userName": user, "generatePassword": generate}),
+        )
+    };
+    let blue = Operator::start(&ns.name, &["--cluster-id", "blue-d"]);
+    env().apply_ok(&manifest(None));
+    let first = wait_ready_reason(&ns.name, "dana", "True", "Created", CONVERGE);
+    let password = age_decrypt(
+        first["status"]["encryptedPassword"]["age"]
+            .as_str()
+            .unwrap(),
+        &identity,
+    )
+    .unwrap();
+    blue.stop();
+    env().kubectl_ok(&[
+        "patch",
+        "loginprofile",
+        "dana",
+        "-n",
+        &ns.name,
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    env().kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        "dana",
+        "-n",
+        &ns.name,
+        "--wait=true",
+    ]);
+    let updates = calls(&user, "UpdateLoginProfile");
+
+    env().apply_ok(&manifest(None));
+    let rebuilt = Operator::start(&ns.name, &["--cluster-id", "blue-d"]);
+    let lp = wait_ready_reason(&ns.name, "dana", "True", "Recognized", CONVERGE);
+    let (_, _, message) = ready(&lp).unwrap();
+    assert!(message.contains("generatePassword.reissue"), "{message}");
+    assert!(lp["status"]["encryptedPassword"]["age"].is_null());
+    holds_for(Duration::from_secs(3), || {
+        assert_eq!(
+            calls(&user, "UpdateLoginProfile"),
+            updates,
+            "nothing re-issued unasked"
+        );
+    });
+    change_password_as_user(&user, &password, &strong_password("dana-own"))
+        .expect("the delivered password still works");
+
+    // Asked for a new one: issued, and it opens to what IAM holds.
+    env().apply_ok(&manifest(Some("2")));
+    let reissued = wait_for("a new ciphertext", CONVERGE, || {
+        let lp = get_lp(&ns.name, "dana");
+        lp["status"]["encryptedPassword"]["age"]
+            .as_str()
+            .map(str::to_string)
+    });
+    assert_eq!(calls(&user, "UpdateLoginProfile"), updates + 1);
+    let new_password = age_decrypt(&reissued, &identity).unwrap();
+    assert!(!rebuilt.logs().contains(&new_password));
+    change_password_as_user(&user, &new_password, &strong_password("dana-new"))
+        .expect("IAM holds the re-issued password");
+}

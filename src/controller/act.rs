@@ -157,11 +157,22 @@ pub(super) async fn act<I: Iam>(
             kept_password: false,
         }),
         Plan::Recognize(record) => {
+            // A delivered password is only ciphertext, and that was in the
+            // lost status: IAM keeps the password, nothing is re-issued
+            // unasked.
+            let delivered = source
+                .as_ref()
+                .is_ok_and(|d| matches!(d.version, SourceVersion::Delivered));
             let verdict = match source {
+                Ok(_) if delivered => Verdict::Same,
                 Ok(desired) => desired.verdict_of(&record.password_fingerprint, ctx, user),
                 Err(_) => Verdict::UnknownKey,
             };
             let then = match verdict {
+                Verdict::Same if delivered => {
+                    "IAM keeps the password it has; its ciphertext was in the status that was lost, so \
+                     status.encryptedPassword holds none: change spec.generatePassword.reissue to get a new password"
+                }
                 Verdict::Same => {
                     "IAM keeps the password it has (the source's, unless the person changed it since)"
                 }

@@ -12,6 +12,7 @@ use super::observe::IamView;
 use super::observe::SourceVersion;
 use crate::api::conditions;
 use crate::api::conditions::Outcome;
+use crate::api::login_profile::EncryptedPassword;
 use crate::api::login_profile::LoginProfile;
 use crate::api::login_profile::LoginProfileStatus;
 use crate::api::reason::Reason;
@@ -232,6 +233,20 @@ fn take_back(
     next.owner_record = Some(record.recorded());
     if verdict != Verdict::Different {
         record_source_version(next, desired);
+    }
+    // A delivered password: what it was issued for, without its ciphertext
+    // (lost with the status), so that nothing is re-issued until asked.
+    if let Some(issued) = desired.and_then(|d| d.delivery.as_ref()) {
+        next.encrypted_password = Some(EncryptedPassword {
+            age: None,
+            pgp: None,
+            generated_at: next
+                .password_last_applied_time
+                .clone()
+                .unwrap_or_else(now_rfc3339),
+            password_fingerprint: next.password_fingerprint.clone().unwrap_or_default(),
+            ..issued.clone()
+        });
     }
 }
 
