@@ -575,3 +575,68 @@ fn a_rebuild_keeps_a_delivered_password_and_issues_a_new_one_only_when_asked() {
     change_password_as_user(&user, &new_password, &strong_password("dana-new"))
         .expect("IAM holds the re-issued password");
 }
+
+#[test]
+fn a_lost_record_write_or_a_crash_before_it_ends_with_the_record_and_no_extra_password_write() {
+    let ns = TestNamespace::new("own-faults");
+    let mut users = TestUsers::default();
+    let lost = users.create("own-lost");
+    let killed = users.create("own-kill");
+    let (lost_pw, killed_pw) = (strong_password("lost"), strong_password("kill"));
+    // Every attempt of the first TagUser is applied, and its answer lost.
+    env().fault(json!({
+        "action": "TagUser", "user": lost, "mode": "lost",
+        "code": "ServiceFailure", "status": 500, "count": 3,
+    }));
+    // The other's TagUser is applied and its answer held while the operator
+    // is killed: after the password write, before status records anything.
+    env().fault(json!({"action": "TagUser", "user": killed, "mode": "hold"}));
+    let first = Operator::start(&ns.name, &["--cluster-id", "faulty"]);
+    let apply = |name: &str, user: &str, password: &str| {
+        env().apply_ok(&secret(&ns.name, name, &[("password", password)]));
+        env().apply_ok(&login_profile(
+            &ns.name,
+            name,
+            json!({"userName": user, "passwordSecretRef": {"name": name}}),
+        ));
+    };
+    apply("lost", &lost, &lost_pw);
+    wait_until("the lost record to be written again", CONVERGE, || {
+        get_lp(&ns.name, "lost")["status"]["ownerRecord"]["clusterId"] == "faulty"
+    });
+    assert!(
+        first.logs().contains("the ownership record on IAM user"),
+        "the failed record write was reported"
+    );
+    apply("killed", &killed, &killed_pw);
+    env().wait_held("TagUser", &killed);
+    first.signal("KILL");
+    env().release_held(&killed);
+    let second = Operator::start(&ns.name, &["--cluster-id", "faulty"]);
+
+    for (name, user, password) in [("lost", &lost, &lost_pw), ("killed", &killed, &killed_pw)] {
+        let lp = wait_for(&format!("{name}: Ready with its record"), CONVERGE, || {
+            let lp = get_lp(&ns.name, name);
+            let ready = ready(&lp).is_some_and(|(status, _, _)| status == "True");
+            (ready && lp["status"]["ownerRecord"]["clusterId"] == "faulty").then_some(lp)
+        });
+        let record = record_of(user);
+        assert_eq!(record["owner"], "faulty");
+        assert_eq!(record["name"], name);
+        assert_eq!(record["password"], status_str(&lp, "passwordFingerprint"));
+        let accepted = env().accepted(user);
+        assert_eq!(accepted.get("CreateLoginProfile"), Some(&1), "{name}");
+        assert_eq!(
+            accepted.get("UpdateLoginProfile"),
+            None,
+            "{name}: no extra password write"
+        );
+        change_password_as_user(user, password, &strong_password("after"))
+            .expect("IAM holds the Secret's password");
+    }
+    assert!(
+        calls(&lost, "TagUser") >= 4,
+        "the lost record was written again"
+    );
+    drop(second);
+}
