@@ -137,6 +137,14 @@ pub struct RunArgs {
     #[arg(long, env = "LPO_CLUSTER_ID", value_parser = cluster_id)]
     pub cluster_id: Option<String>,
 
+    /// The mass-deletion guard: at most this many login profiles deleted per AWS account within --deletion-window (a burst of this many, then one per window / limit); more wait as DeletionPaced until the window allows, or until a cluster admin sets the IAMAccount's spec.allowDeletionsUntil. 0: no limit.
+    #[arg(long, env = "LPO_DELETION_LIMIT", default_value = "10")]
+    pub deletion_limit: u32,
+
+    /// The window of --deletion-limit.
+    #[arg(long, env = "LPO_DELETION_WINDOW", default_value = "10m", value_parser = positive_duration)]
+    pub deletion_window: Duration,
+
     /// What deleting a LoginProfile that sets no spec.deletionPolicy does to its login profile: Delete or Retain.
     #[arg(long, env = "LPO_DEFAULT_DELETION_POLICY", default_value = "Delete", value_parser = deletion_policy)]
     pub default_deletion_policy: DeletionPolicy,

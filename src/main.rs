@@ -6,13 +6,10 @@ use std::{process::ExitCode, sync::Arc};
 
 use clap::Parser;
 use futures::{FutureExt, StreamExt, future::BoxFuture};
-use kube::CustomResourceExt;
 use loginprofile_operator::{
-    api::iam_account::IAMAccount,
-    api::login_profile::LoginProfile,
-    api::root_login_profile::RootLoginProfile,
     api::sample::{ROOT_SAMPLE, SAMPLE},
     aws::clients::{AccountSettings, Accounts, aws_connector},
+    aws::deletion_pacer::DeletionLimit,
     aws::iam::{self, IamClientConfig},
     cli::{Cli, Command, RunArgs, SampleKind},
     controller::{self, Context, Settings},
@@ -28,12 +25,11 @@ use loginprofile_operator::{
 async fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Crd => {
-            print!(
-                "{}---\n{}---\n{}",
-                serde_yaml::to_string(&LoginProfile::crd()).expect("the CRD serializes"),
-                serde_yaml::to_string(&IAMAccount::crd()).expect("the CRD serializes"),
-                serde_yaml::to_string(&RootLoginProfile::crd()).expect("the CRD serializes")
-            );
+            let crds: Vec<String> = loginprofile_operator::api::installed_crds()
+                .iter()
+                .map(|crd| serde_yaml::to_string(crd).expect("the CRD serializes"))
+                .collect();
+            print!("{}", crds.join("---\n"));
             ExitCode::SUCCESS
         }
         Command::Reference => {
@@ -115,6 +111,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
                 .unwrap_or(f64::from(args.iam_rate_limit.get()) / 2.0),
             password_policy_refresh: args.password_policy_refresh,
             credential_report_interval: args.credential_report_interval,
+            deletion_limit: DeletionLimit {
+                per_window: std::num::NonZeroU32::new(args.deletion_limit),
+                window: args.deletion_window,
+            },
         },
     );
     let settings = Settings {

@@ -3,7 +3,9 @@
 //! `iam.loginprofile.dev/`), so it outlives the cluster. Two operators with
 //! their own `--cluster-id`, each watching its own namespace, stand for two
 //! clusters on one AWS account; what IAM holds is proved by changing the
-//! password as the user, and IAM calls are counted at the emulator.
+//! password as the user, and IAM calls are counted at the emulator. Also
+//! the mass-deletion guard, which keeps a deleted namespace or Application
+//! from removing every console password at once.
 
 mod support;
 
@@ -42,6 +44,28 @@ fn apply_manifests(namespace: &str, users: &[String], passwords: &[String], extr
         manifest += "\n---\n";
     }
     env().apply_ok(&manifest);
+}
+
+/// `n` new IAM users (named `<prefix>-…-<i>`) and a password for each.
+fn users_and_passwords(made: &mut TestUsers, prefix: &str, n: usize) -> (Vec<String>, Vec<String>) {
+    let users = made.create_many(&unique(prefix), n);
+    let passwords = (0..n)
+        .map(|i| strong_password(&format!("{prefix}{i}")))
+        .collect();
+    (users, passwords)
+}
+
+/// A namespace that only an IAMAccount of the test's own admits (any
+/// user): its LoginProfiles name it in `accountRef`, and changing it
+/// touches no other test.
+fn namespace_with_its_own_account(prefix: &str) -> (TestNamespace, String, TestAccounts) {
+    let account = unique(prefix).to_lowercase();
+    let ns = TestNamespace::with_account(prefix, None);
+    env().apply_ok(&iam_account(
+        &account,
+        json!({"namespaces": [ns.name], "userNames": ["*"]}),
+    ));
+    (ns, account.clone(), TestAccounts(vec![account]))
 }
 
 /// The calls that change a login profile or its record.
@@ -86,11 +110,8 @@ fn lose_login_profiles_and_secrets(namespace: &str, n: usize) {
 #[test]
 fn a_rebuild_with_another_fingerprint_key_writes_nothing_until_the_source_changes() {
     let ns = TestNamespace::new("own-newkey");
-    let mut users = TestUsers::default();
-    let users = users.create_many(&unique("own-nk"), 2);
-    let passwords: Vec<String> = (0..users.len())
-        .map(|i| strong_password(&format!("nk{i}")))
-        .collect();
+    let mut made = TestUsers::default();
+    let (users, passwords) = users_and_passwords(&mut made, "own-nk", 2);
     let blue = Operator::start(&ns.name, &["--cluster-id", "blue-k"]);
     apply_manifests(&ns.name, &users, &passwords, json!({}));
     wait_all_ready(&ns.name, users.len(), CONVERGE);
@@ -142,11 +163,8 @@ fn a_rebuild_with_another_fingerprint_key_writes_nothing_until_the_source_change
 #[test]
 fn a_create_writes_the_record_and_a_rebuilt_cluster_takes_its_profiles_back_with_no_write() {
     let ns = TestNamespace::new("own-rebuild");
-    let mut users = TestUsers::default();
-    let users = users.create_many(&unique("own-rb"), 4);
-    let passwords: Vec<String> = (0..users.len())
-        .map(|i| strong_password(&format!("rb{i}")))
-        .collect();
+    let mut made = TestUsers::default();
+    let (users, passwords) = users_and_passwords(&mut made, "own-rb", 4);
     let blue = Operator::start(&ns.name, &["--cluster-id", "blue"]);
     apply_manifests(&ns.name, &users, &passwords, json!({}));
     let first = wait_all_ready(&ns.name, users.len(), CONVERGE);
@@ -247,11 +265,8 @@ fn a_create_writes_the_record_and_a_rebuilt_cluster_takes_its_profiles_back_with
 fn a_second_cluster_neither_writes_nor_deletes_the_first_clusters_profiles() {
     let first = TestNamespace::new("own-blue");
     let second = TestNamespace::new("own-green");
-    let mut users = TestUsers::default();
-    let users = users.create_many(&unique("own-2c"), 3);
-    let passwords: Vec<String> = (0..users.len())
-        .map(|i| strong_password(&format!("bg{i}")))
-        .collect();
+    let mut made = TestUsers::default();
+    let (users, passwords) = users_and_passwords(&mut made, "own-2c", 3);
     let _blue = Operator::start(&first.name, &["--cluster-id", "blue"]);
     apply_manifests(&first.name, &users, &passwords, json!({}));
     wait_all_ready(&first.name, users.len(), CONVERGE);
@@ -321,18 +336,9 @@ fn a_handoff_moves_ownership_without_a_password_write_and_the_old_cluster_stops(
     let key = key_file.to_str().unwrap();
 
     let blue_ns = TestNamespace::new("own-hblue");
-    let account = unique("handoff").to_lowercase();
-    let green_ns = TestNamespace::with_account("own-hgreen", None);
-    let _accounts = TestAccounts(vec![account.clone()]);
-    env().apply_ok(&iam_account(
-        &account,
-        json!({"namespaces": [green_ns.name], "userNames": ["*"]}),
-    ));
-    let mut users = TestUsers::default();
-    let users = users.create_many(&unique("own-ho"), 3);
-    let passwords: Vec<String> = (0..users.len())
-        .map(|i| strong_password(&format!("ho{i}")))
-        .collect();
+    let (green_ns, account, _accounts) = namespace_with_its_own_account("own-hgreen");
+    let mut made = TestUsers::default();
+    let (users, passwords) = users_and_passwords(&mut made, "own-ho", 3);
     let _blue = Operator::start(
         &blue_ns.name,
         &["--cluster-id", "blue-h", "--fingerprint-key-file", key],
@@ -639,4 +645,60 @@ fn a_lost_record_write_or_a_crash_before_it_ends_with_the_record_and_no_extra_pa
         "the lost record was written again"
     );
     drop(second);
+}
+
+#[test]
+fn a_mass_deletion_is_paced_until_a_cluster_admin_confirms_it() {
+    let (ns, account, _accounts) = namespace_with_its_own_account("own-guard");
+    let mut made = TestUsers::default();
+    let (users, passwords) = users_and_passwords(&mut made, "own-gd", 30);
+    let operator = Operator::start(
+        &ns.name,
+        &["--deletion-limit", "5", "--deletion-window", "1h"],
+    );
+    apply_manifests(
+        &ns.name,
+        &users,
+        &passwords,
+        json!({"accountRef": {"name": account}}),
+    );
+    wait_all_ready(&ns.name, users.len(), CONVERGE);
+    let deleted = || -> u64 { users.iter().map(|u| calls(u, "DeleteLoginProfile")).sum() };
+
+    // The whole namespace goes, as in a mistaken Application deletion.
+    env().kubectl_ok(&["delete", "namespace", &ns.name, "--wait=false"]);
+    wait_until("25 deletions held", CONVERGE, || {
+        list_lps(&ns.name)
+            .iter()
+            .filter(|lp| ready(lp).is_some_and(|(_, reason, _)| reason == "DeletionPaced"))
+            .count()
+            == 25
+    });
+    holds_for(Duration::from_secs(3), || {
+        assert_eq!(deleted(), 5, "the limit, no more");
+    });
+    let held = list_lps(&ns.name);
+    let (_, _, message) = ready(&held[0]).unwrap();
+    assert!(message.contains("allowDeletionsUntil"), "{message}");
+    assert!(
+        operator
+            .metrics()
+            .contains(r#"loginprofile_profiles{condition="deletion_paced"} 25"#),
+        "the alert's metric"
+    );
+    let kept = users.iter().filter(|u| iam_profile(u).is_ok()).count();
+    assert_eq!(kept, 25, "the held ones still have their console password");
+
+    // A cluster admin confirms: the rest go at once.
+    let until = (chrono::Utc::now() + chrono::Duration::minutes(10))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    env().apply_ok(&iam_account(
+        &account,
+        json!({"namespaces": [ns.name], "userNames": ["*"], "allowDeletionsUntil": until}),
+    ));
+    wait_until("every LoginProfile gone", CONVERGE, || {
+        list_lps(&ns.name).is_empty()
+    });
+    assert_eq!(deleted(), 30);
+    assert!(users.iter().all(|u| no_such_profile(iam_profile(u))));
 }

@@ -150,6 +150,13 @@ pub struct IAMAccountSpec {
     )]
     pub take_ownership_from: Vec<String>,
 
+    /// Until this time (RFC 3339), deletions of login profiles in this
+    /// account are not paced by the mass-deletion guard (`--deletion-limit`):
+    /// a cluster admin's confirmation that a mass deletion is intended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
+    pub allow_deletions_until: Option<String>,
+
     /// Whether LoginProfiles admitted here may use `adoptionPolicy: Adopt`
     /// (take over a login profile they did not create, overwriting its
     /// password). Default false.

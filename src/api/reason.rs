@@ -77,6 +77,8 @@ pub enum Reason {
     /// The Kubernetes API failed while reading or creating the Secret.
     KubernetesError,
     UserNotFound,
+    /// The mass-deletion guard holds this deletion (`--deletion-limit`).
+    DeletionPaced,
     Throttled,
     LimitExceeded,
     TemporarilyUnmodifiable,
@@ -130,6 +132,7 @@ impl Reason {
         Reason::SecretAccessDenied,
         Reason::KubernetesError,
         Reason::UserNotFound,
+        Reason::DeletionPaced,
         Reason::Throttled,
         Reason::LimitExceeded,
         Reason::TemporarilyUnmodifiable,
@@ -253,6 +256,9 @@ impl Reason {
                 "the Kubernetes API failed reading or creating the Secret; retried with backoff"
             }
             Reason::UserNotFound => "create the IAM user; retried with backoff",
+            Reason::DeletionPaced => {
+                "the mass-deletion guard: more login profiles of this AWS account were deleted within `--deletion-window` than `--deletion-limit` allows; this one is deleted when the window allows, or at once if a cluster admin sets the IAMAccount's `allowDeletionsUntil` (docs/troubleshooting.md)"
+            }
             Reason::Throttled => "IAM throttled the call; retried with backoff and jitter",
             Reason::LimitExceeded => "an IAM limit was hit; retried with backoff",
             Reason::TemporarilyUnmodifiable => {
@@ -310,6 +316,7 @@ impl Reason {
             Reason::SecretAccessDenied => "SecretAccessDenied",
             Reason::KubernetesError => "KubernetesError",
             Reason::UserNotFound => "UserNotFound",
+            Reason::DeletionPaced => "DeletionPaced",
             Reason::Throttled => "Throttled",
             Reason::LimitExceeded => "LimitExceeded",
             Reason::TemporarilyUnmodifiable => "TemporarilyUnmodifiable",

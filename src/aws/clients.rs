@@ -22,6 +22,7 @@ use crate::{
     api::iam_account::{IAMAccount, UserTag},
     api::reason::Reason,
     aws::account_facts::AccountCache,
+    aws::deletion_pacer::{DeletionLimit, DeletionPacer},
     aws::drift_budget::DriftBudget,
     aws::iam::Iam,
     aws::root::RootAccess,
@@ -54,6 +55,8 @@ pub type Connector<I> = Box<
 pub struct Budget {
     pub limiter: Arc<DefaultDirectRateLimiter>,
     pub drift: DriftBudget,
+    /// The mass-deletion guard.
+    pub deletions: DeletionPacer,
 }
 
 /// One IAMAccount (at one generation), connected.
@@ -140,6 +143,7 @@ pub struct Accounts<I> {
     drift_check_rate: f64,
     policy_refresh: Duration,
     report_interval: Duration,
+    deletion_limit: DeletionLimit,
     by_name: tokio::sync::Mutex<HashMap<String, Arc<Account<I>>>>,
     budgets: Mutex<HashMap<String, Arc<Budget>>>,
 }
@@ -150,6 +154,7 @@ pub struct AccountSettings {
     pub drift_check_rate: f64,
     pub password_policy_refresh: Duration,
     pub credential_report_interval: Duration,
+    pub deletion_limit: DeletionLimit,
 }
 
 impl<I: Iam> Accounts<I> {
@@ -160,6 +165,7 @@ impl<I: Iam> Accounts<I> {
             drift_check_rate: settings.drift_check_rate,
             policy_refresh: settings.password_policy_refresh,
             report_interval: settings.credential_report_interval,
+            deletion_limit: settings.deletion_limit,
             by_name: tokio::sync::Mutex::new(HashMap::new()),
             budgets: Mutex::new(HashMap::new()),
         }
@@ -215,6 +221,7 @@ impl<I: Iam> Accounts<I> {
                 Arc::new(Budget {
                     limiter: Arc::new(RateLimiter::direct(Quota::per_second(self.rate_limit))),
                     drift: DriftBudget::new(self.drift_check_rate),
+                    deletions: DeletionPacer::new(self.deletion_limit),
                 })
             })
             .clone()

@@ -6,6 +6,7 @@
 
 pub mod account_facts;
 pub mod clients;
+pub mod deletion_pacer;
 pub mod drift_budget;
 pub mod error_text;
 pub mod iam;

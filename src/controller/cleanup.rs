@@ -11,8 +11,10 @@ use super::context::key;
 use super::observe::observe_owner;
 use super::report::report;
 
+use std::time::Duration;
+
 use kube::{
-    Resource,
+    Resource, ResourceExt,
     runtime::{controller::Action, events::EventType, reflector::ObjectRef},
 };
 
@@ -23,6 +25,7 @@ use crate::{
     api::reason::Reason,
     aws::iam::{Iam, IamError},
     ops::events::Note,
+    ops::metrics::ProfileState,
     rules::ownership::Owner,
     rules::plan::{self, Plan},
 };
@@ -41,7 +44,10 @@ pub(super) async fn cleanup<I: Iam>(
         .and_then(|s| s.user_name.clone())
         .unwrap_or_else(|| lp.user_name());
     let note = match shared.admitted(lp).await {
-        Ok(ctx) => delete_if_managed(lp, &ctx, &user).await?,
+        Ok(ctx) => match delete_if_managed(lp, &ctx, &user).await? {
+            Cleaned::Done(note) => note,
+            Cleaned::Paced(wait) => return paced(lp, &ctx, &user, wait).await,
+        },
         Err(refusal) if refusal.reason.is_terminal() => format!(
             "left the login profile of IAM user {user:?} alone: {}",
             refusal.message
@@ -70,12 +76,20 @@ pub(super) async fn cleanup<I: Iam>(
     Ok(Action::await_change())
 }
 
+/// What cleanup did with IAM.
+pub(super) enum Cleaned {
+    /// Done (deleted, kept, or nothing to do), as the Event says it.
+    Done(String),
+    /// The mass-deletion guard holds the deletion this long.
+    Paced(Duration),
+}
+
 /// Deletes the login profile if this resource manages it; says what it did.
 pub(super) async fn delete_if_managed<I: Iam>(
     lp: &LoginProfile,
     ctx: &InAccount<'_, I>,
     user: &str,
-) -> Result<String, Error> {
+) -> Result<Cleaned, Error> {
     let _change = ctx.account.budget.drift.change();
     let applied = lp
         .status
@@ -93,9 +107,9 @@ pub(super) async fn delete_if_managed<I: Iam>(
                 // cluster (ownership was handed over since).
                 match observe_owner(lp, ctx, user, &profile).await {
                     Ok(Owner::Elsewhere { cluster_id }) => {
-                        return Ok(format!(
+                        return Ok(Cleaned::Done(format!(
                             "left the login profile of IAM user {user:?} alone: IAM's ownership record names cluster {cluster_id:?}"
-                        ));
+                        )));
                     }
                     Ok(_) => Some(true),
                     Err(outcome) => {
@@ -112,13 +126,18 @@ pub(super) async fn delete_if_managed<I: Iam>(
     } else {
         None
     };
-    Ok(match plan::decide_cleanup(policy, ours) {
+    Ok(Cleaned::Done(match plan::decide_cleanup(policy, ours) {
         Plan::Delete => {
             if let Err(refused) = ctx.may_write() {
                 return Err(Error::Transient {
                     reason: refused.reason,
                     message: refused.message,
                 });
+            }
+            if !deletions_allowed_by_admin(ctx)
+                && let Err(wait) = ctx.account.budget.deletions.take()
+            {
+                return Ok(Cleaned::Paced(wait));
             }
             match ctx.account.iam.delete_login_profile(user).await {
                 Ok(()) => format!("deleted the login profile of IAM user {user:?}"),
@@ -134,7 +153,46 @@ pub(super) async fn delete_if_managed<I: Iam>(
         _ => format!(
             "left IAM user {user:?} alone: its login profile (if any) was not made by this LoginProfile"
         ),
-    })
+    }))
+}
+
+/// A cluster admin's confirmation that deletions in this account are
+/// intended: the IAMAccount's `allowDeletionsUntil` is still ahead.
+fn deletions_allowed_by_admin<I: Iam>(ctx: &InAccount<'_, I>) -> bool {
+    ctx.iam_account
+        .spec
+        .allow_deletions_until
+        .as_deref()
+        .and_then(|until| chrono::DateTime::parse_from_rfc3339(until).ok())
+        .is_some_and(|until| until > chrono::Utc::now())
+}
+
+/// A deletion the mass-deletion guard holds: said in status (and an Event
+/// on the transition), tried again when the window allows.
+async fn paced<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &InAccount<'_, I>,
+    user: &str,
+    wait: Duration,
+) -> Result<Action, Error> {
+    let wait = wait.max(Duration::from_secs(1));
+    let outcome = Outcome::new(
+        Reason::DeletionPaced,
+        format!(
+            "the login profile of IAM user {user:?} is deleted in about {}: more login profiles of this AWS account \
+             were deleted within --deletion-window than --deletion-limit allows. If this mass deletion is intended, \
+             a cluster admin lets it go on: kubectl patch iamaccount {} --type=merge -p \
+             '{{\"spec\":{{\"allowDeletionsUntil\":\"<an RFC 3339 time>\"}}}}'; to keep the profile instead, \
+             set spec.deletionPolicy: Retain",
+            humantime::format_duration(Duration::from_secs(wait.as_secs())),
+            ctx.iam_account.name_any(),
+        ),
+    );
+    let next = lp.status.clone().unwrap_or_default();
+    report(lp, ctx, next, &outcome, false).await?;
+    ctx.metrics
+        .set_profile_state(key(lp), Some(ProfileState::DeletionPaced));
+    Ok(Action::requeue(wait))
 }
 
 /// A failed DeleteLoginProfile, in status (and an Event when Ready changes):

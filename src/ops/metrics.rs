@@ -64,6 +64,8 @@ pub enum ProfileState {
     Ready,
     Reconciling,
     Stalled,
+    /// Being deleted, held by the mass-deletion guard.
+    DeletionPaced,
 }
 
 impl ProfileState {
@@ -72,6 +74,7 @@ impl ProfileState {
             ProfileState::Ready => "ready",
             ProfileState::Reconciling => "reconciling",
             ProfileState::Stalled => "stalled",
+            ProfileState::DeletionPaced => "deletion_paced",
         }
     }
 }
@@ -123,7 +126,7 @@ impl Default for Metrics {
         let profiles = Family::<ConditionLabels, Gauge>::default();
         registry.register(
             "profiles",
-            "Managed LoginProfiles by condition (ready, reconciling, stalled)",
+            "Managed LoginProfiles by condition (ready, reconciling, stalled, deletion_paced: a deletion the mass-deletion guard holds)",
             profiles.clone(),
         );
         let drift_check_period = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
@@ -304,6 +307,7 @@ impl Metrics {
             ProfileState::Ready,
             ProfileState::Reconciling,
             ProfileState::Stalled,
+            ProfileState::DeletionPaced,
         ] {
             let count = states.values().filter(|s| **s == each).count();
             self.profiles

@@ -104,6 +104,10 @@ impl Operator {
                 "5s",
                 "--iam-rate-limit",
                 "100",
+                // Tests delete as many LoginProfiles as they like; the
+                // mass-deletion guard's own test sets a limit.
+                "--deletion-limit",
+                "0",
             ])
             .args(extra_args)
             .env("RUST_LOG", log_filter)
