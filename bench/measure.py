@@ -17,7 +17,8 @@ from pathlib import Path
 
 from support import GROUP, ROOT
 
-IAM_WRITES = ("CreateLoginProfile", "UpdateLoginProfile", "DeleteLoginProfile")
+# TagUser: the ownership record the operator writes with --cluster-id.
+IAM_WRITES = ("CreateLoginProfile", "UpdateLoginProfile", "DeleteLoginProfile", "TagUser")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -35,6 +36,11 @@ class Emulator:
 
     def calls(self) -> dict[str, int]:
         with urllib.request.urlopen(f"{self.endpoint}/_lpo/calls") as response:
+            return json.load(response)
+
+    def accepted(self) -> dict[str, int]:
+        """Only the calls IAM applied and answered with success."""
+        with urllib.request.urlopen(f"{self.endpoint}/_lpo/calls?accepted=1") as response:
             return json.load(response)
 
     def reset(self) -> None:

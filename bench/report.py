@@ -111,6 +111,12 @@ def markdown(n: int, report: dict) -> str:
             f"| restart with {oversized['oversized']} LoginProfiles at the CRD's bounds (about 270 KB each) "
             f"where nothing admits them: peak RSS; without them | {oversized['peak_rss_mib']} MiB; "
             f"{oversized['peak_rss_mib_without_them']} MiB |")
+    rebuild = results.get("rebuild")
+    if rebuild:
+        lines.append(
+            f"| rebuild (every LoginProfile gone without its finalizer, the same manifests back, the same "
+            f"cluster id and key): all Ready; IAM calls; writes IAM accepted | {rebuild['seconds']} s; "
+            f"{fmt_calls(rebuild['iam_calls'])}; {rebuild['accepted_iam_writes']} |")
     due = results.get("rotation_drift_due")
     if due:
         lines.append(
