@@ -306,19 +306,30 @@ def to_csv(self: User) -> str:
 # --- Credential report: when it was generated --------------------------------
 
 IAMBackend.lpo_report_generated = None  # type: ignore[attr-defined]
+IAMBackend.lpo_report_rows = None  # type: ignore[attr-defined]
 original_generate_report = IAMBackend.generate_report
+original_get_credential_report = IAMBackend.get_credential_report
 
 
 def generate_report(self: IAMBackend) -> None:
     # moto answers GetCredentialReport with GeneratedTime 2015-02-02T20:02:02Z
-    # forever; IAM says when the report was made, and makes a new one when
-    # the last is over 4 hours old. (moto still writes the rows when the
-    # report is read, not when it is made.)
+    # forever, and writes the rows when the report is read; IAM serves a
+    # snapshot: the rows as of GenerateCredentialReport, unchanged until it
+    # makes a new one, which it does only when the last is over 4 hours old
+    # ("IAM generates a new report if the existing one is more than four
+    # hours old"; the account's clock here).
     now = now_in(self.account_id)
     last = self.lpo_report_generated
+    original_generate_report(self)
     if last is None or now - last > datetime.timedelta(hours=4):
         self.lpo_report_generated = now
-    original_generate_report(self)
+        self.lpo_report_rows = original_get_credential_report(self)
+
+
+def get_credential_report(self: IAMBackend) -> str:
+    if self.lpo_report_rows is None:
+        return original_get_credential_report(self)  # ReportNotPresent
+    return self.lpo_report_rows
 
 
 def response_get_credential_report(self: IAMResponse):
@@ -444,6 +455,7 @@ def apply_corrections() -> None:
     IAMResponse.change_password = response_change_password
     User.to_csv = to_csv
     IAMBackend.generate_report = generate_report
+    IAMBackend.get_credential_report = get_credential_report
     IAMResponse.get_credential_report = response_get_credential_report
 
 

@@ -272,12 +272,21 @@ fn passwords_are_checked_against_iams_rules_and_the_account_policy() {
     );
 }
 
+/// IAM's credential report is a snapshot: its rows are as of
+/// GenerateCredentialReport, served unchanged until IAM makes a new one,
+/// which it does only when the last is over 4 hours old (plain moto writes
+/// the rows when the report is read, and never moves password_last_changed).
 #[test]
-fn credential_report_tracks_password_last_changed() {
+fn the_credential_report_is_a_snapshot_made_at_most_every_four_hours() {
     let env = env();
-    let mut users = TestUsers::default();
-    let user = users.create("emu-report");
-    env.aws_ok(&[
+    let account = unique_account_id();
+    let aws = |args: &[&str]| {
+        env.aws_in(&account, args)
+            .unwrap_or_else(|e| panic!("aws {args:?} in {account}: {e}"))
+    };
+    let user = unique("emu-report");
+    aws(&["iam", "create-user", "--user-name", &user]);
+    aws(&[
         "iam",
         "create-login-profile",
         "--user-name",
@@ -285,26 +294,34 @@ fn credential_report_tracks_password_last_changed() {
         "--password",
         &strong_password("e"),
     ]);
-    let first = password_last_changed(&user);
-    // The report has one-second resolution: change the password again until
-    // a change lands in a later second (unpatched moto never moves it).
-    support::wait_until(
-        "password_last_changed to move",
-        Duration::from_secs(10),
-        || {
-            env.aws_ok(&[
-                "iam",
-                "update-login-profile",
-                "--user-name",
-                &user,
-                "--password",
-                &strong_password("e2"),
-            ]);
-            parse(&password_last_changed(&user)) > parse(&first)
-        },
+    let (first, made) = password_last_changed(&account, &user);
+    // A change after the snapshot is not in it, however often it is asked for.
+    env.advance_clock(&account, 60);
+    aws(&[
+        "iam",
+        "update-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        &strong_password("e2"),
+    ]);
+    let (same, made_again) = password_last_changed(&account, &user);
+    assert_eq!(
+        (same.as_str(), made_again.as_str()),
+        (first.as_str(), made.as_str())
     );
-    env.aws_ok(&["iam", "delete-login-profile", "--user-name", &user]);
-    assert_eq!(password_last_changed(&user), "N/A", "no password, no date");
+    // Four hours later (the account's clock), IAM makes a new one.
+    env.advance_clock(&account, 4 * 3600);
+    let (moved, newer) = password_last_changed(&account, &user);
+    assert!(parse(&moved) > parse(&first), "{moved} after {first}");
+    assert!(parse(&newer) > parse(&made), "{newer} after {made}");
+    aws(&["iam", "delete-login-profile", "--user-name", &user]);
+    env.advance_clock(&account, 4 * 3600 + 60);
+    assert_eq!(
+        password_last_changed(&account, &user).0,
+        "N/A",
+        "no password, no date"
+    );
 }
 
 /// IAM does not distinguish user names by case: a case variant cannot be
@@ -512,12 +529,18 @@ fn credential_report_says_when_a_password_must_rotate_and_was_last_used() {
     assert!(used >= changed, "signed in after the change: {used}");
 }
 
-fn password_last_changed(user: &str) -> String {
+/// `user`'s password_last_changed in `account`'s credential report, and
+/// the report's GeneratedTime (asking IAM to generate one first).
+fn password_last_changed(account: &str, user: &str) -> (String, String) {
     let env = env();
+    let aws = |args: &[&str]| {
+        env.aws_in(account, args)
+            .unwrap_or_else(|e| panic!("aws {args:?} in {account}: {e}"))
+    };
     support::wait_until("a credential report", Duration::from_secs(10), || {
-        env.aws_ok(&["iam", "generate-credential-report"])["State"] == "COMPLETE"
+        aws(&["iam", "generate-credential-report"])["State"] == "COMPLETE"
     });
-    let report = env.aws_ok(&["iam", "get-credential-report"]);
+    let report = aws(&["iam", "get-credential-report"]);
     let content = report["Content"].as_str().unwrap();
     let csv = String::from_utf8(base64_decode(content)).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
@@ -529,7 +552,8 @@ fn password_last_changed(user: &str) -> String {
         .lines()
         .find(|l| l.starts_with(&format!("{user},")))
         .unwrap_or_else(|| panic!("{user} is not in the report"));
-    row.split(',').nth(column).unwrap().to_string()
+    let generated = report["GeneratedTime"].as_str().unwrap().to_string();
+    (row.split(',').nth(column).unwrap().to_string(), generated)
 }
 
 fn parse(time: &str) -> chrono::DateTime<chrono::FixedOffset> {

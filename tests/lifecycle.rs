@@ -10,10 +10,26 @@ use std::time::Duration;
 use serde_json::json;
 use support::*;
 
+/// Enforce learns of an out-of-band change from IAM's credential report,
+/// which IAM makes at most every 4 hours: the test runs in an AWS account
+/// of its own, whose clock it moves past that (the operator asks for a
+/// report every second here).
 #[test]
-fn enforce_reverts_an_out_of_band_change() {
-    let f = Fixture::new(
-        "lc-enforce",
+fn enforce_reverts_an_out_of_band_change_seen_in_the_next_credential_report() {
+    let account = unique_account_id();
+    let ns = TestNamespace::with_account("lc-enforce", None);
+    let iam_account_name = unique("lc-enforce").to_lowercase();
+    env().apply_ok(&iam_account(
+        &iam_account_name,
+        json!({
+            "roleArn": format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole"),
+            "namespaces": [ns.name],
+            "userNames": ["*"],
+        }),
+    ));
+    let _accounts = TestAccounts(vec![iam_account_name.clone()]);
+    let _operator = Operator::start(
+        &ns.name,
         &[
             "--resync-period",
             "2s",
@@ -21,25 +37,34 @@ fn enforce_reverts_an_out_of_band_change() {
             "1s",
         ],
     );
-    let mut users = TestUsers::default();
-    let user = users.create("lc-enforce");
+    wait_account_ready(&iam_account_name, "True", "Verified");
+    let aws = |args: &[&str]| {
+        env()
+            .aws_in(&account, args)
+            .unwrap_or_else(|e| panic!("aws {args:?} in {account}: {e}"))
+    };
+    let user = unique("lc-enforce");
+    aws(&["iam", "create-user", "--user-name", &user]);
     let ours = strong_password("ours");
-    f.apply_pair(
+    env().apply_ok(&secret(&ns.name, "kim", &[("password", &ours)]));
+    env().apply_ok(&login_profile(
+        &ns.name,
         "kim",
-        &user,
-        &ours,
-        json!({"passwordUpdatePolicy": "Enforce"}),
-    );
-    wait_ready_reason(f.ns(), "kim", "True", "Created", CONVERGE);
-    // The password's change time has one-second resolution in the report.
-    let applied = status_str(&get_lp(f.ns(), "kim"), "passwordLastAppliedTime").to_string();
-    wait_until(
-        "a second to pass since the apply",
-        Duration::from_secs(3),
-        || chrono::Utc::now().timestamp() > seconds(&applied),
-    );
+        json!({"userName": user, "passwordSecretRef": {"name": "kim"},
+               "passwordUpdatePolicy": "Enforce", "accountRef": {"name": iam_account_name}}),
+    ));
+    wait_ready_reason(&ns.name, "kim", "True", "Created", CONVERGE);
+    // IAM made the report the operator reads before the change below.
+    wait_until("the operator's first credential report", CONVERGE, || {
+        env()
+            .iam_calls(&format!("account:{account}"))
+            .get("GetCredentialReport")
+            .is_some_and(|n| *n > 0)
+    });
+    // The report's change times have one-second resolution.
+    env().advance_clock(&account, 2);
     let theirs = strong_password("theirs");
-    env().aws_ok(&[
+    aws(&[
         "iam",
         "update-login-profile",
         "--user-name",
@@ -47,11 +72,23 @@ fn enforce_reverts_an_out_of_band_change() {
         "--password",
         &theirs,
     ]);
+    // Until IAM makes a new report, the change is not in it: nothing is done.
+    holds_for(Duration::from_secs(5), || {
+        let lp = get_lp(&ns.name, "kim");
+        assert!(
+            !ready(&lp)
+                .unwrap()
+                .2
+                .contains("changed outside the operator"),
+            "seen before any report showed it"
+        );
+    });
+    env().advance_clock(&account, 4 * 3600 + 60);
     let lp = wait_for(
         "the operator to set the Secret's password again",
         CONVERGE,
         || {
-            let lp = get_lp(f.ns(), "kim");
+            let lp = get_lp(&ns.name, "kim");
             ready(&lp)?
                 .2
                 .contains("changed outside the operator")
@@ -62,9 +99,15 @@ fn enforce_reverts_an_out_of_band_change() {
     // IAM has the Secret's password again, not the other one: the user can
     // change from it and not from theirs (tried first, while IAM still holds
     // what the operator set).
-    assert!(change_password_as_user(&user, &theirs, &strong_password("x")).is_err());
-    change_password_as_user(&user, &ours, &strong_password("check"))
+    assert!(
+        change_password_as_user_in(Some(&account), &user, &theirs, &strong_password("x")).is_err()
+    );
+    change_password_as_user_in(Some(&account), &user, &ours, &strong_password("check"))
         .expect("IAM has the Secret's password");
+    let _ = env().aws_in(
+        &account,
+        &["iam", "delete-login-profile", "--user-name", &user],
+    );
 }
 
 #[test]
