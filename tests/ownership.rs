@@ -164,7 +164,7 @@ fn a_rebuild_with_another_fingerprint_key_writes_nothing_until_the_source_change
 fn a_create_writes_the_record_and_a_rebuilt_cluster_takes_its_profiles_back_with_no_write() {
     let ns = TestNamespace::new("own-rebuild");
     let mut made = TestUsers::default();
-    let (users, passwords) = users_and_passwords(&mut made, "own-rb", 4);
+    let (users, passwords) = users_and_passwords(&mut made, "own-rb", 20);
     let blue = Operator::start(&ns.name, &["--cluster-id", "blue"]);
     apply_manifests(&ns.name, &users, &passwords, json!({}));
     let first = wait_all_ready(&ns.name, users.len(), CONVERGE);
@@ -689,13 +689,17 @@ fn a_mass_deletion_is_paced_until_a_cluster_admin_confirms_it() {
     let kept = users.iter().filter(|u| iam_profile(u).is_ok()).count();
     assert_eq!(kept, 25, "the held ones still have their console password");
 
-    // A cluster admin confirms: the rest go at once.
+    // A cluster admin confirms, with the runbook's command: the rest go at once.
     let until = (chrono::Utc::now() + chrono::Duration::minutes(10))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    env().apply_ok(&iam_account(
+    env().kubectl_ok(&[
+        "patch",
+        "iamaccount",
         &account,
-        json!({"namespaces": [ns.name], "userNames": ["*"], "allowDeletionsUntil": until}),
-    ));
+        "--type=merge",
+        "-p",
+        &json!({"spec": {"allowDeletionsUntil": until}}).to_string(),
+    ]);
     wait_until("every LoginProfile gone", CONVERGE, || {
         list_lps(&ns.name).is_empty()
     });
