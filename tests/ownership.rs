@@ -68,6 +68,30 @@ fn namespace_with_its_own_account(prefix: &str) -> (TestNamespace, String, TestA
     (ns, account.clone(), TestAccounts(vec![account]))
 }
 
+/// Every user signs in with its password (and changes it, as at a first
+/// sign-in).
+fn everyone_signs_in(users: &[String], passwords: &[String]) {
+    sign_in_all(
+        &users
+            .iter()
+            .cloned()
+            .zip(passwords.iter().cloned())
+            .collect(),
+    );
+}
+
+/// A new password in Secret `name`: waits until it is applied and the
+/// user's record names it; returns it.
+fn rotate_and_wait_for_the_record(namespace: &str, name: &str, user: &str, tag: &str) -> String {
+    let rotated = strong_password(tag);
+    env().apply_ok(&secret(namespace, name, &[("password", &rotated)]));
+    wait_ready_reason(namespace, name, "True", "Updated", CONVERGE);
+    wait_until("the record to name the new password", CONVERGE, || {
+        record_of(user)["password"] == status_str(&get_lp(namespace, name), "passwordFingerprint")
+    });
+    rotated
+}
+
 /// The calls that change a login profile or its record.
 fn changing_calls(user: &str) -> [u64; 3] {
     [
@@ -140,21 +164,9 @@ fn a_rebuild_with_another_fingerprint_key_writes_nothing_until_the_source_change
         let after: Vec<[u64; 3]> = users.iter().map(|u| changing_calls(u)).collect();
         assert_eq!(after, before, "no password and no record written");
     });
-    sign_in_all(
-        &users
-            .iter()
-            .cloned()
-            .zip(passwords.iter().cloned())
-            .collect(),
-    );
+    everyone_signs_in(&users, &passwords);
     // The source's next change is sent, and recorded under the new key.
-    let rotated = strong_password("nk-rot");
-    env().apply_ok(&secret(&ns.name, "lp-0", &[("password", &rotated)]));
-    wait_ready_reason(&ns.name, "lp-0", "True", "Updated", CONVERGE);
-    wait_until("the record to name the new password", CONVERGE, || {
-        record_of(&users[0])["password"]
-            == status_str(&get_lp(&ns.name, "lp-0"), "passwordFingerprint")
-    });
+    let rotated = rotate_and_wait_for_the_record(&ns.name, "lp-0", &users[0], "nk-rot");
     assert_eq!(calls(&users[0], "UpdateLoginProfile"), before[0][0] + 1);
     change_password_as_user(&users[0], &rotated, &strong_password("nk-after"))
         .expect("IAM holds the Secret's new password");
@@ -237,23 +249,11 @@ fn a_create_writes_the_record_and_a_rebuilt_cluster_takes_its_profiles_back_with
     // have their Secret's.
     change_password_as_user(&users[0], &mine, &strong_password("mine2"))
         .expect("IAM still holds the password the person chose");
-    sign_in_all(
-        &users[1..]
-            .iter()
-            .cloned()
-            .zip(passwords[1..].iter().cloned())
-            .collect(),
-    );
+    everyone_signs_in(&users[1..], &passwords[1..]);
 
     // Taken back means managed: a rotation is one password write and one
     // record write.
-    let rotated = strong_password("rb-rot");
-    env().apply_ok(&secret(&ns.name, "lp-1", &[("password", &rotated)]));
-    wait_ready_reason(&ns.name, "lp-1", "True", "Updated", CONVERGE);
-    wait_until("the record to name the new password", CONVERGE, || {
-        record_of(&users[1])["password"]
-            == status_str(&get_lp(&ns.name, "lp-1"), "passwordFingerprint")
-    });
+    let rotated = rotate_and_wait_for_the_record(&ns.name, "lp-1", &users[1], "rb-rot");
     assert_eq!(calls(&users[1], "UpdateLoginProfile"), 1);
     assert_eq!(calls(&users[1], "TagUser"), 2);
     change_password_as_user(&users[1], &rotated, &strong_password("rb-after"))
@@ -315,13 +315,7 @@ fn a_second_cluster_neither_writes_nor_deletes_the_first_clusters_profiles() {
         assert_eq!(calls(user, "DeleteLoginProfile"), 0, "{user}");
         assert_eq!(record_of(user)["owner"], "blue");
     }
-    sign_in_all(
-        &users
-            .iter()
-            .cloned()
-            .zip(passwords.iter().cloned())
-            .collect(),
-    );
+    everyone_signs_in(&users, &passwords);
 }
 
 #[test]
@@ -416,13 +410,7 @@ fn a_handoff_moves_ownership_without_a_password_write_and_the_old_cluster_stops(
         assert_eq!(calls(user, "DeleteLoginProfile"), 0, "{user}");
     }
     // People keep their passwords; green now manages them.
-    sign_in_all(
-        &users
-            .iter()
-            .cloned()
-            .zip(passwords.iter().cloned())
-            .collect(),
-    );
+    everyone_signs_in(&users, &passwords);
     let rotated = strong_password("green-rot");
     env().apply_ok(&secret(&green_ns.name, "lp-1", &[("password", &rotated)]));
     wait_ready_reason(&green_ns.name, "lp-1", "True", "Updated", CONVERGE);
@@ -490,7 +478,7 @@ fn a_migration_adopts_profiles_made_elsewhere_keeping_every_password() {
         assert_eq!(record_of(user)["owner"], "migrate");
     }
     // Everyone keeps the password they chose.
-    sign_in_all(&users.iter().cloned().zip(chosen.iter().cloned()).collect());
+    everyone_signs_in(&users, &chosen);
 
     // From the source's next change on, the Secret is the truth: one write.
     let rotated = strong_password("mg-rot");
