@@ -313,6 +313,88 @@ fn login_profiles_that_are_not_admitted_cost_the_owner_no_reads() {
     assert!(!operator.logs().contains(&rotated));
 }
 
+/// What a namespace editor creates where nothing admits it reaches the
+/// operator through its listings: LoginProfiles are listed in pages of 50
+/// (never in one answer from the API server's cache, which would hold every
+/// object whole at once), each trimmed before the next page, and none is
+/// lost or starves the owner's.
+#[test]
+fn objects_nobody_admits_are_listed_in_pages_and_starve_nothing() {
+    let owner = TestNamespace::new("trust-pages");
+    let outsider = TestNamespace::with_account("trust-pages-out", None);
+    let tenant = Tenant::new(&outsider.name);
+    // 60 before the operator starts, five of them at the CRD's bounds (ten
+    // 1024-character age recipients, a 16 KiB OpenPGP key, 240 KB of
+    // annotations: about 270 KB each).
+    let at_bounds = json!({"userName": "anyone", "generatePassword": {"deliverTo": {
+        "ageRecipients": (0..10).map(|i| format!("age1{}", i.to_string().repeat(1020))).collect::<Vec<_>>(),
+        "pgpPublicKey": "-".repeat(16384)}}});
+    let padding = json!({"annotations": {"padding.example.com/tenant": "x".repeat(240_000)}});
+    for i in 0..60 {
+        let (metadata, spec) = if i < 5 {
+            (padding.clone(), at_bounds.clone())
+        } else {
+            (
+                json!({}),
+                json!({"userName": "anyone", "passwordSecretRef": {"name": "none"}}),
+            )
+        };
+        // Created, not applied: kubectl apply would copy the 240 KB into
+        // its last-applied annotation, past the API server's 256 KB bound.
+        let manifest = login_profile_with(&outsider.name, &format!("junk-{i}"), metadata, spec);
+        let created = tenant.kubectl(&["create", "-f", "-"], Some(&manifest));
+        assert!(
+            created.status.success(),
+            "kubectl create as the tenant: {created:?}"
+        );
+    }
+    let mut users = TestUsers::default();
+    let user = users.create("trust-pages");
+    env().apply_ok(&secret(
+        &owner.name,
+        "bob",
+        &[("password", &strong_password("p"))],
+    ));
+    env().apply_ok(&login_profile(
+        &owner.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    let _operator = Operator::start(&owner.name, &["--namespace", &outsider.name]);
+    wait_ready_reason(&owner.name, "bob", "True", "Created", CONVERGE);
+    wait_until("all 60 refused as not admitted", CONVERGE, || {
+        list_lps(&outsider.name)
+            .iter()
+            .filter(|lp| ready(lp).is_some_and(|(_, reason, _)| reason == "NotAdmitted"))
+            .count()
+            == 60
+    });
+
+    let lists = operator_profile_lists(&outsider.name);
+    assert!(
+        !lists.is_empty(),
+        "the audit log shows the operator's listing"
+    );
+    let parameters = |uri: &str| -> Vec<String> {
+        let query = uri.split_once('?').map_or("", |(_, query)| query);
+        query.split('&').map(str::to_string).collect()
+    };
+    for uri in &lists {
+        let asked = parameters(uri);
+        assert!(
+            asked.iter().any(|p| p == "limit=50")
+                && !asked.iter().any(|p| p == "resourceVersion=0"),
+            "a list in pages of 50, not from the cache in one answer: {uri}"
+        );
+    }
+    assert!(
+        lists
+            .iter()
+            .any(|uri| parameters(uri).iter().any(|p| p.starts_with("continue="))),
+        "60 objects took a second page: {lists:?}"
+    );
+}
+
 #[test]
 fn a_secrets_manager_secret_the_account_does_not_admit_is_never_read() {
     let ns = TestNamespace::new("trust-sm");

@@ -271,7 +271,7 @@ pub(super) fn account_error_policy<I: Iam>(
 /// Read once per try while it is being deleted.
 async fn users_in_cluster(client: &Client, account: &str) -> Result<usize, Error> {
     let api: Api<LoginProfile> = Api::all(client.clone());
-    let mut params = kube::api::ListParams::default().limit(500);
+    let mut params = kube::api::ListParams::default().limit(super::watch::PROFILES_PER_PAGE);
     let mut users = 0;
     loop {
         let page = api.list(&params).await.map_err(Error::Kube)?;

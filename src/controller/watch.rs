@@ -156,6 +156,20 @@ fn forget_bookkeeping(lp: &mut LoginProfile) {
         .retain(|key, _| key.starts_with(OPERATOR_ANNOTATIONS));
 }
 
+/// How LoginProfiles are listed: in pages of [`PROFILES_PER_PAGE`], each
+/// trimmed before the next is read, so the listing's peak follows a page,
+/// not the whole set. Not `any_semantic()`: the API server answers a list
+/// at resourceVersion 0 from its cache in one piece, ignoring the limit,
+/// and a namespace editor's oversized objects would all be in memory at
+/// once (at the CRD's bounds about 270 KB each).
+fn profile_listing() -> watcher::Config {
+    watcher::Config::default().page_size(PROFILES_PER_PAGE)
+}
+
+/// LoginProfiles per list page: at the CRD's bounds a page is about 13 MB
+/// of JSON; 20,000 ordinary objects are 400 pages.
+pub(crate) const PROFILES_PER_PAGE: u32 = 50;
+
 /// The prefix of the only annotations the reconciler reads (rules/marks.rs).
 const OPERATOR_ANNOTATIONS: &str = "iam.loginprofile.dev/";
 
@@ -279,7 +293,7 @@ pub fn run<I: Iam>(
         let count_changes = arrivals_and_departures.clone();
         let index = ctx.clone();
         let mut known = std::collections::HashSet::new();
-        let profile_changes = watcher(profiles, watcher::Config::default().any_semantic())
+        let profile_changes = watcher(profiles, profile_listing())
             .default_backoff()
             .modify(forget_bookkeeping)
             .reflect(writer)

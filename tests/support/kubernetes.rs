@@ -142,21 +142,10 @@ pub fn operator_requests_in(namespace: &str) -> HashMap<String, u64> {
 /// The operator's requests in `namespace` on objects whose name `named`
 /// keeps, from the API server's audit log: "verb resource[/subresource]" -> count.
 fn operator_audit(namespace: &str, named: impl Fn(&Value) -> bool) -> HashMap<String, u64> {
-    let path = env().vars.get("LPO_AUDIT_LOG").expect(
-        "target/devenv/env has no LPO_AUDIT_LOG: the environment predates the audit log; \
-         restart it (make devenv-down devenv-up)",
-    );
-    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
     let mut requests = HashMap::new();
-    // The last line may still be being written.
-    let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
-    for line in complete.lines() {
-        let event: Value = serde_json::from_str(line).expect("the audit log is JSON lines");
+    for event in operator_audit_events(namespace) {
         let object = &event["objectRef"];
-        let ours = event["userAgent"]
-            .as_str()
-            .is_some_and(|agent| agent.starts_with("loginprofile-operator/"));
-        if ours && named(&object["name"]) && object["namespace"] == namespace {
+        if named(&object["name"]) {
             let mut key = format!(
                 "{} {}",
                 event["verb"].as_str().unwrap_or("?"),
@@ -169,6 +158,40 @@ fn operator_audit(namespace: &str, named: impl Fn(&Value) -> bool) -> HashMap<St
         }
     }
     requests
+}
+
+/// The request URIs of the operator's LoginProfile lists in `namespace`
+/// (its watches' listings), from the API server's audit log.
+pub fn operator_profile_lists(namespace: &str) -> Vec<String> {
+    operator_audit_events(namespace)
+        .into_iter()
+        .filter(|event| {
+            event["verb"] == "list" && event["objectRef"]["resource"] == "loginprofiles"
+        })
+        .filter_map(|event| event["requestURI"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The audit log's events of the operator's requests (told apart by its
+/// User-Agent) in `namespace`.
+fn operator_audit_events(namespace: &str) -> Vec<Value> {
+    let path = env().vars.get("LPO_AUDIT_LOG").expect(
+        "target/devenv/env has no LPO_AUDIT_LOG: the environment predates the audit log; \
+         restart it (make devenv-down devenv-up)",
+    );
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
+    // The last line may still be being written.
+    let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+    complete
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("the audit log is JSON lines"))
+        .filter(|event| {
+            event["userAgent"]
+                .as_str()
+                .is_some_and(|agent| agent.starts_with("loginprofile-operator/"))
+                && event["objectRef"]["namespace"] == namespace
+        })
+        .collect()
 }
 
 pub fn events(namespace: &str, name: &str) -> Vec<Value> {
