@@ -130,6 +130,18 @@ impl Governed {
         ]);
     }
 
+    /// The start of the person's MFA grace as the operator recorded it on
+    /// the IAM user, read back with the AWS CLI.
+    fn grace_start(&self, user: &str) -> Option<String> {
+        let tags = self.aws(&["iam", "list-user-tags", "--user-name", user]);
+        tags["Tags"]
+            .as_array()?
+            .iter()
+            .find(|tag| tag["Key"] == "iam.loginprofile.dev/floor-since")
+            .and_then(|tag| tag["Value"].as_str())
+            .map(str::to_string)
+    }
+
     fn advance_days(&self, days: u64) {
         env().advance_clock(&self.account, days * DAY);
     }
@@ -233,8 +245,51 @@ fn missing_mfa_is_reported_then_disables_console_access_until_a_person_re_enable
     assert_eq!(calls(&user, "CreateLoginProfile"), 1);
     assert_eq!(calls(&user, "DeleteLoginProfile"), 1);
 
-    // The documented human act: a new reenable value creates it once.
+    // The grace counts from the first profile, recorded on the IAM user
+    // where a tenant cannot write; status shows the same time.
+    let first_start = g
+        .grace_start(&user)
+        .expect("the grace's start recorded on the IAM user");
+    assert_eq!(lp["status"]["console"]["floorSince"], first_start.as_str());
+
+    // Under the IAMAccount's rule the tenant cannot restart the grace: a
+    // new reenable value makes no profile, and says what would.
     g.reenable("ann", "ticket-42");
+    let lp = wait_for("the re-enable refused", CONVERGE, || {
+        let lp = get_lp(g.ns(), "ann");
+        (lp["status"]["console"]["disabled"]["reenable"] == "ticket-42").then_some(lp)
+    });
+    let (status, reason, message) = ready(&lp).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ConsoleDisabled")
+    );
+    assert!(
+        message.contains("does not restart the grace")
+            && message.contains("iam.loginprofile.dev/floor-since"),
+        "{message}"
+    );
+    // Nor does the object deleted and made again.
+    env().kubectl_ok(&["delete", "loginprofile", "ann", "-n", g.ns(), "--wait=true"]);
+    g.apply("ann", &user, None, json!({}));
+    let lp = wait_ready_reason(g.ns(), "ann", "False", "ConsoleDisabled", CONVERGE);
+    assert_eq!(lp["status"]["console"]["floorSince"], first_start.as_str());
+    holds_for(Duration::from_secs(3), || {
+        assert!(!g.has_login_profile(&user), "made again by a tenant's act");
+        assert_eq!(calls(&user, "CreateLoginProfile"), 1);
+    });
+
+    // The administrator's act: the record removed, then a re-enable makes
+    // the profile once, and its grace starts anew (recorded again).
+    g.aws(&[
+        "iam",
+        "untag-user",
+        "--user-name",
+        &user,
+        "--tag-keys",
+        "iam.loginprofile.dev/floor-since",
+    ]);
+    g.reenable("ann", "ticket-43");
     wait_ready_reason(g.ns(), "ann", "True", "Created", CONVERGE);
     assert!(g.has_login_profile(&user));
     holds_for(Duration::from_secs(4), || {
@@ -244,6 +299,8 @@ fn missing_mfa_is_reported_then_disables_console_access_until_a_person_re_enable
         );
     });
     assert_eq!(calls(&user, "CreateLoginProfile"), 2);
+    let second_start = g.grace_start(&user).expect("recorded again");
+    assert!(seconds(&second_start) > seconds(&first_start));
 
     // MFA enabled: the next report says so.
     let seed = std::env::temp_dir().join(format!("{user}-mfa-seed"));
@@ -277,6 +334,47 @@ fn missing_mfa_is_reported_then_disables_console_access_until_a_person_re_enable
     let lp = wait_condition(g.ns(), "ann", "MFAActive", "True", "MFAActive");
     assert_eq!(lp["status"]["console"]["mfaActive"], true);
     assert!(condition_true(&lp, "Ready"));
+}
+
+/// A tenant parks its object after the operator made its profile (it asks
+/// for adoption, which its IAMAccount does not allow, so it is refused):
+/// the IAMAccount's MFA rule still turns console access off.
+#[test]
+fn a_parked_login_profile_stays_under_the_iam_accounts_mfa_rule() {
+    let g = Governed::new(
+        "gov-park",
+        Some(json!({"mfa": {"requiredWithin": "7d", "action": "DisableConsole"}})),
+    );
+    let user = g.create_user("gov-park");
+    g.apply("ann", &user, Some(&strong_password("ann")), json!({}));
+    wait_ready_reason(g.ns(), "ann", "True", "Created", CONVERGE);
+    let patch = json!({"spec": {"adoptionPolicy": "Adopt"}}).to_string();
+    env().kubectl_ok(&[
+        "patch",
+        "loginprofile",
+        "ann",
+        "-n",
+        g.ns(),
+        "--type=merge",
+        "-p",
+        &patch,
+    ]);
+    wait_ready_reason(g.ns(), "ann", "False", "NotAdmitted", CONVERGE);
+    assert!(g.has_login_profile(&user), "parking alone deletes nothing");
+
+    g.advance_days(8);
+    let lp = wait_for("console access disabled while parked", CONVERGE, || {
+        let lp = get_lp(g.ns(), "ann");
+        (lp["status"]["console"]["disabled"]["rule"] == "mfa").then_some(lp)
+    });
+    assert!(
+        lp["status"]["console"]["disabled"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no active MFA device")),
+        "{lp}"
+    );
+    assert!(!g.has_login_profile(&user), "console access is off");
+    assert_eq!(calls(&user, "DeleteLoginProfile"), 1);
 }
 
 /// While console access is off, an admin gives the person a console

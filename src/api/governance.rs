@@ -123,6 +123,13 @@ pub struct ConsoleStatus {
     /// Set while a rule keeps console access off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<ConsoleDisabled>,
+    /// Under an IAMAccount's MFA rule: when the person's grace period
+    /// started (the first login profile the operator made for the user
+    /// under it), as recorded on the IAM user
+    /// (`iam.loginprofile.dev/floor-since`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "date-time"))]
+    pub floor_since: Option<String>,
 }
 
 /// Why and when a rule turned console access off.

@@ -12,7 +12,7 @@ use kube::{Api, ResourceExt, runtime::reflector::ObjectRef};
 
 use crate::{
     api::conditions::Outcome, api::login_profile::LoginProfile, api::reason::Reason, aws::iam::Iam,
-    rules::admission,
+    rules::admission, rules::governance,
 };
 
 impl<I: Iam> Context<I> {
@@ -39,6 +39,44 @@ impl<I: Iam> Context<I> {
             iam_account: account,
             account_id,
         })
+    }
+
+    /// For a LoginProfile its IAMAccount refuses (parked) whose status
+    /// records a login profile made here: the user status names and the
+    /// IAMAccount of that AWS account with the strictest MFA rule, so the
+    /// person's grace keeps counting while the object is parked. Read from
+    /// status and the caches only: spec is the tenant's to change (another
+    /// IAMAccount, another user), status is not.
+    pub(super) async fn parked_under_floor(
+        &self,
+        lp: &LoginProfile,
+    ) -> Option<(InAccount<'_, I>, String)> {
+        let status = lp.status.as_ref()?;
+        let (Some(_), Some(account_id), Some(user)) =
+            (&status.create_date, &status.account_id, &status.user_name)
+        else {
+            return None;
+        };
+        let tenancy = self.tenancy.get()?;
+        let strictest = tenancy
+            .accounts
+            .state()
+            .into_iter()
+            .filter(|account| account.verified_account_id() == Some(account_id.as_str()))
+            .filter_map(|account| {
+                let mfa = account.spec.governance.as_ref()?.mfa.as_ref()?;
+                let within = governance::span(&mfa.required_within).ok()?;
+                Some(((std::cmp::Reverse(mfa.action), within), account))
+            })
+            .min_by_key(|(strictness, _)| *strictness)?
+            .1;
+        let in_account = InAccount {
+            shared: self,
+            account: self.accounts.get(&strictest).await,
+            iam_account: strictest,
+            account_id: account_id.clone(),
+        };
+        Some((in_account, user.clone()))
     }
 
     /// Whether the operator believes `lp` manages its IAM user: status

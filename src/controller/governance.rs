@@ -21,8 +21,9 @@ use super::secret_source;
 use crate::api::conditions::Outcome;
 use crate::api::governance::{ConsoleDisabled, ConsoleStatus};
 use crate::api::login_profile::LoginProfile;
+use crate::api::login_profile::LoginProfileStatus;
 use crate::api::reason::Reason;
-use crate::aws::iam::Iam;
+use crate::aws::iam::{Iam, IamError};
 use crate::ops::metrics::{ConsoleFindings, ProfileState};
 use crate::rules::governance::{self, Finding, Inputs, Judged};
 use crate::rules::plan::{Applied, SourceProblem};
@@ -97,6 +98,10 @@ pub(super) async fn govern<I: Iam>(
     };
     let now = report.generated.unwrap_or_else(Utc::now);
     let facts = report.user(user);
+    // An IAMAccount's MFA rule counts each person's grace from the first
+    // profile made under it (recorded on the IAM user), whatever the
+    // tenant does with its object.
+    let mfa_floor = floor.is_some_and(|g| g.mfa.is_some());
     let status = lp.status.clone().unwrap_or_default();
     let previous = status.console.clone().unwrap_or_default();
     let mut console = ConsoleStatus {
@@ -113,6 +118,7 @@ pub(super) async fn govern<I: Iam>(
         rules: Some(rules.describe()),
         replaced_for_expiry: previous.replaced_for_expiry.clone(),
         disabled: previous.disabled.clone(),
+        floor_since: previous.floor_since.clone().filter(|_| mfa_floor),
     };
 
     // Console access a rule turned off stays off until a person acts.
@@ -123,13 +129,41 @@ pub(super) async fn govern<I: Iam>(
             .is_ok_and(|d| d.applied == Applied::Different);
         if token == disabled.reenable && !new_password {
             let message = format!(
-                "console access disabled at {} by the {} rule: {}; to re-enable, set spec.governance.reenable to a new value or put a new password in the source",
-                disabled.at, disabled.rule, disabled.message
+                "console access disabled at {} by the {} rule: {}; {}",
+                disabled.at,
+                disabled.rule,
+                disabled.message,
+                reenable_hint(mfa_floor && disabled.rule == "mfa")
             );
             lp = record(lp, ctx, Some(console), &[]).await?;
             set_findings(&lp, ctx, None, true);
             let action = fail(&lp, ctx, Outcome::new(Reason::ConsoleDisabled, message)).await?;
             return Ok(Governed::Done(action));
+        }
+        if mfa_floor {
+            // Read again: an administrator restarts the grace by removing
+            // the record (the profile made next is recorded instead).
+            let since = match grace_record(ctx, user, None).await {
+                Ok(since) => since,
+                Err(outcome) => return fail(&lp, ctx, outcome).await.map(Governed::Done),
+            };
+            console.floor_since = since.map(governance::time);
+            if let Some(refusal) =
+                since.and_then(|since| governance::refuse_again(&rules, facts, now, since))
+            {
+                let message = format!(
+                    "console access stays disabled: {}; {}",
+                    refusal.message,
+                    reenable_hint(true)
+                );
+                if let Some(disabled) = console.disabled.as_mut() {
+                    disabled.reenable = token;
+                }
+                lp = record(lp, ctx, Some(console), &[]).await?;
+                set_findings(&lp, ctx, None, true);
+                let action = fail(&lp, ctx, Outcome::new(Reason::ConsoleDisabled, message)).await?;
+                return Ok(Governed::Done(action));
+            }
         }
         let why = if new_password {
             "a new password in the source"
@@ -151,12 +185,43 @@ pub(super) async fn govern<I: Iam>(
         return Ok(Governed::Continue(Box::new(lp)));
     }
 
+    if mfa_floor && console.floor_since.is_none() {
+        // Learned once, then kept in status: the record when there is one;
+        // else the CreateDate of the profile made here, written as the
+        // record (a profile made before the rule was). A new LoginProfile
+        // for a person whose grace is over makes no profile at all; one
+        // that makes a profile records it in the same reconcile
+        // ([`record_grace_start`]).
+        let profile = time_of(status.create_date.as_deref());
+        if profile.is_some() || source.is_ok() {
+            let since = match grace_record(ctx, user, profile).await {
+                Ok(since) => since,
+                Err(outcome) => return fail(&lp, ctx, outcome).await.map(Governed::Done),
+            };
+            console.floor_since = since.map(governance::time);
+            let refusal = match (profile, since) {
+                (None, Some(since)) => governance::refuse_again(&rules, facts, now, since),
+                _ => None,
+            };
+            if let Some(refusal) = refusal {
+                let judged = Judged {
+                    findings: Vec::new(),
+                    disable: Some(refusal.clone()),
+                    ..Judged::default()
+                };
+                return disable_console(lp, ctx, user, console, &judged, &refusal)
+                    .await
+                    .map(Governed::Done);
+            }
+        }
+    }
     let judged = governance::judge(
         &rules,
         &Inputs {
             facts,
             now,
             profile_created: time_of(status.create_date.as_deref()),
+            floor_since: time_of(console.floor_since.as_deref()),
             replaced_for: time_of(previous.replaced_for_expiry.as_deref()),
             expiry,
             rotate_before: generated_rotation(&lp),
@@ -194,6 +259,82 @@ pub(super) async fn govern<I: Iam>(
     Ok(Governed::Continue(Box::new(lp)))
 }
 
+/// What re-enables console access a rule turned off: the tenant's own act,
+/// or, where the IAMAccount's MFA rule turned it off, an MFA device or an
+/// administrator's.
+fn reenable_hint(under_iam_account_mfa_rule: bool) -> String {
+    if under_iam_account_mfa_rule {
+        format!(
+            "under the IAMAccount's MFA rule a new spec.governance.reenable or password does not restart the grace: the IAM user needs an active MFA device (seen in IAM's next credential report), or an administrator removes its tag {}; then set spec.governance.reenable to a new value",
+            governance::FLOOR_SINCE_TAG
+        )
+    } else {
+        "to re-enable, set spec.governance.reenable to a new value or put a new password in the source".into()
+    }
+}
+
+/// Records, after a profile was made, that the person's MFA grace under
+/// the IAMAccount's rule started with it, unless an earlier start is
+/// recorded (one ListUserTags and at most one TagUser, before the status
+/// write: a lost status write leaves the record in IAM all the same).
+/// `next` (the status about to be written) then shows the start.
+pub(super) async fn record_grace_start<I: Iam>(
+    ctx: &InAccount<'_, I>,
+    user: &str,
+    next: &mut LoginProfileStatus,
+) -> Result<(), Outcome> {
+    let mfa_floor = ctx
+        .iam_account
+        .spec
+        .governance
+        .as_ref()
+        .is_some_and(|g| g.mfa.is_some());
+    let recorded = next.console.as_ref().and_then(|c| c.floor_since.as_ref());
+    let created = time_of(next.create_date.as_deref());
+    let (true, None, Some(created)) = (mfa_floor, recorded, created) else {
+        return Ok(());
+    };
+    let since = grace_record(ctx, user, Some(created)).await?;
+    next.console
+        .get_or_insert_with(ConsoleStatus::default)
+        .floor_since = since.map(governance::time);
+    Ok(())
+}
+
+/// The start of the person's MFA grace under an IAMAccount's rule, as the
+/// IAM user's tag records it; with none and a `start`, that start, written
+/// as the record (one TagUser).
+async fn grace_record<I: Iam>(
+    ctx: &InAccount<'_, I>,
+    user: &str,
+    start: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, Outcome> {
+    let tags = ctx
+        .account
+        .iam
+        .user_tags(user)
+        .await
+        .map_err(|error| error.outcome(user, None))?;
+    let recorded = tags
+        .iter()
+        .find(|(key, _)| key == governance::FLOOR_SINCE_TAG)
+        .and_then(|(_, value)| time_of(Some(value)));
+    let (None, Some(start)) = (recorded, start) else {
+        return Ok(recorded);
+    };
+    ctx.may_write()?;
+    let tag = (
+        governance::FLOOR_SINCE_TAG.to_string(),
+        governance::time(start),
+    );
+    ctx.account
+        .iam
+        .tag_user(user, &[tag])
+        .await
+        .map_err(|error| error.outcome(user, None))?;
+    Ok(Some(start))
+}
+
 /// `generatePassword.rotateBefore`, for a password the operator generates.
 fn generated_rotation(lp: &LoginProfile) -> Option<chrono::Duration> {
     let generate = lp.spec.generate_password.as_ref()?;
@@ -215,11 +356,18 @@ async fn disable_console<I: Iam>(
     judged: &Judged,
     disable: &governance::Disable,
 ) -> Result<Action, Error> {
-    if let Err(refusal) = ctx.may_write() {
-        return fail(&lp, ctx, refusal).await;
-    }
-    if let Err(error) = ctx.account.iam.delete_login_profile(user).await {
-        return fail(&lp, ctx, error.outcome(user, None)).await;
+    // Only a profile status records as made here is deleted; without one
+    // (a new LoginProfile whose person's grace is over) none is made.
+    let made_here = lp.status.as_ref().is_some_and(|s| s.create_date.is_some());
+    if made_here {
+        if let Err(refusal) = ctx.may_write() {
+            return fail(&lp, ctx, refusal).await;
+        }
+        match ctx.account.iam.delete_login_profile(user).await {
+            // Gone already (deleted out of band while the object was parked).
+            Ok(()) | Err(IamError::NoSuchEntity(_)) => {}
+            Err(error) => return fail(&lp, ctx, error.outcome(user, None)).await,
+        }
     }
     console.disabled = Some(ConsoleDisabled {
         rule: disable.rule.into(),
@@ -233,11 +381,25 @@ async fn disable_console<I: Iam>(
     next.password_reset_required = None;
     next.console = Some(console);
     next.conditions = with_findings(&next.conditions, &judged.findings);
+    let what = if made_here {
+        format!("the login profile of IAM user {user:?} was deleted")
+    } else {
+        format!("no login profile is made for IAM user {user:?}")
+    };
+    let floor_rule = disable.rule == "mfa"
+        && ctx
+            .iam_account
+            .spec
+            .governance
+            .as_ref()
+            .is_some_and(|g| g.mfa.is_some());
     let outcome = Outcome::new(
         Reason::ConsoleDisabled,
         format!(
-            "console access disabled: the login profile of IAM user {user:?} was deleted by the {} rule: {}; to re-enable, set spec.governance.reenable to a new value or put a new password in the source",
-            disable.rule, disable.message
+            "console access disabled: {what} by the {} rule: {}; {}",
+            disable.rule,
+            disable.message,
+            reenable_hint(floor_rule)
         ),
     );
     report(&lp, ctx, next, &outcome, true).await?;

@@ -77,7 +77,7 @@ use crate::{
     aws::iam::Iam,
     ops::metrics::ProfileState,
     rules::password::Verdict,
-    rules::plan::Plan,
+    rules::plan::{Plan, SourceProblem},
 };
 
 /// Reconciles one LoginProfile: [`apply`] while it exists, [`cleanup`] once
@@ -134,6 +134,29 @@ fn converged(lp: &LoginProfile) -> bool {
         })
 }
 
+/// A LoginProfile its IAMAccount refuses: reported, its marks settled. If
+/// status shows a login profile made here, the account's MFA floor still
+/// governs that profile first: parking an object does not stop it.
+async fn refuse<I: Iam>(
+    lp: LoginProfile,
+    shared: &Context<I>,
+    refusal: Outcome,
+) -> Result<Action, Error> {
+    let Some((parked, user)) = shared.parked_under_floor(&lp).await else {
+        return fail_settled(&lp, shared, refusal).await;
+    };
+    let unread = Err(SourceProblem {
+        reason: refusal.reason,
+        message: refusal.message.clone(),
+    });
+    match govern(lp, &parked, &user, &unread).await? {
+        Governed::Continue(lp) | Governed::Reissue(lp, _) => {
+            fail_settled(&lp, shared, refusal).await
+        }
+        Governed::Done(action) => Ok(action),
+    }
+}
+
 /// observe -> decide -> act -> report for a LoginProfile that is not being deleted.
 async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Action, Error> {
     let lp = cached.clone();
@@ -150,7 +173,7 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
     // password source, then IAM (only as far as needed).
     let ctx = &match shared.admitted(&lp).await {
         Ok(in_account) => in_account,
-        Err(refusal) => return fail_settled(&lp, shared, refusal).await,
+        Err(refusal) => return refuse(lp, shared, refusal).await,
     };
     let source = match observe_source(&lp, ctx, &user).await {
         Err(problem) if !problem.reason.is_terminal() => {
@@ -255,8 +278,13 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
         .clone()
         .filter(|_| acted.outcome.reason != Reason::UpdateHeldBack);
     // 5. Record: the ownership record on the IAM user says what status now
-    // says (one TagUser when that changed).
-    if let Err(failed) = record_ownership(ctx, &lp, &user, &mut next).await {
+    // says (one TagUser when that changed), and a profile made under an
+    // IAMAccount's MFA rule starts the person's grace there.
+    let recorded = match record_ownership(ctx, &lp, &user, &mut next).await {
+        Ok(()) => governance::record_grace_start(ctx, &user, &mut next).await,
+        failed => failed,
+    };
+    if let Err(failed) = recorded {
         report(&lp, ctx, next, &failed, acted.wrote).await?;
         return settled_failure(&lp, ctx, failed);
     }

@@ -17,6 +17,14 @@ pub const PASSWORD_EXPIRING: &str = "PasswordExpiring";
 /// and Stalled, which kstatus-based health reads; these it ignores).
 pub const CONDITION_TYPES: [&str; 3] = [MFA_ACTIVE, PASSWORD_USED, PASSWORD_EXPIRING];
 
+/// The IAM user tag that records when an IAMAccount's MFA grace period
+/// started for that person: the CreateDate of the first login profile the
+/// operator made for the user under the IAMAccount's rules. It outlives the
+/// LoginProfile (a tenant cannot restart the grace by recreating the
+/// object, re-enabling or sending a new password) and only someone with IAM
+/// rights removes it, which restarts the grace at the next profile.
+pub const FLOOR_SINCE_TAG: &str = "iam.loginprofile.dev/floor-since";
+
 /// CIS 1.12's threshold: PasswordUsed turns False after it when no rule
 /// sets another.
 const DEFAULT_UNUSED_DAYS: i64 = 45;
@@ -203,6 +211,11 @@ pub struct Inputs<'a> {
     pub now: DateTime<Utc>,
     /// The login profile's CreateDate; `None`: it has none.
     pub profile_created: Option<DateTime<Utc>>,
+    /// Under an IAMAccount's rules: when the MFA grace period started for
+    /// this person ([`FLOOR_SINCE_TAG`]). It counts from there, not from a
+    /// profile made since, so a re-enable or a recreated LoginProfile
+    /// restarts nothing.
+    pub floor_since: Option<DateTime<Utc>>,
     /// The expiry a generated password was last replaced for: until the
     /// next report shows the new password's change, the report still gives
     /// that expiry, and it must not cause a second replacement. (IAM's
@@ -259,7 +272,9 @@ pub fn judge(rules: &Rules, inputs: &Inputs) -> Judged {
     let now = inputs.now;
     let mut judged = Judged::default();
 
-    // MFA (CIS 1.10), from the profile's CreateDate.
+    // MFA (CIS 1.10), from the profile's CreateDate, or under an
+    // IAMAccount's rules from the first profile made for the person.
+    let (mfa_from, counted_from) = grace_start(created, inputs.floor_since);
     let mfa = if facts.mfa_active {
         finding(
             MFA_ACTIVE,
@@ -269,10 +284,10 @@ pub fn judge(rules: &Rules, inputs: &Inputs) -> Judged {
         )
     } else {
         match &rules.mfa {
-            Some(rule) if now - created >= rule.within => {
+            Some(rule) if now - mfa_from >= rule.within => {
                 let message = format!(
-                    "the IAM user has no active MFA device {} after its login profile was created ({})",
-                    days(now - created),
+                    "the IAM user has no active MFA device {} after {counted_from} ({})",
+                    days(now - mfa_from),
                     rule.describe("mfa")
                 );
                 if rule.action == GovernanceAction::DisableConsole {
@@ -289,7 +304,7 @@ pub fn judge(rules: &Rules, inputs: &Inputs) -> Judged {
                 "MFAGracePeriod",
                 format!(
                     "the IAM user has no active MFA device; required by {} ({})",
-                    time(created + rule.within),
+                    time(mfa_from + rule.within),
                     rule.describe("mfa")
                 ),
             ),
@@ -400,6 +415,51 @@ pub fn judge(rules: &Rules, inputs: &Inputs) -> Judged {
     };
     judged.findings.push(expiring);
     judged
+}
+
+/// Where the MFA grace counts from, and how a message says so: the
+/// profile's CreateDate, or the recorded first one when that is earlier.
+fn grace_start(
+    created: DateTime<Utc>,
+    floor_since: Option<DateTime<Utc>>,
+) -> (DateTime<Utc>, String) {
+    match floor_since.filter(|first| *first < created) {
+        Some(first) => (
+            first,
+            format!(
+                "the first login profile made for it under its IAMAccount's rules ({})",
+                time(first)
+            ),
+        ),
+        None => (created, "its login profile was created".to_string()),
+    }
+}
+
+/// Whether a login profile may be made again for a person whose MFA grace
+/// under an IAMAccount's rules started at `floor_since` (a re-enable, a
+/// new password after a rule turned console access off, a recreated
+/// LoginProfile): not when a `DisableConsole` MFA rule would turn it off at
+/// once. Says why not.
+pub fn refuse_again(
+    rules: &Rules,
+    facts: Option<&PersonFacts>,
+    now: DateTime<Utc>,
+    floor_since: DateTime<Utc>,
+) -> Option<Disable> {
+    let rule = rules.mfa.as_ref()?;
+    let without_mfa = facts.is_none_or(|f| !f.mfa_active);
+    (rule.action == GovernanceAction::DisableConsole
+        && without_mfa
+        && now - floor_since >= rule.within)
+        .then(|| Disable {
+            rule: "mfa",
+            message: format!(
+                "the IAM user has no active MFA device {} after the first login profile made for it under its IAMAccount's rules ({}) ({})",
+                days(now - floor_since),
+                time(floor_since),
+                rule.describe("mfa")
+            ),
+        })
 }
 
 /// Every governance condition Unknown, for `reason`.
@@ -579,6 +639,72 @@ mod tests {
             ..inputs
         };
         assert_eq!(judge(&rules, &recreated).disable, None);
+    }
+
+    #[test]
+    fn under_an_iam_account_floor_the_mfa_grace_starts_at_the_first_profile() {
+        let floor = governance(Some(("7d", DISABLE)), Some(("45d", DISABLE)));
+        let rules = in_force(None, Some(&floor)).unwrap();
+        let no_mfa = PersonFacts {
+            password_enabled: true,
+            ..PersonFacts::default()
+        };
+        // Re-made on day 20 (a re-enable, a recreated object): the grace
+        // counted from day 0 is over all the same.
+        let remade = Inputs {
+            facts: Some(&no_mfa),
+            now: at(21),
+            profile_created: Some(at(20)),
+            floor_since: Some(at(0)),
+            ..Inputs::default()
+        };
+        let judged = judge(&rules, &remade);
+        let disable = judged.disable.clone().unwrap();
+        assert_eq!(disable.rule, "mfa");
+        assert!(
+            disable
+                .message
+                .contains("21d after the first login profile"),
+            "the message says where the grace started: {}",
+            disable.message
+        );
+        // Unused still counts from the profile in use (1 day, not 21).
+        assert_eq!(status_of(&judged, PASSWORD_USED), ("True", "PasswordUsed"));
+        // Without the record the new profile would have had a fresh grace.
+        let forgotten = Inputs {
+            floor_since: None,
+            ..remade.clone()
+        };
+        assert_eq!(judge(&rules, &forgotten).disable, None);
+        // A record later than the profile counts from the profile.
+        let later = Inputs {
+            floor_since: Some(at(25)),
+            now: at(26),
+            ..remade
+        };
+        let judged = judge(&rules, &later);
+        assert_eq!(status_of(&judged, MFA_ACTIVE), ("False", "MFAGracePeriod"));
+    }
+
+    #[test]
+    fn a_profile_is_not_made_again_once_the_floor_grace_is_over_without_mfa() {
+        let floor = governance(Some(("7d", DISABLE)), None);
+        let rules = in_force(None, Some(&floor)).unwrap();
+        let no_mfa = PersonFacts::default();
+        let refused = refuse_again(&rules, Some(&no_mfa), at(8), at(0)).unwrap();
+        assert_eq!(refused.rule, "mfa");
+        // Not in the report yet counts as no device.
+        assert!(refuse_again(&rules, None, at(8), at(0)).is_some());
+        // Within the grace, or with a device, it may.
+        assert_eq!(refuse_again(&rules, Some(&no_mfa), at(6), at(0)), None);
+        let with_mfa = PersonFacts {
+            mfa_active: true,
+            ..PersonFacts::default()
+        };
+        assert_eq!(refuse_again(&rules, Some(&with_mfa), at(8), at(0)), None);
+        // A rule that only reports never refuses.
+        let reporting = in_force(None, Some(&governance(Some(("7d", REPORT)), None))).unwrap();
+        assert_eq!(refuse_again(&reporting, Some(&no_mfa), at(8), at(0)), None);
     }
 
     #[test]
