@@ -101,7 +101,7 @@ pub(super) async fn govern<I: Iam>(
     // An IAMAccount's MFA rule counts each person's grace from the first
     // profile made under it (recorded on the IAM user), whatever the
     // tenant does with its object.
-    let mfa_floor = floor.is_some_and(|g| g.mfa.is_some());
+    let mfa_floor = has_mfa_floor(ctx);
     let status = lp.status.clone().unwrap_or_default();
     let previous = status.console.clone().unwrap_or_default();
     let mut console = ConsoleStatus {
@@ -259,6 +259,16 @@ pub(super) async fn govern<I: Iam>(
     Ok(Governed::Continue(Box::new(lp)))
 }
 
+/// Whether the IAMAccount sets an MFA rule: each person's grace is then
+/// recorded on the IAM user.
+fn has_mfa_floor<I: Iam>(ctx: &InAccount<'_, I>) -> bool {
+    ctx.iam_account
+        .spec
+        .governance
+        .as_ref()
+        .is_some_and(|g| g.mfa.is_some())
+}
+
 /// What re-enables console access a rule turned off: the tenant's own act,
 /// or, where the IAMAccount's MFA rule turned it off, an MFA device or an
 /// administrator's.
@@ -283,12 +293,7 @@ pub(super) async fn record_grace_start<I: Iam>(
     user: &str,
     next: &mut LoginProfileStatus,
 ) -> Result<(), Outcome> {
-    let mfa_floor = ctx
-        .iam_account
-        .spec
-        .governance
-        .as_ref()
-        .is_some_and(|g| g.mfa.is_some());
+    let mfa_floor = has_mfa_floor(ctx);
     let recorded = next.console.as_ref().and_then(|c| c.floor_since.as_ref());
     let created = time_of(next.create_date.as_deref());
     let (true, None, Some(created)) = (mfa_floor, recorded, created) else {
@@ -386,13 +391,7 @@ async fn disable_console<I: Iam>(
     } else {
         format!("no login profile is made for IAM user {user:?}")
     };
-    let floor_rule = disable.rule == "mfa"
-        && ctx
-            .iam_account
-            .spec
-            .governance
-            .as_ref()
-            .is_some_and(|g| g.mfa.is_some());
+    let floor_rule = disable.rule == "mfa" && has_mfa_floor(ctx);
     let outcome = Outcome::new(
         Reason::ConsoleDisabled,
         format!(
