@@ -1,6 +1,7 @@
 //! docs/reference.md, generated from the code it describes: the flags of
 //! `run` (clap), the metrics (their registry), the fields of every CRD
-//! (their schemas) and the condition reasons. `make reference` writes it;
+//! (their schemas), the condition reasons (Ready's and governance's) and
+//! the reasons of Events that are no condition's. `make reference` writes it;
 //! tests/cli.rs fails when the committed file is stale.
 
 use std::fmt::Write;
@@ -11,11 +12,14 @@ use serde_json::Value;
 
 use crate::{
     api::{
-        iam_account::IAMAccount, login_profile::LoginProfile, reason::Reason,
+        iam_account::IAMAccount,
+        login_profile::LoginProfile,
+        reason::{self, Reason},
         root_login_profile::RootLoginProfile,
     },
     cli::Cli,
     ops::metrics::Metrics,
+    rules::governance,
 };
 
 /// The whole page.
@@ -41,6 +45,8 @@ pub fn markdown() -> String {
         resource(&mut page, title, &crd.expect("the CRD serializes"));
     }
     reasons(&mut page);
+    governance_reasons(&mut page);
+    event_reasons(&mut page);
     page
 }
 
@@ -262,6 +268,37 @@ fn reasons(page: &mut String) {
     }
 }
 
+fn governance_reasons(page: &mut String) {
+    page.push_str(
+        "\n## Governance conditions\n\n\
+         With console-access governance (a LoginProfile's or its IAMAccount's `governance`, \
+         or `--report-console-activity`), three more conditions say what IAM's credential \
+         report shows of the person (docs/governance.md). Ready, Reconciling and Stalled \
+         ignore them.\n\n\
+         | condition | status | reason | meaning |\n|---|---|---|---|\n",
+    );
+    for (type_, status, reason, meaning) in governance::REASONS {
+        let _ = writeln!(
+            page,
+            "| {type_} | {status} | `{reason}` | {} |",
+            cell(meaning)
+        );
+    }
+    page.push('\n');
+}
+
+fn event_reasons(page: &mut String) {
+    page.push_str(
+        "## Event reasons\n\n\
+         The condition reasons above are also the reasons of the Events that report them \
+         (Normal when Ready is True, else Warning); these Events have reasons of their own:\n\n\
+         | reason | meaning |\n|---|---|\n",
+    );
+    for (reason, meaning) in reason::EVENT_ONLY_REASONS {
+        let _ = writeln!(page, "| `{reason}` | {} |", cell(meaning));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +335,9 @@ mod tests {
             "| `spec.managementAccountRef.name` | string |",
             "| `status.mfaDevices` | integer |",
             "| `AccountClaimed` | False | Stalled |",
+            "| MFAActive | False | `MFAGracePeriod` |",
+            "| all three | Unknown | `NotInReport` |",
+            "| `ConsoleReenabled` |",
             "| `UserNotFound` | False | Reconciling |",
         ] {
             assert!(page.contains(needle), "{needle} missing from:\n{page}");

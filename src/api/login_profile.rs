@@ -90,12 +90,14 @@ pub struct LoginProfileSpec {
     pub user_name: Option<String>,
 
     /// The Secret, in the same namespace, that holds the password. Exactly
-    /// one of passwordSecretRef and passwordSecretsManagerRef is set.
+    /// one password source is set: passwordSecretRef,
+    /// passwordSecretsManagerRef or generatePassword.deliverTo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secret_ref: Option<SecretKeyRef>,
 
-    /// An AWS Secrets Manager secret that holds the password. Exactly one of
-    /// passwordSecretRef and passwordSecretsManagerRef is set.
+    /// An AWS Secrets Manager secret that holds the password. Exactly one
+    /// password source is set: passwordSecretRef, passwordSecretsManagerRef
+    /// or generatePassword.deliverTo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_secrets_manager_ref: Option<SecretsManagerRef>,
 

@@ -1,6 +1,25 @@
 //! The closed set of condition reasons, and for each failure whether it is
 //! terminal (Stalled: wait for a change) or transient (retry with backoff).
 
+/// Events whose reason is no condition's (docs/reference.md lists them).
+pub const PASSWORD_GENERATED: &str = "PasswordGenerated";
+pub const PASSWORD_ROTATED: &str = "PasswordRotated";
+pub const CONSOLE_REENABLED: &str = "ConsoleReenabled";
+pub const EVENT_ONLY_REASONS: [(&str, &str); 3] = [
+    (
+        PASSWORD_GENERATED,
+        "with `generatePassword`, the operator created the Secret `passwordSecretRef` names, holding a generated password",
+    ),
+    (
+        PASSWORD_ROTATED,
+        "a generated password was replaced `generatePassword.rotateBefore` ahead of its expiry",
+    ),
+    (
+        CONSOLE_REENABLED,
+        "console access a governance rule had turned off is re-enabled: the login profile is created again",
+    ),
+];
+
 use std::fmt;
 
 /// A condition reason: CamelCase, stable, part of the API.
@@ -189,7 +208,7 @@ impl Reason {
                 "the secret's KMS key does not let the operator decrypt it"
             }
             Reason::SecretsManagerJsonKeyNotFound => {
-                "the SecretString is JSON without `passwordSecretsManagerRef.jsonKey`"
+                "the SecretString is a JSON object with no string under `passwordSecretsManagerRef.jsonKey` (missing, or another type)"
             }
             Reason::SecretsManagerNotJson => {
                 "`jsonKey` is set but the SecretString is not a JSON object"

@@ -22,7 +22,7 @@ use crate::api::conditions::Outcome;
 use crate::api::governance::{ConsoleDisabled, ConsoleStatus};
 use crate::api::login_profile::LoginProfile;
 use crate::api::login_profile::LoginProfileStatus;
-use crate::api::reason::Reason;
+use crate::api::reason::{self, Reason};
 use crate::aws::iam::{Iam, IamError};
 use crate::ops::metrics::{ConsoleFindings, ProfileState};
 use crate::rules::governance::{self, Finding, Inputs, Judged};
@@ -89,7 +89,7 @@ pub(super) async fn govern<I: Iam>(
                 "could not read IAM's credential report: {}",
                 error.outcome(user, None).message
             );
-            let findings = governance::unknown("ReportUnavailable", &problem);
+            let findings = governance::unknown(governance::REPORT_UNAVAILABLE, &problem);
             let console = lp.status.as_ref().and_then(|s| s.console.clone());
             return Ok(Governed::Continue(Box::new(
                 record(lp, ctx, console, &findings).await?,
@@ -174,7 +174,7 @@ pub(super) async fn govern<I: Iam>(
             &lp,
             ctx,
             EventType::Normal,
-            "ConsoleReenabled",
+            reason::CONSOLE_REENABLED,
             format!("console access re-enabled by {why}: the login profile is created again"),
         )
         .await;
@@ -436,7 +436,7 @@ async fn replace_generated<I: Iam>(
                 "replaced the generated password of IAM user {user:?} in Secret {:?} ahead of its expiry (generatePassword.rotateBefore {})",
                 reference.name, generate.rotate_before
             );
-            note_event(lp, ctx, EventType::Normal, "PasswordRotated", note).await;
+            note_event(lp, ctx, EventType::Normal, reason::PASSWORD_ROTATED, note).await;
             true
         }
         Ok(false) => false,

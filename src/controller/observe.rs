@@ -11,7 +11,7 @@ use crate::api::login_profile::EncryptedPassword;
 use crate::api::login_profile::LoginProfile;
 use crate::api::login_profile::LoginProfileStatus;
 use crate::api::login_profile::PasswordUpdatePolicy;
-use crate::api::reason::Reason;
+use crate::api::reason::{self, Reason};
 use crate::aws::iam::Iam;
 use crate::aws::iam::IamError;
 use crate::rules::ownership::{self, Owner, OwnerRecord};
@@ -412,7 +412,7 @@ pub(super) async fn generate_secret<I: Iam>(
             "generated a password for IAM user {user:?} into Secret {:?}",
             reference.name
         );
-        note_event(lp, ctx, EventType::Normal, "PasswordGenerated", note).await;
+        note_event(lp, ctx, EventType::Normal, reason::PASSWORD_GENERATED, note).await;
     }
     // Read it back, so a Secret another writer made first wins.
     secret_source::read(&ctx.client, lp, reference).await

@@ -25,6 +25,82 @@ pub const CONDITION_TYPES: [&str; 3] = [MFA_ACTIVE, PASSWORD_USED, PASSWORD_EXPI
 /// rights removes it, which restarts the grace at the next profile.
 pub const FLOOR_SINCE_TAG: &str = "iam.loginprofile.dev/floor-since";
 
+/// Every reason a governance condition carries: the condition, its status,
+/// the reason and what it means (docs/reference.md lists them).
+pub const REASONS: [(&str, &str, &str, &str); 11] = [
+    (
+        MFA_ACTIVE,
+        "True",
+        "MFAActive",
+        "the IAM user has an active MFA device",
+    ),
+    (
+        MFA_ACTIVE,
+        "False",
+        "MFAGracePeriod",
+        "no MFA device yet, within the grace period of the `mfa` rule (the message says until when)",
+    ),
+    (
+        MFA_ACTIVE,
+        "False",
+        "NoMFA",
+        "no MFA device after the grace period, or with no `mfa` rule (CIS AWS Foundations 1.10)",
+    ),
+    (
+        PASSWORD_USED,
+        "True",
+        "PasswordUsed",
+        "the password was used to sign in within the `unused` threshold (45 days unless set), or the profile is younger",
+    ),
+    (
+        PASSWORD_USED,
+        "False",
+        "PasswordUnused",
+        "the password was not used to sign in for the `unused` threshold or longer (CIS AWS Foundations 1.12)",
+    ),
+    (
+        PASSWORD_EXPIRING,
+        "True",
+        "PasswordExpiring",
+        "the password expires within `expiryWarning` (14 days unless set) under the account policy's MaxPasswordAge",
+    ),
+    (
+        PASSWORD_EXPIRING,
+        "True",
+        "PasswordExpired",
+        "the password expired under the account policy's MaxPasswordAge",
+    ),
+    (
+        PASSWORD_EXPIRING,
+        "False",
+        "PasswordNotExpiring",
+        "the password expires later than `expiryWarning`",
+    ),
+    (
+        PASSWORD_EXPIRING,
+        "False",
+        "NoPasswordExpiry",
+        "the account password policy sets no MaxPasswordAge",
+    ),
+    (
+        "all three",
+        "Unknown",
+        NOT_IN_REPORT,
+        "the IAM user is not in IAM's credential report yet (IAM makes one at most every 4 hours)",
+    ),
+    (
+        "all three",
+        "Unknown",
+        REPORT_UNAVAILABLE,
+        "IAM's credential report could not be read; the message has IAM's error",
+    ),
+];
+
+/// The user is not in the credential report yet.
+pub const NOT_IN_REPORT: &str = "NotInReport";
+/// The credential report could not be read.
+pub const REPORT_UNAVAILABLE: &str = "ReportUnavailable";
+
 /// CIS 1.12's threshold: PasswordUsed turns False after it when no rule
 /// sets another.
 const DEFAULT_UNUSED_DAYS: i64 = 45;
@@ -263,7 +339,7 @@ pub fn judge(rules: &Rules, inputs: &Inputs) -> Judged {
     let Some(facts) = inputs.facts else {
         return Judged {
             findings: unknown(
-                "NotInReport",
+                NOT_IN_REPORT,
                 "the IAM user is not in the credential report yet (IAM makes one at most every 4 hours)",
             ),
             ..Judged::default()
@@ -705,6 +781,82 @@ mod tests {
         // A rule that only reports never refuses.
         let reporting = in_force(None, Some(&governance(Some(("7d", REPORT)), None))).unwrap();
         assert_eq!(refuse_again(&reporting, Some(&no_mfa), at(8), at(0)), None);
+    }
+
+    #[test]
+    fn every_reason_judged_is_listed_and_every_listed_one_is_judged() {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut note = |judged: &Judged| {
+            for f in &judged.findings {
+                seen.insert((f.type_, f.status, f.reason));
+            }
+        };
+        let strict = in_force(
+            Some(&governance(Some(("7d", DISABLE)), Some(("45d", REPORT)))),
+            None,
+        )
+        .unwrap();
+        let none = in_force(None, None).unwrap();
+        let people = [
+            PersonFacts::default(),
+            PersonFacts {
+                mfa_active: true,
+                password_last_used: Some(at(40)),
+                password_last_changed: Some(at(0)),
+                ..PersonFacts::default()
+            },
+            PersonFacts {
+                password_last_changed: Some(at(-85)),
+                ..PersonFacts::default()
+            },
+            PersonFacts {
+                password_last_changed: Some(at(-95)),
+                ..PersonFacts::default()
+            },
+        ];
+        for facts in &people {
+            for rules in [&strict, &none] {
+                let ninety_days = Some((Duration::days(90), false));
+                for (now, expiry) in [(at(1), None), (at(1), ninety_days), (at(50), ninety_days)] {
+                    note(&judge(
+                        rules,
+                        &Inputs {
+                            facts: Some(facts),
+                            now,
+                            profile_created: Some(at(0)),
+                            expiry,
+                            ..Inputs::default()
+                        },
+                    ));
+                }
+            }
+        }
+        note(&judge(
+            &strict,
+            &Inputs {
+                profile_created: Some(at(0)),
+                ..Inputs::default()
+            },
+        ));
+        for finding in unknown(REPORT_UNAVAILABLE, "") {
+            seen.insert((finding.type_, finding.status, finding.reason));
+        }
+        let listed: std::collections::BTreeSet<(&str, &str, &str)> = REASONS
+            .iter()
+            .map(|(type_, status, reason, _)| (*type_, *status, *reason))
+            .collect();
+        let judged: std::collections::BTreeSet<(&str, &str, &str)> = seen
+            .iter()
+            .map(|(type_, status, reason)| {
+                let type_ = if *status == "Unknown" {
+                    "all three"
+                } else {
+                    *type_
+                };
+                (type_, *status, *reason)
+            })
+            .collect();
+        assert_eq!(judged, listed);
     }
 
     #[test]
