@@ -160,9 +160,13 @@ fn every_metric_the_alerts_and_dashboard_name_is_served() {
     assert!(names.len() >= 7, "{names:?}");
 
     // An operator that has done each kind of work once: a password from a
-    // Secret and one from Secrets Manager (a family shows once it has a series).
+    // Secret and one from Secrets Manager, and console activity reported
+    // (a family shows once it has a series).
     let ns = TestNamespace::new("monitoring");
-    let operator = Operator::start(&ns.name, &[]);
+    let operator = Operator::start(
+        &ns.name,
+        &["--report-console-activity", "--resync-period", "2s"],
+    );
     let mut users = TestUsers::default();
     let from_secret = users.create("mon-secret");
     let from_vault = users.create("mon-sm");
@@ -185,7 +189,14 @@ fn every_metric_the_alerts_and_dashboard_name_is_served() {
     ));
     wait_ready_reason(&ns.name, "a", "True", "Created", CONVERGE);
     wait_ready_reason(&ns.name, "b", "True", "Created", CONVERGE);
-    let served = operator.metrics();
+    // Governance's findings come with the first credential report IAM has
+    // made (the first reconcile may find it still being made).
+    let served = wait_for("the console findings among the metrics", CONVERGE, || {
+        let served = operator.metrics();
+        served
+            .contains("# TYPE loginprofile_console_users ")
+            .then_some(served)
+    });
     for name in names {
         // A counter is declared under its name without `_total`.
         let family = name.strip_suffix("_total").unwrap_or(&name);
