@@ -367,6 +367,8 @@ fn chart_values_reach_every_flag_and_render_what_they_say() {
         "--set",
         "fingerprintKey.existingSecret=team-key",
         "--set",
+        "fingerprintKey.oldKeys={old-1}",
+        "--set",
         "networkPolicy.enabled=true",
         "--set",
         "extraArgs={--resync-period=1h}",
@@ -386,6 +388,14 @@ fn chart_values_reach_every_flag_and_render_what_they_say() {
         args.last(),
         Some(&json!("--resync-period=1h")),
         "extraArgs come last and win"
+    );
+    // Rotating it: the old key mounted beside the new, and still verifying.
+    assert!(args.contains(&json!(
+        "--fingerprint-old-key-file=/var/run/loginprofile-operator/fingerprint-key/old-1"
+    )));
+    assert_eq!(
+        pod["volumes"][0]["secret"]["items"],
+        json!([{"key": "key", "path": "key"}, {"key": "old-1", "path": "old-1"}])
     );
     assert_eq!(pod["volumes"][0]["secret"]["secretName"], "team-key");
     assert_eq!(container["volumeMounts"][0]["readOnly"], true);

@@ -112,6 +112,13 @@ fn alerts_pass_their_promtool_tests_and_link_existing_runbooks() {
         .filter_map(|line| line.strip_prefix("## "))
         .map(|heading| heading.trim().to_lowercase())
         .collect();
+    let chart =
+        fs::read_to_string(format!("{ROOT}/charts/loginprofile-operator/Chart.yaml")).unwrap();
+    let app_version = chart
+        .lines()
+        .find_map(|line| line.strip_prefix("appVersion:"))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .expect("Chart.yaml has an appVersion");
     for alert in alerts(&rule) {
         let name = alert["alert"].as_str().unwrap();
         assert!(
@@ -119,6 +126,10 @@ fn alerts_pass_their_promtool_tests_and_link_existing_runbooks() {
             "{name} has no promtool test"
         );
         let url = alert["annotations"]["runbook_url"].as_str().unwrap();
+        assert!(
+            url.contains(&format!("/blob/v{app_version}/docs/troubleshooting.md#")),
+            "{name}: the runbook of the installed version ({app_version}): {url}"
+        );
         let anchor = url.rsplit_once('#').unwrap().1;
         assert!(
             anchors.contains(anchor),
