@@ -138,6 +138,29 @@ fn every_rendering_is_accepted_by_the_api_server() {
             "--set",
             "leaderElection.enabled=true",
         ],
+        // The IAMAccount `default` with every field of its spec.
+        vec![
+            "--set",
+            "defaultAccount.roleArn=arn:aws:iam::111122223333:role/lpo",
+            "--set",
+            "defaultAccount.sessionName=lpo-prod",
+            "--set",
+            "defaultAccount.namespaces={team-a}",
+            "--set",
+            "defaultAccount.userNames={team-a-*}",
+            "--set",
+            "defaultAccount.requiredUserTag.key=console",
+            "--set",
+            "defaultAccount.requiredUserTag.value=allowed",
+            "--set",
+            "defaultAccount.secretsManagerSecretIds={team-a/*}",
+            "--set-json",
+            r#"defaultAccount.governance={"mfa":{"requiredWithin":"7d","action":"DisableConsole"}}"#,
+            "--set",
+            "defaultAccount.takeOwnershipFrom={blue}",
+            "--set",
+            "defaultAccount.allowDeletionsUntil=2030-01-01T00:00:00Z",
+        ],
         [
             LOCKED_DOWN,
             &[
@@ -164,6 +187,32 @@ fn every_rendering_is_accepted_by_the_api_server() {
         fs::write(&path, &rendered).unwrap();
         let applied =
             env().kubectl_ok(&["apply", "--dry-run=server", "-f", path.to_str().unwrap()]);
+        if values.contains(&"defaultAccount.sessionName=lpo-prod") {
+            // Every field the chart can set reached the spec the API server
+            // accepted above.
+            let documents = render(&values[..]);
+            let spec = &find(&documents, "IAMAccount", "default").unwrap()["spec"];
+            assert_eq!(spec["sessionName"], "lpo-prod", "{spec}");
+            assert_eq!(
+                spec["governance"]["mfa"]["action"], "DisableConsole",
+                "{spec}"
+            );
+            assert_eq!(
+                spec["takeOwnershipFrom"],
+                serde_json::json!(["blue"]),
+                "{spec}"
+            );
+            assert_eq!(
+                spec["allowDeletionsUntil"], "2030-01-01T00:00:00Z",
+                "{spec}"
+            );
+            assert_eq!(spec["requiredUserTag"]["key"], "console", "{spec}");
+            assert_eq!(
+                spec["secretsManagerSecretIds"],
+                serde_json::json!(["team-a/*"]),
+                "{spec}"
+            );
+        }
         assert!(
             applied.contains("deployment.apps/lpo-loginprofile-operator created (server dry run)"),
             "{values:?}: {applied}"
