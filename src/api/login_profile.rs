@@ -99,7 +99,7 @@ pub struct LoginProfileSpec {
     /// password source is set: passwordSecretRef, passwordSecretsManagerRef
     /// or generatePassword.deliverTo.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password_secrets_manager_ref: Option<SecretsManagerRef>,
+    pub password_secrets_manager_ref: Option<Box<SecretsManagerRef>>,
 
     /// Whether the user must choose a new password at the next sign-in. Sent
     /// with every password the operator sets; changing only this field sends
@@ -127,7 +127,7 @@ pub struct LoginProfileSpec {
     /// expiry under the policy's MaxPasswordAge (and, with `deliverTo`, when
     /// the recipients or `reissue` change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generate_password: Option<GeneratePassword>,
+    pub generate_password: Option<Box<GeneratePassword>>,
 
     /// What deleting this resource does to the IAM login profile (see
     /// DeletionPolicy).
@@ -154,7 +154,7 @@ pub struct LoginProfileSpec {
     /// optionally disable console access that breaks a rule. The
     /// IAMAccount's `governance` is a floor: the stricter rule applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub governance: Option<Governance>,
+    pub governance: Option<Box<Governance>>,
 }
 
 /// A reference to an IAMAccount by name.
@@ -440,12 +440,12 @@ pub struct LoginProfileStatus {
     /// With `generatePassword.deliverTo`: the password IAM was last given,
     /// encrypted to the recipients. Written only after IAM accepted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encrypted_password: Option<EncryptedPassword>,
+    pub encrypted_password: Option<Box<EncryptedPassword>>,
     /// The person behind the login profile, from IAM's credential report:
     /// MFA, last use, expiry (with `spec.governance`, an IAMAccount
     /// `governance` or `--report-console-activity`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub console: Option<ConsoleStatus>,
+    pub console: Option<Box<ConsoleStatus>>,
     /// `Ready`, `Reconciling` and `Stalled`, as kstatus defines them; with
     /// governance also `MFAActive`, `PasswordUsed` and `PasswordExpiring`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -4,11 +4,11 @@
 //! of every cached LoginProfile. An entry whose object the caches no longer
 //! hold (a deletion missed while a watch relisted) is dropped when looked up.
 
+use super::memory::{Object, object_key};
 use crate::api::login_profile::{LoginProfile, iam_user_key};
-use kube::runtime::reflector::ObjectRef;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
 };
 
@@ -16,23 +16,25 @@ use std::{
 pub(crate) struct ClaimIndex {
     // Keyed by the user as IAM tells users apart (without case). The user
     // name is immutable (spec.userName by CEL, or metadata.name), so an
-    // object never moves between entries.
-    by_user: Mutex<HashMap<String, HashSet<ObjectRef<LoginProfile>>>>,
+    // object never moves between entries. A user has one claimant but for
+    // a conflict, so a plain list: a set would cost a hash table per user.
+    by_user: Mutex<HashMap<String, Vec<Object>>>,
 }
 
 impl ClaimIndex {
-    fn entries(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, HashSet<ObjectRef<LoginProfile>>>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Object>>> {
         self.by_user.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// `lp` was seen (listed, created or changed).
     pub(crate) fn add(&self, lp: &LoginProfile) {
-        self.entries()
-            .entry(lp.user_key())
-            .or_default()
-            .insert(ObjectRef::from_obj(lp));
+        let object = object_key(lp);
+        let mut entries = self.entries();
+        let claimants = entries.entry(lp.user_key()).or_default();
+        if !claimants.contains(&object) {
+            claimants.push(object);
+            claimants.shrink_to_fit();
+        }
     }
 
     /// `lp` was deleted.
@@ -40,7 +42,8 @@ impl ClaimIndex {
         let user = lp.user_key();
         let mut entries = self.entries();
         if let Some(claimants) = entries.get_mut(&user) {
-            claimants.remove(&ObjectRef::from_obj(lp));
+            let object = object_key(lp);
+            claimants.retain(|claimant| *claimant != object);
             if claimants.is_empty() {
                 entries.remove(&user);
             }
@@ -52,7 +55,7 @@ impl ClaimIndex {
     pub(crate) fn claimants(
         &self,
         user: &str,
-        cached: impl Fn(&ObjectRef<LoginProfile>) -> Option<Arc<LoginProfile>>,
+        cached: impl Fn(&Object) -> Option<Arc<LoginProfile>>,
     ) -> Vec<Arc<LoginProfile>> {
         let user = &iam_user_key(user);
         let mut entries = self.entries();
@@ -77,6 +80,7 @@ impl ClaimIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::runtime::reflector::ObjectRef;
 
     fn lp(namespace: &str, name: &str, user: &str) -> LoginProfile {
         let spec = serde_json::from_value(serde_json::json!({
@@ -97,9 +101,10 @@ mod tests {
             lp("ns-b", "b", "Bob"),
             lp("ns-a", "c", "eve"),
         );
-        for object in [&a, &b, &other] {
+        for object in [&a, &b, &other, &a] {
             index.add(object);
         }
+        assert_eq!(index.entries()["bob"].len(), 2, "each claimant once");
         let all: HashMap<ObjectRef<LoginProfile>, Arc<LoginProfile>> = [&a, &b, &other]
             .into_iter()
             .map(|object| (ObjectRef::from_obj(object), Arc::new(object.clone())))

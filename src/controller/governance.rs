@@ -56,7 +56,7 @@ pub(super) async fn govern<I: Iam>(
     source: &Result<Desired, SourceProblem>,
 ) -> Result<Governed, Error> {
     let floor = ctx.iam_account.spec.governance.as_ref();
-    let own = lp.spec.governance.as_ref();
+    let own = lp.spec.governance.as_deref();
     let asked = own.is_some() || floor.is_some() || ctx.settings.report_console_activity;
     // The (cached) policy says when passwords expire; without governance
     // only a generated password needs to know.
@@ -90,7 +90,10 @@ pub(super) async fn govern<I: Iam>(
                 error.outcome(user, None).message
             );
             let findings = governance::unknown(governance::REPORT_UNAVAILABLE, &problem);
-            let console = lp.status.as_ref().and_then(|s| s.console.clone());
+            let console = lp
+                .status
+                .as_ref()
+                .and_then(|s| s.console.as_deref().cloned());
             return Ok(Governed::Continue(Box::new(
                 record(lp, ctx, console, &findings).await?,
             )));
@@ -300,9 +303,7 @@ pub(super) async fn record_grace_start<I: Iam>(
         return Ok(());
     };
     let since = grace_record(ctx, user, Some(created)).await?;
-    next.console
-        .get_or_insert_with(ConsoleStatus::default)
-        .floor_since = since.map(governance::time);
+    next.console.get_or_insert_with(Box::default).floor_since = since.map(governance::time);
     Ok(())
 }
 
@@ -384,7 +385,7 @@ async fn disable_console<I: Iam>(
     next.user_name = Some(user.to_string());
     next.create_date = None;
     next.password_reset_required = None;
-    next.console = Some(console);
+    next.console = Some(Box::new(console));
     next.conditions = with_findings(&next.conditions, &judged.findings);
     let what = if made_here {
         format!("the login profile of IAM user {user:?} was deleted")
@@ -457,7 +458,7 @@ async fn record<I: Iam>(
 ) -> Result<LoginProfile, Error> {
     let previous = lp.status.clone().unwrap_or_default();
     let mut next = previous.clone();
-    next.console = console;
+    next.console = console.map(Box::new);
     if !findings.is_empty() || next.console.is_none() {
         next.conditions = with_findings(&previous.conditions, findings);
     }

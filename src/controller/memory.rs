@@ -7,7 +7,7 @@
 
 use std::{
     collections::HashMap,
-    hash::Hash,
+    hash::{Hash, Hasher},
     sync::{Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
@@ -17,23 +17,48 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::api::login_profile::LoginProfile;
 
-type Object = ObjectRef<LoginProfile>;
+/// A LoginProfile as the operator's own maps key it.
+pub(crate) type Object = ObjectRef<LoginProfile>;
+
+/// `lp`'s key: its namespace and name only. Keys compare by those alone, so
+/// leaving out the uid and resourceVersion a cache key carries finds the
+/// same entries and keeps two fewer strings per object in every map.
+pub(crate) fn object_key(lp: &LoginProfile) -> Object {
+    let name = lp.metadata.name.as_deref().unwrap_or_default();
+    match lp.metadata.namespace.as_deref() {
+        Some(namespace) => ObjectRef::new(name).within(namespace),
+        None => ObjectRef::new(name),
+    }
+}
 
 #[derive(Default)]
 pub(crate) struct Memory {
-    /// Consecutive transient failures per object.
-    failures: Mutex<HashMap<Object, u32>>,
-    /// What IAM last confirmed for each object, and until when that holds.
-    verified: Mutex<HashMap<Object, Verified>>,
+    /// What is remembered per object, in one entry (one key per object,
+    /// whatever it remembers); an entry that remembers nothing is dropped.
+    objects: Mutex<HashMap<Object, Remembered>>,
     /// Changes triggered and not reconciled yet.
     pub(crate) pending_changes: PendingChanges<Object>,
     /// Consecutive transient failures per RootLoginProfile (by name; they
     /// are cluster-scoped).
     root_failures: Mutex<HashMap<String, u32>>,
-    /// The mark time of the latest create attempt per object that IAM
-    /// answered (with anything, a 5xx included): that request is over, and
-    /// nothing of it can land after the answer.
-    answered_creates: Mutex<HashMap<Object, DateTime<Utc>>>,
+}
+
+#[derive(Default)]
+struct Remembered {
+    /// Consecutive transient failures.
+    failures: u32,
+    /// What IAM last confirmed, and until when that holds.
+    verified: Option<Verified>,
+    /// The mark time of the latest create attempt that IAM answered (with
+    /// anything, a 5xx included): that request is over, and nothing of it
+    /// can land after the answer.
+    answered_create: Option<DateTime<Utc>>,
+}
+
+impl Remembered {
+    fn is_empty(&self) -> bool {
+        self.failures == 0 && self.verified.is_none() && self.answered_create.is_none()
+    }
 }
 
 /// IAM holds the source's password: confirmed by IAM, or trusted from status
@@ -42,7 +67,7 @@ pub(crate) struct Memory {
 struct Verified {
     valid_until: Instant,
     generation: Option<i64>,
-    fingerprint: String,
+    fingerprint: Box<str>,
 }
 
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -50,12 +75,33 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Memory {
+    /// Reads what is remembered of `lp` (nothing: the default).
+    fn read<T>(&self, lp: &LoginProfile, read: impl FnOnce(&Remembered) -> T) -> T {
+        let objects = locked(&self.objects);
+        match objects.get(&object_key(lp)) {
+            Some(remembered) => read(remembered),
+            None => read(&Remembered::default()),
+        }
+    }
+
+    /// Changes what is remembered of `lp`, dropping the entry if it ends empty.
+    fn change<T>(&self, lp: &LoginProfile, change: impl FnOnce(&mut Remembered) -> T) -> T {
+        let mut objects = locked(&self.objects);
+        let key = object_key(lp);
+        let remembered = objects.entry(key.clone()).or_default();
+        let result = change(remembered);
+        if remembered.is_empty() {
+            objects.remove(&key);
+        }
+        result
+    }
+
     /// One more consecutive failure of `lp`; returns how many there were.
     pub(crate) fn count_failure(&self, lp: &LoginProfile) -> u32 {
-        let mut failures = locked(&self.failures);
-        let count = failures.entry(ObjectRef::from_obj(lp)).or_insert(0);
-        *count = count.saturating_add(1);
-        *count
+        self.change(lp, |remembered| {
+            remembered.failures = remembered.failures.saturating_add(1);
+            remembered.failures
+        })
     }
 
     /// One more consecutive failure of the RootLoginProfile `name`.
@@ -74,7 +120,9 @@ impl Memory {
 
     /// `lp` reconciled without a transient failure.
     pub(crate) fn clear_failures(&self, lp: &LoginProfile) {
-        locked(&self.failures).remove(&ObjectRef::from_obj(lp));
+        if self.read(lp, |remembered| remembered.failures > 0) {
+            self.change(lp, |remembered| remembered.failures = 0);
+        }
     }
 
     /// True when nothing can have changed since IAM last confirmed this
@@ -82,18 +130,18 @@ impl Memory {
     /// trusted at start: same generation, same password. Read from memory,
     /// not from the (maybe stale) cached status.
     pub(crate) fn recently_verified(&self, lp: &LoginProfile, fingerprint: &str) -> bool {
-        locked(&self.verified)
-            .get(&ObjectRef::from_obj(lp))
-            .is_some_and(|verified| {
+        self.read(lp, |remembered| {
+            remembered.verified.as_ref().is_some_and(|verified| {
                 verified.generation == lp.metadata.generation
-                    && verified.fingerprint == fingerprint
+                    && *verified.fingerprint == *fingerprint
                     && Instant::now() < verified.valid_until
             })
+        })
     }
 
     /// Whether anything was ever confirmed for `lp` since this process started.
     pub(crate) fn knows(&self, lp: &LoginProfile) -> bool {
-        locked(&self.verified).contains_key(&ObjectRef::from_obj(lp))
+        self.read(lp, |remembered| remembered.verified.is_some())
     }
 
     /// IAM holds `fingerprint` for `lp`, trusted for `valid_for`.
@@ -103,40 +151,33 @@ impl Memory {
         fingerprint: String,
         valid_for: Duration,
     ) {
-        locked(&self.verified).insert(
-            ObjectRef::from_obj(lp),
-            Verified {
-                valid_until: Instant::now() + valid_for,
-                generation: lp.metadata.generation,
-                fingerprint,
-            },
-        );
+        let verified = Verified {
+            valid_until: Instant::now() + valid_for,
+            generation: lp.metadata.generation,
+            fingerprint: fingerprint.into_boxed_str(),
+        };
+        self.change(lp, |remembered| remembered.verified = Some(verified));
     }
 
     /// IAM answered the create attempt of `lp` marked at `at`.
     pub(crate) fn create_answered(&self, lp: &LoginProfile, at: DateTime<Utc>) {
-        locked(&self.answered_creates).insert(ObjectRef::from_obj(lp), at);
+        self.change(lp, |remembered| remembered.answered_create = Some(at));
     }
 
     /// Whether IAM answered the create attempt of `lp` marked at `at`.
     pub(crate) fn was_create_answered(&self, lp: &LoginProfile, at: DateTime<Utc>) -> bool {
-        locked(&self.answered_creates).get(&ObjectRef::from_obj(lp)) == Some(&at)
+        self.read(lp, |remembered| remembered.answered_create == Some(at))
     }
 
     /// `lp` is gone: forget it.
     pub(crate) fn forget(&self, lp: &LoginProfile) {
-        let object = ObjectRef::from_obj(lp);
-        locked(&self.failures).remove(&object);
-        locked(&self.verified).remove(&object);
-        locked(&self.answered_creates).remove(&object);
+        locked(&self.objects).remove(&object_key(lp));
     }
 
     /// Forgets the objects `exists` says are gone (deleted without a
     /// finalizer run, or no longer watched).
     pub(crate) fn retain(&self, exists: impl Fn(&Object) -> bool) {
-        locked(&self.verified).retain(|object, _| exists(object));
-        locked(&self.failures).retain(|object, _| exists(object));
-        locked(&self.answered_creates).retain(|object, _| exists(object));
+        locked(&self.objects).retain(|object, _| exists(object));
     }
 }
 
@@ -148,37 +189,57 @@ impl Memory {
 /// waits, converged objects put their drift checks off before reading
 /// anything. A mark is forgotten after `MARK_LIFETIME` (an object deleted
 /// before its reconcile, say), so drift checks are never held off for long.
+///
+/// Marks are kept by the key's 64-bit hash, not the key: a fleet applied at
+/// once marks every object, and the peak should not hold every name again.
+/// Two keys sharing a hash only let one drift check wait or go first.
 pub(crate) struct PendingChanges<K> {
-    marked: Mutex<HashMap<K, Instant>>,
+    marked: Mutex<HashMap<u64, Instant>>,
+    keys: std::marker::PhantomData<fn(&K)>,
 }
 
 const MARK_LIFETIME: Duration = Duration::from_secs(30);
 
-impl<K: Hash + Eq> Default for PendingChanges<K> {
+impl<K: Hash> Default for PendingChanges<K> {
     fn default() -> Self {
         Self {
             marked: Mutex::new(HashMap::new()),
+            keys: std::marker::PhantomData,
         }
     }
 }
 
-impl<K: Hash + Eq> PendingChanges<K> {
+fn hash_of(key: &impl Hash) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl<K: Hash> PendingChanges<K> {
     pub(crate) fn mark(&self, objects: impl IntoIterator<Item = K>) {
         let now = Instant::now();
-        let mut marked = self.marked.lock().unwrap_or_else(PoisonError::into_inner);
-        marked.extend(objects.into_iter().map(|object| (object, now)));
+        let mut marked = locked(&self.marked);
+        marked.extend(objects.into_iter().map(|object| (hash_of(&object), now)));
     }
 
     /// Takes `object`'s mark off: true if it had one.
     pub(crate) fn take(&self, object: &K) -> bool {
-        let mut marked = self.marked.lock().unwrap_or_else(PoisonError::into_inner);
-        marked.remove(object).is_some()
+        let mut marked = locked(&self.marked);
+        let had = marked.remove(&hash_of(object)).is_some();
+        if marked.is_empty() {
+            // The table of a fleet's first apply is not kept at rest.
+            marked.shrink_to_fit();
+        }
+        had
     }
 
     /// Whether a change waits (forgetting marks older than their lifetime).
     pub(crate) fn any(&self) -> bool {
-        let mut marked = self.marked.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut marked = locked(&self.marked);
         marked.retain(|_, at| at.elapsed() < MARK_LIFETIME);
+        if marked.is_empty() {
+            marked.shrink_to_fit();
+        }
         !marked.is_empty()
     }
 }

@@ -29,6 +29,7 @@ use delivery::issue;
 use delivery::recipients_of;
 use governance::Governed;
 use governance::govern;
+use memory::object_key;
 use observe::Look;
 use observe::observe_iam;
 use observe::observe_owner;
@@ -86,7 +87,7 @@ pub async fn reconcile<I: Iam>(
     lp: Arc<LoginProfile>,
     ctx: Arc<Context<I>>,
 ) -> Result<Action, Error> {
-    let changed = ctx.memory.pending_changes.take(&ObjectRef::from_obj(&*lp));
+    let changed = ctx.memory.pending_changes.take(&object_key(&lp));
     if !changed && converged(&lp) && ctx.memory.pending_changes.any() {
         // Most likely a drift check, and a change waits behind it in the
         // queue: let the change go first, at no cost (nothing read yet).

@@ -174,7 +174,7 @@ pub(super) fn next_status(
                     next.secrets_manager_version_id = Some(id.clone())
                 }
                 SourceVersion::Delivered => {
-                    next.encrypted_password = desired.delivery.clone();
+                    next.encrypted_password = desired.delivery.clone().map(Box::new);
                 }
             }
             next.password_last_applied_time = Some(now_rfc3339());
@@ -237,7 +237,7 @@ fn take_back(
     // A delivered password: what it was issued for, without its ciphertext
     // (lost with the status), so that nothing is re-issued until asked.
     if let Some(issued) = desired.and_then(|d| d.delivery.as_ref()) {
-        next.encrypted_password = Some(EncryptedPassword {
+        next.encrypted_password = Some(Box::new(EncryptedPassword {
             age: None,
             pgp: None,
             generated_at: next
@@ -246,7 +246,7 @@ fn take_back(
                 .unwrap_or_else(now_rfc3339),
             password_fingerprint: next.password_fingerprint.clone().unwrap_or_default(),
             ..issued.clone()
-        });
+        }));
     }
 }
 

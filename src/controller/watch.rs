@@ -10,6 +10,7 @@
 use super::context::Context;
 use super::error_policy;
 use super::iam_accounts::TenancyStores;
+use super::memory::object_key;
 use super::reconcile;
 use super::root_login_profiles::{claiming, naming_iam_account, reconcile_root, root_error_policy};
 use crate::api::iam_account::IAMAccount;
@@ -146,14 +147,20 @@ fn secret_changes(
 
 /// Drops what the reconciler never reads before an object enters the cache:
 /// managedFields (one entry per writer: kubectl or a GitOps tool, the
-/// finalizer, the status) and every annotation but the operator's own marks
-/// (kubectl's last-applied copy of the whole object, a GitOps tool's, or up
-/// to 256 KB a tenant chose to write). What a tenant writes there would
-/// otherwise be the operator's memory, whether or not anything admits it.
+/// finalizer, the status), labels and owner references (a GitOps tool's or
+/// a chart's), and every annotation but the operator's own marks (kubectl's
+/// last-applied copy of the whole object, a GitOps tool's, or up to 256 KB a
+/// tenant chose to write). What a tenant writes there would otherwise be the
+/// operator's memory, whether or not anything admits it. The operator's
+/// writes are patches, so what the cache lacks is never written back.
 fn forget_bookkeeping(lp: &mut LoginProfile) {
-    lp.managed_fields_mut().clear();
-    lp.annotations_mut()
-        .retain(|key, _| key.starts_with(OPERATOR_ANNOTATIONS));
+    let metadata = &mut lp.metadata;
+    metadata.managed_fields = None;
+    metadata.labels = None;
+    metadata.owner_references = None;
+    if let Some(annotations) = metadata.annotations.as_mut() {
+        annotations.retain(|key, _| key.starts_with(OPERATOR_ANNOTATIONS));
+    }
 }
 
 /// How LoginProfiles are listed: in pages of [`PROFILES_PER_PAGE`], each
@@ -324,7 +331,7 @@ pub fn run<I: Iam>(
                 let ctx = ctx.clone();
                 move |changed| {
                     if let Ok(lp) = changed {
-                        ctx.memory.pending_changes.mark([ObjectRef::from_obj(lp)]);
+                        ctx.memory.pending_changes.mark([object_key(lp)]);
                     }
                 }
             });
@@ -481,10 +488,10 @@ pub fn run<I: Iam>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, OwnerReference};
 
     #[test]
-    fn the_cache_keeps_only_the_operators_own_annotations() {
+    fn the_cache_keeps_only_the_operators_own_annotations_and_no_bookkeeping() {
         let spec = serde_json::from_value(serde_json::json!({"passwordSecretRef": {"name": "s"}}))
             .unwrap();
         let mut lp = LoginProfile::new("bob", spec);
@@ -504,6 +511,9 @@ mod tests {
         );
         annotations.insert("iam.loginprofile.dev.evil.example/x".into(), "y".into());
         lp.managed_fields_mut().push(ManagedFieldsEntry::default());
+        lp.labels_mut()
+            .insert("app.kubernetes.io/instance".into(), "team-a".into());
+        lp.owner_references_mut().push(OwnerReference::default());
 
         forget_bookkeeping(&mut lp);
         let mut kept: Vec<&String> = lp.annotations().keys().collect();
@@ -516,5 +526,7 @@ mod tests {
             ]
         );
         assert!(lp.managed_fields().is_empty());
+        assert!(lp.labels().is_empty());
+        assert!(lp.owner_references().is_empty());
     }
 }

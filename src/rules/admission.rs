@@ -329,11 +329,11 @@ mod tests {
             let mut lp = lp("team-a-bob", serde_json::json!({}));
             lp.spec.password_secret_ref = None;
             lp.spec.password_secrets_manager_ref =
-                Some(crate::api::login_profile::SecretsManagerRef {
+                Some(Box::new(crate::api::login_profile::SecretsManagerRef {
                     secret_id: secret_id.into(),
                     json_key: None,
                     version_stage: "AWSCURRENT".into(),
-                });
+                }));
             lp
         };
         let none = account(
