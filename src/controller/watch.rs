@@ -17,6 +17,7 @@ use crate::api::iam_account::IAMAccount;
 use crate::api::login_profile::LoginProfile;
 use crate::api::root_login_profile::RootLoginProfile;
 use crate::aws::iam::Iam;
+use crate::rules::marks;
 use futures::Stream;
 use futures::StreamExt;
 use futures::channel::mpsc;
@@ -150,7 +151,8 @@ fn secret_changes(
 /// finalizer, the status), labels and owner references (a GitOps tool's or
 /// a chart's), and every annotation but the operator's own marks (kubectl's
 /// last-applied copy of the whole object, a GitOps tool's, or up to 256 KB a
-/// tenant chose to write). What a tenant writes there would otherwise be the
+/// tenant chose to write), and of those the marks that are settled (they
+/// read as absent). What a tenant writes there would otherwise be the
 /// operator's memory, whether or not anything admits it. The operator's
 /// writes are patches, so what the cache lacks is never written back.
 fn forget_bookkeeping(lp: &mut LoginProfile) {
@@ -161,6 +163,7 @@ fn forget_bookkeeping(lp: &mut LoginProfile) {
     if let Some(annotations) = metadata.annotations.as_mut() {
         annotations.retain(|key, _| key.starts_with(OPERATOR_ANNOTATIONS));
     }
+    marks::forget_settled(lp);
 }
 
 /// How LoginProfiles are listed: in pages of [`PROFILES_PER_PAGE`], each
@@ -498,11 +501,11 @@ mod tests {
         let annotations = lp.annotations_mut();
         annotations.insert(
             "iam.loginprofile.dev/in-charge-since".into(),
-            "t seal".into(),
+            "2026-12-05T10:00:00.000Z seal".into(),
         );
         annotations.insert(
             "iam.loginprofile.dev/sending".into(),
-            "f over none at t seal".into(),
+            "f over none at 2026-12-05T10:00:00.000Z seal".into(),
         );
         annotations.insert("padding".into(), "x".repeat(200_000));
         annotations.insert(

@@ -87,16 +87,17 @@ impl Marks {
                 .then(|| value.to_string())
         };
         let in_charge_since = unsealed(IN_CHARGE_SINCE_ANNOTATION, IN_CHARGE_KIND)
-            .and_then(|value| parse_time(&value))
+            .and_then(|value| marked_at(IN_CHARGE_KIND, &value))
             .filter(open);
         let sending = unsealed(SENDING_ANNOTATION, SENDING_KIND)
             .and_then(|value| {
-                let (marked, at) = value.rsplit_once(" at ")?;
+                let at = marked_at(SENDING_KIND, &value)?;
+                let (marked, _) = value.rsplit_once(" at ")?;
                 let (fingerprint, over) = marked.split_once(" over ")?;
                 Some(Sending {
                     fingerprint: fingerprint.to_string(),
                     over: over.to_string(),
-                    at: parse_time(at)?,
+                    at,
                 })
             })
             .filter(|sending| open(&sending.at));
@@ -202,6 +203,41 @@ fn sealed(keys: &Fingerprinter, lp: &LoginProfile, kind: &str, value: String) ->
     format!("{value} {seal}")
 }
 
+/// The time a mark's value (without its seal) carries.
+fn marked_at(kind: &str, value: &str) -> Option<DateTime<Utc>> {
+    match kind {
+        IN_CHARGE_KIND => parse_time(value),
+        _ => parse_time(value.rsplit_once(" at ")?.1),
+    }
+}
+
+/// Removes the mark annotations [`Marks::read`] would not believe whatever
+/// the keys: settled (marked at or before status `writesSettledThrough`) or
+/// not a mark at all. What is left reads the same. The operator's cache
+/// keeps only open marks: a converged object's settled marks (two sealed
+/// values, about 300 bytes and a map node) are most of its metadata, and
+/// only an open mark can change a decision.
+pub fn forget_settled(lp: &mut LoginProfile) {
+    let settled = settled_through(lp);
+    let believable = |kind: &str, raw: &str| {
+        raw.rsplit_once(' ')
+            .and_then(|(value, _seal)| marked_at(kind, value))
+            .is_some_and(|at| settled.is_none_or(|settled| at > settled))
+    };
+    let annotations = lp.annotations_mut();
+    for (annotation, kind) in [
+        (IN_CHARGE_SINCE_ANNOTATION, IN_CHARGE_KIND),
+        (SENDING_ANNOTATION, SENDING_KIND),
+    ] {
+        if annotations
+            .get(annotation)
+            .is_some_and(|raw| !believable(kind, raw))
+        {
+            annotations.remove(annotation);
+        }
+    }
+}
+
 fn recorded(lp: &LoginProfile) -> String {
     lp.status
         .as_ref()
@@ -261,6 +297,49 @@ mod tests {
         );
         annotate(lp, IN_CHARGE_SINCE_ANNOTATION, in_charge);
         annotate(lp, SENDING_ANNOTATION, sending);
+    }
+
+    #[test]
+    fn the_cache_forgets_only_marks_that_read_as_absent() {
+        let ours = keys(b"operator-key");
+        let first = at("2026-12-02T06:00:00.123Z");
+        let mut lp = object("uid-1");
+        take_charge(&mut lp, &ours, first);
+        let cached = |lp: &LoginProfile| {
+            let mut cached = lp.clone();
+            forget_settled(&mut cached);
+            assert_eq!(Marks::read(&cached, &ours), Marks::read(lp, &ours));
+            let mut kept: Vec<String> = cached.annotations().keys().cloned().collect();
+            kept.sort();
+            kept
+        };
+        assert_eq!(
+            cached(&lp),
+            [IN_CHARGE_SINCE_ANNOTATION, SENDING_ANNOTATION],
+            "open marks stay"
+        );
+
+        lp.status = Some(LoginProfileStatus {
+            writes_settled_through: Some(format_time(first)),
+            ..Default::default()
+        });
+        assert!(cached(&lp).is_empty(), "settled through their time");
+
+        let later = first + chrono::Duration::seconds(5);
+        let sending = sending_value(&ours, &lp, "fp2", later);
+        annotate(&mut lp, SENDING_ANNOTATION, sending);
+        assert_eq!(cached(&lp), [SENDING_ANNOTATION], "a later attempt is open");
+        assert!(Marks::read(&lp, &ours).sending_now("fp2"));
+
+        annotate(&mut lp, IN_CHARGE_SINCE_ANNOTATION, "no time here".into());
+        assert_eq!(cached(&lp), [SENDING_ANNOTATION], "not a mark");
+        let forged = format!("{} forged-seal", format_time(later));
+        annotate(&mut lp, IN_CHARGE_SINCE_ANNOTATION, forged);
+        assert_eq!(
+            cached(&lp),
+            [IN_CHARGE_SINCE_ANNOTATION, SENDING_ANNOTATION],
+            "an open time is kept for the seal check to refuse"
+        );
     }
 
     #[test]
