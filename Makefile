@@ -16,8 +16,8 @@ demo: deps ## start the environment and the operator, apply examples/, show the 
 demo-stop: ## stop the demo operator and the environment
 	@hack/demo.sh stop
 
-test: deps lint image-binary devenv-up ## formatting, clippy, the static binary, unit tests and the tests against the environment
-	$(CARGO) test --all-targets --no-fail-fast
+test: deps ## formatting, clippy, the static binary, unit tests and the tests against the environment (the tools build beside the Rust builds)
+	@CARGO=$(CARGO) hack/test.sh
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --check

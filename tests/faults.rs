@@ -369,7 +369,7 @@ fn converge_under_faults(
 }
 
 #[test]
-fn twenty_percent_throttling_on_every_iam_call_for_200_objects() {
+fn twenty_percent_throttling_on_every_iam_call_for_50_objects() {
     // Every call the operator makes for these users (the sign-in check's own
     // access-key calls are left alone).
     let throttle = |users: &str| {
@@ -378,7 +378,7 @@ fn twenty_percent_throttling_on_every_iam_call_for_200_objects() {
                     "code": "Throttling", "status": 400, "rate": 0.2, "for_seconds": 600}),
         ]
     };
-    converge_under_faults("fault-thr", 200, throttle, Duration::from_secs(300));
+    converge_under_faults("fault-thr", 50, throttle, Duration::from_secs(300));
 }
 
 #[test]

@@ -628,7 +628,7 @@ fn one_credential_report_serves_every_login_profile_of_an_account_and_none_is_ma
     // An IAMAccount floor of `{}`: report only, for every LoginProfile there.
     let asking = Governed::with_report_interval("gov-budget", Some(json!({})), "1h");
     let quiet = Governed::new("gov-quiet", None);
-    let n = 200;
+    let n = 50;
     let users: Vec<String> = (0..n).map(|i| format!("{}-{i}", unique("gov-b"))).collect();
     create_users_in(&asking.account, &users);
     apply_many_with(

@@ -363,16 +363,14 @@ impl Drop for TestNamespace {
     fn drop(&mut self) {
         let env = env();
         let names = env.kubectl(&["get", "loginprofiles", "-n", &self.name, "-o", "name"]);
-        for name in String::from_utf8_lossy(&names.stdout).lines() {
-            let _ = env.kubectl(&[
-                "patch",
-                name,
-                "-n",
-                &self.name,
-                "--type=merge",
-                "-p",
-                r#"{"metadata":{"finalizers":null}}"#,
-            ]);
+        let names = String::from_utf8_lossy(&names.stdout);
+        let names: Vec<&str> = names.lines().collect();
+        // One kubectl per hundred objects, not one per object.
+        for chunk in names.chunks(100) {
+            let mut args = vec!["patch", "-n", &self.name, "--type=merge"];
+            args.extend(["-p", r#"{"metadata":{"finalizers":null}}"#]);
+            args.extend(chunk);
+            let _ = env.kubectl(&args);
         }
         let _ = env.kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
     }
