@@ -13,10 +13,11 @@ stage() { printf '[test] %s: %s\n' "$(date -u +%T)" "$*"; }
 
 start=$SECONDS
 stage "building the tools beside the Rust builds"
-hack/tools.sh build &
+# In a session of its own, so that stopping it stops every Go build it runs.
+setsid hack/tools.sh build &
 tools=$!
 # Whatever fails, the tools' build does not outlive this script.
-trap 'kill "$tools" 2>/dev/null || true' EXIT
+trap 'kill -- -"$tools" 2>/dev/null || true' EXIT
 
 rust_status=0
 {
@@ -25,14 +26,16 @@ rust_status=0
     stage "the static release binary" && hack/image-binary.sh &&
     stage "the debug test build" && "$CARGO" test --all-targets --no-run
 } || rust_status=$?
-stage "Rust builds done in $((SECONDS - start))s (status $rust_status); waiting for the tools"
+if [[ $rust_status -ne 0 ]]; then
+  stage "a Rust step failed after $((SECONDS - start))s (status $rust_status); stopping the tools' build"
+  exit "$rust_status"
+fi
+stage "Rust builds done in $((SECONDS - start))s; waiting for the tools"
 tools_status=0
 wait "$tools" || tools_status=$?
 trap - EXIT
 stage "tools done after $((SECONDS - start))s (status $tools_status)"
-if [[ $rust_status -ne 0 || $tools_status -ne 0 ]]; then
-  exit 1
-fi
+[[ $tools_status -eq 0 ]] || exit "$tools_status"
 
 hack/devenv.sh up
 stage "the tests"
