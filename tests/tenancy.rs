@@ -249,6 +249,42 @@ fn each_tenant_acts_only_in_the_account_that_admits_it() {
     b.login_profile(&tb_relabel)
         .expect("in account B once admitted");
 
+    // Unlabelled again, it is no longer admitted; deleting it then leaves
+    // its login profile alone and makes no AWS call for its user.
+    env().kubectl_ok(&[
+        "label",
+        "namespace",
+        &ns_c.name,
+        &format!("{ACCOUNT_LABEL}-"),
+    ]);
+    wait_ready_reason(&ns_c.name, "relabel", "False", "NotAdmitted", CONVERGE);
+    let before = env().iam_calls(&tb_relabel);
+    env().kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        "relabel",
+        "-n",
+        &ns_c.name,
+        "--wait=false",
+    ]);
+    wait_for(
+        "the LoginProfile nobody admits to be gone",
+        CONVERGE,
+        || {
+            let found = env().kubectl(&["get", "loginprofile", "relabel", "-n", &ns_c.name]);
+            String::from_utf8_lossy(&found.stderr)
+                .contains("NotFound")
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        env().iam_calls(&tb_relabel),
+        before,
+        "no AWS call for the user of a LoginProfile nobody admits, deleted"
+    );
+    b.login_profile(&tb_relabel)
+        .expect("its login profile left alone in account B");
+
     // Credentials are cached: more reconciles (rotations) assume no role.
     let role_b = b.role_arn("loginprofile-operator");
     let assumed = calls(&role_b, "AssumeRole");
