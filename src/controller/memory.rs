@@ -120,8 +120,13 @@ impl Memory {
 
     /// `lp` reconciled without a transient failure.
     pub(crate) fn clear_failures(&self, lp: &LoginProfile) {
-        if self.read(lp, |remembered| remembered.failures > 0) {
-            self.change(lp, |remembered| remembered.failures = 0);
+        let mut objects = locked(&self.objects);
+        let key = object_key(lp);
+        if let Some(remembered) = objects.get_mut(&key) {
+            remembered.failures = 0;
+            if remembered.is_empty() {
+                objects.remove(&key);
+            }
         }
     }
 
