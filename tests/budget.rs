@@ -87,3 +87,62 @@ fn a_rotation_is_not_queued_behind_a_drift_backlog() {
         second.metrics()
     );
 }
+
+/// More drift checks fall due than the workers can make (one worker, every
+/// object due each second, a drift budget far above it), for as long as the
+/// test runs. New LoginProfiles still become Ready, and every old one still
+/// gets its drift check: what is due is taken in the order it fell due, not
+/// in an order where some objects always come last.
+#[test]
+fn no_login_profile_waits_forever_behind_an_endless_drift_backlog() {
+    const N: usize = 120;
+    const LATE: usize = 20;
+    let ns = TestNamespace::new("budget-starve");
+    let mut users = TestUsers::default();
+    let names = users.create_many(&unique("budget-sv"), N);
+    let late_users = users.create_many(&unique("budget-lt"), LATE);
+    let first = Operator::start(&ns.name, &[]);
+    apply_many(&ns.name, &names, "budget");
+    wait_all_ready(&ns.name, N, CONVERGE);
+    assert!(first.stop().success());
+
+    let before: Vec<u64> = names.iter().map(|u| calls(u, "GetLoginProfile")).collect();
+    let _overloaded = Operator::start(
+        &ns.name,
+        &[
+            "--resync-period",
+            "1s",
+            "--iam-rate-limit",
+            "1000",
+            "--concurrency",
+            "1",
+        ],
+    );
+    wait_until("the drift backlog to build up", CONVERGE, || {
+        gets(&names) >= before.iter().sum::<u64>() + 2 * N as u64
+    });
+    let mut manifest = String::new();
+    for (i, user) in late_users.iter().enumerate() {
+        let name = format!("late-{i}");
+        manifest += &secret(&ns.name, &name, &[("password", &strong_password("late"))]);
+        manifest += "\n---\n";
+        manifest += &login_profile(
+            &ns.name,
+            &name,
+            serde_json::json!({"userName": user, "passwordSecretRef": {"name": name}}),
+        );
+        manifest += "\n---\n";
+    }
+    env().apply_ok(&manifest);
+    wait_all_ready(&ns.name, N + LATE, Duration::from_secs(60));
+    wait_until(
+        "every old LoginProfile to get a drift check",
+        Duration::from_secs(60),
+        || {
+            names
+                .iter()
+                .zip(&before)
+                .all(|(user, was)| calls(user, "GetLoginProfile") > *was)
+        },
+    );
+}

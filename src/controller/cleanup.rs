@@ -8,6 +8,7 @@ use super::context::Context;
 use super::context::Error;
 use super::context::InAccount;
 use super::context::key;
+use super::looks::Action;
 use super::observe::observe_owner;
 use super::report::report;
 
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use kube::{
     Resource, ResourceExt,
-    runtime::{controller::Action, events::EventType, reflector::ObjectRef},
+    runtime::{events::EventType, reflector::ObjectRef},
 };
 
 use crate::{

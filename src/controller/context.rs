@@ -3,7 +3,9 @@
 //! ([`InAccount`]: the AWS account it acts in, reached through the same name).
 
 use super::claims;
+use super::generations::Generations;
 use super::iam_accounts::TenancyStores;
+use super::looks::Looks;
 use super::memory::Memory;
 use chrono::Utc;
 use kube::Api;
@@ -89,10 +91,15 @@ pub struct Context<I: Iam> {
     /// to find the ones claiming the same AWS account.
     pub(crate) root_profiles: std::sync::OnceLock<Store<RootLoginProfile>>,
     /// What the reconciler remembers of each object: failures, what IAM
-    /// last confirmed, changes waiting in the queue.
+    /// last confirmed, which create IAM answered.
     pub(crate) memory: Memory,
     /// Which LoginProfiles name which IAM user (kept from the watches).
     pub(crate) claims: claims::ClaimIndex,
+    /// The generation of each LoginProfile the watches last passed on.
+    pub(crate) generations: Generations,
+    /// When each LoginProfile is looked at again, released to the
+    /// controllers oldest first.
+    pub(crate) looks: Looks,
     /// When the admitted LoginProfiles were last counted, and how many each
     /// AWS account admits ([`Context::admitted_objects`]).
     admitted_counts: std::sync::Mutex<Option<(std::time::Instant, HashMap<String, usize>)>>,
@@ -146,6 +153,8 @@ impl<I: Iam> Context<I> {
             permit: WritePermit::default(),
             memory: Memory::default(),
             claims: claims::ClaimIndex::default(),
+            looks: Looks::default(),
+            generations: Generations::default(),
             admitted_counts: Default::default(),
         }
     }

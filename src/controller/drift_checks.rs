@@ -9,7 +9,8 @@ use super::observe::Desired;
 use rand::Rng;
 use std::time::Duration;
 
-use kube::runtime::{controller::Action, reflector::ObjectRef};
+use super::looks::Action;
+use kube::runtime::reflector::ObjectRef;
 
 use crate::{
     api::conditions::{self},

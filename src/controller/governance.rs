@@ -12,6 +12,7 @@ use super::context::Error;
 use super::context::InAccount;
 use super::context::key;
 use super::context::now_rfc3339;
+use super::looks::Action;
 use super::observe::Desired;
 use super::report::fail;
 use super::report::note_event;
@@ -29,7 +30,6 @@ use crate::rules::governance::{self, Finding, Inputs, Judged};
 use crate::rules::plan::{Applied, SourceProblem};
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use std::time::Duration;
 

@@ -1,13 +1,11 @@
 //! The reconciler's memory of each object, and nothing else: consecutive
 //! failures (for backoff), what IAM last confirmed (so a trigger that changes
 //! nothing costs no IAM call), which create attempt IAM answered (so its
-//! retry need not wait for the attempt's window), and the changes waiting in
-//! the queue (drift checks let them go first). Forgotten when the object
+//! retry need not wait for the attempt's window). Forgotten when the object
 //! goes; a process that lost it (a restart, a new leader) only waits longer.
 
 use std::{
     collections::HashMap,
-    hash::{Hash, Hasher},
     sync::{Mutex, MutexGuard, PoisonError},
     time::{Duration, Instant},
 };
@@ -36,8 +34,6 @@ pub(crate) struct Memory {
     /// What is remembered per object, in one entry (one key per object,
     /// whatever it remembers); an entry that remembers nothing is dropped.
     objects: Mutex<HashMap<Object, Remembered>>,
-    /// Changes triggered and not reconciled yet.
-    pub(crate) pending_changes: PendingChanges<Object>,
     /// Consecutive transient failures per RootLoginProfile (by name; they
     /// are cluster-scoped).
     root_failures: Mutex<HashMap<String, u32>>,
@@ -186,85 +182,9 @@ impl Memory {
     }
 }
 
-/// Objects a trigger said changed (a Secret, a new generation, an
-/// admission rule, a freed IAM user) that have not been reconciled yet.
-/// The queue serves whatever is due first, and overdue drift checks are due
-/// before a change that just came: with more checks due than the workers
-/// can make, a change would wait behind all of them. So while any change
-/// waits, converged objects put their drift checks off before reading
-/// anything. A mark is forgotten after `MARK_LIFETIME` (an object deleted
-/// before its reconcile, say), so drift checks are never held off for long.
-///
-/// Marks are kept by the key's 64-bit hash, not the key: a fleet applied at
-/// once marks every object, and the peak should not hold every name again.
-/// Two keys sharing a hash only let one drift check wait or go first.
-pub(crate) struct PendingChanges<K> {
-    marked: Mutex<HashMap<u64, Instant>>,
-    keys: std::marker::PhantomData<fn(&K)>,
-}
-
-const MARK_LIFETIME: Duration = Duration::from_secs(30);
-
-impl<K: Hash> Default for PendingChanges<K> {
-    fn default() -> Self {
-        Self {
-            marked: Mutex::new(HashMap::new()),
-            keys: std::marker::PhantomData,
-        }
-    }
-}
-
-fn hash_of(key: &impl Hash) -> u64 {
-    let mut hasher = std::hash::DefaultHasher::new();
-    key.hash(&mut hasher);
-    hasher.finish()
-}
-
-impl<K: Hash> PendingChanges<K> {
-    pub(crate) fn mark(&self, objects: impl IntoIterator<Item = K>) {
-        let now = Instant::now();
-        let mut marked = locked(&self.marked);
-        marked.extend(objects.into_iter().map(|object| (hash_of(&object), now)));
-    }
-
-    /// Takes `object`'s mark off: true if it had one.
-    pub(crate) fn take(&self, object: &K) -> bool {
-        let mut marked = locked(&self.marked);
-        let had = marked.remove(&hash_of(object)).is_some();
-        if marked.is_empty() {
-            // The table of a fleet's first apply is not kept at rest.
-            marked.shrink_to_fit();
-        }
-        had
-    }
-
-    /// Whether a change waits (forgetting marks older than their lifetime).
-    pub(crate) fn any(&self) -> bool {
-        let mut marked = locked(&self.marked);
-        marked.retain(|_, at| at.elapsed() < MARK_LIFETIME);
-        if marked.is_empty() {
-            marked.shrink_to_fit();
-        }
-        !marked.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_change_is_pending_until_its_reconcile_takes_the_mark() {
-        let pending = PendingChanges::default();
-        assert!(!pending.any());
-        pending.mark(["a", "b"]);
-        assert!(pending.any());
-        assert!(pending.take(&"a"));
-        assert!(!pending.take(&"a"), "taken once");
-        assert!(pending.any(), "b still waits");
-        assert!(pending.take(&"b"));
-        assert!(!pending.any());
-    }
 
     fn lp(generation: i64) -> LoginProfile {
         let spec = serde_json::from_value(serde_json::json!({"passwordSecretRef": {"name": "s"}}))

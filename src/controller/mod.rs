@@ -7,8 +7,9 @@
 //! `cleanup.rs` while it is being deleted. `delivery.rs` is the password
 //! source of `generatePassword.deliverTo` (generated, delivered encrypted).
 //! What the steps share is in `context.rs`, what is remembered per object in
-//! `memory.rs`, when IAM need not be asked in `drift_checks.rs`, and what
-//! triggers a reconcile in `watch.rs`. Beside it, the IAMAccount
+//! `memory.rs`, when IAM need not be asked in `drift_checks.rs`, when an
+//! object is looked at again in `looks.rs`, and what triggers a reconcile in
+//! `watch.rs` (new generations told apart in `generations.rs`). Beside it, the IAMAccount
 //! reconciler (`iam_accounts.rs`) and the RootLoginProfile one
 //! (`root_login_profiles.rs`: root's console password in member accounts).
 //!
@@ -29,7 +30,7 @@ use delivery::issue;
 use delivery::recipients_of;
 use governance::Governed;
 use governance::govern;
-use memory::object_key;
+use looks::Action;
 use observe::Look;
 use observe::observe_iam;
 use observe::observe_owner;
@@ -46,7 +47,7 @@ use std::{sync::Arc, time::Duration};
 
 use kube::{
     ResourceExt,
-    runtime::{controller::Action, reflector::ObjectRef},
+    runtime::{controller::Action as ControllerAction, reflector::ObjectRef},
 };
 
 mod act;
@@ -57,8 +58,10 @@ mod context;
 mod decide;
 mod delivery;
 mod drift_checks;
+mod generations;
 mod governance;
 mod iam_accounts;
+mod looks;
 mod memory;
 mod observe;
 mod ownership;
@@ -72,7 +75,7 @@ pub use context::{Context, Error, FIELD_MANAGER, Settings};
 pub use watch::run;
 
 use crate::{
-    api::conditions::{self, Outcome},
+    api::conditions::Outcome,
     api::login_profile::{FINALIZER, LoginProfile},
     api::reason::Reason,
     aws::iam::Iam,
@@ -86,13 +89,9 @@ use crate::{
 pub async fn reconcile<I: Iam>(
     lp: Arc<LoginProfile>,
     ctx: Arc<Context<I>>,
-) -> Result<Action, Error> {
-    let changed = ctx.memory.pending_changes.take(&object_key(&lp));
-    if !changed && converged(&lp) && ctx.memory.pending_changes.any() {
-        // Most likely a drift check, and a change waits behind it in the
-        // queue: let the change go first, at no cost (nothing read yet).
-        return Ok(Action::requeue(Duration::from_secs(1)));
-    }
+) -> Result<ControllerAction, Error> {
+    ctx.looks
+        .cancel(lp.metadata.namespace.as_deref(), &lp.name_any());
     let result = match lp.metadata.deletion_timestamp {
         None => apply(&lp, &ctx).await,
         Some(_) if lp.finalizers().iter().any(|f| f == FINALIZER) => cleanup(&lp, &ctx).await,
@@ -101,11 +100,15 @@ pub async fn reconcile<I: Iam>(
     if result.is_err() {
         ctx.metrics.reconciled("error");
     }
-    result
+    result.map(|next| ctx.looks.after(&lp, next))
 }
 
 /// Exponential backoff with jitter, per object, after a failed reconcile.
-pub fn error_policy<I: Iam>(lp: Arc<LoginProfile>, error: &Error, ctx: Arc<Context<I>>) -> Action {
+pub fn error_policy<I: Iam>(
+    lp: Arc<LoginProfile>,
+    error: &Error,
+    ctx: Arc<Context<I>>,
+) -> ControllerAction {
     let attempts = ctx.memory.count_failure(&lp);
     let delay = backoff(
         attempts,
@@ -114,25 +117,13 @@ pub fn error_policy<I: Iam>(lp: Arc<LoginProfile>, error: &Error, ctx: Arc<Conte
         rand::rng().random_range(0.5..1.0),
     );
     tracing::warn!(object = %ObjectRef::from_obj(&*lp), %error, attempts, retry_in = ?delay, "reconcile failed");
-    Action::requeue(delay)
+    ctx.looks.after(&lp, Action::requeue(delay))
 }
 
 /// `min * 2^(attempts-1)`, capped at `max`, scaled by `jitter` (0.5..1.0).
 fn backoff(attempts: u32, min: Duration, max: Duration, jitter: f64) -> Duration {
     let exponent = attempts.saturating_sub(1).min(20);
     min.saturating_mul(1 << exponent).min(max).mul_f64(jitter)
-}
-
-/// Ready for its current generation, and not being deleted.
-fn converged(lp: &LoginProfile) -> bool {
-    lp.metadata.deletion_timestamp.is_none()
-        && lp.status.as_ref().is_some_and(|status| {
-            status.observed_generation == lp.metadata.generation
-                && status
-                    .conditions
-                    .iter()
-                    .any(|c| c.type_ == conditions::READY && c.status == "True")
-        })
 }
 
 /// A LoginProfile its IAMAccount refuses: reported, its marks settled. If

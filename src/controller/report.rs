@@ -7,6 +7,7 @@ use super::context::Error;
 use super::context::FIELD_MANAGER;
 use super::context::key;
 use super::context::now_rfc3339;
+use super::looks::Action;
 use super::observe::Desired;
 use super::observe::IamView;
 use super::observe::SourceVersion;
@@ -30,7 +31,6 @@ use kube::Resource;
 use kube::ResourceExt;
 use kube::api::Patch;
 use kube::api::PatchParams;
-use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 

@@ -9,8 +9,9 @@
 
 use super::context::Context;
 use super::error_policy;
+use super::generations::{Seen, uid_key};
 use super::iam_accounts::TenancyStores;
-use super::memory::object_key;
+use super::memory::{Object, object_key};
 use super::reconcile;
 use super::root_login_profiles::{claiming, naming_iam_account, reconcile_root, root_error_policy};
 use crate::api::iam_account::IAMAccount;
@@ -31,11 +32,13 @@ use kube::ResourceExt;
 use kube::api::PartialObjectMeta;
 use kube::runtime::Controller;
 use kube::runtime::WatchStreamExt;
+use kube::runtime::controller::Error as ControllerError;
 use kube::runtime::predicates;
 use kube::runtime::reflector;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -195,10 +198,55 @@ async fn forget_vanished<I: Iam>(ctx: Arc<Context<I>>, stores: Vec<Store<LoginPr
             stores.iter().any(|store| store.get(object).is_some())
         };
         ctx.memory.retain(exists);
+        ctx.looks.retain(exists);
+        let cached: HashSet<u64> = stores
+            .iter()
+            .flat_map(|store| store.state())
+            .map(|lp| uid_key(&lp))
+            .collect();
+        ctx.generations.retain(&cached);
         ctx.metrics.retain_profiles(|key| {
             key.split_once('/')
                 .is_some_and(|(ns, name)| exists(&ObjectRef::new(name).within(ns)))
         });
+    }
+}
+
+/// Records a LoginProfile a watch listed, saw created or saw changed; says
+/// whether it is new or of a new generation (a change to reconcile, which
+/// holds looks back until it starts).
+fn saw_profile<I: Iam>(ctx: &Context<I>, lp: &LoginProfile) -> Seen {
+    ctx.claims.add(lp);
+    let seen = ctx.generations.saw(lp);
+    if seen != Seen::Same {
+        ctx.looks.changed([&object_key(lp)]);
+    }
+    seen
+}
+
+/// Hands each look that falls due (looks.rs) to the controller of its
+/// namespace, when the looks allow.
+async fn release_looks<I: Iam>(
+    ctx: Arc<Context<I>>,
+    controllers: HashMap<Option<String>, mpsc::UnboundedSender<Object>>,
+) {
+    loop {
+        let released = ctx.looks.release(std::time::Instant::now());
+        if let Some(object) = released.due {
+            let controller = controllers
+                .get(&object.namespace)
+                .or_else(|| controllers.get(&None));
+            if controller.is_none_or(|c| c.unbounded_send(object.clone()).is_err()) {
+                ctx.looks.cancel(object.namespace.as_deref(), &object.name);
+            }
+        }
+        match released.next {
+            Some(at) => tokio::select! {
+                () = tokio::time::sleep_until(at.into()) => {}
+                () = ctx.looks.woken() => {}
+            },
+            None => ctx.looks.woken().await,
+        }
     }
 }
 
@@ -285,6 +333,7 @@ pub fn run<I: Iam>(
     let (arrivals_and_departures, counted) = mpsc::unbounded::<LoginProfile>();
     let mut streams = Vec::new();
     let mut stores = Vec::new();
+    let mut look_senders = HashMap::new();
     for (scope, deleted) in scopes.into_iter().zip(deleted_receivers) {
         let (profiles, secrets): (Api<LoginProfile>, Api<PartialObjectMeta<Secret>>) = match &scope
         {
@@ -302,45 +351,46 @@ pub fn run<I: Iam>(
         let senders = deleted_senders.clone();
         let count_changes = arrivals_and_departures.clone();
         let index = ctx.clone();
-        let mut known = std::collections::HashSet::new();
         let profile_changes = watcher(profiles, profile_listing())
             .default_backoff()
             .modify(forget_bookkeeping)
             .reflect(writer)
-            .inspect(move |event| match event {
-                Ok(watcher::Event::Delete(gone)) => {
-                    index.claims.remove(gone);
-                    for sender in senders.iter() {
-                        let _ = sender.unbounded_send(gone.clone());
+            .filter_map(move |event| {
+                let changed = match event {
+                    Ok(watcher::Event::Delete(gone)) => {
+                        index.claims.remove(&gone);
+                        index.generations.forget(&gone);
+                        index
+                            .looks
+                            .cancel(gone.metadata.namespace.as_deref(), &gone.name_any());
+                        for sender in senders.iter() {
+                            let _ = sender.unbounded_send(gone.clone());
+                        }
+                        let _ = count_changes.unbounded_send(gone);
+                        None
                     }
-                    known.remove(&gone.uid());
-                    let _ = count_changes.unbounded_send(gone.clone());
-                }
-                Ok(watcher::Event::InitApply(lp)) => {
-                    index.claims.add(lp);
-                    known.insert(lp.uid());
-                }
-                Ok(watcher::Event::Apply(lp)) => {
-                    index.claims.add(lp);
-                    if known.insert(lp.uid()) {
-                        let _ = count_changes.unbounded_send(lp.clone());
+                    Ok(watcher::Event::InitApply(lp)) => {
+                        (saw_profile(&index, &lp) != Seen::Same).then_some(Ok(lp))
                     }
-                }
-                _ => {}
-            })
-            .applied_objects()
-            .predicate_filter(predicates::generation, Default::default())
-            .inspect({
-                let ctx = ctx.clone();
-                move |changed| {
-                    if let Ok(lp) = changed {
-                        ctx.memory.pending_changes.mark([object_key(lp)]);
+                    Ok(watcher::Event::Apply(lp)) => {
+                        let seen = saw_profile(&index, &lp);
+                        if seen == Seen::New {
+                            let _ = count_changes.unbounded_send(lp.clone());
+                        }
+                        (seen != Seen::Same).then_some(Ok(lp))
                     }
-                }
+                    Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                    Err(error) => Some(Err(error)),
+                };
+                futures::future::ready(changed)
             });
-        let controller = Controller::for_stream(profile_changes, store.clone()).with_config(
-            kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
-        );
+        let (look_sender, looks_due) = mpsc::unbounded();
+        look_senders.insert(scope.clone(), look_sender);
+        let controller = Controller::for_stream(profile_changes, store.clone())
+            .with_config(
+                kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
+            )
+            .reconcile_on(looks_due);
         stores.push(store.clone());
         // Only Secret metadata is watched: a change of resourceVersion is the
         // trigger, and the value is read when a LoginProfile needs it, so the
@@ -348,19 +398,19 @@ pub fn run<I: Iam>(
         let secret_changes = secret_changes(secrets);
         let (by_secret, by_account, by_namespace, by_claim) =
             (store.clone(), store.clone(), store.clone(), store.clone());
-        // Every trigger below is a change: marked pending until reconciled.
-        let pending = |ctx: &Arc<Context<I>>| {
+        // Every trigger below is a change: no look is released before it starts.
+        let changes = |ctx: &Arc<Context<I>>| {
             let ctx = ctx.clone();
             move |objects: Vec<ObjectRef<LoginProfile>>| {
-                ctx.memory.pending_changes.mark(objects.iter().cloned());
+                ctx.looks.changed(&objects);
                 objects
             }
         };
-        let (secret_mark, account_mark, namespace_mark, claim_mark) =
-            (pending(&ctx), pending(&ctx), pending(&ctx), pending(&ctx));
+        let (secret_change, account_change, namespace_change, claim_change) =
+            (changes(&ctx), changes(&ctx), changes(&ctx), changes(&ctx));
         let stream = controller
             .watches_stream(secret_changes, move |secret| {
-                secret_mark(referencing(
+                secret_change(referencing(
                     &by_secret,
                     secret.namespace(),
                     &secret.name_any(),
@@ -375,7 +425,7 @@ pub fn run<I: Iam>(
                 ),
                 move |account| {
                     let name = account.name_any();
-                    account_mark(matching(&by_account, |lp| lp.account_name() == name))
+                    account_change(matching(&by_account, |lp| lp.account_name() == name))
                 },
             )
             .watches_shared_stream(
@@ -391,7 +441,7 @@ pub fn run<I: Iam>(
                 ),
                 move |namespace| {
                     let name = namespace.name_any();
-                    namespace_mark(matching(&by_namespace, |lp| {
+                    namespace_change(matching(&by_namespace, |lp| {
                         lp.namespace().as_ref() == Some(&name)
                     }))
                 },
@@ -404,18 +454,26 @@ pub fn run<I: Iam>(
                     let next = ctx
                         .next_in_line(&gone)
                         .filter(|next| by_claim.get(next).is_some());
-                    claim_mark(next.into_iter().collect())
+                    claim_change(next.into_iter().collect())
                 }
             })
             .graceful_shutdown_on(shutdown.clone())
             .run(reconcile, error_policy, ctx.clone())
-            .map(|result| {
-                if let Err(error) = result {
-                    tracing::debug!(%error, "controller event");
+            .map({
+                let ctx = ctx.clone();
+                move |result| {
+                    if let Err(error) = result {
+                        if let ControllerError::ObjectNotFound(object) = &error {
+                            // Released for a look, gone before it started.
+                            ctx.looks.cancel(object.namespace.as_deref(), &object.name);
+                        }
+                        tracing::debug!(%error, "controller event");
+                    }
                 }
             });
         streams.push(stream.boxed());
     }
+    tokio::spawn(release_looks(ctx.clone(), look_senders));
     // The IAMAccount controller: a new generation (spec change, deletion)
     // triggers it, and so does a LoginProfile naming it that came or went
     // (its count; at most one status write a second, however many come).
