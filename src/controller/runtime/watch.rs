@@ -8,16 +8,18 @@
 //! `--manage-root-login-profiles` the RootLoginProfile controller.
 
 use super::context::Context;
-use super::error_policy;
 use super::generations::{Seen, uid_key};
-use super::iam_accounts::TenancyStores;
 use super::memory::{Object, object_key};
-use super::reconcile;
-use super::root_login_profiles::{claiming, naming_iam_account, reconcile_root, root_error_policy};
 use crate::api::iam_account::IAMAccount;
 use crate::api::login_profile::LoginProfile;
 use crate::api::root_login_profile::RootLoginProfile;
 use crate::aws::iam::Iam;
+use crate::controller::iam_account::TenancyStores;
+use crate::controller::login_profile::error_policy;
+use crate::controller::login_profile::reconcile;
+use crate::controller::root_login_profile::{
+    claiming, naming_iam_account, reconcile_root, root_error_policy,
+};
 use crate::rules::marks;
 use futures::Stream;
 use futures::StreamExt;
@@ -42,7 +44,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::iam_accounts::{
+use crate::controller::iam_account::{
     account_error_policy, admission_relevant, changed_by, namespace_labels, reconcile_account,
 };
 

@@ -8,11 +8,6 @@
 //! expires (a new Secret value, which the next reconcile sends; a delivered
 //! one is issued anew in the same reconcile).
 
-use super::context::Error;
-use super::context::InAccount;
-use super::context::key;
-use super::context::now_rfc3339;
-use super::looks::Action;
 use super::observe::Desired;
 use super::report::fail;
 use super::report::note_event;
@@ -25,6 +20,11 @@ use crate::api::login_profile::LoginProfile;
 use crate::api::login_profile::LoginProfileStatus;
 use crate::api::reason::{self, Reason};
 use crate::aws::iam::{Iam, IamError};
+use crate::controller::runtime::context::Error;
+use crate::controller::runtime::context::InAccount;
+use crate::controller::runtime::context::key;
+use crate::controller::runtime::context::now_rfc3339;
+use crate::controller::runtime::looks::Action;
 use crate::ops::metrics::{ConsoleFindings, ProfileState};
 use crate::rules::governance::{self, Finding, Inputs, Judged};
 use crate::rules::plan::{Applied, SourceProblem};

@@ -21,16 +21,16 @@
 //! write from a stale copy fails (409) instead of erasing what a newer one
 //! recorded.
 
+use crate::controller::runtime::context::{Context, Error, key};
+use crate::controller::runtime::looks::Action;
 use act::ActFailure;
 use act::act;
 use cleanup::cleanup;
-use context::key;
 use decide::decide;
 use delivery::issue;
 use delivery::recipients_of;
 use governance::Governed;
 use governance::govern;
-use looks::Action;
 use observe::Look;
 use observe::observe_iam;
 use observe::observe_owner;
@@ -52,27 +52,15 @@ use kube::{
 
 mod act;
 mod admit;
-mod claims;
 mod cleanup;
-mod context;
 mod decide;
 mod delivery;
 mod drift_checks;
-mod generations;
 mod governance;
-mod iam_accounts;
-mod looks;
-mod memory;
 mod observe;
 mod ownership;
 mod report;
-mod root_login_profiles;
 pub mod secret_source;
-mod watch;
-
-pub use context::{Context, Error, FIELD_MANAGER, Settings};
-
-pub use watch::run;
 
 use crate::{
     api::conditions::Outcome,
@@ -121,7 +109,7 @@ pub fn error_policy<I: Iam>(
 }
 
 /// `min * 2^(attempts-1)`, capped at `max`, scaled by `jitter` (0.5..1.0).
-fn backoff(attempts: u32, min: Duration, max: Duration, jitter: f64) -> Duration {
+pub(super) fn backoff(attempts: u32, min: Duration, max: Duration, jitter: f64) -> Duration {
     let exponent = attempts.saturating_sub(1).min(20);
     min.saturating_mul(1 << exponent).min(max).mul_f64(jitter)
 }

@@ -7,9 +7,6 @@
 //! after cleanup. A definite refusal settles the marks in the status write
 //! that records it; only an ambiguous answer leaves them open.
 
-use super::context::Context;
-use super::context::Error;
-use super::context::InAccount;
 use super::decide::sent_unconfirmed;
 use super::delivery::issue;
 use super::delivery::recipients_of;
@@ -25,6 +22,9 @@ use crate::api::login_profile::LoginProfile;
 use crate::api::reason::Reason;
 use crate::aws::iam::Iam;
 use crate::aws::iam::IamError;
+use crate::controller::runtime::context::Context;
+use crate::controller::runtime::context::Error;
+use crate::controller::runtime::context::InAccount;
 use crate::rules::ownership::OwnerRecord;
 use crate::rules::password::Password;
 use crate::rules::password::Verdict;

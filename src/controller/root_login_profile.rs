@@ -17,7 +17,7 @@ use kube::{
 };
 use rand::Rng;
 
-use super::context::{Context, Error, FIELD_MANAGER, now_rfc3339};
+use super::runtime::context::{Context, Error, FIELD_MANAGER, now_rfc3339};
 use crate::{
     api::conditions::{self, Outcome},
     api::iam_account::IAMAccount,
@@ -350,7 +350,7 @@ pub(super) fn root_error_policy<I: Iam>(
 ) -> Action {
     let name = root.name_any();
     let attempts = ctx.memory.count_root_failure(&name);
-    let delay = super::backoff(
+    let delay = super::login_profile::backoff(
         attempts,
         ctx.settings.min_backoff,
         ctx.settings.max_backoff,

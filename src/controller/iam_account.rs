@@ -4,9 +4,9 @@
 //! IAMAccount reconciler: a finalizer while LoginProfiles use it, and a
 //! status that says whether its credentials work and in which AWS account.
 
-use super::context::Context;
-use super::context::Error;
-use super::context::FIELD_MANAGER;
+use super::runtime::context::Context;
+use super::runtime::context::Error;
+use super::runtime::context::FIELD_MANAGER;
 use crate::api::conditions;
 use crate::api::conditions::Outcome;
 use crate::api::login_profile::LoginProfile;
@@ -271,7 +271,8 @@ pub(super) fn account_error_policy<I: Iam>(
 /// Read once per try while it is being deleted.
 async fn users_in_cluster(client: &Client, account: &str) -> Result<usize, Error> {
     let api: Api<LoginProfile> = Api::all(client.clone());
-    let mut params = kube::api::ListParams::default().limit(super::watch::PROFILES_PER_PAGE);
+    let mut params =
+        kube::api::ListParams::default().limit(super::runtime::watch::PROFILES_PER_PAGE);
     let mut users = 0;
     loop {
         let page = api.list(&params).await.map_err(Error::Kube)?;

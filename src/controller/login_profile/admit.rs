@@ -3,9 +3,9 @@
 //! LoginProfile owns its IAM user (the claim index, then at most the first
 //! in line read fresh).
 
-use super::context::Context;
-use super::context::InAccount;
-use super::iam_accounts::TenancyStores;
+use crate::controller::iam_account::TenancyStores;
+use crate::controller::runtime::context::Context;
+use crate::controller::runtime::context::InAccount;
 use std::sync::Arc;
 
 use kube::{Api, ResourceExt, runtime::reflector::ObjectRef};
@@ -153,7 +153,7 @@ impl<I: Iam> Context<I> {
 
     /// Of the LoginProfiles that name `gone`'s IAM user, the one first in
     /// line once `gone` is deleted: the only one that may take it over now.
-    pub(super) fn next_in_line(&self, gone: &LoginProfile) -> Option<ObjectRef<LoginProfile>> {
+    pub(crate) fn next_in_line(&self, gone: &LoginProfile) -> Option<ObjectRef<LoginProfile>> {
         let tenancy = self.tenancy.get()?;
         let theirs = tenancy.account(gone.account_name());
         let account_id = gone

@@ -2,7 +2,6 @@
 //! asked, or AWS Secrets Manager) compared with what status records, and
 //! IAM's login profile (plus, for `Enforce`, the credential report).
 
-use super::context::InAccount;
 use super::delivery::observe_delivered;
 use super::report::note_event;
 use super::secret_source;
@@ -14,6 +13,7 @@ use crate::api::login_profile::PasswordUpdatePolicy;
 use crate::api::reason::{self, Reason};
 use crate::aws::iam::Iam;
 use crate::aws::iam::IamError;
+use crate::controller::runtime::context::InAccount;
 use crate::rules::ownership::{self, Owner, OwnerRecord};
 use crate::rules::password::Password;
 use crate::rules::password::Verdict;

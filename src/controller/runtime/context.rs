@@ -4,9 +4,9 @@
 
 use super::claims;
 use super::generations::Generations;
-use super::iam_accounts::TenancyStores;
 use super::looks::Looks;
 use super::memory::Memory;
+use crate::controller::iam_account::TenancyStores;
 use chrono::Utc;
 use kube::Api;
 use kube::ResourceExt;
@@ -160,19 +160,19 @@ impl<I: Iam> Context<I> {
     }
 
     /// The object as the API server has it now (not the cache).
-    pub(super) async fn fresh(&self, lp: &LoginProfile) -> Result<LoginProfile, kube::Error> {
+    pub(crate) async fn fresh(&self, lp: &LoginProfile) -> Result<LoginProfile, kube::Error> {
         let api: Api<LoginProfile> =
             Api::namespaced(self.client.clone(), &lp.namespace().unwrap_or_default());
         api.get(&lp.name_any()).await
     }
 
     /// The crash-safety marks of `lp` this operator may believe.
-    pub(super) fn marks(&self, lp: &LoginProfile) -> Marks {
+    pub(crate) fn marks(&self, lp: &LoginProfile) -> Marks {
         Marks::read(lp, &self.fingerprinter)
     }
 
     /// With leader election, no IAM write once the Lease may have passed on.
-    pub(super) fn may_write(&self) -> Result<(), Outcome> {
+    pub(crate) fn may_write(&self) -> Result<(), Outcome> {
         if self.permit.allows() {
             return Ok(());
         }
@@ -189,14 +189,14 @@ impl<I: Iam> Context<I> {
 
     /// When to look at `lp` again: the resync period, or the Secrets Manager
     /// poll interval when that is the source (it has no watch).
-    pub(super) fn requeue_after(&self, lp: &LoginProfile) -> Duration {
+    pub(crate) fn requeue_after(&self, lp: &LoginProfile) -> Duration {
         self.look_again_within(lp, self.settings.resync_period)
     }
 
     /// `period` with ±10% jitter (so objects created together do not hit IAM
     /// together forever after), or the Secrets Manager poll interval when
     /// that is the source and comes sooner.
-    pub(super) fn look_again_within(&self, lp: &LoginProfile, period: Duration) -> Duration {
+    pub(crate) fn look_again_within(&self, lp: &LoginProfile, period: Duration) -> Duration {
         let resync = period.mul_f64(rand::rng().random_range(0.9..1.1));
         match lp.spec.password_secrets_manager_ref {
             Some(_) => resync.min(
@@ -213,7 +213,7 @@ impl<I: Iam> Context<I> {
     /// caches at most every [`ADMITTED_COUNT_TTL`], so what a tenant creates
     /// where nothing admits it (or in another account) stretches no account's
     /// drift period, at a cost that does not grow with every reconcile.
-    pub(super) fn admitted_objects(&self, account_id: &str) -> usize {
+    pub(crate) fn admitted_objects(&self, account_id: &str) -> usize {
         let mut counted = self
             .admitted_counts
             .lock()
@@ -238,7 +238,7 @@ impl<I: Iam> Context<I> {
     }
 
     /// Every cached LoginProfile.
-    pub(super) fn cached_profiles(&self) -> impl Iterator<Item = Arc<LoginProfile>> {
+    pub(crate) fn cached_profiles(&self) -> impl Iterator<Item = Arc<LoginProfile>> {
         self.stores
             .get()
             .into_iter()
@@ -247,7 +247,7 @@ impl<I: Iam> Context<I> {
     }
 
     /// The cached copy of `object`, from whichever cache holds it.
-    pub(super) fn cached(&self, object: &ObjectRef<LoginProfile>) -> Option<Arc<LoginProfile>> {
+    pub(crate) fn cached(&self, object: &ObjectRef<LoginProfile>) -> Option<Arc<LoginProfile>> {
         self.stores
             .get()?
             .iter()
@@ -270,11 +270,11 @@ pub enum Error {
 }
 
 /// The key of `lp` in metrics and logs: `namespace/name`.
-pub(super) fn key(lp: &LoginProfile) -> String {
+pub(crate) fn key(lp: &LoginProfile) -> String {
     format!("{}/{}", lp.namespace().unwrap_or_default(), lp.name_any())
 }
 
 /// Now, as status and Events write times.
-pub(super) fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -1,9 +1,9 @@
 //! The decide step's inputs, gathered from what was observed, for the pure
 //! rules/plan.rs.
 
-use super::context::InAccount;
 use super::observe::Desired;
 use super::observe::IamView;
+use crate::controller::runtime::context::InAccount;
 
 use crate::{
     api::login_profile::LoginProfile,

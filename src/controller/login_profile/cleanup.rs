@@ -4,13 +4,13 @@
 //! user another owns, leaves IAM alone.
 
 use super::act::release;
-use super::context::Context;
-use super::context::Error;
-use super::context::InAccount;
-use super::context::key;
-use super::looks::Action;
 use super::observe::observe_owner;
 use super::report::report;
+use crate::controller::runtime::context::Context;
+use crate::controller::runtime::context::Error;
+use crate::controller::runtime::context::InAccount;
+use crate::controller::runtime::context::key;
+use crate::controller::runtime::looks::Action;
 
 use std::time::Duration;
 

@@ -2,14 +2,14 @@
 //! on first sight after a start, or a drift check the account's drift budget
 //! has no token for; and when to look again.
 
-use super::context::Context;
-use super::context::InAccount;
-use super::context::key;
 use super::observe::Desired;
+use crate::controller::runtime::context::Context;
+use crate::controller::runtime::context::InAccount;
+use crate::controller::runtime::context::key;
 use rand::Rng;
 use std::time::Duration;
 
-use super::looks::Action;
+use crate::controller::runtime::looks::Action;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::{

@@ -6,14 +6,14 @@
 //! issued. Never re-encrypted: the old plaintext is gone, and the person may
 //! have changed it at sign-in anyway.
 
-use super::context::InAccount;
-use super::context::now_rfc3339;
 use super::observe::Desired;
 use super::observe::SourceVersion;
 use crate::api::login_profile::EncryptedPassword;
 use crate::api::login_profile::LoginProfile;
 use crate::api::reason::Reason;
 use crate::aws::iam::Iam;
+use crate::controller::runtime::context::InAccount;
+use crate::controller::runtime::context::now_rfc3339;
 use crate::rules::delivery::Delivery;
 use crate::rules::plan::Applied;
 use crate::rules::plan::SourceProblem;

@@ -5,12 +5,12 @@
 //! first drift check with a new `--cluster-id`), none at rest: status keeps
 //! what the record says.
 
-use super::context::InAccount;
-use super::context::now_rfc3339;
 use crate::api::conditions::Outcome;
 use crate::api::login_profile::LoginProfile;
 use crate::api::login_profile::LoginProfileStatus;
 use crate::aws::iam::Iam;
+use crate::controller::runtime::context::InAccount;
+use crate::controller::runtime::context::now_rfc3339;
 use crate::rules::ownership::OwnerRecord;
 use crate::rules::password::UNVERIFIED_PASSWORD;
 use kube::ResourceExt;

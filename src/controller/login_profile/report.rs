@@ -2,12 +2,6 @@
 //! changed, and a Kubernetes Event on each transition.
 
 use super::act::Acted;
-use super::context::Context;
-use super::context::Error;
-use super::context::FIELD_MANAGER;
-use super::context::key;
-use super::context::now_rfc3339;
-use super::looks::Action;
 use super::observe::Desired;
 use super::observe::IamView;
 use super::observe::SourceVersion;
@@ -18,6 +12,12 @@ use crate::api::login_profile::LoginProfile;
 use crate::api::login_profile::LoginProfileStatus;
 use crate::api::reason::Reason;
 use crate::aws::iam::Iam;
+use crate::controller::runtime::context::Context;
+use crate::controller::runtime::context::Error;
+use crate::controller::runtime::context::FIELD_MANAGER;
+use crate::controller::runtime::context::key;
+use crate::controller::runtime::context::now_rfc3339;
+use crate::controller::runtime::looks::Action;
 use crate::ops::events::Note;
 use crate::ops::metrics::ProfileState;
 use crate::rules::ownership::OwnerRecord;
