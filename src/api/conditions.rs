@@ -5,6 +5,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::reason::Reason;
 
+/// `status.observedGeneration` of an object the operator never acted on
+/// (the CRDs' status default).
+pub const NOT_OBSERVED: i64 = -1;
+
 pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";

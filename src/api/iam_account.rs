@@ -194,7 +194,7 @@ pub struct UserTag {
 // operator has not checked yet as in progress, not as healthy.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("default" = {"observedGeneration": crate::api::login_profile::NOT_OBSERVED}))]
+#[schemars(extend("default" = {"observedGeneration": crate::api::conditions::NOT_OBSERVED}))]
 pub struct IAMAccountStatus {
     /// The `metadata.generation` the operator last checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,6 +5,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 
+use crate::api::conditions;
 use crate::api::governance::{ConsoleStatus, Governance};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -15,9 +16,6 @@ pub const GROUP: &str = "iam.loginprofile.dev";
 pub const FINALIZER: &str = "iam.loginprofile.dev/cleanup";
 /// The Secret key read when `passwordSecretRef.key` is not given.
 pub const DEFAULT_SECRET_KEY: &str = "password";
-/// `status.observedGeneration` of an object the operator never acted on
-/// (the CRD's status default).
-pub const NOT_OBSERVED: i64 = -1;
 /// A console password (IAM login profile) for one IAM user, taken from a Secret.
 ///
 /// The operator creates the login profile (`aws iam create-login-profile`),
@@ -373,7 +371,7 @@ impl AdoptionPolicy {
 // status write (Flux's own CRDs do the same).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("default" = {"observedGeneration": NOT_OBSERVED}))]
+#[schemars(extend("default" = {"observedGeneration": conditions::NOT_OBSERVED}))]
 pub struct LoginProfileStatus {
     /// The `metadata.generation` the operator last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -551,7 +549,7 @@ impl LoginProfile {
         self.status
             .as_ref()
             .and_then(|s| s.observed_generation)
-            .is_some_and(|g| g != NOT_OBSERVED)
+            .is_some_and(|g| g != conditions::NOT_OBSERVED)
     }
 
     /// The condition of the given type, if the status has one.

@@ -109,7 +109,7 @@ pub enum RootDeletionPolicy {
 // operator has not checked yet as in progress, not as healthy.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[schemars(extend("default" = {"observedGeneration": crate::api::login_profile::NOT_OBSERVED}))]
+#[schemars(extend("default" = {"observedGeneration": crate::api::conditions::NOT_OBSERVED}))]
 pub struct RootLoginProfileStatus {
     /// The `metadata.generation` the operator last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,151 +1,29 @@
-//! IAMAccounts and Namespaces as the admission rules see them: their caches
-//! (filled before a LoginProfile acts, so a change of either triggers the
-//! LoginProfiles it concerns only after the cache shows it), and the
-//! IAMAccount reconciler: a finalizer while LoginProfiles use it, and a
+//! The IAMAccount reconciler: a finalizer while LoginProfiles use it, and a
 //! status that says whether its credentials work and in which AWS account.
 
 use super::runtime::context::Context;
 use super::runtime::context::Error;
 use super::runtime::context::FIELD_MANAGER;
+use super::runtime::watch::PROFILES_PER_PAGE;
 use crate::api::conditions;
 use crate::api::conditions::Outcome;
 use crate::api::login_profile::LoginProfile;
 use crate::api::reason::Reason;
 use crate::aws::iam::Iam;
 use crate::ops::events::Note;
-use crate::rules::admission;
-use futures::Stream;
-use futures::StreamExt;
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::Client;
 use kube::Resource;
 use kube::ResourceExt;
-use kube::api::PartialObjectMeta;
 use kube::api::Patch;
 use kube::api::PatchParams;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
-use kube::runtime::reflector::Store;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{
-    api::iam_account::{ACCOUNT_FINALIZER, IAMAccount, IAMAccountStatus},
-    rules::admission::NamespaceView,
-};
-
-/// The caches the admission rules read.
-pub(crate) struct TenancyStores {
-    pub(super) accounts: Store<IAMAccount>,
-    pub(super) namespaces: Store<PartialObjectMeta<Namespace>>,
-}
-
-impl TenancyStores {
-    /// Resolves once both caches hold their first listing: before that, a
-    /// missing IAMAccount or label would refuse what is admitted.
-    pub(super) async fn wait_until_ready(&self) {
-        // The readiness signal wakes only its latest waiter, and every
-        // reconcile may wait here; so ask again every 100 ms.
-        while tokio::time::timeout(Duration::from_millis(100), self.accounts.wait_until_ready())
-            .await
-            .is_err()
-        {}
-        while tokio::time::timeout(
-            Duration::from_millis(100),
-            self.namespaces.wait_until_ready(),
-        )
-        .await
-        .is_err()
-        {}
-    }
-
-    pub(super) fn account(&self, name: &str) -> Option<Arc<IAMAccount>> {
-        self.accounts.get(&ObjectRef::new(name))
-    }
-
-    /// [`admission::admit`] with the LoginProfile's namespace from the cache.
-    pub(super) fn admit(
-        &self,
-        lp: &LoginProfile,
-        account: Option<&IAMAccount>,
-    ) -> Result<String, Outcome> {
-        let name = lp.namespace().unwrap_or_default();
-        let namespace = self.namespaces.get(&ObjectRef::new(&name));
-        admission::admit(
-            lp,
-            account,
-            &NamespaceView {
-                name: &name,
-                labels: namespace.as_ref().map(|n| n.labels()),
-            },
-        )
-    }
-}
-
-/// What the admission rules read of an IAMAccount: its spec (generation)
-/// and whether it is verified, in which account. A change of anything else
-/// (the count of LoginProfiles, the wording of a failure) triggers nothing.
-pub(super) fn admission_relevant(account: &IAMAccount) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    account.metadata.generation.hash(&mut hasher);
-    account.verified_account_id().hash(&mut hasher);
-    hasher.finish()
-}
-
-/// What the admission rules read of a Namespace: its labels.
-pub(super) fn namespace_labels(namespace: &PartialObjectMeta<Namespace>) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    namespace.labels().hash(&mut hasher);
-    hasher.finish()
-}
-
-/// How many objects pass through [`changed_by`] (at least) between two
-/// prunings of what it remembers.
-const PRUNE_EVERY: usize = 1024;
-
-/// Passes an object on only when `key` of it changed since it last passed.
-/// An object seen for the first time passes only if it was created after
-/// `new_after` (never with `None`): the objects there were at start are
-/// reconciled by the first listing anyway. `cache` is the objects' cache:
-/// what it no longer holds is forgotten.
-pub(super) fn changed_by<K>(
-    objects: impl Stream<Item = Arc<K>> + Send + 'static,
-    key: fn(&K) -> u64,
-    new_after: Option<k8s_openapi::jiff::Timestamp>,
-    cache: Store<K>,
-) -> impl Stream<Item = Arc<K>> + Send + 'static
-where
-    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
-{
-    let mut last: HashMap<String, u64> = HashMap::new();
-    let mut seen_since_pruned = 0usize;
-    objects.filter(move |object| {
-        let now = key(object);
-        // Objects that are gone would stay here forever (namespaces come
-        // and go): now and then, keep only what the cache still holds.
-        seen_since_pruned += 1;
-        if seen_since_pruned > PRUNE_EVERY.max(last.len()) {
-            seen_since_pruned = 0;
-            last.retain(|name, _| cache.get(&ObjectRef::new(name)).is_some());
-        }
-        let passes = match last.insert(object.meta().name.clone().unwrap_or_default(), now) {
-            Some(before) => before != now,
-            None => new_after.is_some_and(|after| {
-                object
-                    .meta()
-                    .creation_timestamp
-                    .as_ref()
-                    .is_none_or(|created| created.0 > after)
-            }),
-        };
-        futures::future::ready(passes)
-    })
-}
+use crate::api::iam_account::{ACCOUNT_FINALIZER, IAMAccount, IAMAccountStatus};
 
 /// How often a verified IAMAccount is looked at again without a change
 /// (LoginProfiles coming and going trigger it at once).
@@ -271,8 +149,7 @@ pub(super) fn account_error_policy<I: Iam>(
 /// Read once per try while it is being deleted.
 async fn users_in_cluster(client: &Client, account: &str) -> Result<usize, Error> {
     let api: Api<LoginProfile> = Api::all(client.clone());
-    let mut params =
-        kube::api::ListParams::default().limit(super::runtime::watch::PROFILES_PER_PAGE);
+    let mut params = kube::api::ListParams::default().limit(PROFILES_PER_PAGE);
     let mut users = 0;
     loop {
         let page = api.list(&params).await.map_err(Error::Kube)?;
@@ -353,43 +230,4 @@ async fn write_status(
     .await
     .map_err(Error::Kube)?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use kube::runtime::reflector;
-
-    fn namespace(name: &str) -> Arc<PartialObjectMeta<Namespace>> {
-        let mut meta = PartialObjectMeta::<Namespace>::default();
-        meta.metadata.name = Some(name.to_string());
-        Arc::new(meta)
-    }
-
-    #[test]
-    fn what_the_cache_no_longer_holds_is_forgotten() {
-        let (cache, _writer) = reflector::store::<PartialObjectMeta<Namespace>>();
-        // Every object passes the first time it is seen; the cache holds
-        // none of them (all deleted meanwhile).
-        let seen: Vec<_> = std::iter::once(namespace("gone"))
-            .chain((0..=PRUNE_EVERY).map(|i| namespace(&format!("ns-{i}"))))
-            .chain(std::iter::once(namespace("gone")))
-            .collect();
-        let passed: Vec<String> = futures::executor::block_on(
-            changed_by(
-                futures::stream::iter(seen),
-                namespace_labels,
-                Some(k8s_openapi::jiff::Timestamp::MIN),
-                cache,
-            )
-            .map(|ns| ns.name_any())
-            .collect(),
-        );
-        assert_eq!(passed.len(), PRUNE_EVERY + 3, "each passes once");
-        assert_eq!(
-            passed.last().map(String::as_str),
-            Some("gone"),
-            "seen again after it was forgotten: new again"
-        );
-    }
 }

@@ -350,7 +350,7 @@ pub(super) fn root_error_policy<I: Iam>(
 ) -> Action {
     let name = root.name_any();
     let attempts = ctx.memory.count_root_failure(&name);
-    let delay = super::login_profile::backoff(
+    let delay = super::runtime::looks::backoff(
         attempts,
         ctx.settings.min_backoff,
         ctx.settings.max_backoff,

@@ -10,11 +10,11 @@
 use super::decide::sent_unconfirmed;
 use super::delivery::issue;
 use super::delivery::recipients_of;
-use super::observe::Desired;
+use super::desired::Desired;
+use super::desired::SourceVersion;
 use super::observe::IamView;
-use super::observe::SourceVersion;
 use super::observe::fetch_secrets_manager;
-use super::report::settle_marks;
+use super::record::settle_marks;
 use crate::api::conditions;
 use crate::api::conditions::Outcome;
 use crate::api::login_profile::FINALIZER;

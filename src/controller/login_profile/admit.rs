@@ -3,9 +3,9 @@
 //! LoginProfile owns its IAM user (the claim index, then at most the first
 //! in line read fresh).
 
-use crate::controller::iam_account::TenancyStores;
 use crate::controller::runtime::context::Context;
 use crate::controller::runtime::context::InAccount;
+use crate::controller::runtime::tenancy::TenancyStores;
 use std::sync::Arc;
 
 use kube::{Api, ResourceExt, runtime::reflector::ObjectRef};

@@ -1,7 +1,7 @@
 //! The decide step's inputs, gathered from what was observed, for the pure
 //! rules/plan.rs.
 
-use super::observe::Desired;
+use super::desired::Desired;
 use super::observe::IamView;
 use crate::controller::runtime::context::InAccount;
 

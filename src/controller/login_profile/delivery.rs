@@ -6,8 +6,8 @@
 //! issued. Never re-encrypted: the old plaintext is gone, and the person may
 //! have changed it at sign-in anyway.
 
-use super::observe::Desired;
-use super::observe::SourceVersion;
+use super::desired::Desired;
+use super::desired::SourceVersion;
 use crate::api::login_profile::EncryptedPassword;
 use crate::api::login_profile::LoginProfile;
 use crate::api::reason::Reason;
@@ -58,7 +58,7 @@ pub(super) async fn issue<I: Iam>(
     recipients: &Delivery,
 ) -> Result<Desired, SourceProblem> {
     let length = lp.spec.generate_password.as_ref().map_or(24, |g| g.length);
-    let password = super::observe::generated_password(ctx, length).await?;
+    let password = super::desired::generated_password(ctx, length).await?;
     let sealed = recipients
         .encrypt(password.expose().as_bytes())
         .map_err(|error| SourceProblem {

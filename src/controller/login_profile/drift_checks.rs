@@ -2,7 +2,7 @@
 //! on first sight after a start, or a drift check the account's drift budget
 //! has no token for; and when to look again.
 
-use super::observe::Desired;
+use super::desired::Desired;
 use crate::controller::runtime::context::Context;
 use crate::controller::runtime::context::InAccount;
 use crate::controller::runtime::context::key;

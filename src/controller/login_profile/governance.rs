@@ -8,10 +8,10 @@
 //! expires (a new Secret value, which the next reconcile sends; a delivered
 //! one is issued anew in the same reconcile).
 
-use super::observe::Desired;
+use super::desired::Desired;
+use super::record::note_event;
+use super::record::patch_status;
 use super::report::fail;
-use super::report::note_event;
-use super::report::patch_status;
 use super::report::report;
 use super::secret_source;
 use crate::api::conditions::Outcome;

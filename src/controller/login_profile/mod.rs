@@ -1,17 +1,18 @@
 //! The LoginProfile reconciler, read top to bottom: admit (`admit.rs`,
 //! before any AWS call) -> observe (`observe.rs`: the password source) ->
 //! govern (`governance.rs`: the person's MFA, last use and expiry from the
-//! shared credential report) -> observe IAM as far as needed -> decide (`decide.rs` over the pure
-//! rules/plan.rs) -> act (`act.rs`: at most the IAM call the plan needs) ->
-//! report (`report.rs`: one status patch, an Event on each transition);
-//! `cleanup.rs` while it is being deleted. `delivery.rs` is the password
-//! source of `generatePassword.deliverTo` (generated, delivered encrypted).
-//! What the steps share is in `context.rs`, what is remembered per object in
-//! `memory.rs`, when IAM need not be asked in `drift_checks.rs`, when an
-//! object is looked at again in `looks.rs`, and what triggers a reconcile in
-//! `watch.rs` (new generations told apart in `generations.rs`). Beside it, the IAMAccount
-//! reconciler (`iam_accounts.rs`) and the RootLoginProfile one
-//! (`root_login_profiles.rs`: root's console password in member accounts).
+//! shared credential report) -> observe IAM as far as needed -> decide
+//! (`decide.rs` over the pure rules/plan.rs) -> act (`act.rs`: at most the
+//! IAM call the plan needs) -> report (`report.rs`: one status patch, an
+//! Event on each transition); `cleanup.rs` while it is being deleted.
+//!
+//! What the steps hand forward: the password asked for (`desired.rs`), IAM
+//! as observed (`observe.rs`), the plan (`decide.rs`), what was done
+//! (`act.rs`). The password sources: a Secret (`secret_source.rs`), Secrets
+//! Manager (`observe.rs`), generated and delivered encrypted
+//! (`delivery.rs`). How any step writes status and Events: `record.rs`. When
+//! IAM need not be asked: `drift_checks.rs`. What the reconcilers share
+//! (context, caches, memory, looks) is in `../runtime/`.
 //!
 //! Crash safety (docs/reliability.md): the finalizer patch also records,
 //! sealed, when the operator took charge and which password it is about to
@@ -21,8 +22,9 @@
 //! write from a stale copy fails (409) instead of erasing what a newer one
 //! recorded.
 
-use crate::controller::runtime::context::{Context, Error, key};
-use crate::controller::runtime::looks::Action;
+use super::runtime::context::{Context, Error, key};
+use super::runtime::looks::Action;
+use super::runtime::looks::backoff;
 use act::ActFailure;
 use act::act;
 use cleanup::cleanup;
@@ -55,10 +57,12 @@ mod admit;
 mod cleanup;
 mod decide;
 mod delivery;
+mod desired;
 mod drift_checks;
 mod governance;
 mod observe;
 mod ownership;
+mod record;
 mod report;
 pub mod secret_source;
 
@@ -106,12 +110,6 @@ pub fn error_policy<I: Iam>(
     );
     tracing::warn!(object = %ObjectRef::from_obj(&*lp), %error, attempts, retry_in = ?delay, "reconcile failed");
     ctx.looks.after(&lp, Action::requeue(delay))
-}
-
-/// `min * 2^(attempts-1)`, capped at `max`, scaled by `jitter` (0.5..1.0).
-pub(super) fn backoff(attempts: u32, min: Duration, max: Duration, jitter: f64) -> Duration {
-    let exponent = attempts.saturating_sub(1).min(20);
-    min.saturating_mul(1 << exponent).min(max).mul_f64(jitter)
 }
 
 /// A LoginProfile its IAMAccount refuses: reported, its marks settled. If
@@ -284,19 +282,4 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     Ok(Action::requeue(ctx.next_drift_check(&lp)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let (min, max) = (Duration::from_secs(1), Duration::from_secs(60));
-        assert_eq!(backoff(1, min, max, 1.0), Duration::from_secs(1));
-        assert_eq!(backoff(2, min, max, 1.0), Duration::from_secs(2));
-        assert_eq!(backoff(5, min, max, 1.0), Duration::from_secs(16));
-        assert_eq!(backoff(30, min, max, 1.0), max);
-        assert_eq!(backoff(2, min, max, 0.5), Duration::from_secs(1));
-    }
 }

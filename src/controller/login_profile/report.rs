@@ -2,9 +2,10 @@
 //! changed, and a Kubernetes Event on each transition.
 
 use super::act::Acted;
-use super::observe::Desired;
+use super::desired::Desired;
+use super::desired::SourceVersion;
 use super::observe::IamView;
-use super::observe::SourceVersion;
+use super::record::{note_event, patch_status};
 use crate::api::conditions;
 use crate::api::conditions::Outcome;
 use crate::api::login_profile::EncryptedPassword;
@@ -14,11 +15,9 @@ use crate::api::reason::Reason;
 use crate::aws::iam::Iam;
 use crate::controller::runtime::context::Context;
 use crate::controller::runtime::context::Error;
-use crate::controller::runtime::context::FIELD_MANAGER;
 use crate::controller::runtime::context::key;
 use crate::controller::runtime::context::now_rfc3339;
 use crate::controller::runtime::looks::Action;
-use crate::ops::events::Note;
 use crate::ops::metrics::ProfileState;
 use crate::rules::ownership::OwnerRecord;
 use crate::rules::password::UNVERIFIED_PASSWORD;
@@ -26,11 +25,6 @@ use crate::rules::password::Verdict;
 use crate::rules::plan::Applied;
 use crate::rules::plan::UpdateWhy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::Api;
-use kube::Resource;
-use kube::ResourceExt;
-use kube::api::Patch;
-use kube::api::PatchParams;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 
@@ -250,60 +244,6 @@ fn take_back(
     }
 }
 
-/// Settles the open marks of `lp` at once (a status write of its own): the
-/// profile IAM has turned out to be someone else's, and whatever is decided
-/// next must not take it for this resource's own. `lp` becomes the written
-/// object. Only on that path; the normal path never writes this.
-pub(super) async fn settle_marks<I: Iam>(
-    lp: &mut LoginProfile,
-    ctx: &Context<I>,
-) -> Result<(), kube::Error> {
-    let Some(settled) = ctx.marks(lp).settle() else {
-        return Ok(());
-    };
-    let mut conflicts = 0;
-    loop {
-        let mut next = lp.status.clone().unwrap_or_default();
-        next.writes_settled_through = Some(settled.clone());
-        match patch_status(lp, ctx, &next).await {
-            Ok(written) => {
-                *lp = written;
-                return Ok(());
-            }
-            // Never dropped: written again on top of the newer object.
-            Err(kube::Error::Api(status)) if status.code == 409 && conflicts < 3 => {
-                conflicts += 1;
-                *lp = ctx.fresh(lp).await?;
-            }
-            Err(error) => return Err(error),
-        }
-    }
-}
-
-/// One server-side apply of the whole status, with the resourceVersion it
-/// was computed from: if the object changed since (this copy is stale), the
-/// API server answers 409 and nothing a newer write recorded is erased.
-pub(super) async fn patch_status<I: Iam>(
-    lp: &LoginProfile,
-    ctx: &Context<I>,
-    status: &LoginProfileStatus,
-) -> Result<LoginProfile, kube::Error> {
-    let api: Api<LoginProfile> =
-        Api::namespaced(ctx.client.clone(), &lp.namespace().unwrap_or_default());
-    let patch = serde_json::json!({
-        "apiVersion": LoginProfile::api_version(&()),
-        "kind": LoginProfile::kind(&()),
-        "metadata": {"resourceVersion": lp.resource_version()},
-        "status": status,
-    });
-    api.patch_status(
-        &lp.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-}
-
 /// Writes status if it changed (one server-side apply patch) and publishes an
 /// Event when Ready changed or IAM was written.
 pub(super) async fn report<I: Iam>(
@@ -353,24 +293,4 @@ pub(super) async fn publish<I: Iam>(lp: &LoginProfile, ctx: &Context<I>, outcome
         outcome.message.clone(),
     )
     .await;
-}
-
-/// Publishes a Kubernetes Event about `lp` (best effort: a lost Event is
-/// logged, never a reason to fail the reconcile).
-pub(super) async fn note_event<I: Iam>(
-    lp: &LoginProfile,
-    ctx: &Context<I>,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    let event = Note {
-        type_,
-        reason,
-        action: "Reconcile",
-        note,
-    };
-    if let Err(error) = ctx.events.publish(&lp.object_ref(&()), event).await {
-        tracing::warn!(object = %ObjectRef::from_obj(lp), %error, "could not publish an event");
-    }
 }

@@ -6,7 +6,7 @@ use super::claims;
 use super::generations::Generations;
 use super::looks::Looks;
 use super::memory::Memory;
-use crate::controller::iam_account::TenancyStores;
+use super::tenancy::TenancyStores;
 use chrono::Utc;
 use kube::Api;
 use kube::ResourceExt;

@@ -1,5 +1,5 @@
 //! When each LoginProfile is looked at again if nothing changes first: its
-//! next drift check, a retry after a failure, a deadline. The reconciler
+//! next drift check, a retry after a failure (with [`backoff`]), a deadline. The reconciler
 //! answers with an [`Action`] shaped like kube's, but a timed look waits
 //! here, not in the controller's queue, and is handed to the controller
 //! oldest first, a few at a time ([`Looks::release`]).
@@ -254,6 +254,12 @@ impl Looks {
     }
 }
 
+/// `min * 2^(attempts-1)`, capped at `max`, scaled by `jitter` (0.5..1.0).
+pub(crate) fn backoff(attempts: u32, min: Duration, max: Duration, jitter: f64) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(20);
+    min.saturating_mul(1 << exponent).min(max).mul_f64(jitter)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +276,16 @@ mod tests {
             started.push(object.name);
         }
         started
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let (min, max) = (Duration::from_secs(1), Duration::from_secs(60));
+        assert_eq!(backoff(1, min, max, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(2, min, max, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(5, min, max, 1.0), Duration::from_secs(16));
+        assert_eq!(backoff(30, min, max, 1.0), max);
+        assert_eq!(backoff(2, min, max, 0.5), Duration::from_secs(1));
     }
 
     #[test]

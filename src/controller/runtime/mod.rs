@@ -1,12 +1,13 @@
 //! What the reconcilers share: the context every reconcile reads
-//! (`context.rs`), the watches (`watch.rs`), what is remembered per object
-//! (`memory.rs`), which LoginProfiles name which IAM user (`claims.rs`),
-//! which generations were passed on (`generations.rs`), and when each
-//! LoginProfile is looked at again (`looks.rs`).
+//! (`context.rs`), the watches and caches (`watch.rs`, `tenancy.rs`), what is
+//! remembered per object (`memory.rs`), which LoginProfiles name which IAM
+//! user (`claims.rs`), which generations were passed on (`generations.rs`),
+//! and when each LoginProfile is looked at again (`looks.rs`).
 
 pub(crate) mod claims;
 pub(crate) mod context;
 pub(crate) mod generations;
 pub(crate) mod looks;
 pub(crate) mod memory;
+pub(crate) mod tenancy;
 pub(crate) mod watch;

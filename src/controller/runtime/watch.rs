@@ -1,41 +1,25 @@
-//! What triggers a reconcile: LoginProfile changes (not our own status
-//! writes), Secret changes mapped to the LoginProfiles that read them,
-//! IAMAccount and Namespace-label changes mapped to the LoginProfiles whose
-//! admission they decide, the deletion of a LoginProfile that claimed an IAM
-//! user (the next claimant may take over), and the resync; one controller
-//! per watched namespace, plus the IAMAccount controller, which also hears
-//! of LoginProfiles that come and go (its count), and with
-//! `--manage-root-login-profiles` the RootLoginProfile controller.
+//! The watches the controllers share and what they keep: one cache per kind
+//! with a copy of each change for every listener (`fan_out`), Secret changes
+//! by metadata only, the LoginProfile cache trimmed to what reconciling reads
+//! and listed in pages, which changes count as changes (`saw_profile`,
+//! `changed_by`), the looks released as they fall due, and what is forgotten
+//! once its object is gone.
 
 use super::context::Context;
 use super::generations::{Seen, uid_key};
 use super::memory::{Object, object_key};
-use crate::api::iam_account::IAMAccount;
 use crate::api::login_profile::LoginProfile;
-use crate::api::root_login_profile::RootLoginProfile;
 use crate::aws::iam::Iam;
-use crate::controller::iam_account::TenancyStores;
-use crate::controller::login_profile::error_policy;
-use crate::controller::login_profile::reconcile;
-use crate::controller::root_login_profile::{
-    claiming, naming_iam_account, reconcile_root, root_error_policy,
-};
 use crate::rules::marks;
 use futures::Stream;
 use futures::StreamExt;
 use futures::channel::mpsc;
-use futures::future::BoxFuture;
-use futures::stream::select_all;
-use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::Resource;
 use kube::ResourceExt;
 use kube::api::PartialObjectMeta;
-use kube::runtime::Controller;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::controller::Error as ControllerError;
-use kube::runtime::predicates;
 use kube::runtime::reflector;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::reflector::Store;
@@ -44,13 +28,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::controller::iam_account::{
-    account_error_policy, admission_relevant, changed_by, namespace_labels, reconcile_account,
-};
-
 /// The LoginProfiles in `store` that `keep` selects: the ones a change of
 /// another object concerns.
-fn matching(
+pub(crate) fn matching(
     store: &Store<LoginProfile>,
     keep: impl Fn(&LoginProfile) -> bool,
 ) -> Vec<ObjectRef<LoginProfile>> {
@@ -74,7 +54,7 @@ fn matching(
 /// else wakes it. Seen: a namespace relabelled while other namespaces were
 /// being deleted was not admitted for over 30 s.
 #[allow(clippy::type_complexity)]
-fn fan_out<K>(
+pub(crate) fn fan_out<K>(
     api: Api<K>,
     listeners: usize,
 ) -> (
@@ -109,7 +89,7 @@ where
 }
 
 /// The LoginProfiles in `store` that read the given Secret.
-fn referencing(
+pub(crate) fn referencing(
     store: &Store<LoginProfile>,
     namespace: Option<String>,
     secret_name: &str,
@@ -128,7 +108,7 @@ fn referencing(
 /// start every LoginProfile is reconciled anyway, and reading each Secret
 /// twice would double the start-up cost. Later relistings (after a watch
 /// expired) pass, since a change may hide in them.
-fn secret_changes(
+pub(crate) fn secret_changes(
     api: Api<PartialObjectMeta<Secret>>,
 ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> {
     let mut first_listing = true;
@@ -160,7 +140,7 @@ fn secret_changes(
 /// read as absent). What a tenant writes there would otherwise be the
 /// operator's memory, whether or not anything admits it. The operator's
 /// writes are patches, so what the cache lacks is never written back.
-fn forget_bookkeeping(lp: &mut LoginProfile) {
+pub(crate) fn forget_bookkeeping(lp: &mut LoginProfile) {
     let metadata = &mut lp.metadata;
     metadata.managed_fields = None;
     metadata.labels = None;
@@ -177,7 +157,7 @@ fn forget_bookkeeping(lp: &mut LoginProfile) {
 /// at resourceVersion 0 from its cache in one piece, ignoring the limit,
 /// and a namespace editor's oversized objects would all be in memory at
 /// once (at the CRD's bounds about 270 KB each).
-fn profile_listing() -> watcher::Config {
+pub(crate) fn profile_listing() -> watcher::Config {
     watcher::Config::default().page_size(PROFILES_PER_PAGE)
 }
 
@@ -191,7 +171,10 @@ const OPERATOR_ANNOTATIONS: &str = "iam.loginprofile.dev/";
 /// Every minute, drops what is kept per object (backoff counts, the last
 /// verification, the `profiles` gauge) for objects no cache holds any more:
 /// deleted without a finalizer run, or outside the watched namespaces.
-async fn forget_vanished<I: Iam>(ctx: Arc<Context<I>>, stores: Vec<Store<LoginProfile>>) {
+pub(crate) async fn forget_vanished<I: Iam>(
+    ctx: Arc<Context<I>>,
+    stores: Vec<Store<LoginProfile>>,
+) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     every.tick().await; // the first tick is immediate: the caches may still be filling
     loop {
@@ -217,7 +200,7 @@ async fn forget_vanished<I: Iam>(ctx: Arc<Context<I>>, stores: Vec<Store<LoginPr
 /// Records a LoginProfile a watch listed, saw created or saw changed; says
 /// whether it is new or of a new generation (a change to reconcile, which
 /// holds looks back until it starts).
-fn saw_profile<I: Iam>(ctx: &Context<I>, lp: &LoginProfile) -> Seen {
+pub(crate) fn saw_profile<I: Iam>(ctx: &Context<I>, lp: &LoginProfile) -> Seen {
     ctx.claims.add(lp);
     let seen = ctx.generations.saw(lp);
     if seen != Seen::Same {
@@ -228,7 +211,7 @@ fn saw_profile<I: Iam>(ctx: &Context<I>, lp: &LoginProfile) -> Seen {
 
 /// Hands each look that falls due (looks.rs) to the controller of its
 /// namespace, when the looks allow.
-async fn release_looks<I: Iam>(
+pub(crate) async fn release_looks<I: Iam>(
     ctx: Arc<Context<I>>,
     controllers: HashMap<Option<String>, mpsc::UnboundedSender<Object>>,
 ) {
@@ -252,305 +235,54 @@ async fn release_looks<I: Iam>(
     }
 }
 
-/// The RootLoginProfile controller over the objects `selector` matches: a
-/// new generation triggers it, so does a change of the IAMAccount one names
-/// and, for the next in line, the deletion of one claiming the same account.
-fn root_controller_stream<I: Iam>(
-    ctx: &Arc<Context<I>>,
-    selector: &str,
-    account_changes: impl Stream<Item = Arc<IAMAccount>> + Send + 'static,
-    shutdown: futures::future::Shared<BoxFuture<'static, ()>>,
-) -> (
-    impl Stream<Item = ()> + Send + 'static,
-    Store<RootLoginProfile>,
-) {
-    let mut config = watcher::Config::default();
-    if !selector.is_empty() {
-        config = config.labels(selector);
-    }
-    let (store, writer) = reflector::store();
-    let _ = ctx.root_profiles.set(store.clone());
-    let (gone_sender, gone) = mpsc::unbounded::<RootLoginProfile>();
-    let forget = ctx.clone();
-    let changes = watcher(Api::<RootLoginProfile>::all(ctx.client.clone()), config)
-        .default_backoff()
-        .reflect(writer)
-        .inspect(move |event| {
-            if let Ok(watcher::Event::Delete(root)) = event {
-                forget.memory.clear_root_failures(&root.name_any());
-                forget.metrics.set_root_ready(&root.name_any(), None);
-                let _ = gone_sender.unbounded_send(root.clone());
-            }
-        })
-        .applied_objects()
-        .predicate_filter(predicates::generation, Default::default());
-    let (by_account, by_claim) = (ctx.clone(), ctx.clone());
-    let next_in_line = gone
-        .flat_map(move |root| futures::stream::iter(claiming(&by_claim, &root.spec.account_id)));
-    let stream = Controller::for_stream(changes, store.clone())
-        .watches_shared_stream(account_changes, move |account| {
-            naming_iam_account(&by_account, &account.name_any())
-        })
-        .reconcile_on(next_in_line)
-        .graceful_shutdown_on(shutdown)
-        .run(reconcile_root, root_error_policy, ctx.clone())
-        .map(|result| {
-            if let Err(error) = result {
-                tracing::debug!(%error, "RootLoginProfile controller event");
-            }
-        });
-    (stream, store)
-}
+/// How many objects pass through [`changed_by`] (at least) between two
+/// prunings of what it remembers.
+const PRUNE_EVERY: usize = 1024;
 
-/// Starts one controller per watched namespace (or one for all) and the
-/// IAMAccount controller; returns a stream of reconcile results plus a
-/// future that resolves once every cache has synced.
-pub fn run<I: Iam>(
-    ctx: Arc<Context<I>>,
-    shutdown: futures::future::Shared<BoxFuture<'static, ()>>,
-) -> (impl Stream<Item = ()>, BoxFuture<'static, ()>) {
-    let scopes: Vec<Option<String>> = if ctx.settings.namespaces.is_empty() {
-        vec![None]
-    } else {
-        ctx.settings.namespaces.iter().cloned().map(Some).collect()
-    };
-    let started = k8s_openapi::jiff::Timestamp::now();
-    // IAMAccounts and Namespaces (metadata only) are cached once for every
-    // controller; each controller hears of a change after the cache has it.
-    let root_controller = usize::from(ctx.settings.root_login_profiles.is_some());
-    let (account_store, mut account_changes, account_watch) = fan_out(
-        Api::<IAMAccount>::all(ctx.client.clone()),
-        scopes.len() + 1 + root_controller,
-    );
-    let (namespace_store, mut namespace_changes, namespace_watch) = fan_out(
-        Api::<PartialObjectMeta<Namespace>>::all(ctx.client.clone()),
-        scopes.len(),
-    );
-    // A LoginProfile deleted in any scope may free its IAM user for one in
-    // any other: each controller hears of every deletion.
-    let (deleted_senders, deleted_receivers): (Vec<_>, Vec<_>) =
-        scopes.iter().map(|_| mpsc::unbounded()).unzip();
-    let deleted_senders = Arc::new(deleted_senders);
-    // LoginProfiles that came or went, for the count of the IAMAccount they name.
-    let (arrivals_and_departures, counted) = mpsc::unbounded::<LoginProfile>();
-    let mut streams = Vec::new();
-    let mut stores = Vec::new();
-    let mut look_senders = HashMap::new();
-    for (scope, deleted) in scopes.into_iter().zip(deleted_receivers) {
-        let (profiles, secrets): (Api<LoginProfile>, Api<PartialObjectMeta<Secret>>) = match &scope
-        {
-            Some(ns) => (
-                Api::namespaced(ctx.client.clone(), ns),
-                Api::namespaced(ctx.client.clone(), ns),
-            ),
-            None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+/// Passes an object on only when `key` of it changed since it last passed.
+/// An object seen for the first time passes only if it was created after
+/// `new_after` (never with `None`): the objects there were at start are
+/// reconciled by the first listing anyway. `cache` is the objects' cache:
+/// what it no longer holds is forgotten.
+pub(crate) fn changed_by<K>(
+    objects: impl Stream<Item = Arc<K>> + Send + 'static,
+    key: fn(&K) -> u64,
+    new_after: Option<k8s_openapi::jiff::Timestamp>,
+    cache: Store<K>,
+) -> impl Stream<Item = Arc<K>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    let mut last: HashMap<String, u64> = HashMap::new();
+    let mut seen_since_pruned = 0usize;
+    objects.filter(move |object| {
+        let now = key(object);
+        // Objects that are gone would stay here forever (namespaces come
+        // and go): now and then, keep only what the cache still holds.
+        seen_since_pruned += 1;
+        if seen_since_pruned > PRUNE_EVERY.max(last.len()) {
+            seen_since_pruned = 0;
+            last.retain(|name, _| cache.get(&ObjectRef::new(name)).is_some());
+        }
+        let passes = match last.insert(object.meta().name.clone().unwrap_or_default(), now) {
+            Some(before) => before != now,
+            None => new_after.is_some_and(|after| {
+                object
+                    .meta()
+                    .creation_timestamp
+                    .as_ref()
+                    .is_none_or(|created| created.0 > after)
+            }),
         };
-        // Status and metadata updates (our own patches, the finalizer this
-        // operator adds while it acts) do not trigger a reconcile: only a new
-        // generation does (a spec change, or deletion, which the API server
-        // counts as one).
-        let (store, writer) = reflector::store();
-        let senders = deleted_senders.clone();
-        let count_changes = arrivals_and_departures.clone();
-        let index = ctx.clone();
-        let profile_changes = watcher(profiles, profile_listing())
-            .default_backoff()
-            .modify(forget_bookkeeping)
-            .reflect(writer)
-            .filter_map(move |event| {
-                let changed = match event {
-                    Ok(watcher::Event::Delete(gone)) => {
-                        index.claims.remove(&gone);
-                        index.generations.forget(&gone);
-                        index
-                            .looks
-                            .cancel(gone.metadata.namespace.as_deref(), &gone.name_any());
-                        for sender in senders.iter() {
-                            let _ = sender.unbounded_send(gone.clone());
-                        }
-                        let _ = count_changes.unbounded_send(gone);
-                        None
-                    }
-                    Ok(watcher::Event::InitApply(lp)) => {
-                        (saw_profile(&index, &lp) != Seen::Same).then_some(Ok(lp))
-                    }
-                    Ok(watcher::Event::Apply(lp)) => {
-                        let seen = saw_profile(&index, &lp);
-                        if seen == Seen::New {
-                            let _ = count_changes.unbounded_send(lp.clone());
-                        }
-                        (seen != Seen::Same).then_some(Ok(lp))
-                    }
-                    Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
-                    Err(error) => Some(Err(error)),
-                };
-                futures::future::ready(changed)
-            });
-        let (look_sender, looks_due) = mpsc::unbounded();
-        look_senders.insert(scope.clone(), look_sender);
-        let controller = Controller::for_stream(profile_changes, store.clone())
-            .with_config(
-                kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency),
-            )
-            .reconcile_on(looks_due);
-        stores.push(store.clone());
-        // Only Secret metadata is watched: a change of resourceVersion is the
-        // trigger, and the value is read when a LoginProfile needs it, so the
-        // operator never caches the data of every Secret in the cluster.
-        let secret_changes = secret_changes(secrets);
-        let (by_secret, by_account, by_namespace, by_claim) =
-            (store.clone(), store.clone(), store.clone(), store.clone());
-        // Every trigger below is a change: no look is released before it starts.
-        let changes = |ctx: &Arc<Context<I>>| {
-            let ctx = ctx.clone();
-            move |objects: Vec<ObjectRef<LoginProfile>>| {
-                ctx.looks.changed(&objects);
-                objects
-            }
-        };
-        let (secret_change, account_change, namespace_change, claim_change) =
-            (changes(&ctx), changes(&ctx), changes(&ctx), changes(&ctx));
-        let stream = controller
-            .watches_stream(secret_changes, move |secret| {
-                secret_change(referencing(
-                    &by_secret,
-                    secret.namespace(),
-                    &secret.name_any(),
-                ))
-            })
-            .watches_shared_stream(
-                changed_by(
-                    account_changes.pop().expect("one per controller"),
-                    admission_relevant,
-                    Some(started),
-                    account_store.clone(),
-                ),
-                move |account| {
-                    let name = account.name_any();
-                    account_change(matching(&by_account, |lp| lp.account_name() == name))
-                },
-            )
-            .watches_shared_stream(
-                // A namespace created after the start is heard of once when
-                // it appears (a namespace and its LoginProfiles applied
-                // together: they may have been refused before the cache had
-                // it), and again whenever its labels change.
-                changed_by(
-                    namespace_changes.pop().expect("one per controller"),
-                    namespace_labels,
-                    Some(started),
-                    namespace_store.clone(),
-                ),
-                move |namespace| {
-                    let name = namespace.name_any();
-                    namespace_change(matching(&by_namespace, |lp| {
-                        lp.namespace().as_ref() == Some(&name)
-                    }))
-                },
-            )
-            .watches_stream(deleted.map(Ok), {
-                // Only the next in line may take the user over now; the
-                // controller whose cache holds it is the one to wake it.
-                let ctx = ctx.clone();
-                move |gone| {
-                    let next = ctx
-                        .next_in_line(&gone)
-                        .filter(|next| by_claim.get(next).is_some());
-                    claim_change(next.into_iter().collect())
-                }
-            })
-            .graceful_shutdown_on(shutdown.clone())
-            .run(reconcile, error_policy, ctx.clone())
-            .map({
-                let ctx = ctx.clone();
-                move |result| {
-                    if let Err(error) = result {
-                        if let ControllerError::ObjectNotFound(object) = &error {
-                            // Released for a look, gone before it started.
-                            ctx.looks.cancel(object.namespace.as_deref(), &object.name);
-                        }
-                        tracing::debug!(%error, "controller event");
-                    }
-                }
-            });
-        streams.push(stream.boxed());
-    }
-    tokio::spawn(release_looks(ctx.clone(), look_senders));
-    // The IAMAccount controller: a new generation (spec change, deletion)
-    // triggers it, and so does a LoginProfile naming it that came or went
-    // (its count; at most one status write a second, however many come).
-    let generation = |account: &IAMAccount| account.metadata.generation.unwrap_or_default() as u64;
-    let account_controller = Controller::for_shared_stream(
-        changed_by(
-            account_changes
-                .pop()
-                .expect("one for the IAMAccount controller"),
-            generation,
-            Some(k8s_openapi::jiff::Timestamp::MIN),
-            account_store.clone(),
-        ),
-        account_store.clone(),
-    )
-    .with_config(kube::runtime::controller::Config::default().debounce(Duration::from_secs(1)))
-    .watches_stream(counted.map(Ok), |lp| {
-        Some(ObjectRef::<IAMAccount>::new(lp.account_name()))
+        futures::future::ready(passes)
     })
-    .graceful_shutdown_on(shutdown.clone())
-    .run(reconcile_account, account_error_policy, ctx.clone())
-    .map(|result| {
-        if let Err(error) = result {
-            tracing::debug!(%error, "IAMAccount controller event");
-        }
-    });
-    streams.push(account_controller.boxed());
-    let mut root_store = None;
-    if let Some(selector) = ctx.settings.root_login_profiles.clone() {
-        let accounts = changed_by(
-            account_changes
-                .pop()
-                .expect("one for the RootLoginProfile controller"),
-            admission_relevant,
-            Some(started),
-            account_store.clone(),
-        );
-        let (stream, store) = root_controller_stream(&ctx, &selector, accounts, shutdown.clone());
-        streams.push(stream.boxed());
-        root_store = Some(store);
-    }
-    tokio::spawn(account_watch);
-    tokio::spawn(namespace_watch);
-    let _ = ctx.tenancy.set(TenancyStores {
-        accounts: account_store.clone(),
-        namespaces: namespace_store,
-    });
-    let _ = ctx.stores.set(stores.clone());
-    tokio::spawn(forget_vanished(ctx.clone(), stores.clone()));
-    let tenancy = ctx.clone();
-    let ready = Box::pin(async move {
-        // The store's readiness signal wakes only its latest waiter, and
-        // the controllers wait on it too; so ask again every 100 ms.
-        for store in stores {
-            while tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready())
-                .await
-                .is_err()
-            {}
-        }
-        if let Some(tenancy) = tenancy.tenancy.get() {
-            tenancy.wait_until_ready().await;
-        }
-        if let Some(store) = root_store {
-            while tokio::time::timeout(Duration::from_millis(100), store.wait_until_ready())
-                .await
-                .is_err()
-            {}
-        }
-    });
-    (select_all(streams), ready)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::tenancy::namespace_labels;
     use super::*;
+    use k8s_openapi::api::core::v1::Namespace;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, OwnerReference};
 
     #[test]
@@ -591,5 +323,38 @@ mod tests {
         assert!(lp.managed_fields().is_empty());
         assert!(lp.labels().is_empty());
         assert!(lp.owner_references().is_empty());
+    }
+
+    fn namespace(name: &str) -> Arc<PartialObjectMeta<Namespace>> {
+        let mut meta = PartialObjectMeta::<Namespace>::default();
+        meta.metadata.name = Some(name.to_string());
+        Arc::new(meta)
+    }
+
+    #[test]
+    fn what_the_cache_no_longer_holds_is_forgotten() {
+        let (cache, _writer) = reflector::store::<PartialObjectMeta<Namespace>>();
+        // Every object passes the first time it is seen; the cache holds
+        // none of them (all deleted meanwhile).
+        let seen: Vec<_> = std::iter::once(namespace("gone"))
+            .chain((0..=PRUNE_EVERY).map(|i| namespace(&format!("ns-{i}"))))
+            .chain(std::iter::once(namespace("gone")))
+            .collect();
+        let passed: Vec<String> = futures::executor::block_on(
+            changed_by(
+                futures::stream::iter(seen),
+                namespace_labels,
+                Some(k8s_openapi::jiff::Timestamp::MIN),
+                cache,
+            )
+            .map(|ns| ns.name_any())
+            .collect(),
+        );
+        assert_eq!(passed.len(), PRUNE_EVERY + 3, "each passes once");
+        assert_eq!(
+            passed.last().map(String::as_str),
+            Some("gone"),
+            "seen again after it was forgotten: new again"
+        );
     }
 }
