@@ -402,12 +402,13 @@ fn one_login_profile_owns_one_iam_user() {
 fn bad_iam_accounts_are_refused_or_explained() {
     let _turn = take_turn();
     let suffix = unique("bad").to_lowercase();
-    let (invalid, unassumable, in_use) = (
+    let (invalid, unassumable, wrong_id, in_use) = (
         format!("invalid{suffix}"),
         format!("unassumable{suffix}"),
+        format!("wrong-id{suffix}"),
         format!("in-use{suffix}"),
     );
-    let _accounts = TestAccounts(vec![unassumable.clone(), in_use.clone()]);
+    let _accounts = TestAccounts(vec![unassumable.clone(), wrong_id.clone(), in_use.clone()]);
 
     // An ARN that is not a role's is refused by the API server (CEL).
     let refused = env().apply(&iam_account(
@@ -433,6 +434,18 @@ fn bad_iam_accounts_are_refused_or_explained() {
     assert!(
         ready(&failing).unwrap().2.contains("trust policy"),
         "{failing}"
+    );
+    // A role whose trust policy asks for an ExternalId, named with another.
+    account.add_role("guarded", Some("the-right-id"));
+    env().apply_ok(&iam_account(
+        &wrong_id,
+        json!({"roleArn": account.role_arn("guarded"), "externalId": "a-wrong-id",
+               "namespaces": [ns.name], "userNames": ["*"]}),
+    ));
+    let refused = wait_account_ready(&wrong_id, "False", "AssumeRoleFailed");
+    assert!(
+        ready(&refused).unwrap().2.contains("externalId"),
+        "the message names what to check: {refused}"
     );
     let mut users = TestUsers::default();
     let user = users.reserve("bad-acct");

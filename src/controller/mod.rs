@@ -31,8 +31,8 @@ use root_login_profile::{claiming, naming_iam_account, reconcile_root, root_erro
 use runtime::generations::Seen;
 use runtime::tenancy::{TenancyStores, admission_relevant, namespace_labels};
 use runtime::watch::{
-    changed_by, fan_out, forget_bookkeeping, forget_vanished, matching, profile_listing,
-    referencing, release_looks, saw_profile, secret_changes,
+    changed_by, concerned_by, fan_out, forget_bookkeeping, forget_vanished, matching,
+    profile_listing, release_looks, saw_profile, secret_changes,
 };
 
 use crate::api::iam_account::IAMAccount;
@@ -220,13 +220,9 @@ pub fn run<I: Iam>(
         let (secret_change, account_change, namespace_change, claim_change) =
             (changes(&ctx), changes(&ctx), changes(&ctx), changes(&ctx));
         let stream = controller
-            .watches_stream(secret_changes, move |secret| {
-                secret_change(referencing(
-                    &by_secret,
-                    secret.namespace(),
-                    &secret.name_any(),
-                ))
-            })
+            .reconcile_on(secret_changes.flat_map(move |change| {
+                futures::stream::iter(secret_change(concerned_by(&by_secret, &change)))
+            }))
             .watches_shared_stream(
                 changed_by(
                     account_changes.pop().expect("one per controller"),

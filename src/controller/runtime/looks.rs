@@ -12,9 +12,9 @@
 //! LoginProfiles never reconciled in 45 minutes while the workers made drift
 //! checks; and new LoginProfiles waiting over a minute behind a drift backlog
 //! of 120). So the controller's queue is given at most one look at a time,
-//! and none while a change waits there ([`Looks::changed`]): a change waits
-//! only for the changes before it and one look, and looks are taken in the
-//! order they fell due. An entry here is also a fraction of the controller's:
+//! and none while a change waits there ([`Looks::changed`]) unless the look
+//! is [`CHANGES_GO_FIRST_FOR`] overdue: a change waits only for the changes
+//! before it and one look, and looks are taken in the order they fell due. An entry here is also a fraction of the controller's:
 //! one shared `namespace/name` string per object instead of two copies of a
 //! full object reference.
 
@@ -55,12 +55,13 @@ impl Action {
     }
 }
 
-/// How long a change counts as waiting: one that never starts (its object
-/// went before it did, say) holds looks back no longer than this.
-const CHANGE_WAITS_AT_MOST: Duration = Duration::from_secs(30);
+/// How long a due look lets waiting changes go first: under a stream of
+/// changes that never ends, looks (drift checks, retries) still go, one at
+/// a time, this late. Also how long a change counts as waiting at most (one
+/// that never starts: its object went before it did, say).
+const CHANGES_GO_FIRST_FOR: Duration = Duration::from_secs(30);
 
-/// How often waiting changes are looked over for ones past
-/// [`CHANGE_WAITS_AT_MOST`].
+/// How often a held look checks whether the changes before it started.
 const CHANGES_RECHECKED_EVERY: Duration = Duration::from_secs(1);
 
 /// The looks waiting for their time, the one released to the controller
@@ -154,7 +155,10 @@ impl Looks {
     /// A trigger put `objects` in the controller's queue as changed: no look
     /// is released until they start.
     pub(crate) fn changed<'a>(&self, objects: impl IntoIterator<Item = &'a Object>) {
-        let now = Instant::now();
+        self.changed_at(objects, Instant::now());
+    }
+
+    fn changed_at<'a>(&self, objects: impl IntoIterator<Item = &'a Object>, now: Instant) {
         let mut queue = self.locked();
         for object in objects {
             let key = key_of(object.namespace.as_deref(), &object.name);
@@ -190,25 +194,27 @@ impl Looks {
     }
 
     /// Hands out the oldest look due at `now`, unless one released before
-    /// has not started or a change waits.
+    /// has not started, or a change waits and the look is less than
+    /// [`CHANGES_GO_FIRST_FOR`] overdue.
     pub(crate) fn release(&self, now: Instant) -> Released {
         let mut queue = self.locked();
         queue.changes.retain(|_, triggered| {
-            now.saturating_duration_since(*triggered) < CHANGE_WAITS_AT_MOST
+            now.saturating_duration_since(*triggered) < CHANGES_GO_FIRST_FOR
         });
-        if !queue.changes.is_empty() {
-            return Released {
-                due: None,
-                next: Some(now + CHANGES_RECHECKED_EVERY),
-            };
-        }
         if queue.released.is_some() {
             return Released {
                 due: None,
                 next: None,
             };
         }
+        let changes_wait = !queue.changes.is_empty();
         match queue.by_time.first() {
+            Some((at, _)) if *at <= now && changes_wait && now < *at + CHANGES_GO_FIRST_FOR => {
+                Released {
+                    due: None,
+                    next: Some((now + CHANGES_RECHECKED_EVERY).min(*at + CHANGES_GO_FIRST_FOR)),
+                }
+            }
             Some((at, _)) if *at <= now => {
                 let (_, key) = queue.by_time.pop_first().expect("checked above");
                 queue.by_object.remove(&key);
@@ -343,10 +349,24 @@ mod tests {
         looks.changed([&Object::new("never-starts").within("ns")]);
         assert!(looks.release(start).due.is_none());
         assert_eq!(
-            run_due(&looks, Instant::now() + CHANGE_WAITS_AT_MOST),
+            run_due(&looks, Instant::now() + CHANGES_GO_FIRST_FOR),
             ["drift"],
             "a change that never starts holds looks back for a bounded time"
         );
+
+        // Changes that keep coming hold a look back only so long.
+        looks.schedule(&key("drift"), start);
+        let mut now = start;
+        let mut released_at = None;
+        for i in 0..40 {
+            looks.changed_at([&Object::new(&format!("edit-{i}")).within("ns")], now);
+            if looks.release(now).due.is_some() {
+                released_at = Some(now);
+                break;
+            }
+            now += Duration::from_secs(1);
+        }
+        assert_eq!(released_at, Some(start + CHANGES_GO_FIRST_FOR));
     }
 
     #[test]

@@ -88,44 +88,95 @@ where
     (store, receivers, watch)
 }
 
-/// The LoginProfiles in `store` that read the given Secret.
-pub(crate) fn referencing(
+/// `namespace/name` of a Secret or of the Secret a LoginProfile reads.
+fn secret_key(namespace: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", namespace.unwrap_or_default())
+}
+
+/// What the Secret watch says changed.
+pub(crate) enum SecretChange {
+    /// One Secret changed or went away (`namespace/name`).
+    One(String),
+    /// A relisting (after a watch expired) found these Secrets, by
+    /// `namespace/name`, with their resourceVersions; any other is gone.
+    Relisted(HashMap<String, Option<String>>),
+}
+
+/// The LoginProfiles in `store` a Secret change concerns. A relisting is
+/// matched in one pass over the cache, and only LoginProfiles whose Secret
+/// is gone or has another resourceVersion than the one status applied are
+/// woken: a pass per relisted Secret would cost the number of Secrets times
+/// the number of LoginProfiles (20,000 x 20,000 after an API server restart)
+/// and wake every LoginProfile for nothing.
+pub(crate) fn concerned_by(
     store: &Store<LoginProfile>,
-    namespace: Option<String>,
-    secret_name: &str,
+    change: &SecretChange,
 ) -> Vec<ObjectRef<LoginProfile>> {
-    matching(store, |lp| {
-        lp.namespace() == namespace
-            && lp
-                .spec
-                .password_secret_ref
-                .as_ref()
-                .is_some_and(|r| r.name == secret_name)
-    })
+    let read_secret = |lp: &LoginProfile| {
+        lp.spec
+            .password_secret_ref
+            .as_ref()
+            .map(|r| secret_key(lp.metadata.namespace.as_deref(), &r.name))
+    };
+    match change {
+        SecretChange::One(changed) => matching(store, |lp| {
+            read_secret(lp).is_some_and(|key| key == *changed)
+        }),
+        SecretChange::Relisted(found) => matching(store, |lp| {
+            read_secret(lp).is_some_and(|key| match found.get(&key) {
+                None => true,
+                Some(version) => {
+                    lp.status
+                        .as_ref()
+                        .and_then(|s| s.secret_resource_version.as_ref())
+                        != version.as_ref()
+                }
+            })
+        }),
+    }
 }
 
 /// Secrets that changed or went away. The first listing is skipped: at
 /// start every LoginProfile is reconciled anyway, and reading each Secret
-/// twice would double the start-up cost. Later relistings (after a watch
-/// expired) pass, since a change may hide in them.
+/// twice would double the start-up cost. A later relisting (after a watch
+/// expired) is passed on whole, once it is complete, since a change may
+/// hide in it.
 pub(crate) fn secret_changes(
     api: Api<PartialObjectMeta<Secret>>,
-) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> {
+) -> impl Stream<Item = SecretChange> {
     let mut first_listing = true;
+    let mut relisted = HashMap::new();
     watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .filter_map(move |event| {
+            let key = |secret: &PartialObjectMeta<Secret>| {
+                secret_key(secret.metadata.namespace.as_deref(), &secret.name_any())
+            };
             let changed = match event {
                 Ok(watcher::Event::Apply(secret) | watcher::Event::Delete(secret)) => {
-                    Some(Ok(secret))
+                    Some(SecretChange::One(key(&secret)))
                 }
-                Ok(watcher::Event::InitApply(secret)) if !first_listing => Some(Ok(secret)),
-                Ok(watcher::Event::InitDone) => {
+                Ok(watcher::Event::Init) => {
+                    relisted.clear();
+                    None
+                }
+                Ok(watcher::Event::InitApply(secret)) => {
+                    if !first_listing {
+                        relisted.insert(key(&secret), secret.metadata.resource_version);
+                    }
+                    None
+                }
+                Ok(watcher::Event::InitDone) if first_listing => {
                     first_listing = false;
                     None
                 }
-                Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
-                Err(error) => Some(Err(error)),
+                Ok(watcher::Event::InitDone) => {
+                    Some(SecretChange::Relisted(std::mem::take(&mut relisted)))
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "Secret watch");
+                    None
+                }
             };
             futures::future::ready(changed)
         })
@@ -284,6 +335,45 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Namespace;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ManagedFieldsEntry, OwnerReference};
+
+    #[test]
+    fn a_relisting_wakes_only_login_profiles_whose_secret_changed_or_went() {
+        let (store, mut writer) = reflector::store::<LoginProfile>();
+        for (name, secret, applied) in [
+            ("same", Some("s1"), Some("1")),
+            ("changed", Some("s2"), Some("5")),
+            ("gone", Some("s3"), Some("7")),
+            ("secrets-manager", None, None),
+        ] {
+            let spec = match secret {
+                Some(secret) => serde_json::json!({"passwordSecretRef": {"name": secret}}),
+                None => serde_json::json!({"passwordSecretsManagerRef": {"secretId": "x"}}),
+            };
+            let mut lp = LoginProfile::new(name, serde_json::from_value(spec).unwrap());
+            lp.metadata.namespace = Some("ns".into());
+            lp.status = Some(crate::api::login_profile::LoginProfileStatus {
+                secret_resource_version: applied.map(String::from),
+                ..Default::default()
+            });
+            writer.apply_watcher_event(&watcher::Event::Apply(lp));
+        }
+        let names = |change: &SecretChange| {
+            let mut names: Vec<String> = concerned_by(&store, change)
+                .into_iter()
+                .map(|o| o.name)
+                .collect();
+            names.sort();
+            names
+        };
+        let relisted = SecretChange::Relisted(HashMap::from([
+            ("ns/s1".to_string(), Some("1".to_string())),
+            ("ns/s2".to_string(), Some("6".to_string())),
+            ("other/s3".to_string(), Some("7".to_string())),
+        ]));
+        assert_eq!(names(&relisted), ["changed", "gone"]);
+        assert_eq!(names(&SecretChange::One("ns/s1".into())), ["same"]);
+        assert!(names(&SecretChange::One("other/s1".into())).is_empty());
+    }
 
     #[test]
     fn the_cache_keeps_only_the_operators_own_annotations_and_no_bookkeeping() {
