@@ -119,9 +119,19 @@ pub(crate) fn concerned_by(
             .map(|r| secret_key(lp.metadata.namespace.as_deref(), &r.name))
     };
     match change {
-        SecretChange::One(changed) => matching(store, |lp| {
-            read_secret(lp).is_some_and(|key| key == *changed)
-        }),
+        SecretChange::One(changed) => {
+            // Compared in place: a key built per cached object would be an
+            // allocation per LoginProfile per Secret event.
+            let (namespace, name) = changed.split_once('/').unwrap_or(("", changed));
+            matching(store, |lp| {
+                lp.metadata.namespace.as_deref().unwrap_or_default() == namespace
+                    && lp
+                        .spec
+                        .password_secret_ref
+                        .as_ref()
+                        .is_some_and(|r| r.name == name)
+            })
+        }
         SecretChange::Relisted(found) => matching(store, |lp| {
             read_secret(lp).is_some_and(|key| match found.get(&key) {
                 None => true,
