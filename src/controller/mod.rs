@@ -31,7 +31,7 @@ use root_login_profile::{claiming, naming_iam_account, reconcile_root, root_erro
 use runtime::generations::Seen;
 use runtime::tenancy::{TenancyStores, admission_relevant, namespace_labels};
 use runtime::watch::{
-    changed_by, concerned_by, fan_out, forget_bookkeeping, forget_vanished, matching,
+    changed_by, concerned_by, fan_out, forget_bookkeeping, forget_vanished, matching, one_secret,
     profile_listing, release_looks, saw_profile, secret_changes,
 };
 
@@ -206,9 +206,14 @@ pub fn run<I: Iam>(
         // Only Secret metadata is watched: a change of resourceVersion is the
         // trigger, and the value is read when a LoginProfile needs it, so the
         // operator never caches the data of every Secret in the cluster.
-        let secret_changes = secret_changes(secrets);
-        let (by_secret, by_account, by_namespace, by_claim) =
-            (store.clone(), store.clone(), store.clone(), store.clone());
+        let (secret_changes, secrets_relisted) = secret_changes(secrets);
+        let (by_secret, by_relisting, by_account, by_namespace, by_claim) = (
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            store.clone(),
+        );
         // Every trigger below is a change: no look is released before it starts.
         let changes = |ctx: &Arc<Context<I>>| {
             let ctx = ctx.clone();
@@ -217,11 +222,19 @@ pub fn run<I: Iam>(
                 objects
             }
         };
-        let (secret_change, account_change, namespace_change, claim_change) =
-            (changes(&ctx), changes(&ctx), changes(&ctx), changes(&ctx));
+        let (secret_change, relisting_change, account_change, namespace_change, claim_change) = (
+            changes(&ctx),
+            changes(&ctx),
+            changes(&ctx),
+            changes(&ctx),
+            changes(&ctx),
+        );
         let stream = controller
-            .reconcile_on(secret_changes.flat_map(move |change| {
-                futures::stream::iter(secret_change(concerned_by(&by_secret, &change)))
+            .watches_stream(secret_changes, move |secret| {
+                secret_change(concerned_by(&by_secret, &one_secret(&secret)))
+            })
+            .reconcile_on(secrets_relisted.flat_map(move |relisting| {
+                futures::stream::iter(relisting_change(concerned_by(&by_relisting, &relisting)))
             }))
             .watches_shared_stream(
                 changed_by(

@@ -1,8 +1,8 @@
 //! When each LoginProfile is looked at again if nothing changes first: its
-//! next drift check, a retry after a failure (with [`backoff`]), a deadline. The reconciler
-//! answers with an [`Action`] shaped like kube's, but a timed look waits
-//! here, not in the controller's queue, and is handed to the controller
-//! oldest first, a few at a time ([`Looks::release`]).
+//! next drift check, a retry after a failure (with [`backoff`]), a
+//! deadline. The reconciler answers with an [`Action`] shaped like kube's,
+//! but a timed look waits here, not in the controller's queue, and is handed
+//! to the controller oldest first, one at a time ([`Looks::release`]).
 //!
 //! Why not the controller's own queue: kube-runtime holds what is due in a
 //! hash set and, whenever a worker frees, takes the first in the set's order,
@@ -14,9 +14,10 @@
 //! of 120). So the controller's queue is given at most one look at a time,
 //! and none while a change waits there ([`Looks::changed`]) unless the look
 //! is [`CHANGES_GO_FIRST_FOR`] overdue: a change waits only for the changes
-//! before it and one look, and looks are taken in the order they fell due. An entry here is also a fraction of the controller's:
-//! one shared `namespace/name` string per object instead of two copies of a
-//! full object reference.
+//! before it and one look, and looks are taken in the order they fell due.
+//! An entry here is also a fraction of the controller's: one shared
+//! `namespace/name` string per object instead of two copies of a full
+//! object reference.
 
 use super::memory::Object;
 use crate::api::login_profile::LoginProfile;
@@ -87,6 +88,9 @@ struct Queue {
     /// (a fleet applied at once marks every object: the peak should not
     /// hold every name again), with when they were triggered.
     changes: HashMap<u64, Instant>,
+    /// When `changes` was last cleared of changes waiting longer than
+    /// [`CHANGES_GO_FIRST_FOR`] (a pass over all of them: not per release).
+    changes_pruned_at: Option<Instant>,
 }
 
 /// What [`Looks::release`] hands out.
@@ -198,9 +202,15 @@ impl Looks {
     /// [`CHANGES_GO_FIRST_FOR`] overdue.
     pub(crate) fn release(&self, now: Instant) -> Released {
         let mut queue = self.locked();
-        queue.changes.retain(|_, triggered| {
-            now.saturating_duration_since(*triggered) < CHANGES_GO_FIRST_FOR
-        });
+        if queue
+            .changes_pruned_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= CHANGES_RECHECKED_EVERY)
+        {
+            queue.changes.retain(|_, triggered| {
+                now.saturating_duration_since(*triggered) < CHANGES_GO_FIRST_FOR
+            });
+            queue.changes_pruned_at = Some(now);
+        }
         if queue.released.is_some() {
             return Released {
                 due: None,

@@ -146,25 +146,35 @@ pub(crate) fn concerned_by(
     }
 }
 
-/// Secrets that changed or went away. The first listing is skipped: at
-/// start every LoginProfile is reconciled anyway, and reading each Secret
-/// twice would double the start-up cost. A later relisting (after a watch
-/// expired) is passed on whole, once it is complete, since a change may
-/// hide in it.
+/// [`SecretChange::One`] for a Secret the watch saw change or go.
+pub(crate) fn one_secret(secret: &PartialObjectMeta<Secret>) -> SecretChange {
+    SecretChange::One(secret_key(
+        secret.metadata.namespace.as_deref(),
+        &secret.name_any(),
+    ))
+}
+
+/// Secrets that changed or went away, one by one; and, on the side, every
+/// relisting whole ([`SecretChange::Relisted`]), once it is complete. The
+/// first listing is skipped: at start every LoginProfile is reconciled
+/// anyway, and reading each Secret twice would double the start-up cost. A
+/// later relisting (after a watch expired) may hide a change.
+#[allow(clippy::type_complexity)]
 pub(crate) fn secret_changes(
     api: Api<PartialObjectMeta<Secret>>,
-) -> impl Stream<Item = SecretChange> {
+) -> (
+    impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>>,
+    mpsc::UnboundedReceiver<SecretChange>,
+) {
     let mut first_listing = true;
     let mut relisted = HashMap::new();
-    watcher(api, watcher::Config::default().any_semantic())
+    let (relistings, relisted_whole) = mpsc::unbounded();
+    let changes = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .filter_map(move |event| {
-            let key = |secret: &PartialObjectMeta<Secret>| {
-                secret_key(secret.metadata.namespace.as_deref(), &secret.name_any())
-            };
             let changed = match event {
                 Ok(watcher::Event::Apply(secret) | watcher::Event::Delete(secret)) => {
-                    Some(SecretChange::One(key(&secret)))
+                    Some(Ok(secret))
                 }
                 Ok(watcher::Event::Init) => {
                     relisted.clear();
@@ -172,24 +182,25 @@ pub(crate) fn secret_changes(
                 }
                 Ok(watcher::Event::InitApply(secret)) => {
                     if !first_listing {
-                        relisted.insert(key(&secret), secret.metadata.resource_version);
+                        let key =
+                            secret_key(secret.metadata.namespace.as_deref(), &secret.name_any());
+                        relisted.insert(key, secret.metadata.resource_version);
                     }
                     None
                 }
-                Ok(watcher::Event::InitDone) if first_listing => {
+                Ok(watcher::Event::InitDone) => {
+                    if !first_listing {
+                        let found = std::mem::take(&mut relisted);
+                        let _ = relistings.unbounded_send(SecretChange::Relisted(found));
+                    }
                     first_listing = false;
                     None
                 }
-                Ok(watcher::Event::InitDone) => {
-                    Some(SecretChange::Relisted(std::mem::take(&mut relisted)))
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "Secret watch");
-                    None
-                }
+                Err(error) => Some(Err(error)),
             };
             futures::future::ready(changed)
-        })
+        });
+    (changes, relisted_whole)
 }
 
 /// Drops what the reconciler never reads before an object enters the cache:
