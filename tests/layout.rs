@@ -1,8 +1,10 @@
 //! The layers stay apart (docs/development.md, "Where a change goes"): what
 //! each folder of `src/` imports from the crate, read from the source.
 //! `api` and `rules` import nothing from `aws`, `controller` or `ops`, the
-//! steps of the reconciler name what they use (no glob imports), and no
-//! module imports, through any chain, a module that imports it.
+//! steps of the reconciler name what they use (no glob imports), no
+//! module imports, through any chain, a module that imports it, and the
+//! LoginProfile reconciler's steps hand values forward: none imports a
+//! later one, and only the report step writes status, Events and metrics.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -330,6 +332,67 @@ fn no_module_imports_a_module_that_imports_it() {
         circles.is_empty(),
         "import circles:\n{}",
         circles.join("\n")
+    );
+}
+
+/// The LoginProfile reconciler's steps, in the order `apply` calls them.
+const STEPS: [&str; 6] = ["admit", "observe", "governance", "decide", "act", "report"];
+
+/// The step a module belongs to (a step's folder counts as the step).
+fn step_of(module: &str) -> Option<usize> {
+    let below = module.strip_prefix("controller::login_profile::")?;
+    let first = below.split("::").next()?;
+    STEPS.iter().position(|step| *step == first)
+}
+
+#[test]
+fn no_step_imports_a_later_step() {
+    let graph = import_graph();
+    for step in STEPS {
+        assert!(
+            graph.contains_key(&format!("controller::login_profile::{step}")),
+            "the step {step} is where the list says"
+        );
+    }
+    let mut forward = Vec::new();
+    for (module, imported) in &graph {
+        let Some(at) = step_of(module) else { continue };
+        for target in imported {
+            if let Some(later) = step_of(target).filter(|to| *to > at) {
+                forward.push(format!(
+                    "{module} ({}) imports {target} ({})",
+                    STEPS[at], STEPS[later]
+                ));
+            }
+        }
+    }
+    assert!(
+        forward.is_empty(),
+        "a step imports a later one (return a value for it instead):\n{}",
+        forward.join("\n")
+    );
+}
+
+#[test]
+fn only_the_report_step_writes_status_events_and_metrics() {
+    // The act step's own bookkeeping (finalizer, marks, `settle_marks`)
+    // is its business; what a step found is the report step's to write.
+    let writers = ["patch_status", "note_event", "events.publish", ".metrics"];
+    let mut writing = Vec::new();
+    for (path, text) in sources("controller/login_profile") {
+        let module = module_of(&path).expect("a module");
+        let Some(at) = step_of(&module) else { continue };
+        let text = without_test_modules(&text);
+        for writer in writers {
+            if STEPS[at] != "report" && text.contains(writer) {
+                writing.push(format!("{path} ({}) names {writer}", STEPS[at]));
+            }
+        }
+    }
+    assert!(
+        writing.is_empty(),
+        "steps before report write what they should hand forward:\n{}",
+        writing.join("\n")
     );
 }
 

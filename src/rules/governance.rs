@@ -565,6 +565,12 @@ pub fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// A time status (or a tag) recorded with [`time`], read back.
+pub fn time_of(text: Option<&str>) -> Option<DateTime<Utc>> {
+    text.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// A period in whole days (hours below two days), for messages.
 fn days(period: Duration) -> String {
     if period >= Duration::days(2) {

@@ -43,6 +43,7 @@ pub(super) async fn observe_delivered<I: Iam>(
             version: SourceVersion::Delivered,
             applied: Applied::Same,
             delivery: None,
+            generated_into: None,
         });
     }
     issue(lp, ctx, user, &recipients).await

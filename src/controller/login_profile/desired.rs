@@ -26,6 +26,9 @@ pub(super) struct Desired {
     /// A newly issued delivered password's ciphertext, for status once IAM
     /// accepted the password.
     pub(super) delivery: Option<EncryptedPassword>,
+    /// The Secret this reconcile generated the password into, for the
+    /// report step's Event.
+    pub(super) generated_into: Option<String>,
 }
 
 impl Desired {
@@ -42,6 +45,7 @@ impl Desired {
             version,
             applied: Applied::Nothing,
             delivery: None,
+            generated_into: None,
         }
         .compared_with(lp, ctx, user)
     }

@@ -2,59 +2,89 @@
 //! IAM: what the account's shared credential report says of this person
 //! (one report per account per `--credential-report-interval`, however
 //! many LoginProfiles ask), judged by rules/governance.rs against the rules
-//! in force, written to `status.console` and its conditions. A rule with
-//! `DisableConsole` deletes the login profile and keeps it deleted until a
-//! person re-enables it; a generated password is replaced before it
-//! expires (a new Secret value, which the next reconcile sends; a delivered
-//! one is issued anew in the same reconcile).
+//! in force. It hands forward what it found ([`Shown`]: `status.console`,
+//! its conditions, the `console_users` gauge, an Event) and what must be
+//! done about it ([`Governed`]): a rule with `DisableConsole` deletes the
+//! login profile and keeps it deleted until a person re-enables it; a
+//! generated password is replaced before it expires. The act step does
+//! those writes and the report step shows the findings; govern itself
+//! writes only the MFA grace record on the IAM user.
 
 use super::desired::Desired;
-use super::record::note_event;
-use super::record::patch_status;
-use super::report::fail;
-use super::report::report;
-use super::secret_source;
+use super::grace::{grace_record, has_mfa_floor};
 use crate::api::conditions::Outcome;
 use crate::api::governance::{ConsoleDisabled, ConsoleStatus};
 use crate::api::login_profile::LoginProfile;
-use crate::api::login_profile::LoginProfileStatus;
 use crate::api::reason::{self, Reason};
-use crate::aws::iam::{Iam, IamError};
-use crate::controller::runtime::context::Error;
+use crate::aws::iam::Iam;
 use crate::controller::runtime::context::InAccount;
-use crate::controller::runtime::context::key;
 use crate::controller::runtime::context::now_rfc3339;
-use crate::controller::runtime::looks::Action;
-use crate::ops::metrics::{ConsoleFindings, ProfileState};
+use crate::ops::metrics::ConsoleFindings;
 use crate::rules::governance::{self, Finding, Inputs, Judged};
+use crate::rules::password_policy::PasswordPolicy;
 use crate::rules::plan::{Applied, SourceProblem};
-use chrono::{DateTime, Utc};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::runtime::events::EventType;
-use std::time::Duration;
+use chrono::Utc;
+
+/// What govern found, for the report step to show.
+#[derive(Default)]
+pub(super) struct Shown {
+    /// `status.console` as it stands now; `None` clears it and the
+    /// governance conditions (nothing asks for them any more).
+    pub(super) console: Option<ConsoleStatus>,
+    /// The governance conditions, replacing the ones shown; empty keeps
+    /// them as they are.
+    pub(super) findings: Vec<Finding>,
+    /// This object's `console_users` gauge: `None` leaves it as it is,
+    /// `Some(None)` clears it.
+    pub(super) gauge: Option<Option<ConsoleFindings>>,
+    /// An Event, published before the status write: (reason, note).
+    pub(super) event: Option<(&'static str, String)>,
+}
 
 /// What the rest of the reconcile does after governance.
 pub(super) enum Governed {
-    /// Go on with this object (status may have been written: it is the
-    /// written one).
-    Continue(Box<LoginProfile>),
-    /// Governance ended this reconcile (console access is off, or a
-    /// generated password was just replaced).
-    Done(Action),
+    /// Nothing to show: go on with the object as it is.
+    Unchanged,
+    /// Show what was found, then go on.
+    Continue(Shown),
     /// A delivered password (`deliverTo`) is due `rotateBefore` its expiry:
-    /// issue a new one in this reconcile, and record `replaced_for_expiry`
-    /// (this value) in the status write that records the new ciphertext.
-    Reissue(Box<LoginProfile>, Option<String>),
+    /// show, issue a new one in this reconcile, and record
+    /// `replaced_for_expiry` (this value) in the status write that records
+    /// the new ciphertext.
+    Reissue(Shown, Option<String>),
+    /// A generated password is due `rotateBefore` its expiry: replace it in
+    /// its Secret under this policy first, show after (a crash in between
+    /// costs one more replacement, never a password left to expire); the
+    /// next reconcile sends it.
+    ReplaceGenerated(Shown, Box<PasswordPolicy>),
+    /// Console access a rule turned off stays off: show, then report this
+    /// (`ConsoleDisabled`).
+    StaysDisabled(Shown, Outcome),
+    /// A rule turns console access off now.
+    Disable(Disabling),
+    /// Report this problem; nothing else happens.
+    Failed(Outcome),
+}
+
+/// A rule with `DisableConsole` that applies now.
+pub(super) struct Disabling {
+    /// Whether status records a profile made here, which is deleted; else
+    /// (a new LoginProfile whose person's grace is over) none is made.
+    pub(super) made_here: bool,
+    /// `status.console` with `disabled` set, the findings and the gauge.
+    pub(super) shown: Shown,
+    /// `ConsoleDisabled`, saying which rule and how to re-enable.
+    pub(super) outcome: Outcome,
 }
 
 /// The govern step. Reads only the cached credential report and password
-/// policy; writes to IAM only to disable, to Kubernetes only to record.
+/// policy; writes only the MFA grace record on the IAM user.
 pub(super) async fn govern<I: Iam>(
-    mut lp: LoginProfile,
+    lp: &LoginProfile,
     ctx: &InAccount<'_, I>,
     user: &str,
     source: &Result<Desired, SourceProblem>,
-) -> Result<Governed, Error> {
+) -> Governed {
     let floor = ctx.iam_account.spec.governance.as_ref();
     let own = lp.spec.governance.as_deref();
     let asked = own.is_some() || floor.is_some() || ctx.settings.report_console_activity;
@@ -72,31 +102,34 @@ pub(super) async fn govern<I: Iam>(
     let expiry = policy.as_ref().and_then(|p| p.expiry());
     let rotates = lp.spec.generate_password.is_some() && expiry.is_some();
     if !asked && !rotates {
-        return Ok(Governed::Continue(Box::new(forget(lp, ctx).await?)));
+        // Clears what governance showed once nothing asks for it any more.
+        return Governed::Continue(Shown {
+            gauge: Some(None),
+            ..Shown::default()
+        });
     }
     let rules = match governance::in_force(own, floor) {
         Ok(rules) => rules,
         Err(message) => {
-            let action = fail(&lp, ctx, Outcome::new(Reason::InvalidGovernance, message)).await?;
-            return Ok(Governed::Done(action));
+            return Governed::Failed(Outcome::new(Reason::InvalidGovernance, message));
         }
     };
     let report = match ctx.account.facts.credential_report(&ctx.account.iam).await {
         Ok(Some(report)) => report,
-        Ok(None) => return Ok(Governed::Continue(Box::new(lp))),
+        Ok(None) => return Governed::Unchanged,
         Err(error) => {
             let problem = format!(
                 "could not read IAM's credential report: {}",
                 error.outcome(user, None).message
             );
-            let findings = governance::unknown(governance::REPORT_UNAVAILABLE, &problem);
-            let console = lp
-                .status
-                .as_ref()
-                .and_then(|s| s.console.as_deref().cloned());
-            return Ok(Governed::Continue(Box::new(
-                record(lp, ctx, console, &findings).await?,
-            )));
+            return Governed::Continue(Shown {
+                console: lp
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.console.as_deref().cloned()),
+                findings: governance::unknown(governance::REPORT_UNAVAILABLE, &problem),
+                ..Shown::default()
+            });
         }
     };
     let now = report.generated.unwrap_or_else(Utc::now);
@@ -123,6 +156,7 @@ pub(super) async fn govern<I: Iam>(
         disabled: previous.disabled.clone(),
         floor_since: previous.floor_since.clone().filter(|_| mfa_floor),
     };
+    let disabled_gauge = Some(Some(console_findings(None, true)));
 
     // Console access a rule turned off stays off until a person acts.
     if let Some(disabled) = &previous.disabled {
@@ -138,17 +172,19 @@ pub(super) async fn govern<I: Iam>(
                 disabled.message,
                 reenable_hint(mfa_floor && disabled.rule == "mfa")
             );
-            lp = record(lp, ctx, Some(console), &[]).await?;
-            set_findings(&lp, ctx, None, true);
-            let action = fail(&lp, ctx, Outcome::new(Reason::ConsoleDisabled, message)).await?;
-            return Ok(Governed::Done(action));
+            let shown = Shown {
+                console: Some(console),
+                gauge: disabled_gauge,
+                ..Shown::default()
+            };
+            return Governed::StaysDisabled(shown, Outcome::new(Reason::ConsoleDisabled, message));
         }
         if mfa_floor {
             // Read again: an administrator restarts the grace by removing
             // the record (the profile made next is recorded instead).
             let since = match grace_record(ctx, user, None).await {
                 Ok(since) => since,
-                Err(outcome) => return fail(&lp, ctx, outcome).await.map(Governed::Done),
+                Err(outcome) => return Governed::Failed(outcome),
             };
             console.floor_since = since.map(governance::time);
             if let Some(refusal) =
@@ -162,10 +198,13 @@ pub(super) async fn govern<I: Iam>(
                 if let Some(disabled) = console.disabled.as_mut() {
                     disabled.reenable = token;
                 }
-                lp = record(lp, ctx, Some(console), &[]).await?;
-                set_findings(&lp, ctx, None, true);
-                let action = fail(&lp, ctx, Outcome::new(Reason::ConsoleDisabled, message)).await?;
-                return Ok(Governed::Done(action));
+                let shown = Shown {
+                    console: Some(console),
+                    gauge: disabled_gauge,
+                    ..Shown::default()
+                };
+                let outcome = Outcome::new(Reason::ConsoleDisabled, message);
+                return Governed::StaysDisabled(shown, outcome);
             }
         }
         let why = if new_password {
@@ -173,19 +212,17 @@ pub(super) async fn govern<I: Iam>(
         } else {
             "a new spec.governance.reenable"
         };
-        note_event(
-            &lp,
-            ctx,
-            EventType::Normal,
-            reason::CONSOLE_REENABLED,
-            format!("console access re-enabled by {why}: the login profile is created again"),
-        )
-        .await;
         // Recorded before the create: the act step re-reads the object, so
         // a change only in memory would not survive to the status write.
         console.disabled = None;
-        let lp = record(lp, ctx, Some(console), &[]).await?;
-        return Ok(Governed::Continue(Box::new(lp)));
+        return Governed::Continue(Shown {
+            console: Some(console),
+            event: Some((
+                reason::CONSOLE_REENABLED,
+                format!("console access re-enabled by {why}: the login profile is created again"),
+            )),
+            ..Shown::default()
+        });
     }
 
     if mfa_floor && console.floor_since.is_none() {
@@ -194,12 +231,12 @@ pub(super) async fn govern<I: Iam>(
         // record (a profile made before the rule was). A new LoginProfile
         // for a person whose grace is over makes no profile at all; one
         // that makes a profile records it in the same reconcile
-        // ([`record_grace_start`]).
-        let profile = time_of(status.create_date.as_deref());
+        // (`grace.rs`).
+        let profile = governance::time_of(status.create_date.as_deref());
         if profile.is_some() || source.is_ok() {
             let since = match grace_record(ctx, user, profile).await {
                 Ok(since) => since,
-                Err(outcome) => return fail(&lp, ctx, outcome).await.map(Governed::Done),
+                Err(outcome) => return Governed::Failed(outcome),
             };
             console.floor_since = since.map(governance::time);
             let refusal = match (profile, since) {
@@ -212,9 +249,7 @@ pub(super) async fn govern<I: Iam>(
                     disable: Some(refusal.clone()),
                     ..Judged::default()
                 };
-                return disable_console(lp, ctx, user, console, &judged, &refusal)
-                    .await
-                    .map(Governed::Done);
+                return disabling(lp, ctx, user, console, &judged, &refusal);
             }
         }
     }
@@ -223,53 +258,32 @@ pub(super) async fn govern<I: Iam>(
         &Inputs {
             facts,
             now,
-            profile_created: time_of(status.create_date.as_deref()),
-            floor_since: time_of(console.floor_since.as_deref()),
-            replaced_for: time_of(previous.replaced_for_expiry.as_deref()),
+            profile_created: governance::time_of(status.create_date.as_deref()),
+            floor_since: governance::time_of(console.floor_since.as_deref()),
+            replaced_for: governance::time_of(previous.replaced_for_expiry.as_deref()),
             expiry,
-            rotate_before: generated_rotation(&lp),
+            rotate_before: generated_rotation(lp),
         },
     );
     console.password_expires_at = judged.expires_at.map(governance::time);
 
     if let Some(disable) = &judged.disable {
-        return disable_console(lp, ctx, user, console, &judged, disable)
-            .await
-            .map(Governed::Done);
+        return disabling(lp, ctx, user, console, &judged, disable);
     }
-    set_findings(&lp, ctx, Some(&judged), false);
     let same = source.as_ref().is_ok_and(|d| d.applied == Applied::Same);
-    if judged.rotate_due && same && lp.spec.delivery().is_some() {
-        let for_expiry = console.password_expires_at.clone();
-        let lp = record(lp, ctx, Some(console), &judged.findings).await?;
-        return Ok(Governed::Reissue(Box::new(lp), for_expiry));
-    }
-    // Replaced first, recorded after: a crash in between costs one more
-    // replacement, never a password left to expire.
-    let replaced = match (source, &policy) {
-        (Ok(desired), Some(policy)) if judged.rotate_due && desired.applied == Applied::Same => {
-            replace_generated(&lp, ctx, user, policy, desired).await
-        }
-        _ => false,
+    let for_expiry = console.password_expires_at.clone();
+    let shown = Shown {
+        console: Some(console),
+        findings: judged.findings.clone(),
+        gauge: Some(Some(console_findings(Some(&judged), false))),
+        event: None,
     };
-    if replaced {
-        console.replaced_for_expiry = console.password_expires_at.clone();
+    match policy {
+        _ if !(judged.rotate_due && same) => Governed::Continue(shown),
+        _ if lp.spec.delivery().is_some() => Governed::Reissue(shown, for_expiry),
+        Some(policy) => Governed::ReplaceGenerated(shown, Box::new(policy)),
+        None => Governed::Continue(shown),
     }
-    lp = record(lp, ctx, Some(console), &judged.findings).await?;
-    if replaced {
-        return Ok(Governed::Done(Action::requeue(Duration::from_secs(1))));
-    }
-    Ok(Governed::Continue(Box::new(lp)))
-}
-
-/// Whether the IAMAccount sets an MFA rule: each person's grace is then
-/// recorded on the IAM user.
-fn has_mfa_floor<I: Iam>(ctx: &InAccount<'_, I>) -> bool {
-    ctx.iam_account
-        .spec
-        .governance
-        .as_ref()
-        .is_some_and(|g| g.mfa.is_some())
 }
 
 /// What re-enables console access a rule turned off: the tenant's own act,
@@ -286,107 +300,30 @@ fn reenable_hint(under_iam_account_mfa_rule: bool) -> String {
     }
 }
 
-/// Records, after a profile was made, that the person's MFA grace under
-/// the IAMAccount's rule started with it, unless an earlier start is
-/// recorded (one ListUserTags and at most one TagUser, before the status
-/// write: a lost status write leaves the record in IAM all the same).
-/// `next` (the status about to be written) then shows the start.
-pub(super) async fn record_grace_start<I: Iam>(
-    ctx: &InAccount<'_, I>,
-    user: &str,
-    next: &mut LoginProfileStatus,
-) -> Result<(), Outcome> {
-    let mfa_floor = has_mfa_floor(ctx);
-    let recorded = next.console.as_ref().and_then(|c| c.floor_since.as_ref());
-    let created = time_of(next.create_date.as_deref());
-    let (true, None, Some(created)) = (mfa_floor, recorded, created) else {
-        return Ok(());
-    };
-    let since = grace_record(ctx, user, Some(created)).await?;
-    next.console.get_or_insert_with(Box::default).floor_since = since.map(governance::time);
-    Ok(())
-}
-
-/// The start of the person's MFA grace under an IAMAccount's rule, as the
-/// IAM user's tag records it; with none and a `start`, that start, written
-/// as the record (one TagUser).
-async fn grace_record<I: Iam>(
-    ctx: &InAccount<'_, I>,
-    user: &str,
-    start: Option<DateTime<Utc>>,
-) -> Result<Option<DateTime<Utc>>, Outcome> {
-    let tags = ctx
-        .account
-        .iam
-        .user_tags(user)
-        .await
-        .map_err(|error| error.outcome(user, None))?;
-    let recorded = tags
-        .iter()
-        .find(|(key, _)| key == governance::FLOOR_SINCE_TAG)
-        .and_then(|(_, value)| time_of(Some(value)));
-    let (None, Some(start)) = (recorded, start) else {
-        return Ok(recorded);
-    };
-    ctx.may_write()?;
-    let tag = (
-        governance::FLOOR_SINCE_TAG.to_string(),
-        governance::time(start),
-    );
-    ctx.account
-        .iam
-        .tag_user(user, &[tag])
-        .await
-        .map_err(|error| error.outcome(user, None))?;
-    Ok(Some(start))
-}
-
 /// `generatePassword.rotateBefore`, for a password the operator generates.
 fn generated_rotation(lp: &LoginProfile) -> Option<chrono::Duration> {
     let generate = lp.spec.generate_password.as_ref()?;
     governance::span(&generate.rotate_before).ok()
 }
 
-fn time_of(text: Option<&str>) -> Option<DateTime<Utc>> {
-    text.and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
-/// DeleteLoginProfile for a rule with `DisableConsole`, then status
-/// (`ConsoleDisabled`, Stalled, the rule and when) and an Event.
-async fn disable_console<I: Iam>(
-    lp: LoginProfile,
+/// The rule with `DisableConsole` that applies, as the act step (the
+/// DeleteLoginProfile of a profile made here) and the report step
+/// (`ConsoleDisabled`, Stalled, the rule and when, and an Event) need it.
+fn disabling<I: Iam>(
+    lp: &LoginProfile,
     ctx: &InAccount<'_, I>,
     user: &str,
     mut console: ConsoleStatus,
     judged: &Judged,
     disable: &governance::Disable,
-) -> Result<Action, Error> {
-    // Only a profile status records as made here is deleted; without one
-    // (a new LoginProfile whose person's grace is over) none is made.
+) -> Governed {
     let made_here = lp.status.as_ref().is_some_and(|s| s.create_date.is_some());
-    if made_here {
-        if let Err(refusal) = ctx.may_write() {
-            return fail(&lp, ctx, refusal).await;
-        }
-        match ctx.account.iam.delete_login_profile(user).await {
-            // Gone already (deleted out of band while the object was parked).
-            Ok(()) | Err(IamError::NoSuchEntity(_)) => {}
-            Err(error) => return fail(&lp, ctx, error.outcome(user, None)).await,
-        }
-    }
     console.disabled = Some(ConsoleDisabled {
         rule: disable.rule.into(),
         at: now_rfc3339(),
         message: disable.message.chars().take(1000).collect(),
         reenable: lp.spec.governance.as_ref().and_then(|g| g.reenable.clone()),
     });
-    let mut next = lp.status.clone().unwrap_or_default();
-    next.user_name = Some(user.to_string());
-    next.create_date = None;
-    next.password_reset_required = None;
-    next.console = Some(Box::new(console));
-    next.conditions = with_findings(&next.conditions, &judged.findings);
     let what = if made_here {
         format!("the login profile of IAM user {user:?} was deleted")
     } else {
@@ -402,178 +339,29 @@ async fn disable_console<I: Iam>(
             reenable_hint(floor_rule)
         ),
     );
-    report(&lp, ctx, next, &outcome, true).await?;
-    set_findings(&lp, ctx, Some(judged), true);
-    ctx.metrics
-        .set_profile_state(key(&lp), Some(ProfileState::Stalled));
-    ctx.metrics.reconciled("stalled");
-    Ok(Action::requeue(ctx.requeue_after(&lp)))
+    Governed::Disable(Disabling {
+        made_here,
+        shown: Shown {
+            console: Some(console),
+            findings: judged.findings.clone(),
+            gauge: Some(Some(console_findings(Some(judged), true))),
+            event: None,
+        },
+        outcome,
+    })
 }
 
-/// A new generated password in the Secret, `rotateBefore` ahead of expiry.
-/// Only a Secret the operator generated is touched; the next reconcile
-/// sends it (one UpdateLoginProfile) as any new password.
-async fn replace_generated<I: Iam>(
-    lp: &LoginProfile,
-    ctx: &InAccount<'_, I>,
-    user: &str,
-    policy: &crate::rules::password_policy::PasswordPolicy,
-    desired: &Desired,
-) -> bool {
-    let (Some(reference), Some(generate), Some(version)) = (
-        lp.spec.password_secret_ref.as_ref(),
-        lp.spec.generate_password.as_ref(),
-        desired.version.text(),
-    ) else {
-        return false;
-    };
-    let Ok(password) = crate::rules::password_policy::generate(generate.length as usize, policy)
-    else {
-        return false;
-    };
-    match secret_source::replace_generated(&ctx.client, lp, reference, &password, &version).await {
-        Ok(true) => {
-            let note = format!(
-                "replaced the generated password of IAM user {user:?} in Secret {:?} ahead of its expiry (generatePassword.rotateBefore {})",
-                reference.name, generate.rotate_before
-            );
-            note_event(lp, ctx, EventType::Normal, reason::PASSWORD_ROTATED, note).await;
-            true
-        }
-        Ok(false) => false,
-        Err(error) => {
-            tracing::warn!(%error, "could not replace the generated password before it expires");
-            false
-        }
-    }
-}
-
-/// Writes `console` and the governance conditions when they changed,
-/// keeping the other conditions; returns the object as written.
-async fn record<I: Iam>(
-    lp: LoginProfile,
-    ctx: &InAccount<'_, I>,
-    console: Option<ConsoleStatus>,
-    findings: &[Finding],
-) -> Result<LoginProfile, Error> {
-    let previous = lp.status.clone().unwrap_or_default();
-    let mut next = previous.clone();
-    next.console = console.map(Box::new);
-    if !findings.is_empty() || next.console.is_none() {
-        next.conditions = with_findings(&previous.conditions, findings);
-    }
-    if next == previous {
-        return Ok(lp);
-    }
-    patch_status(&lp, ctx, &next).await.map_err(Error::Kube)
-}
-
-/// Clears what governance showed once nothing asks for it any more.
-async fn forget<I: Iam>(lp: LoginProfile, ctx: &InAccount<'_, I>) -> Result<LoginProfile, Error> {
-    ctx.metrics.set_console_findings(key(&lp), None);
-    let shown = lp.status.as_ref().is_some_and(|s| {
-        s.console.is_some() || s.conditions.iter().any(|c| is_governance(&c.type_))
-    });
-    if !shown {
-        return Ok(lp);
-    }
-    record(lp, ctx, None, &[]).await
-}
-
-fn is_governance(type_: &str) -> bool {
-    governance::CONDITION_TYPES.contains(&type_)
-}
-
-/// `previous` with its governance conditions replaced by `findings`; a
-/// condition whose status did not change keeps its lastTransitionTime.
-fn with_findings(previous: &[Condition], findings: &[Finding]) -> Vec<Condition> {
-    let now = Time(k8s_openapi::jiff::Timestamp::now());
-    let mut conditions: Vec<Condition> = previous
-        .iter()
-        .filter(|c| !is_governance(&c.type_))
-        .cloned()
-        .collect();
-    conditions.extend(findings.iter().map(|finding| {
-        let last_transition_time = previous
-            .iter()
-            .find(|c| c.type_ == finding.type_ && c.status == finding.status)
-            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
-        Condition {
-            type_: finding.type_.into(),
-            status: finding.status.into(),
-            reason: finding.reason.into(),
-            message: finding.message.clone(),
-            observed_generation: None,
-            last_transition_time,
-        }
-    }));
-    conditions
-}
-
-/// The `console_users` gauge for this object.
-fn set_findings<I: Iam>(
-    lp: &LoginProfile,
-    ctx: &InAccount<'_, I>,
-    judged: Option<&Judged>,
-    disabled: bool,
-) {
+/// The `console_users` gauge's view of what was judged.
+fn console_findings(judged: Option<&Judged>, disabled: bool) -> ConsoleFindings {
     let status_of = |type_: &str| {
         judged
             .and_then(|j| j.findings.iter().find(|f| f.type_ == type_))
             .map(|f| f.status)
     };
-    let found = ConsoleFindings {
+    ConsoleFindings {
         no_mfa: status_of(governance::MFA_ACTIVE) == Some("False"),
         unused: status_of(governance::PASSWORD_USED) == Some("False"),
         expiring: status_of(governance::PASSWORD_EXPIRING) == Some("True"),
         disabled,
-    };
-    ctx.metrics
-        .set_console_findings(key(lp), Some((ctx.account_id.clone(), found)));
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn findings_replace_only_governance_conditions_and_keep_transition_times() {
-        let old = Time(k8s_openapi::jiff::Timestamp::from_second(1_800_000_000).unwrap());
-        let condition = |type_: &str, status: &str| Condition {
-            type_: type_.into(),
-            status: status.into(),
-            reason: "R".into(),
-            message: String::new(),
-            observed_generation: None,
-            last_transition_time: old.clone(),
-        };
-        let previous = vec![
-            condition("Ready", "True"),
-            condition(governance::MFA_ACTIVE, "False"),
-            condition(governance::PASSWORD_USED, "True"),
-        ];
-        let findings = [
-            Finding {
-                type_: governance::MFA_ACTIVE,
-                status: "False",
-                reason: "NoMFA",
-                message: "m".into(),
-            },
-            Finding {
-                type_: governance::PASSWORD_USED,
-                status: "False",
-                reason: "PasswordUnused",
-                message: "u".into(),
-            },
-        ];
-        let next = with_findings(&previous, &findings);
-        assert_eq!(next.len(), 3);
-        assert_eq!(next[0].type_, "Ready");
-        assert_eq!(next[1].last_transition_time, old, "MFAActive stayed False");
-        assert_ne!(
-            next[2].last_transition_time, old,
-            "PasswordUsed turned False"
-        );
-        assert_eq!(with_findings(&previous, &[]).len(), 1);
     }
 }

@@ -1,18 +1,24 @@
 //! The LoginProfile reconciler, read top to bottom: admit (`admit.rs`,
 //! before any AWS call) -> observe (`observe.rs`: the password source) ->
 //! govern (`governance.rs`: the person's MFA, last use and expiry from the
-//! shared credential report) -> observe IAM as far as needed -> decide
-//! (`decide.rs` over the pure rules/plan.rs) -> act (`act.rs`: at most the
-//! IAM call the plan needs) -> report (`report.rs`: one status patch, an
-//! Event on each transition); `cleanup.rs` while it is being deleted.
+//! shared credential report, judged) -> observe IAM as far as needed ->
+//! decide (`decide.rs` over the pure rules/plan.rs) -> act (`act/`: at most
+//! the IAM call the plan needs, and the writes govern asks for) -> report
+//! (`report/`: one status patch, an Event on each transition, and what
+//! govern found); `cleanup.rs` while it is being deleted.
 //!
-//! What the steps hand forward: the password asked for (`desired.rs`), IAM
-//! as observed (`observe.rs`), the plan (`decide.rs`), what was done
-//! (`act.rs`). The password sources: a Secret (`secret_source.rs`), Secrets
-//! Manager (`observe.rs`), generated and delivered encrypted
-//! (`delivery.rs`). How any step writes status and Events: `record.rs`. When
-//! IAM need not be asked: `drift_checks.rs`. What the reconcilers share
-//! (context, caches, memory, looks) is in `../runtime/`.
+//! Each step hands its result forward and none imports a later one: the
+//! password asked for (`desired.rs`), IAM as observed (`observe.rs`), what
+//! governance found and asks for (`governance.rs`), the plan (`decide.rs`),
+//! what was done (`act/`). Only the report step writes status, Events and
+//! the per-object metrics (through `record.rs`); the act step's own
+//! bookkeeping (finalizer, marks) is its own. The password sources: a
+//! Secret (`secret_source.rs`), Secrets Manager (`observe.rs`), generated
+//! and delivered encrypted (`delivery.rs`). When IAM need not be asked:
+//! `drift_checks.rs`. The records on the IAM user, written after act:
+//! `ownership.rs` (whose profile it is), `grace.rs` (when a person's MFA
+//! grace began). What the reconcilers share (context, caches, memory,
+//! looks) is in `../runtime/`.
 //!
 //! Crash safety (docs/reliability.md): the finalizer patch also records,
 //! sealed, when the operator took charge and which password it is about to
@@ -22,17 +28,19 @@
 //! write from a stale copy fails (409) instead of erasing what a newer one
 //! recorded.
 
-use super::runtime::context::{Context, Error, key};
+use super::runtime::context::{Context, Error, InAccount, key};
 use super::runtime::looks::Action;
 use super::runtime::looks::backoff;
 use act::ActFailure;
 use act::act;
+use act::{disable_console, replace_generated};
 use cleanup::cleanup;
 use decide::decide;
 use delivery::issue;
 use delivery::recipients_of;
 use governance::Governed;
 use governance::govern;
+use grace::record_grace_start;
 use observe::Look;
 use observe::observe_iam;
 use observe::observe_owner;
@@ -42,8 +50,10 @@ use rand::Rng;
 use report::fail;
 use report::fail_settled;
 use report::next_status;
+use report::note_generated;
 use report::report;
 use report::settled_failure;
+use report::{console_disabled, show_console};
 
 use std::{sync::Arc, time::Duration};
 
@@ -60,16 +70,19 @@ mod delivery;
 mod desired;
 mod drift_checks;
 mod governance;
+mod grace;
 mod observe;
 mod ownership;
 mod record;
 mod report;
 pub mod secret_source;
 
+use desired::Desired;
+
 use crate::{
     api::conditions::Outcome,
     api::login_profile::{FINALIZER, LoginProfile},
-    api::reason::Reason,
+    api::reason::{self, Reason},
     aws::iam::Iam,
     ops::metrics::ProfileState,
     rules::password::Verdict,
@@ -127,12 +140,75 @@ async fn refuse<I: Iam>(
         reason: refusal.reason,
         message: refusal.message.clone(),
     });
-    match govern(lp, &parked, &user, &unread).await? {
-        Governed::Continue(lp) | Governed::Reissue(lp, _) => {
-            fail_settled(&lp, shared, refusal).await
-        }
-        Governed::Done(action) => Ok(action),
+    let governed = govern(&lp, &parked, &user, &unread).await;
+    match carry_out(lp, &parked, &user, &unread, governed).await? {
+        AfterGovern::Go(lp, _) => fail_settled(&lp, shared, refusal).await,
+        AfterGovern::Done(action) => Ok(action),
     }
+}
+
+/// What the reconcile does once govern's findings are carried out.
+enum AfterGovern {
+    /// Go on with the object as written; `Some` asks for a delivered
+    /// password issued anew ahead of its expiry (the value recorded as
+    /// `replaced_for_expiry`).
+    Go(Box<LoginProfile>, Option<Option<String>>),
+    /// Governance ended this reconcile.
+    Done(Action),
+}
+
+/// Carries out what govern found: its writes by the act step (console off,
+/// a generated password replaced), its findings shown by the report step.
+async fn carry_out<I: Iam>(
+    lp: LoginProfile,
+    ctx: &InAccount<'_, I>,
+    user: &str,
+    source: &Result<Desired, SourceProblem>,
+    governed: Governed,
+) -> Result<AfterGovern, Error> {
+    Ok(match governed {
+        Governed::Unchanged => AfterGovern::Go(Box::new(lp), None),
+        Governed::Continue(shown) => {
+            AfterGovern::Go(Box::new(show_console(lp, ctx, shown).await?), None)
+        }
+        Governed::Reissue(shown, for_expiry) => AfterGovern::Go(
+            Box::new(show_console(lp, ctx, shown).await?),
+            Some(for_expiry),
+        ),
+        Governed::ReplaceGenerated(mut shown, policy) => {
+            let replaced = match source {
+                Ok(desired) => replace_generated(&lp, ctx, user, &policy, desired).await,
+                Err(_) => None,
+            };
+            let Some(note) = replaced else {
+                return Ok(AfterGovern::Go(
+                    Box::new(show_console(lp, ctx, shown).await?),
+                    None,
+                ));
+            };
+            if let Some(console) = shown.console.as_mut() {
+                console.replaced_for_expiry = console.password_expires_at.clone();
+            }
+            shown.event = Some((reason::PASSWORD_ROTATED, note));
+            show_console(lp, ctx, shown).await?;
+            AfterGovern::Done(Action::requeue(Duration::from_secs(1)))
+        }
+        Governed::StaysDisabled(shown, outcome) => {
+            let lp = show_console(lp, ctx, shown).await?;
+            AfterGovern::Done(fail(&lp, ctx, outcome).await?)
+        }
+        Governed::Disable(disabling) => {
+            let deleted = match disabling.made_here {
+                true => disable_console(ctx, user).await,
+                false => Ok(()),
+            };
+            AfterGovern::Done(match deleted {
+                Ok(()) => console_disabled(&lp, ctx, user, disabling).await?,
+                Err(outcome) => fail(&lp, ctx, outcome).await?,
+            })
+        }
+        Governed::Failed(outcome) => AfterGovern::Done(fail(&lp, ctx, outcome).await?),
+    })
 }
 
 /// observe -> decide -> act -> report for a LoginProfile that is not being deleted.
@@ -159,19 +235,28 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
         }
         source => source,
     };
+    if let Ok(Desired {
+        generated_into: Some(secret),
+        ..
+    }) = &source
+    {
+        note_generated(&lp, ctx, &user, secret).await;
+    }
     // 2. Govern: the person's MFA, last use and expiry (the shared
     // credential report), and the rules over them.
-    let (mut lp, mut source, replaced_for_expiry) = match govern(lp, ctx, &user, &source).await? {
-        Governed::Continue(lp) => (*lp, source, None),
-        Governed::Done(action) => return Ok(action),
-        Governed::Reissue(lp, for_expiry) => {
-            let issued = match recipients_of(&lp) {
-                Ok(recipients) => issue(&lp, ctx, &user, &recipients).await,
-                Err(problem) => Err(problem),
-            };
-            (*lp, issued, Some(for_expiry))
-        }
-    };
+    let governed = govern(&lp, ctx, &user, &source).await;
+    let (mut lp, mut source, replaced_for_expiry) =
+        match carry_out(lp, ctx, &user, &source, governed).await? {
+            AfterGovern::Go(lp, None) => (*lp, source, None),
+            AfterGovern::Done(action) => return Ok(action),
+            AfterGovern::Go(lp, Some(for_expiry)) => {
+                let issued = match recipients_of(&lp) {
+                    Ok(recipients) => issue(&lp, ctx, &user, &recipients).await,
+                    Err(problem) => Err(problem),
+                };
+                (*lp, issued, Some(for_expiry))
+            }
+        };
     if let Ok(desired) = &source
         && let Some(later) = ctx.no_iam_call_needed(&lp, desired)
     {
@@ -233,7 +318,7 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
         }
     };
 
-    // 6. Report.
+    // 5. The status to report, 6. recorded on the IAM user first, 7. reported.
     let mut next = next_status(&lp, &user, &iam, &acted, source.ok().as_ref());
     next.account_id = Some(ctx.account_id.clone());
     if let (Some(for_expiry), Some(console), Some(_)) = (
@@ -255,11 +340,11 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
         .password_fingerprint
         .clone()
         .filter(|_| acted.outcome.reason != Reason::UpdateHeldBack);
-    // 5. Record: the ownership record on the IAM user says what status now
+    // 6. Record: the ownership record on the IAM user says what status now
     // says (one TagUser when that changed), and a profile made under an
     // IAMAccount's MFA rule starts the person's grace there.
     let recorded = match record_ownership(ctx, &lp, &user, &mut next).await {
-        Ok(()) => governance::record_grace_start(ctx, &user, &mut next).await,
+        Ok(()) => record_grace_start(ctx, &user, &mut next).await,
         failed => failed,
     };
     if let Err(failed) = recorded {
@@ -269,6 +354,7 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
     // A record taken back whose password differs from the source's: send
     // it now, not at the next drift check.
     let send_next = matches!(acted.recognized, Some((_, Verdict::Different)));
+    // 7. Report.
     report(&lp, ctx, next, &acted.outcome, acted.wrote).await?;
     ctx.memory.clear_failures(&lp);
     if let Some(fingerprint) = next_fingerprint {

@@ -4,12 +4,11 @@
 
 use super::delivery::observe_delivered;
 use super::desired::{Desired, SourceVersion, generated_password};
-use super::record::note_event;
 use super::secret_source;
 use crate::api::conditions::Outcome;
 use crate::api::login_profile::LoginProfile;
 use crate::api::login_profile::PasswordUpdatePolicy;
-use crate::api::reason::{self, Reason};
+use crate::api::reason::Reason;
 use crate::aws::iam::Iam;
 use crate::aws::iam::IamError;
 use crate::controller::runtime::context::InAccount;
@@ -20,7 +19,6 @@ use crate::rules::plan::SourceProblem;
 use chrono::DateTime;
 use chrono::Utc;
 use kube::ResourceExt;
-use kube::runtime::events::EventType;
 
 /// What IAM showed.
 pub(super) struct IamView {
@@ -164,22 +162,24 @@ pub(super) async fn observe_source<I: Iam>(
         return observe_delivered(lp, ctx, user).await;
     }
     if let Some(reference) = &spec.password_secret_ref {
-        let sourced = match (
+        let (sourced, generated) = match (
             secret_source::read(&ctx.client, lp, reference).await,
             &spec.generate_password,
         ) {
             (Err(problem), Some(generate)) if problem.reason == Reason::SecretNotFound => {
-                generate_secret(lp, ctx, user, reference, generate.length).await?
+                generate_secret(lp, ctx, reference, generate.length).await?
             }
-            (sourced, _) => sourced?,
+            (sourced, _) => (sourced?, false),
         };
-        return Ok(Desired::new(
+        let mut desired = Desired::new(
             lp,
             ctx,
             user,
             sourced.password,
             SourceVersion::Secret(sourced.resource_version),
-        ));
+        );
+        desired.generated_into = generated.then(|| reference.name.clone());
+        return Ok(desired);
     }
     let Some(reference) = &spec.password_secrets_manager_ref else {
         return Err(SourceProblem {
@@ -205,6 +205,7 @@ pub(super) async fn observe_source<I: Iam>(
             version: SourceVersion::SecretsManager(version),
             applied: Applied::Same,
             delivery: None,
+            generated_into: None,
         });
     }
     fetch_secrets_manager(lp, ctx, user).await
@@ -259,14 +260,14 @@ pub(super) async fn enforce_check<I: Iam>(
 }
 
 /// Creates the missing Secret with a random password that meets the account
-/// policy (`spec.generatePassword`), and returns it as the source.
-pub(super) async fn generate_secret<I: Iam>(
+/// policy (`spec.generatePassword`), and returns it as the source, and
+/// whether this reconcile created it.
+async fn generate_secret<I: Iam>(
     lp: &LoginProfile,
     ctx: &InAccount<'_, I>,
-    user: &str,
     reference: &crate::api::login_profile::SecretKeyRef,
     length: u32,
-) -> Result<secret_source::SourcedPassword, SourceProblem> {
+) -> Result<(secret_source::SourcedPassword, bool), SourceProblem> {
     let password = generated_password(ctx, length).await?;
     let namespace = lp.namespace().unwrap_or_default();
     let created = secret_source::create_generated(
@@ -280,13 +281,7 @@ pub(super) async fn generate_secret<I: Iam>(
     .map_err(|error| {
         secret_source::kubernetes_problem(&error, "create", &namespace, &reference.name)
     })?;
-    if created {
-        let note = format!(
-            "generated a password for IAM user {user:?} into Secret {:?}",
-            reference.name
-        );
-        note_event(lp, ctx, EventType::Normal, reason::PASSWORD_GENERATED, note).await;
-    }
     // Read it back, so a Secret another writer made first wins.
-    secret_source::read(&ctx.client, lp, reference).await
+    let sourced = secret_source::read(&ctx.client, lp, reference).await?;
+    Ok((sourced, created))
 }

@@ -1,8 +1,8 @@
-//! How any step writes what it found: one server-side apply of the whole
+//! How status and Events are written: one server-side apply of the whole
 //! status with the resourceVersion it was computed from ([`patch_status`]),
 //! the open marks settled at once ([`settle_marks`]), a Kubernetes Event
-//! ([`note_event`]). The report step writes through these; so do the few
-//! writes that cannot wait for it.
+//! ([`note_event`]). Only the report step writes through these, and the
+//! act step settles marks, a write that cannot wait for report.
 
 use crate::api::login_profile::LoginProfile;
 use crate::api::login_profile::LoginProfileStatus;

@@ -5,7 +5,8 @@
 //! send (before the first IAM write), the `sending` mark before a rotation
 //! in accounts that refuse reused passwords, and the finalizer's removal
 //! after cleanup. A definite refusal settles the marks in the status write
-//! that records it; only an ambiguous answer leaves them open.
+//! that records it; only an ambiguous answer leaves them open. The writes
+//! the govern step asks for are in `console.rs`.
 
 use super::decide::sent_unconfirmed;
 use super::delivery::issue;
@@ -43,6 +44,9 @@ use crate::{
     rules::marks::{self, IN_CHARGE_SINCE_ANNOTATION, SENDING_ANNOTATION},
     rules::password_policy::PasswordPolicy,
 };
+
+mod console;
+pub(super) use console::{disable_console, replace_generated};
 
 /// What the act step did, for status and events.
 pub(super) struct Acted {

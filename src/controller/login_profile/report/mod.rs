@@ -1,5 +1,6 @@
 //! The report step: one server-side-apply status patch when something
-//! changed, and a Kubernetes Event on each transition.
+//! changed, and a Kubernetes Event on each transition; what the govern
+//! step found is shown by `console.rs`.
 
 use super::act::Acted;
 use super::desired::Desired;
@@ -11,7 +12,7 @@ use crate::api::conditions::Outcome;
 use crate::api::login_profile::EncryptedPassword;
 use crate::api::login_profile::LoginProfile;
 use crate::api::login_profile::LoginProfileStatus;
-use crate::api::reason::Reason;
+use crate::api::reason::{self, Reason};
 use crate::aws::iam::Iam;
 use crate::controller::runtime::context::Context;
 use crate::controller::runtime::context::Error;
@@ -25,8 +26,12 @@ use crate::rules::password::Verdict;
 use crate::rules::plan::Applied;
 use crate::rules::plan::UpdateWhy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
+
+mod console;
+pub(super) use console::{console_disabled, show_console};
 
 /// Reports a failure in status (and an Event on transition). Terminal
 /// failures wait (resync only); transient ones return an error for backoff.
@@ -277,6 +282,17 @@ pub(super) async fn report<I: Iam>(
         publish(lp, ctx, outcome).await;
     }
     Ok(())
+}
+
+/// The Event for a password the observe step generated into a new Secret.
+pub(super) async fn note_generated<I: Iam>(
+    lp: &LoginProfile,
+    ctx: &Context<I>,
+    user: &str,
+    secret: &str,
+) {
+    let note = format!("generated a password for IAM user {user:?} into Secret {secret:?}");
+    note_event(lp, ctx, EventType::Normal, reason::PASSWORD_GENERATED, note).await;
 }
 
 pub(super) async fn publish<I: Iam>(lp: &LoginProfile, ctx: &Context<I>, outcome: &Outcome) {
