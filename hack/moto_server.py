@@ -52,6 +52,9 @@ IAM, the role must exist in its account and its trust policy's
 creates it in the accounts it makes: tests use it to set up other accounts.
 STS calls are counted by RoleArn (GET /_lpo/calls?user=ROLE_ARN).
 
+Calls signed by an IAM user or a role session are authorized against that
+principal's identity policies (hack/authorization.py): moto authorizes none.
+
 AWS Organizations' centralized root access (STS AssumeRoot and root's login
 profile in its sessions), which moto lacks, is hack/root_access.py.
 """
@@ -85,6 +88,7 @@ from werkzeug.wrappers import Request, Response
 
 # Centralized root access (AssumeRoot), in a module of its own (not named
 # moto_*: moto reads a service name from the module of an exception).
+import authorization
 import root_access
 
 IAMBackend = iam_models.IAMBackend
@@ -464,6 +468,7 @@ def apply_corrections() -> None:
 if os.environ.get("LPO_MOTO_UNPATCHED") != "1":
     apply_corrections()
     root_access.apply_corrections()
+    authorization.apply_corrections()
 
 
 # --- Test hooks: call counting and fault injection --------------------------
@@ -633,6 +638,8 @@ class TestHooks:
             body = json.dumps({"password_last_used": user.password_last_used.isoformat()})
         elif (root_answer := root_access.hook(request)) is not None:
             body = root_answer
+        elif (denied := authorization.hook(request)) is not None:
+            body = denied
         elif request.path == "/_lpo/health":
             body = json.dumps({"ok": True, "since": started.isoformat()})
         else:

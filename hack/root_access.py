@@ -48,6 +48,7 @@ import threading
 
 from moto.core.utils import camelcase_to_underscores, utcnow
 from moto.iam import models as iam_models
+from moto.iam import policy_validation
 from moto.iam import responses as iam_responses
 from moto.iam.exceptions import IAMException
 from moto.organizations import models as org_models
@@ -311,6 +312,10 @@ def hook(request) -> str | None:
 
 
 def apply_corrections() -> None:
+    # IAM accepts the account's root as a policy resource (AssumeRoot's:
+    # "arn:aws:iam::ACCOUNT:root"); moto's policy validator knew only
+    # resource paths such as user/ and role/.
+    policy_validation.VALID_RESOURCE_PATH_STARTING_VALUES["iam"]["values"].append("root")
     org_models.FakeServiceAccess.TRUSTED_SERVICES.append(IAM_PRINCIPAL)
     org_models.FakeDelegatedAdministrator.SUPPORTED_SERVICES.append(IAM_PRINCIPAL)
     IAMResponse = iam_responses.IamResponse

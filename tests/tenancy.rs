@@ -57,6 +57,17 @@ impl Account {
             "--assume-role-policy-document",
             &trust,
         ]);
+        // The permissions docs/tenancy.md gives the role: iam-policy.json.
+        self.aws_ok(&[
+            "iam",
+            "put-role-policy",
+            "--role-name",
+            role,
+            "--policy-name",
+            "loginprofile-operator",
+            "--policy-document",
+            &shipped_policy("iam-policy.json", None),
+        ]);
     }
 
     fn role_arn(&self, role: &str) -> String {

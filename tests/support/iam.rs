@@ -40,6 +40,8 @@ fn bulk_users_in(account: Option<&str>, call: &str, names: &[String]) {
          \x20       if '{call}' == 'delete_user':\n\
          \x20           try: iam.delete_login_profile(UserName=name)\n\
          \x20           except Exception: pass\n\
+         \x20           for policy in iam.list_user_policies(UserName=name)['PolicyNames']:\n\
+         \x20               iam.delete_user_policy(UserName=name, PolicyName=policy)\n\
          \x20       iam.{call}(UserName=name)\n\
          \x20   except Exception as e:\n\
          \x20       if '{call}' != 'delete_user': raise\n"
@@ -146,6 +148,11 @@ pub fn iam_writes(user: &str) -> u64 {
     .sum()
 }
 
+/// What a person needs to change their own password with a key of their
+/// own (AWS's managed policy IAMUserChangePassword): the emulator authorizes
+/// every call an IAM user signs against the user's policies.
+const CHANGE_OWN_PASSWORD: &str = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["iam:ChangePassword", "iam:GetAccountPasswordPolicy"], "Resource": "*"}]}"#;
+
 /// ChangePassword as the IAM user itself, with an access key of its own (the
 /// way the user changes the password at sign-in). The key is deleted after.
 pub fn change_password_as_user(user: &str, old: &str, new: &str) -> Result<(), String> {
@@ -167,6 +174,16 @@ pub fn change_password_as_user_in(
             .unwrap_or_else(|e| panic!("aws {args:?} in {account}: {e}")),
         None => env.aws_ok(args),
     };
+    admin(&[
+        "iam",
+        "put-user-policy",
+        "--user-name",
+        user,
+        "--policy-name",
+        "change-own-password",
+        "--policy-document",
+        CHANGE_OWN_PASSWORD,
+    ]);
     let key = admin(&["iam", "create-access-key", "--user-name", user]);
     let key_id = key["AccessKey"]["AccessKeyId"]
         .as_str()
@@ -212,6 +229,7 @@ pub fn sign_in_all(passwords: &HashMap<String, String>) {
                   iam = boto3.client('iam')\n\
                   failed = []\n\
                   for user, password in json.load(sys.stdin).items():\n\
+                  \x20   iam.put_user_policy(UserName=user, PolicyName='change-own-password', PolicyDocument=os.environ['POLICY'])\n\
                   \x20   key = iam.create_access_key(UserName=user)['AccessKey']\n\
                   \x20   as_user = boto3.client('iam', aws_access_key_id=key['AccessKeyId'],\n\
                   \x20       aws_secret_access_key=key['SecretAccessKey'])\n\
@@ -220,7 +238,9 @@ pub fn sign_in_all(passwords: &HashMap<String, String>) {
                   \x20   iam.delete_access_key(UserName=user, AccessKeyId=key['AccessKeyId'])\n\
                   print(json.dumps(failed))\n";
     let mut python = env().command("python");
-    python.args(["-c", script]);
+    python
+        .args(["-c", script])
+        .env("POLICY", CHANGE_OWN_PASSWORD);
     let output = run_with_stdin(python, &serde_json::to_string(passwords).unwrap());
     let failed: Vec<String> = serde_json::from_slice(&stdout_of(output, "sign-in").into_bytes())
         .expect("the list of users who could not sign in");
@@ -248,4 +268,18 @@ impl Drop for AccountPolicy {
     fn drop(&mut self) {
         let _ = env().aws(&["iam", "delete-account-password-policy"]);
     }
+}
+
+/// A policy file of docs/ as the test environment fills it in
+/// (hack/operator_identity.py), optionally without one action.
+pub fn shipped_policy(file: &str, without: Option<&str>) -> String {
+    let mut python = env().command("python");
+    python.args([&format!("{ROOT}/hack/operator_identity.py"), "policy", file]);
+    if let Some(action) = without {
+        python.args(["--without", action]);
+    }
+    stdout_of(
+        python.output().expect("python runs"),
+        "operator_identity.py policy",
+    )
 }

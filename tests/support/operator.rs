@@ -85,6 +85,17 @@ impl Operator {
         let log = fs::File::create(&log_path).unwrap();
         let port = free_port();
         let mut command = env.command(env!("CARGO_BIN_EXE_loginprofile-operator"));
+        // Its own identity: an IAM user with only the shipped policies
+        // (hack/operator_identity.py), unless the test gives another.
+        for (name, from) in [
+            ("AWS_ACCESS_KEY_ID", "LPO_OPERATOR_AWS_ACCESS_KEY_ID"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "LPO_OPERATOR_AWS_SECRET_ACCESS_KEY",
+            ),
+        ] {
+            command.env(name, &env.vars[from]);
+        }
         command.envs(extra_env.iter().copied());
         if let Some(kubeconfig) = kubeconfig {
             command.env("KUBECONFIG", kubeconfig);
