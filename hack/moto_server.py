@@ -4,9 +4,9 @@ like IAM where our operator depends on it.
 Run: python hack/moto_server.py PORT
 
 moto (PyPI `moto[server]`) gets the login-profile calls subtly wrong; the
-deviations are measured in shared/reference/iam-facts.md. A test that runs
+deviations were measured against IAM's API reference. A test that runs
 against uncorrected moto proves the wrong behaviour, so each correction below
-restores one IAM behaviour and says which. docs/development.md explains them.
+restores one IAM behaviour and says which. docs/development.md lists them.
 
 Besides the corrections there are two test hooks, both under /_lpo/ and never
 part of IAM:

@@ -29,6 +29,22 @@ What AWS does, and what this module makes the emulator do:
   GetLoginProfile names root's profile UserName "root": AWS does not
   document the value, and the operator does not read it.
 
+Where each error code comes from:
+- OrganizationNotFoundException, OrganizationNotInAllFeaturesModeException,
+  ServiceAccessNotEnabledException, CallerIsNotManagementAccountException,
+  AccountNotManagementOrDelegatedAdministratorException: the errors the IAM
+  API reference lists for the Organizations root-access calls, with the
+  codes AWS's service model (and so aws-sdk-iam) reads on the wire; the
+  operator's typed match of them is unit-tested in src/aws/root.rs.
+- AccessDenied (STS and IAM), ValidationError (DurationSeconds over 900),
+  ExpiredToken: STS's and IAM's common errors.
+- NoSuchEntity, EntityAlreadyExists: the login-profile calls' documented
+  errors (the IAM API reference), for root's profile as for a user's.
+- InvalidInput for a Password in a root session's CreateLoginProfile: our
+  model. AWS documents that the call takes none there, not the code of its
+  refusal; the operator never sends one (tests/root_access.rs checks the
+  emulator refuses it, with the code chosen here).
+
 Test hooks (never part of AWS):
 - POST /_lpo/root {"account", "login_profile": bool, "mfa_devices": n,
   "access_keys": n}: root's credentials in ACCOUNT as someone left them in

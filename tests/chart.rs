@@ -191,7 +191,16 @@ fn every_rendering_is_accepted_by_the_api_server() {
             // Every field the chart can set reached the spec the API server
             // accepted above.
             let documents = render(&values[..]);
-            let spec = &find(&documents, "IAMAccount", "default").unwrap()["spec"];
+            let account = find(&documents, "IAMAccount", "default").unwrap();
+            // Kept at uninstall (Helm skips a resource with this policy):
+            // LoginProfiles may still name it. Helm's own behaviour is not
+            // re-tested here; the environment's IAMAccount `default` (which
+            // every test uses) keeps a real uninstall from owning one.
+            assert_eq!(
+                account["metadata"]["annotations"]["helm.sh/resource-policy"], "keep",
+                "{account}"
+            );
+            let spec = &account["spec"];
             assert_eq!(spec["sessionName"], "lpo-prod", "{spec}");
             assert_eq!(
                 spec["governance"]["mfa"]["action"], "DisableConsole",

@@ -1,9 +1,11 @@
 //! Faults of the control plane itself, in their own test binary because they
 //! disturb every client of the environment (cargo runs test binaries one at a
 //! time; inside this one, a lock runs the scenarios one at a time): the API
-//! server restarting while 200 LoginProfiles converge, and the operator
-//! frozen while objects change and etcd's history is compacted, so that its
-//! watches come back with 410 Gone. The oracle is tests/faults.rs's.
+//! server restarting while 200 LoginProfiles converge (some provably not yet
+//! Ready when it goes down), and the operator frozen while objects change
+//! and etcd's history is compacted, so that its watches come back with 410
+//! Gone and it lists again (the audit log shows the listing). The oracle is
+//! tests/faults.rs's.
 
 mod support;
 
@@ -47,8 +49,22 @@ fn the_api_server_restarts_while_200_converge() {
     let mut users = TestUsers::default();
     let prefix = unique("disrupt-rs");
     let names = users.create_many(&prefix, N);
-    let operator = Operator::start(&ns.name, &[]);
+    // 20 creates a second: about 10 s of work, so the API server goes down
+    // in the middle of it, not after.
+    let operator = Operator::start(&ns.name, &["--iam-rate-limit", "20"]);
     let passwords = apply_many(&ns.name, &names, "restart");
+    let ready_now = || {
+        list_lps(&ns.name)
+            .iter()
+            .filter(|lp| ready(lp).is_some_and(|(status, _, _)| status == "True"))
+            .count()
+    };
+    wait_until("the operator to be at work", CONVERGE, || ready_now() >= 1);
+    let ready_before = ready_now();
+    assert!(
+        ready_before < N,
+        "work was pending when the API server went down ({ready_before} of {N} Ready)"
+    );
     devenv("restart-apiserver");
     wait_all_ready(&ns.name, N, Duration::from_secs(300));
     for user in &names {
@@ -75,11 +91,14 @@ fn a_frozen_operator_resumes_after_changes_and_a_compaction() {
     apply_many(&ns.name, &names[..N], "before");
     wait_all_ready(&ns.name, N, Duration::from_secs(120));
 
-    // Frozen (a stalled node, a long pause) while the cluster moves on:
-    // five rotations, five deletions, five new objects; then etcd forgets
-    // the history and the API server restarts, so the operator's watches
-    // can only resume by listing again (410 Gone).
+    // Frozen (a stalled node, a long pause) while the API server restarts
+    // (its watches cut before anything changed: no change waits in their
+    // sockets) and the cluster moves on: five rotations, five deletions,
+    // five new objects; then etcd forgets the history, so the operator's
+    // watches can only resume by listing again (410 Gone).
+    let lists_before = operator_profile_lists(&ns.name).len();
     operator.signal("STOP");
+    devenv("restart-apiserver");
     let mut expected = HashMap::new();
     let mut manifest = String::new();
     for (i, user) in names.iter().enumerate().take(5) {
@@ -99,10 +118,16 @@ fn a_frozen_operator_resumes_after_changes_and_a_compaction() {
     delete.extend(deleted.iter().map(String::as_str));
     env().kubectl_ok(&delete);
     devenv("compact-etcd");
-    devenv("restart-apiserver");
     operator.signal("CONT");
 
     wait_all_ready(&ns.name, N, Duration::from_secs(120));
+    // Its watch could not resume from a history etcd forgot (410 Gone): it
+    // listed again, as the API server's audit log shows.
+    let lists_after = operator_profile_lists(&ns.name).len();
+    assert!(
+        lists_after > lists_before,
+        "the operator listed LoginProfiles again after the compaction ({lists_before} -> {lists_after})"
+    );
     for (i, user) in names.iter().enumerate() {
         let (creates, updates) = (
             accepted(user, "CreateLoginProfile"),

@@ -187,6 +187,86 @@ fn killed_after_iam_accepted_a_rotation_in_an_account_that_refuses_reuse() {
 }
 
 #[test]
+fn killed_after_iam_accepted_a_rotation_in_an_account_without_reuse_prevention() {
+    // Without PasswordReusePrevention IAM accepts the same password again:
+    // the next operator sends it once more (docs/reliability.md: one write
+    // more), and ends Ready with the Secret's password in IAM.
+    let ns = TestNamespace::new("fault-kill-update-reuse");
+    let mut users = TestUsers::default();
+    let user = users.create("fault-kr");
+    let second_password = strong_password("rotatedto");
+    let first = Operator::start(&ns.name, &[]);
+    env().apply_ok(&secret(
+        &ns.name,
+        "bob",
+        &[("password", &strong_password("rotatedfrom"))],
+    ));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
+    env().fault(json!({"action": "UpdateLoginProfile", "user": user, "mode": "hold"}));
+    env().apply_ok(&secret(&ns.name, "bob", &[("password", &second_password)]));
+    env().wait_held("UpdateLoginProfile", &user);
+    first.signal("KILL");
+    env().release_held(&user);
+
+    let second = Operator::start(&ns.name, &[]);
+    let lp = wait_ready_reason(&ns.name, "bob", "True", "Updated", CONVERGE);
+    assert!(!condition_true(&lp, "Stalled"));
+    assert_eq!(
+        accepted(&user, "UpdateLoginProfile"),
+        2,
+        "the lost rotation, then the same password once more"
+    );
+    iam_holds(&user, &second_password, &[&first, &second]);
+}
+
+#[test]
+fn a_status_write_from_a_stale_copy_is_refused_and_the_reconcile_runs_again() {
+    // The create's answer is held while someone edits the object (a label:
+    // a new resourceVersion, the same generation). The status write that
+    // follows was computed from the older copy: the API server refuses it
+    // (409) instead of letting it overwrite the newer object, and the next
+    // reconcile records the create, with no second IAM write.
+    let ns = TestNamespace::new("fault-stale");
+    let operator = Operator::start(&ns.name, &[]);
+    let mut users = TestUsers::default();
+    let user = users.create("fault-st");
+    let password = strong_password("stale");
+    env().fault(json!({"action": "CreateLoginProfile", "user": user, "mode": "hold"}));
+    env().apply_ok(&secret(&ns.name, "bob", &[("password", &password)]));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
+    ));
+    env().wait_held("CreateLoginProfile", &user);
+    env().kubectl_ok(&["label", "lp", "bob", "-n", &ns.name, "edited=meanwhile"]);
+    env().release_held(&user);
+
+    let lp = wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
+    assert_eq!(lp["metadata"]["labels"]["edited"], "meanwhile");
+    // The refused write, then one accepted after it.
+    wait_until(
+        "the refused and the accepted status write",
+        CONVERGE,
+        || {
+            let codes = operator_status_write_codes(&ns.name, "bob");
+            codes
+                .iter()
+                .position(|code| *code == 409)
+                .is_some_and(|refused| codes[refused..].contains(&200))
+        },
+    );
+    assert_eq!(accepted(&user, "CreateLoginProfile"), 1);
+    assert_eq!(accepted(&user, "UpdateLoginProfile"), 0);
+    iam_holds(&user, &password, &[&operator]);
+}
+
+#[test]
 fn killed_during_deletion() {
     let ns = TestNamespace::new("fault-kill-delete");
     let mut users = TestUsers::default();
@@ -230,9 +310,19 @@ fn created_then_stopped(
     users: &mut TestUsers,
     tag: &str,
 ) -> (String, String, String) {
+    created_then_stopped_with(ns, users, tag, &[])
+}
+
+/// [`created_then_stopped`] by an operator started with `args`.
+fn created_then_stopped_with(
+    ns: &TestNamespace,
+    users: &mut TestUsers,
+    tag: &str,
+    args: &[&str],
+) -> (String, String, String) {
     let user = users.create(tag);
     let password = strong_password(&tag.replace('-', ""));
-    let first = Operator::start(&ns.name, &[]);
+    let first = Operator::start(&ns.name, args);
     env().apply_ok(&secret(&ns.name, "bob", &[("password", &password)]));
     env().apply_ok(&login_profile(
         &ns.name,
@@ -325,6 +415,65 @@ fn the_fingerprint_key_rotates_as_documented() {
         drop_old,
     ]);
     let third = Operator::start(&ns.name, &["--resync-period", "3s"]);
+    let new_fingerprint = status_str(&lp, "passwordFingerprint").to_string();
+    holds_for(Duration::from_secs(4), || {
+        let now = get_lp(&ns.name, "bob");
+        assert_eq!(status_str(&now, "passwordFingerprint"), new_fingerprint);
+        assert_eq!(ready(&now).unwrap().0, "True");
+    });
+    assert_eq!(calls(&user, "UpdateLoginProfile"), 0, "no password re-sent");
+    iam_holds(&user, &password, &[&third]);
+}
+
+#[test]
+fn the_fingerprint_key_files_rotate_as_documented() {
+    // The same rotation with keys in files (--fingerprint-key-file and
+    // --fingerprint-old-key-file, what the chart's existingSecret and
+    // oldKeys mount): the new key, the old one beside it, then the new alone.
+    let ns = TestNamespace::new("fault-key-files");
+    let mut users = TestUsers::default();
+    let folder = std::path::Path::new(ROOT)
+        .join("target/test-logs")
+        .join(&ns.name);
+    std::fs::create_dir_all(&folder).unwrap();
+    let key_file = |name: &str, key: &str| {
+        let path = folder.join(name);
+        std::fs::write(&path, key).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let old_key = key_file("old", "the-old-key-of-32-random-bytes!!");
+    let new_key = key_file("new", "the-new-key-of-32-random-bytes!!");
+    let (user, password, old_fingerprint) = created_then_stopped_with(
+        &ns,
+        &mut users,
+        "fault-kf",
+        &["--fingerprint-key-file", &old_key],
+    );
+    let old_key_id = old_fingerprint.split(':').nth(1).unwrap().to_string();
+
+    let second = Operator::start(
+        &ns.name,
+        &[
+            "--resync-period",
+            "3s",
+            "--fingerprint-key-file",
+            &new_key,
+            "--fingerprint-old-key-file",
+            &old_key,
+        ],
+    );
+    let lp = wait_for("the fingerprint under the new key", CONVERGE, || {
+        let lp = get_lp(&ns.name, "bob");
+        let fingerprint = status_str(&lp, "passwordFingerprint");
+        (!fingerprint.contains(&format!(":{old_key_id}:"))).then_some(lp)
+    });
+    assert_eq!(ready(&lp).unwrap().0, "True");
+    assert!(second.stop().success());
+
+    let third = Operator::start(
+        &ns.name,
+        &["--resync-period", "3s", "--fingerprint-key-file", &new_key],
+    );
     let new_fingerprint = status_str(&lp, "passwordFingerprint").to_string();
     holds_for(Duration::from_secs(4), || {
         let now = get_lp(&ns.name, "bob");

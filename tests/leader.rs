@@ -106,7 +106,15 @@ fn one_replica_leads_and_a_standby_takes_over() {
         json!({"userName": one, "passwordSecretRef": {"name": "pw"}}),
     ));
     wait_ready_reason(&ns.name, "one", "True", "Created", CONVERGE);
-    assert!(!second.logs().contains("decided"), "the standby reconciled");
+    assert_eq!(
+        second.metric_sum("loginprofile_reconciles_total"),
+        0.0,
+        "the standby reconciled"
+    );
+    assert!(
+        first.metric_sum("loginprofile_reconciles_total") >= 1.0,
+        "the leader's reconciles are counted where the standby's are read"
+    );
     assert!(
         second.is_ready(),
         "a standby is ready to take over (else a rolling update never finishes)"

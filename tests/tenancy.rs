@@ -317,6 +317,9 @@ fn each_tenant_acts_only_in_the_account_that_admits_it() {
         assumed,
         "3 rotations assumed the role again"
     );
+    // The tag check is made before the first write and remembered: the
+    // rotations read the user's tags no more.
+    assert_eq!(calls(&tb, "ListUserTags"), 1, "the tag check is remembered");
 
     // A new role (new generation) is picked up: the next write assumes it.
     a.add_role("loginprofile-operator-2", None);
@@ -407,6 +410,74 @@ fn one_login_profile_owns_one_iam_user() {
             .iter()
             .all(|password| !logs.contains(password))
     );
+}
+
+#[test]
+fn after_an_owner_that_retained_the_next_claimant_follows_its_own_adoption_policy() {
+    let _turn = take_turn();
+    let owner_ns = TestNamespace::new("claim-retain");
+    let next_ns = TestNamespace::new("claim-next");
+    let _operator = Operator::start(&owner_ns.name, &["--namespace", &next_ns.name]);
+    let mut users = TestUsers::default();
+    let user = users.create("retained");
+    let owner_password = strong_password("retainer");
+    env().apply_ok(&secret(
+        &owner_ns.name,
+        "pw",
+        &[("password", &owner_password)],
+    ));
+    env().apply_ok(&login_profile(
+        &owner_ns.name,
+        "lp",
+        json!({"userName": user, "passwordSecretRef": {"name": "pw"},
+               "deletionPolicy": "Retain"}),
+    ));
+    wait_ready_reason(&owner_ns.name, "lp", "True", "Created", CONVERGE);
+    let next_password = strong_password("next");
+    env().apply_ok(&secret(
+        &next_ns.name,
+        "pw",
+        &[("password", &next_password)],
+    ));
+    let next = |adoption: &str| {
+        login_profile(
+            &next_ns.name,
+            "lp",
+            json!({"userName": user, "passwordSecretRef": {"name": "pw"},
+                   "adoptionPolicy": adoption}),
+        )
+    };
+    env().apply_ok(&next("Fail"));
+    wait_ready_reason(&next_ns.name, "lp", "False", "UserClaimed", CONVERGE);
+
+    // The owner goes and keeps the profile: the next claimant, under Fail,
+    // takes nothing; the profile keeps the owner's password.
+    env().kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        "lp",
+        "-n",
+        &owner_ns.name,
+        "--timeout=30s",
+    ]);
+    wait_ready_reason(&next_ns.name, "lp", "False", "LoginProfileExists", CONVERGE);
+    let accepted = |action: &str| env().accepted(&user).get(action).copied().unwrap_or(0);
+    assert_eq!(accepted("CreateLoginProfile"), 1, "only the owner's create");
+    assert_eq!(accepted("UpdateLoginProfile"), 0, "no password taken over");
+    change_password_as_user(&user, &owner_password, &strong_password("changed"))
+        .expect("IAM still holds the retaining owner's password");
+
+    // Under Adopt (this IAMAccount allows it), it takes the profile over.
+    env().apply_ok(&next("Adopt"));
+    wait_ready_reason(&next_ns.name, "lp", "True", "Adopted", CONVERGE);
+    assert_eq!(accepted("CreateLoginProfile"), 1);
+    assert_eq!(
+        accepted("UpdateLoginProfile"),
+        1,
+        "the adoption sent its password"
+    );
+    change_password_as_user(&user, &next_password, &strong_password("after"))
+        .expect("IAM holds the new owner's password");
 }
 
 #[test]

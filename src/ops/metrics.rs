@@ -108,7 +108,7 @@ impl Default for Metrics {
         let reconciles = Family::<ResultLabels, Counter>::default();
         registry.register(
             "reconciles",
-            "Reconciles by result (ok, stalled, error)",
+            "Reconciles of LoginProfiles by result (ok, stalled, error), every one counted, those that needed no call too",
             reconciles.clone(),
         );
         let iam_calls = Family::<IamCallLabels, Counter>::default();
@@ -213,6 +213,12 @@ impl Metrics {
     }
 
     /// Records the state of one object (`None`: it is gone) and updates the gauge.
+    /// Where one managed object stands, as last set.
+    pub fn profile_state(&self, key: &str) -> Option<ProfileState> {
+        let states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        states.get(key).copied()
+    }
+
     pub fn set_profile_state(&self, key: String, state: Option<ProfileState>) {
         let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         match state {

@@ -160,6 +160,21 @@ fn operator_audit(namespace: &str, named: impl Fn(&Value) -> bool) -> HashMap<St
     requests
 }
 
+/// The HTTP codes the API server answered the operator's status writes of
+/// LoginProfile `name` in `namespace` with, in order (the audit log).
+pub fn operator_status_write_codes(namespace: &str, name: &str) -> Vec<i64> {
+    operator_audit_events(namespace)
+        .into_iter()
+        .filter(|event| {
+            event["objectRef"]["name"] == name
+                && event["objectRef"]["resource"] == "loginprofiles"
+                && event["objectRef"]["subresource"] == "status"
+                && event["verb"] == "patch"
+        })
+        .filter_map(|event| event["responseStatus"]["code"].as_i64())
+        .collect()
+}
+
 /// The request URIs of the operator's LoginProfile lists in `namespace`
 /// (its watches' listings), from the API server's audit log.
 pub fn operator_profile_lists(namespace: &str) -> Vec<String> {

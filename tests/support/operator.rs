@@ -145,6 +145,18 @@ impl Operator {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// The sum of a metric's samples (every label set), as /metrics serves it.
+    pub fn metric_sum(&self, name: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .filter(|line| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// Sends a signal (`KILL`, `STOP`, `CONT`, ...) to the operator process.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")

@@ -73,7 +73,6 @@ pub(super) async fn cleanup<I: Iam>(
     shared.memory.forget(lp);
     shared.metrics.set_profile_state(key(lp), None);
     shared.metrics.set_console_findings(key(lp), None);
-    shared.metrics.reconciled("ok");
     Ok(Action::await_change())
 }
 

@@ -102,9 +102,13 @@ pub async fn reconcile<I: Iam>(
         Some(_) if lp.finalizers().iter().any(|f| f == FINALIZER) => cleanup(&lp, &ctx).await,
         Some(_) => Ok(Action::await_change()),
     };
-    if result.is_err() {
-        ctx.metrics.reconciled("error");
-    }
+    // Every reconcile counted once, by where it left the object.
+    let stalled = ctx.metrics.profile_state(&key(&lp)) == Some(ProfileState::Stalled);
+    ctx.metrics.reconciled(match &result {
+        Err(_) => "error",
+        Ok(_) if stalled => "stalled",
+        Ok(_) => "ok",
+    });
     result.map(|next| ctx.looks.after(&lp, next))
 }
 
@@ -363,7 +367,6 @@ async fn apply<I: Iam>(cached: &LoginProfile, shared: &Context<I>) -> Result<Act
     }
     ctx.metrics
         .set_profile_state(key(&lp), Some(ProfileState::Ready));
-    ctx.metrics.reconciled("ok");
     if send_next {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }

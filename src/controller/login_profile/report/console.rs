@@ -59,7 +59,6 @@ pub(in crate::controller::login_profile) async fn console_disabled<I: Iam>(
     set_gauge(lp, ctx, shown.gauge);
     ctx.metrics
         .set_profile_state(key(lp), Some(ProfileState::Stalled));
-    ctx.metrics.reconciled("stalled");
     Ok(Action::requeue(ctx.requeue_after(lp)))
 }
 

@@ -114,7 +114,6 @@ pub(super) fn settled_failure<I: Iam>(
         ctx.memory.clear_failures(lp);
         ctx.metrics
             .set_profile_state(key(lp), Some(ProfileState::Stalled));
-        ctx.metrics.reconciled("stalled");
         Ok(Action::requeue(ctx.requeue_after(lp)))
     } else {
         ctx.metrics
