@@ -151,3 +151,51 @@ fn no_login_profile_waits_forever_behind_an_endless_drift_backlog() {
         },
     );
 }
+
+/// Two IAMAccounts that act in one AWS account (both with the operator's
+/// own credentials) share its drift budget: the drift period stretches over
+/// the LoginProfiles of both, as IAM's rate limit is the account's, not an
+/// IAMAccount's. (The request rate limit is the same shared budget's.)
+#[test]
+fn iam_accounts_of_one_aws_account_share_its_drift_budget() {
+    const EACH: usize = 6;
+    let by_default = TestNamespace::new("budget-shared-a");
+    let by_second = TestNamespace::with_account("budget-shared-b", None);
+    let second = format!("second{}", unique("").to_lowercase());
+    let _accounts = TestAccounts(vec![second.clone()]);
+    env().apply_ok(&iam_account(
+        &second,
+        serde_json::json!({"namespaces": [by_second.name], "userNames": ["*"]}),
+    ));
+    let mut users = TestUsers::default();
+    let names = users.create_many(&unique("budget-sh"), 2 * EACH);
+    let operator = Operator::start(
+        &by_default.name,
+        &[
+            "--namespace",
+            &by_second.name,
+            "--drift-check-rate",
+            "1",
+            "--resync-period",
+            "5s",
+        ],
+    );
+    wait_account_ready(&second, "True", "Verified");
+    apply_many(&by_default.name, &names[..EACH], "shared-a");
+    apply_many_with(
+        &by_second.name,
+        &names[EACH..],
+        "shared-b",
+        serde_json::json!({"accountRef": {"name": second}}),
+    );
+    wait_all_ready(&by_default.name, EACH, CONVERGE);
+    wait_all_ready(&by_second.name, EACH, CONVERGE);
+    // 12 LoginProfiles in the account at 1 drift check a second: a period
+    // of 12 s (6 s if each IAMAccount had a budget of its own). The count
+    // is refreshed every 30 s.
+    wait_until(
+        "the drift period over both IAMAccounts",
+        Duration::from_secs(75),
+        || operator.metric_sum("loginprofile_drift_check_period_seconds") == 12.0,
+    );
+}

@@ -153,16 +153,20 @@ fn the_answer_to_a_create_is_lost() {
     assert!(!operator.logs().contains(&password));
 }
 
-#[test]
-fn killed_after_iam_accepted_a_rotation_in_an_account_that_refuses_reuse() {
-    let ns = TestNamespace::new("fault-kill-update");
+/// A rotation IAM applied while its answer was held, the operator killed
+/// before it heard it; a second operator then finishes. Returns how many
+/// rotations IAM accepted, after checking the LoginProfile is Ready
+/// (`Updated`, not Stalled) and IAM holds the new password.
+fn rotation_accepted_then_operator_killed(ns: &TestNamespace, tag: &str) -> u64 {
     let mut users = TestUsers::default();
-    let user = users.create("fault-ku");
-    let first_password = strong_password("rotatefrom");
+    let user = users.create(tag);
     let second_password = strong_password("rotateto");
-    let _policy = AccountPolicy::set(&["--password-reuse-prevention", "24"]);
     let first = Operator::start(&ns.name, &[]);
-    env().apply_ok(&secret(&ns.name, "bob", &[("password", &first_password)]));
+    env().apply_ok(&secret(
+        &ns.name,
+        "bob",
+        &[("password", &strong_password("rotatefrom"))],
+    ));
     env().apply_ok(&login_profile(
         &ns.name,
         "bob",
@@ -178,12 +182,22 @@ fn killed_after_iam_accepted_a_rotation_in_an_account_that_refuses_reuse() {
     let second = Operator::start(&ns.name, &[]);
     let lp = wait_ready_reason(&ns.name, "bob", "True", "Updated", CONVERGE);
     assert!(!condition_true(&lp, "Stalled"));
-    assert_eq!(
-        accepted(&user, "UpdateLoginProfile"),
-        1,
-        "IAM took the password once"
-    );
+    let updates = accepted(&user, "UpdateLoginProfile");
     iam_holds(&user, &second_password, &[&first, &second]);
+    updates
+}
+
+/// The account password policy is the account's: the two tests that need
+/// reuse prevention on and off take turns.
+static PASSWORD_POLICY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn killed_after_iam_accepted_a_rotation_in_an_account_that_refuses_reuse() {
+    let _turn = PASSWORD_POLICY.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = TestNamespace::new("fault-kill-update");
+    let _policy = AccountPolicy::set(&["--password-reuse-prevention", "24"]);
+    let updates = rotation_accepted_then_operator_killed(&ns, "fault-ku");
+    assert_eq!(updates, 1, "IAM took the password once");
 }
 
 #[test]
@@ -191,37 +205,13 @@ fn killed_after_iam_accepted_a_rotation_in_an_account_without_reuse_prevention()
     // Without PasswordReusePrevention IAM accepts the same password again:
     // the next operator sends it once more (docs/reliability.md: one write
     // more), and ends Ready with the Secret's password in IAM.
+    let _turn = PASSWORD_POLICY.lock().unwrap_or_else(|e| e.into_inner());
     let ns = TestNamespace::new("fault-kill-update-reuse");
-    let mut users = TestUsers::default();
-    let user = users.create("fault-kr");
-    let second_password = strong_password("rotatedto");
-    let first = Operator::start(&ns.name, &[]);
-    env().apply_ok(&secret(
-        &ns.name,
-        "bob",
-        &[("password", &strong_password("rotatedfrom"))],
-    ));
-    env().apply_ok(&login_profile(
-        &ns.name,
-        "bob",
-        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
-    ));
-    wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
-    env().fault(json!({"action": "UpdateLoginProfile", "user": user, "mode": "hold"}));
-    env().apply_ok(&secret(&ns.name, "bob", &[("password", &second_password)]));
-    env().wait_held("UpdateLoginProfile", &user);
-    first.signal("KILL");
-    env().release_held(&user);
-
-    let second = Operator::start(&ns.name, &[]);
-    let lp = wait_ready_reason(&ns.name, "bob", "True", "Updated", CONVERGE);
-    assert!(!condition_true(&lp, "Stalled"));
+    let updates = rotation_accepted_then_operator_killed(&ns, "fault-kr");
     assert_eq!(
-        accepted(&user, "UpdateLoginProfile"),
-        2,
+        updates, 2,
         "the lost rotation, then the same password once more"
     );
-    iam_holds(&user, &second_password, &[&first, &second]);
 }
 
 #[test]

@@ -495,18 +495,47 @@ fn a_mark_a_tenant_keeps_open_never_makes_a_later_profile_ours() {
     assert!(!operator.logs().contains(&tenant_password));
 }
 
+/// A namespace whose IAMAccount (of its own, verified) does not allow
+/// adoption, a tenant with `edit` rights there, and an operator watching it.
+struct NoAdoption {
+    ns: TestNamespace,
+    account: String,
+    tenant: Tenant,
+    operator: Operator,
+    _accounts: TestAccounts,
+}
+
+impl NoAdoption {
+    fn new(prefix: &str) -> Self {
+        let ns = TestNamespace::with_account(prefix, None);
+        let account = format!("no-adopt{}", unique("").to_lowercase());
+        let accounts = TestAccounts(vec![account.clone()]);
+        env().apply_ok(&iam_account(
+            &account,
+            json!({"namespaces": [ns.name], "userNames": ["*"]}),
+        ));
+        let tenant = Tenant::new(&ns.name);
+        let operator = Operator::start(&ns.name, &[]);
+        wait_account_ready(&account, "True", "Verified");
+        Self {
+            ns,
+            account,
+            tenant,
+            operator,
+            _accounts: accounts,
+        }
+    }
+}
+
 #[test]
 fn adoption_the_account_forbids_is_refused_and_takes_nothing() {
-    let ns = TestNamespace::with_account("trust-no-adopt", None);
-    let account = format!("no-adopt{}", unique("").to_lowercase());
-    let _accounts = TestAccounts(vec![account.clone()]);
-    env().apply_ok(&iam_account(
-        &account,
-        json!({"namespaces": [ns.name], "userNames": ["*"]}),
-    ));
-    let tenant = Tenant::new(&ns.name);
-    let _operator = Operator::start(&ns.name, &[]);
-    wait_account_ready(&account, "True", "Verified");
+    let NoAdoption {
+        ns,
+        account,
+        _accounts,
+        tenant,
+        operator: _operator,
+    } = NoAdoption::new("trust-no-adopt");
     let mut users = TestUsers::default();
     let user = users.create("trust-no-adopt");
     let admin = strong_password("admin");
@@ -540,16 +569,13 @@ fn adoption_the_account_forbids_is_refused_and_takes_nothing() {
 
 #[test]
 fn switching_to_adopt_during_a_create_takes_nothing_the_account_forbids() {
-    let ns = TestNamespace::with_account("trust-adopt-switch", None);
-    let account = format!("no-adopt{}", unique("").to_lowercase());
-    let _accounts = TestAccounts(vec![account.clone()]);
-    env().apply_ok(&iam_account(
-        &account,
-        json!({"namespaces": [ns.name], "userNames": ["*"]}),
-    ));
-    let tenant = Tenant::new(&ns.name);
-    let operator = Operator::start(&ns.name, &[]);
-    wait_account_ready(&account, "True", "Verified");
+    let NoAdoption {
+        ns,
+        account,
+        _accounts,
+        tenant,
+        operator,
+    } = NoAdoption::new("trust-adopt-switch");
     let mut users = TestUsers::default();
     let user = users.create("trust-switch");
     let admin = strong_password("admin");
