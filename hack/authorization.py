@@ -76,16 +76,43 @@ class SecretsManagerAccessDenied(JsonRESTError):
 # --- Who signed the call -----------------------------------------------------
 
 
+# Every access key moto makes, by id: an IAM user's (account, user name),
+# and every role session. Looked up per call, so a call costs the same with
+# 20,000 users as with one (scanning them per call did not).
+user_keys: dict[str, tuple[str, str]] = {}
+role_sessions: dict[str, object] = {}
+
+
+def remember_user_key(original):
+    def init(self, user_name, prefix, account_id, *args, **kwargs):
+        original(self, user_name, prefix, account_id, *args, **kwargs)
+        if user_name:
+            with lock:
+                user_keys[self.access_key_id] = (account_id, user_name)
+    return init
+
+
+def remember_role_session(original):
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        with lock:
+            role_sessions[self.access_key_id] = self
+    return init
+
+
 def principal_of(account_id: str, access_key_id: str):
     """(arn, policy documents) of the IAM user or role session that owns the
     key, or None for credentials the account's IAM does not hold."""
     iam = iam_models.iam_backends[account_id]["aws"]
-    for user in list(iam.users.values()):
-        if any(key.access_key_id == access_key_id for key in user.access_keys):
+    with lock:
+        owner = user_keys.get(access_key_id)
+        session = role_sessions.get(access_key_id)
+    if owner is not None and owner[0] == account_id:
+        user = iam.users.get(owner[1])
+        # A key deleted, or its user gone, holds nothing any more.
+        if user is not None and any(k.access_key_id == access_key_id for k in user.access_keys):
             return user.arn, user_policies(iam, user)
-    for session in list(sts_models.sts_backends[account_id]["aws"].assumed_roles):
-        if session.access_key_id != access_key_id:
-            continue
+    if session is not None and session.role_arn.split(":")[4] == account_id:
         role_name = session.role_arn.split("/")[-1]
         arn = f"arn:aws:sts::{account_id}:assumed-role/{role_name}/{session.session_name}"
         if role_name == ADMINISTRATOR_ROLE:
@@ -305,6 +332,8 @@ def hook(request) -> str | None:
 
 
 def apply_corrections() -> None:
+    iam_models.AccessKey.__init__ = remember_user_key(iam_models.AccessKey.__init__)
+    sts_models.AssumedRole.__init__ = remember_role_session(sts_models.AssumedRole.__init__)
     guard(IamResponse, "iam", lambda r, account, action, arn: iam_target(r, account, action, arn), IamAccessDenied)
     guard(TokenResponse, "sts", lambda r, account, action, arn: sts_target(r, action), StsAccessDenied)
     guard(SecretsManagerResponse, "secretsmanager",
