@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: help deps demo demo-stop test lint unit build crds reference image-binary release bench devenv-up devenv-down devenv-status
+.PHONY: help deps demo demo-stop test lint unit build crds reference chart-readme image-binary release bench devenv-up devenv-down devenv-status
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -38,6 +38,9 @@ crds: ## regenerate crds/loginprofile-operator.yaml (every CRD) and the chart's 
 
 release: deps image-binary ## dist/: the OCI image archive and its digest, the chart package, SBOM, license check, SHA-256 sums
 	@hack/release.sh
+
+chart-readme: ## regenerate the values table of the chart's README.md from values.yaml and its schema
+	python3 hack/chart-readme.py
 
 reference: ## regenerate docs/reference.md (flags, metrics, fields, reasons) from the code
 	$(CARGO) run --quiet -- reference > docs/reference.md

@@ -57,6 +57,9 @@ principal's identity policies (hack/authorization.py): moto authorizes none.
 
 AWS Organizations' centralized root access (STS AssumeRoot and root's login
 profile in its sessions), which moto lacks, is hack/root_access.py.
+
+IAM's CloudTrail events through EventBridge (to an SQS queue a rule
+targets), which moto's IAM does not emit, are hack/cloudtrail.py.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ from werkzeug.wrappers import Request, Response
 # Centralized root access (AssumeRoot), in a module of its own (not named
 # moto_*: moto reads a service name from the module of an exception).
 import authorization
+import cloudtrail
 import root_access
 
 IAMBackend = iam_models.IAMBackend
@@ -469,6 +473,7 @@ if os.environ.get("LPO_MOTO_UNPATCHED") != "1":
     apply_corrections()
     root_access.apply_corrections()
     authorization.apply_corrections()
+    cloudtrail.apply_corrections(now_in)
 
 
 # --- Test hooks: call counting and fault injection --------------------------
@@ -640,6 +645,8 @@ class TestHooks:
             body = root_answer
         elif (denied := authorization.hook(request)) is not None:
             body = denied
+        elif (events := cloudtrail.hook(request)) is not None:
+            body = events
         elif request.path == "/_lpo/health":
             body = json.dumps({"ok": True, "since": started.isoformat()})
         else:

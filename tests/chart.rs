@@ -5,7 +5,12 @@
 
 mod support;
 
-use std::{fs, path::Path, process::Output, time::Duration};
+use std::{
+    fs,
+    path::Path,
+    process::{Command, Output},
+    time::Duration,
+};
 
 use serde::Deserialize;
 use serde_json::json;
@@ -51,6 +56,22 @@ fn chart_crd_is_the_generated_crd() {
     assert!(
         generated == in_chart,
         "charts/loginprofile-operator/crds/loginprofile-operator.yaml differs from crds/: run `make crds`"
+    );
+}
+
+/// The chart README's values table is what `make chart-readme` writes from
+/// values.yaml and the schema: every key, its type, default and comment.
+#[test]
+fn chart_readme_values_table_is_current() {
+    let output = Command::new("python3")
+        .arg(format!("{ROOT}/hack/chart-readme.py"))
+        .arg("--check")
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
 }
 

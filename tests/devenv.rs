@@ -7,10 +7,13 @@ mod support;
 
 use std::collections::HashMap;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{TestNamespace, TestUsers, env, strong_password, unique, unique_account_id};
+use support::{
+    CONVERGE, EventQueue, TestNamespace, TestUsers, change_password_as_user_in, env, holds_for,
+    strong_password, unique, unique_account_id, wait_for, wait_until,
+};
 
 #[test]
 fn namespace_and_crd_round_trip_through_the_api_server() {
@@ -565,4 +568,128 @@ fn base64_decode(text: &str) -> Vec<u8> {
     base64::engine::general_purpose::STANDARD
         .decode(text)
         .unwrap()
+}
+
+/// IAM's writes reach an EventBridge rule's SQS queue as CloudTrail events
+/// (moto's IAM emits none): the login-profile calls, a person's own
+/// ChangePassword (named by its caller) and the tag calls, each with its
+/// user, caller and a unique eventID, never with a password; delivery is
+/// best effort, so the emulator can drop events or delay them.
+#[test]
+fn iam_writes_reach_an_event_rules_queue_as_cloudtrail_events() {
+    let env = env();
+    let account = unique_account_id();
+    let queue = EventQueue::create(&account, &unique("iam-events"));
+    let user = unique("evt");
+    let passwords = [
+        strong_password("evt-1"),
+        strong_password("evt-2"),
+        strong_password("evt-3"),
+    ];
+    let admin = |args: &[&str]| env.aws_in(&account, args).unwrap();
+    admin(&["iam", "create-user", "--user-name", &user]);
+    admin(&[
+        "iam",
+        "create-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        &passwords[0],
+    ]);
+    admin(&[
+        "iam",
+        "update-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        &passwords[1],
+    ]);
+    change_password_as_user_in(Some(&account), &user, &passwords[1], &passwords[2]).unwrap();
+    admin(&[
+        "iam",
+        "tag-user",
+        "--user-name",
+        &user,
+        "--tags",
+        "Key=team,Value=a",
+    ]);
+    admin(&["iam", "delete-login-profile", "--user-name", &user]);
+
+    let mut events = Vec::new();
+    wait_until("five IAM events in the queue", CONVERGE, || {
+        events.extend(queue.drain());
+        events.len() >= 5
+    });
+    let bodies = serde_json::to_string(&events).unwrap();
+    for password in &passwords {
+        assert!(
+            !bodies.contains(password.as_str()),
+            "an event shows a password"
+        );
+    }
+    let mut names: Vec<&str> = events
+        .iter()
+        .map(|e| e["detail"]["eventName"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ChangePassword",
+            "CreateLoginProfile",
+            "DeleteLoginProfile",
+            "TagUser",
+            "UpdateLoginProfile"
+        ]
+    );
+    let mut ids = std::collections::HashSet::new();
+    for event in &events {
+        let detail = &event["detail"];
+        assert_eq!(event["source"], "aws.iam");
+        assert_eq!(event["detail-type"], "AWS API Call via CloudTrail");
+        assert_eq!(detail["eventSource"], "iam.amazonaws.com");
+        assert_eq!(detail["awsRegion"], "us-east-1");
+        assert_eq!(detail["recipientAccountId"], account.as_str());
+        assert!(ids.insert(detail["eventID"].as_str().unwrap().to_string()));
+        assert!(!detail["requestID"].as_str().unwrap().is_empty());
+        if detail["eventName"] == "ChangePassword" {
+            // It acts on the caller: the user is in userIdentity only.
+            assert_eq!(detail["userIdentity"]["type"], "IAMUser");
+            assert_eq!(detail["userIdentity"]["userName"], user.as_str());
+        } else {
+            assert_eq!(detail["requestParameters"]["userName"], user.as_str());
+            assert_eq!(detail["userIdentity"]["type"], "AssumedRole");
+            assert!(
+                detail["userIdentity"]["arn"]
+                    .as_str()
+                    .unwrap()
+                    .contains(":assumed-role/OrganizationAccountAccessRole/"),
+                "{detail}"
+            );
+        }
+    }
+
+    // Dropped: IAM applies the call, no event comes.
+    queue.delivery(0.0, 1.0);
+    admin(&[
+        "iam",
+        "create-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        &passwords[0],
+    ]);
+    holds_for(Duration::from_secs(2), || {
+        assert!(queue.drain().is_empty(), "a dropped event arrived")
+    });
+    // Delayed: it comes, later.
+    queue.delivery(2.0, 0.0);
+    let sent = Instant::now();
+    admin(&["iam", "delete-login-profile", "--user-name", &user]);
+    let late = wait_for("the delayed event", CONVERGE, || queue.drain().pop());
+    assert_eq!(late["detail"]["eventName"], "DeleteLoginProfile");
+    assert!(
+        sent.elapsed() >= Duration::from_secs(2),
+        "it came undelayed"
+    );
 }

@@ -3,7 +3,8 @@
 //! standby takes the Lease over and reconciles; a standby whose clock is
 //! ahead does not take over a healthy leader; a leader frozen past its
 //! Lease writes nothing to IAM when it wakes, not even the writes that were
-//! waiting on its rate limiter, and exits.
+//! waiting on its rate limiter, and exits; a write still unanswered when its
+//! permit ends counts as an ambiguous answer.
 
 mod support;
 
@@ -263,4 +264,55 @@ fn a_frozen_leader_sends_none_of_the_writes_waiting_on_its_rate_limiter() {
     let after: Vec<u64> = names.iter().map(writes).collect();
     assert_eq!(after, before, "the woken leader sent a write");
     assert!(second.logs().contains("became the leader"));
+}
+
+/// A create IAM applied but had not answered when the write permit it was
+/// sent under ended: the healthy leader stops waiting at the permit's end
+/// (its Lease is renewed, but the permit the write was sent under is over),
+/// long before the SDK's own attempt timeout (10 s of the default 30 s
+/// deadline), and counts it as an ambiguous answer: it keeps leading, looks,
+/// and recognizes the profile as the one it sent instead of sending again.
+#[test]
+fn a_write_unanswered_when_its_permit_ends_is_an_ambiguous_answer() {
+    let ns = TestNamespace::new("leader-permit");
+    let mut leader = replica(&ns.name, "replica-a");
+    wait_until("replica-a to lead", CONVERGE, || {
+        leader.logs().contains("became the leader")
+    });
+    let mut users = TestUsers::default();
+    let user = users.create("leader-permit");
+    let password = strong_password("permit");
+    env().fault(json!({"action": "CreateLoginProfile", "user": user, "mode": "hold"}));
+    env().apply_ok(&secret(&ns.name, "pw", &[("password", &password)]));
+    env().apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "pw"}}),
+    ));
+    env().wait_held("CreateLoginProfile", &user);
+
+    let timed_out =
+        r#"loginprofile_iam_calls_total{operation="CreateLoginProfile",outcome="timeout"}"#;
+    wait_until(
+        "the create to time out at its permit's end (3 s Lease), before the SDK's 10 s attempt timeout",
+        Duration::from_secs(9),
+        || leader.metric_sum(timed_out) >= 1.0,
+    );
+    assert!(
+        env()
+            .held()
+            .iter()
+            .any(|call| call["action"] == "CreateLoginProfile" && call["user"] == user),
+        "IAM still holds the call: the permit ended the wait, not IAM's answer"
+    );
+    env().release_held(&user);
+
+    wait_ready_reason(&ns.name, "bob", "True", "Created", Duration::from_secs(60));
+    assert_eq!(calls(&user, "CreateLoginProfile"), 1, "not sent again");
+    assert_eq!(calls(&user, "UpdateLoginProfile"), 0);
+    assert!(leader.exited().is_none(), "a healthy leader keeps leading");
+    assert_eq!(lease_holder(&ns.name), "replica-a");
+    change_password_as_user(&user, &password, &strong_password("permit-user"))
+        .expect("IAM holds the Secret's password");
+    assert!(!leader.logs().contains(&password));
 }

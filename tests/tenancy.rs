@@ -348,6 +348,82 @@ fn each_tenant_acts_only_in_the_account_that_admits_it() {
     assert!(!operator.logs().contains(&through_new_role));
 }
 
+/// The operator's count of reconciles once it has not moved for 3 s.
+fn reconciles_at_rest(operator: &Operator) -> f64 {
+    wait_for("the operator to come to rest", CONVERGE, || {
+        let before = operator.metric_sum("loginprofile_reconciles_total");
+        std::thread::sleep(Duration::from_secs(3));
+        (operator.metric_sum("loginprofile_reconciles_total") == before).then_some(before)
+    })
+}
+
+/// Deleting the owner wakes the next claimant in line only, not every
+/// LoginProfile waiting for the same user (docs/reliability.md): with
+/// sixteen waiting, the deletion costs the owner's reconciles and the next
+/// one's, and the others stay as they were.
+#[test]
+fn deleting_the_owner_wakes_only_the_next_in_line() {
+    let _turn = take_turn();
+    let owner_ns = TestNamespace::new("line-owner");
+    let waiting_ns = TestNamespace::new("line-waiting");
+    // No resync within the test: every reconcile counted is one a change woke.
+    let operator = Operator::start(
+        &owner_ns.name,
+        &["--namespace", &waiting_ns.name, "--resync-period", "1h"],
+    );
+    let mut users = TestUsers::default();
+    let user = users.create("line");
+    for ns in [&owner_ns, &waiting_ns] {
+        let password = strong_password(&ns.name);
+        env().apply_ok(&secret(&ns.name, "pw", &[("password", &password)]));
+    }
+    let claim = |ns: &TestNamespace, name: &str| {
+        login_profile(
+            &ns.name,
+            name,
+            json!({"userName": user, "passwordSecretRef": {"name": "pw"}}),
+        )
+    };
+    env().apply_ok(&claim(&owner_ns, "owner"));
+    wait_ready_reason(&owner_ns.name, "owner", "True", "Created", CONVERGE);
+    const WAITING: usize = 16;
+    for i in 0..WAITING {
+        env().apply_ok(&claim(&waiting_ns, &format!("lp-{i}")));
+    }
+    let with_reason = |reason: &str| {
+        list_lps(&waiting_ns.name)
+            .into_iter()
+            .filter(|lp| ready(lp).is_some_and(|(_, r, _)| r == reason))
+            .count()
+    };
+    wait_until("every claimant to wait", CONVERGE, || {
+        with_reason("UserClaimed") == WAITING
+    });
+    let before = reconciles_at_rest(&operator);
+
+    env().kubectl_ok(&[
+        "delete",
+        "loginprofile",
+        "owner",
+        "-n",
+        &owner_ns.name,
+        "--timeout=30s",
+    ]);
+    wait_until("the next in line to take the user over", CONVERGE, || {
+        with_reason("Created") == 1
+    });
+    let woken = reconciles_at_rest(&operator) - before;
+    assert!(
+        woken < 8.0,
+        "{woken} reconciles after the deletion: more than the owner's and the next one's"
+    );
+    assert_eq!(
+        with_reason("UserClaimed"),
+        WAITING - 1,
+        "the others still wait"
+    );
+}
+
 #[test]
 fn one_login_profile_owns_one_iam_user() {
     let _turn = take_turn();

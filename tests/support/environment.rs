@@ -7,7 +7,8 @@ use std::{
     fs,
     path::Path,
     process::{Command, Output, Stdio},
-    sync::OnceLock,
+    sync::{Mutex, OnceLock},
+    time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
@@ -19,7 +20,14 @@ pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The environment variables of target/devenv/env (KUBECONFIG, AWS_*, PATH).
 pub struct Env {
     pub vars: HashMap<String, String>,
+    /// The tests' own role sessions by AWS account, and when each was made.
+    sessions: Mutex<HashMap<String, (Value, Instant)>>,
 }
+
+/// How long a test process reuses its session in an account: well within
+/// the hour STS gives it, and one AssumeRole per account instead of one per
+/// AWS CLI call (each call is half a second of a CPU).
+const SESSION_REUSE: Duration = Duration::from_secs(20 * 60);
 
 static ENV: OnceLock<Env> = OnceLock::new();
 
@@ -43,6 +51,7 @@ pub fn env() -> &'static Env {
         }
         let env = Env {
             vars: parse_env_file(&format!("{ROOT}/target/devenv/env")),
+            sessions: Mutex::default(),
         };
         let crd = format!("{ROOT}/crds/loginprofile-operator.yaml");
         env.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &crd]);
@@ -155,6 +164,18 @@ impl Env {
     /// credentials from STS AssumeRole of the role AWS Organizations puts
     /// in every account it creates (hack/moto_server.py).
     pub fn aws_in(&self, account: &str, args: &[&str]) -> Result<Value, String> {
+        let credentials = self.session_in(account);
+        self.aws_as(&credentials, args)
+    }
+
+    /// The credentials of this test process's session in `account`.
+    fn session_in(&self, account: &str) -> Value {
+        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((credentials, made)) = sessions.get(account)
+            && made.elapsed() < SESSION_REUSE
+        {
+            return credentials.clone();
+        }
         let assumed = self.aws_ok(&[
             "sts",
             "assume-role",
@@ -163,7 +184,9 @@ impl Env {
             "--role-session-name",
             "tests",
         ]);
-        self.aws_as(&assumed["Credentials"], args)
+        let credentials = assumed["Credentials"].clone();
+        sessions.insert(account.to_string(), (credentials.clone(), Instant::now()));
+        credentials
     }
 
     /// The AWS CLI with the credentials STS answered (`Credentials` of

@@ -14,6 +14,7 @@ use std::{
 
 mod age;
 mod environment;
+mod events;
 mod iam;
 mod kubernetes;
 mod operator;
@@ -23,6 +24,8 @@ mod operator;
 pub use age::*;
 #[allow(unused_imports)]
 pub use environment::*;
+#[allow(unused_imports)]
+pub use events::*;
 #[allow(unused_imports)]
 pub use iam::*;
 #[allow(unused_imports)]

@@ -1,0 +1,95 @@
+//! IAM's CloudTrail events as an AWS account delivers them: an SQS queue in
+//! us-east-1 fed by an EventBridge rule on the account's default bus (the
+//! setup docs/events.md describes), and the emulator's knobs for delivery
+//! (hack/cloudtrail.py).
+
+use serde_json::{Value, json};
+
+use super::*;
+
+/// The EventBridge rule's pattern: IAM's management calls the operator
+/// acts on, as CloudTrail records them.
+pub const IAM_EVENT_PATTERN: &str = r#"{"source": ["aws.iam"], "detail-type": ["AWS API Call via CloudTrail"], "detail": {"eventSource": ["iam.amazonaws.com"], "eventName": ["CreateLoginProfile", "UpdateLoginProfile", "DeleteLoginProfile", "ChangePassword", "DeleteUser", "TagUser", "UntagUser"]}}"#;
+
+/// An SQS queue that an EventBridge rule in `account` feeds with IAM's events.
+pub struct EventQueue {
+    pub account: String,
+    pub url: String,
+}
+
+impl EventQueue {
+    /// Creates the queue, the rule and its target in `account` (boto3, as
+    /// the account's administrator).
+    pub fn create(account: &str, name: &str) -> Self {
+        let script = format!(
+            "{session}\
+             sqs = s.client('sqs', region_name='us-east-1')\n\
+             events = s.client('events', region_name='us-east-1')\n\
+             url = sqs.create_queue(QueueName='{name}')['QueueUrl']\n\
+             arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=['QueueArn'])['Attributes']['QueueArn']\n\
+             events.put_rule(Name='{name}', EventPattern=sys.stdin.read())\n\
+             events.put_targets(Rule='{name}', Targets=[{{'Id': 'queue', 'Arn': arn}}])\n\
+             print(url)\n",
+            session = administrator_session(account),
+        );
+        let url = python(&script, IAM_EVENT_PATTERN).trim().to_string();
+        Self {
+            account: account.to_string(),
+            url,
+        }
+    }
+
+    /// The messages waiting in the queue (received and deleted), each body
+    /// parsed as JSON.
+    pub fn drain(&self) -> Vec<Value> {
+        let script = format!(
+            "{session}\
+             sqs = s.client('sqs', region_name='us-east-1')\n\
+             bodies = []\n\
+             while True:\n\
+             \x20   got = sqs.receive_message(QueueUrl='{url}', MaxNumberOfMessages=10, WaitTimeSeconds=0).get('Messages', [])\n\
+             \x20   if not got: break\n\
+             \x20   for m in got:\n\
+             \x20       bodies.append(json.loads(m['Body']))\n\
+             \x20       sqs.delete_message(QueueUrl='{url}', ReceiptHandle=m['ReceiptHandle'])\n\
+             print(json.dumps(bodies))\n",
+            session = administrator_session(&self.account),
+            url = self.url,
+        );
+        serde_json::from_str(&python(&script, "")).expect("a JSON list")
+    }
+
+    /// Sets how the emulator delivers this account's events: after
+    /// `delay_seconds`, and a share `drop_rate` of them not at all.
+    pub fn delivery(&self, delay_seconds: f64, drop_rate: f64) {
+        let body = json!({"account": self.account, "delay_seconds": delay_seconds, "drop_rate": drop_rate});
+        let output = Command::new("curl")
+            .args([
+                "-sf",
+                "-X",
+                "POST",
+                &format!("{}/_lpo/events", env().iam_endpoint()),
+                "-d",
+                &body.to_string(),
+            ])
+            .output()
+            .expect("curl runs");
+        assert!(output.status.success(), "the emulator refused /_lpo/events");
+    }
+}
+
+/// Python lines that make `s`, a boto3 session acting as `account`'s
+/// administrator (the role AWS Organizations makes in each account).
+fn administrator_session(account: &str) -> String {
+    format!(
+        "import boto3, json, sys\n\
+         c = boto3.client('sts').assume_role(RoleArn='arn:aws:iam::{account}:role/OrganizationAccountAccessRole', RoleSessionName='tests')['Credentials']\n\
+         s = boto3.Session(aws_access_key_id=c['AccessKeyId'], aws_secret_access_key=c['SecretAccessKey'], aws_session_token=c['SessionToken'])\n"
+    )
+}
+
+fn python(script: &str, input: &str) -> String {
+    let mut command = env().command("python");
+    command.args(["-c", script]);
+    stdout_of(run_with_stdin(command, input), "boto3 (events)")
+}
