@@ -19,8 +19,8 @@ Organizations attaches to that role.
 
 Resources: the IAM user a call names (its ARN, with its path; for
 ChangePassword, the caller); the role of AssumeRole; `arn:aws:iam::ID:root`
-of AssumeRoot's target account; the secret of a Secrets Manager call; `*`
-otherwise. Condition keys: aws:TagKeys (the keys TagUser writes),
+of AssumeRoot's target account; the secret of a Secrets Manager call; the
+queue of an SQS call; `*` otherwise. Condition keys: aws:TagKeys (the keys TagUser writes),
 iam:ResourceTag/KEY and aws:ResourceTag/KEY (the named user's tags),
 sts:TaskPolicyArn (AssumeRoot's). Operators: StringEquals, StringLike,
 StringNotEquals, StringNotLike, each with ForAllValues:/ForAnyValue: and
@@ -45,6 +45,8 @@ from moto.iam.exceptions import IAMException
 from moto.iam.responses import IamResponse
 from moto.secretsmanager import models as sm_models
 from moto.secretsmanager.responses import SecretsManagerResponse
+from moto.core.exceptions import ServiceException
+from moto.sqs.responses import SQSResponse
 from moto.sts import models as sts_models
 from moto.sts.exceptions import STSClientError
 from moto.sts.responses import TokenResponse
@@ -66,6 +68,11 @@ class IamAccessDenied(IAMException):
 
 class StsAccessDenied(STSClientError):
     code = "AccessDenied"
+
+
+class SqsAccessDenied(ServiceException):
+    def __init__(self, message: str):
+        super().__init__("AccessDenied", message)
 
 
 class SecretsManagerAccessDenied(JsonRESTError):
@@ -207,6 +214,15 @@ def secret_target(response, account_id: str, region: str):
         return f"arn:aws:secretsmanager:{region}:{account_id}:secret:{secret_id}", {}
 
 
+def queue_target(response, account_id: str, region: str):
+    """The queue's ARN: its account and name are the last two parts of its URL."""
+    url = response._get_param("QueueUrl") or ""
+    parts = url.rstrip("/").split("/")
+    if len(parts) >= 2 and re.fullmatch(r"\d{12}", parts[-2]):
+        return f"arn:aws:sqs:{region}:{parts[-2]}:{parts[-1]}", {}
+    return "*", {}
+
+
 # --- The evaluation ----------------------------------------------------------
 
 
@@ -301,14 +317,17 @@ def guard(response_class, service: str, target, error) -> None:
         if (service, action) == ("sts", "GetCallerIdentity"):
             return original(self)  # always allowed, whatever the policies say
         resource, context = target(self, account_id, action, arn)
-        verdict = decide(documents, f"{service}:{action}", resource, context)
+        # SQS authorizes a batch call as its single one (DeleteMessageBatch
+        # needs sqs:DeleteMessage).
+        permission = f"{service}:{action.removesuffix('Batch') if service == 'sqs' else action}"
+        verdict = decide(documents, permission, resource, context)
         if verdict == "Allow":
             return original(self)
         with lock:
-            denied_calls.append({"principal": arn, "action": f"{service}:{action}", "resource": resource})
+            denied_calls.append({"principal": arn, "action": permission, "resource": resource})
         why = "an explicit deny in an identity-based policy" if verdict == "Deny" else \
-            f"no identity-based policy allows the {service}:{action} action"
-        message = f"User: {arn} is not authorized to perform: {service}:{action} on resource: {resource} because {why}"
+            f"no identity-based policy allows the {permission} action"
+        message = f"User: {arn} is not authorized to perform: {permission} on resource: {resource} because {why}"
 
         def refuse():
             raise error(message)
@@ -338,3 +357,4 @@ def apply_corrections() -> None:
     guard(TokenResponse, "sts", lambda r, account, action, arn: sts_target(r, action), StsAccessDenied)
     guard(SecretsManagerResponse, "secretsmanager",
           lambda r, account, action, arn: secret_target(r, account, r.region), SecretsManagerAccessDenied)
+    guard(SQSResponse, "sqs", lambda r, account, action, arn: queue_target(r, account, r.region), SqsAccessDenied)

@@ -240,7 +240,13 @@ cmd_up() {
   if node_wanted; then require_node_support; fi
   mkdir -p "$DEVENV" "$LOGS"
   require_disk "$DEVENV"
-  if ! tools_ready; then build_tools; fi
+  # make test starts the environment once the core tools are built and
+  # builds the rest beside the first tests (LPO_DEVENV_TOOLS=core).
+  if [[ "${LPO_DEVENV_TOOLS:-all}" == core ]]; then
+    core_ready || build_core
+  else
+    tools_ready || build_tools
+  fi
   install_emulator
   make_pki
 

@@ -26,12 +26,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET_PREFIX = "prod/"
 ROLE_NAMES = ["loginprofile-operator*", "guarded", "OrganizationAccountAccessRole"]
 
-SHIPPED = ["iam-policy.json", "iam-policy-assume-role.json", "iam-policy-root.json"]
+SHIPPED = ["iam-policy.json", "iam-policy-assume-role.json", "iam-policy-root.json",
+           "iam-policy-events.json"]
+# The queues of IAM events the tests make (tests/support/events.rs), in any account.
+QUEUE_ARN = "arn:aws:sqs:us-east-1:*:lpo-events-*"
 
 
 def filled(name: str, without: str | None = None) -> dict:
     with open(os.path.join(ROOT, "docs", name)) as f:
-        document = json.loads(f.read().replace("REPLACE-WITH-YOUR-PREFIX", SECRET_PREFIX))
+        text = f.read().replace("REPLACE-WITH-YOUR-PREFIX", SECRET_PREFIX)
+        document = json.loads(text.replace(
+            "arn:aws:sqs:us-east-1:REPLACE-WITH-YOUR-ACCOUNT-ID:REPLACE-WITH-YOUR-QUEUE-NAME", QUEUE_ARN))
     for statement in document["Statement"]:
         resources = statement["Resource"]
         if isinstance(resources, str) and "REPLACE-WITH-YOUR-ROLE-NAME" in resources:

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # `make test`: formatting, clippy and the debug test build, then the
-# environment and every test. Two builds run beside them, each printing
-# progress: the Go tools and the linters' venv (hack/tools.sh, minutes on a
-# new machine; its lines start with [devenv]) beside the Rust builds, since
-# on two cores each fills the other's idle time (downloads, single-threaded
-# compiles and links); and the static release binary (hack/image-binary.sh,
-# the longest single build; lines start with [release]) at the lowest CPU
-# priority, so that it takes only what the tools and the tests leave idle
-# (the tests wait on IO most of the time). The test binaries that need it
-# (the ones calling `static_binary()`) run last, once it is built.
+# environment and every test. On a new machine most of the time is builds,
+# so they overlap where the tests do not need them yet (two cores: each
+# build fills the others' idle time, the tests wait on IO most of theirs):
+# - the Go tools (hack/tools.sh; lines start with [devenv]): first the core
+#   (etcd, the Kubernetes commands, age) beside the Rust builds; the rest
+#   (helm, the chart's linters, the GitOps health checks, promtool) beside
+#   the first tests, at a lower CPU priority than theirs;
+# - the static release binary (hack/image-binary.sh; lines start with
+#   [release]), the longest single build, from the start at the lowest CPU
+#   priority, so that it takes only the time the others leave idle.
+# The tests run in three groups: those that need neither, then those that
+# name one of the other tools, then those that call `static_binary()`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 CARGO="${CARGO:-cargo}"
@@ -16,9 +19,12 @@ CARGO="${CARGO:-cargo}"
 stage() { printf '[test] %s: %s\n' "$(date -u +%T)" "$*"; }
 
 start=$SECONDS
-stage "building the tools beside the Rust builds"
+stage "building the tools beside the Rust builds (the core first)"
+core_done=$(mktemp)
+rm -f "$core_done"
 # In a session of its own, so that stopping it stops every Go build it runs.
-setsid hack/tools.sh build &
+# The rest yields to the tests (nice 10): their deadlines are real.
+setsid bash -c 'hack/tools.sh build core && touch "$1" && nice -n 10 hack/tools.sh build rest' _ "$core_done" &
 tools=$!
 stage "the static release binary, beside the rest at the lowest CPU priority"
 release_done=$(mktemp)
@@ -26,7 +32,7 @@ setsid bash -c 'set -o pipefail; status=0; nice -n 19 hack/image-binary.sh 2>&1 
   _ "$release_done" &
 release=$!
 # Whatever fails, neither build outlives this script.
-trap 'kill -- -"$tools" 2>/dev/null || true; kill -- -"$release" 2>/dev/null || true' EXIT
+trap 'kill -- -"$tools" 2>/dev/null || true; kill -- -"$release" 2>/dev/null || true; rm -f "$core_done" "$release_done"' EXIT
 
 rust_status=0
 {
@@ -39,38 +45,55 @@ if [[ $rust_status -ne 0 ]]; then
   exit "$rust_status"
 fi
 
-stage "clippy and the test build done in $((SECONDS - start))s; waiting for the tools"
-tools_status=0
-wait "$tools" || tools_status=$?
-stage "tools done after $((SECONDS - start))s (status $tools_status)"
-[[ $tools_status -eq 0 ]] || exit "$tools_status"
+stage "clippy and the test build done in $((SECONDS - start))s; waiting for the core tools"
+while [[ ! -e "$core_done" ]]; do
+  if ! kill -0 "$tools" 2>/dev/null; then
+    tools_status=0
+    wait "$tools" || tools_status=$?
+    stage "the core tools failed (status $tools_status)"
+    exit $((tools_status == 0 ? 1 : tools_status))
+  fi
+  sleep 2
+done
+stage "core tools done after $((SECONDS - start))s"
+LPO_DEVENV_TOOLS=core hack/devenv.sh up
 
-hack/devenv.sh up
-
-# Test targets by the static binary: the ones that call `static_binary()`
-# wait for the release build.
-without_binary=(--lib --bins) with_binary=()
+# Test targets by what they need beyond the environment: the tools built
+# after the core (named in quotes in their source: "helm", "promtool", ...),
+# or the static binary.
+late_tools='"(helm|kstatus|flux-health|argocd-health|kube-score|kubeconform|promtool|checkov)"'
+first=(--lib --bins) with_tools=() with_binary=()
 for file in tests/*.rs; do
   name=$(basename "$file" .rs)
   if grep -q 'static_binary()' "$file"; then
     with_binary+=(--test "$name")
+  elif grep -Eq "$late_tools" "$file"; then
+    with_tools+=(--test "$name")
   else
-    without_binary+=(--test "$name")
+    first+=(--test "$name")
   fi
 done
 
 test_status=0
-stage "the tests; those of the static binary (${with_binary[*]}) wait for its build"
-"$CARGO" test --no-fail-fast "${without_binary[@]}" || test_status=$?
+stage "the tests; later: ${with_tools[*]} (the other tools), ${with_binary[*]} (the static binary)"
+"$CARGO" test --no-fail-fast "${first[@]}" || test_status=$?
+
+stage "waiting for the other tools"
+tools_status=0
+wait "$tools" || tools_status=$?
+stage "tools done after $((SECONDS - start))s (status $tools_status)"
+[[ $tools_status -eq 0 ]] || exit "$tools_status"
+stage "the tests of the other tools"
+"$CARGO" test --no-fail-fast "${with_tools[@]}" || test_status=$?
 
 stage "waiting for the static release binary"
 wait "$release" || true
 trap - EXIT
-release_status=$(cat "$release_done" 2>/dev/null || echo 1)
-rm -f "$release_done"
-if [[ $release_status -ne 0 ]]; then
-  stage "the static release binary failed (status $release_status)"
-  exit "$release_status"
+release_status=$(cat "$release_done" 2>/dev/null || true)
+rm -f "$core_done" "$release_done"
+if [[ "$release_status" != 0 ]]; then
+  stage "the static release binary failed (status ${release_status:-none: it was stopped})"
+  exit 1
 fi
 stage "the tests of the static binary"
 "$CARGO" test --no-fail-fast "${with_binary[@]}" || test_status=$?

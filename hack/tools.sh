@@ -2,7 +2,8 @@
 # Builds the pinned control-plane tools (kube-apiserver, kube-controller-manager,
 # kubectl, etcd, helm) from the Go module proxy into a cache outside the
 # repository, once per version. Sourced by hack/devenv.sh; `hack/tools.sh build`
-# also works on its own.
+# also works on its own (`build core`: what the environment runs, and age;
+# `build rest`: the others).
 #
 # Why a generated wrapper module: k8s.io/kubernetes (and etcd's server module)
 # replace their sibling modules with local paths in go.mod, so `go install
@@ -55,11 +56,20 @@ LINTERS_VENV="$LPO_CACHE/linters-$LINTERS_VERSION"
 log() { printf '[devenv] %s\n' "$*" >&2; }
 die() { printf '[devenv] error: %s\n' "$*" >&2; exit 1; }
 
-tools_ready() {
-  kubernetes_built && [[ -x "$ETCD_BIN/etcd" && -x "$HELM_BIN/helm" && -x "$KSTATUS_BIN/kstatus" \
-     && -x "$FLUX_HEALTH_BIN/flux-health" && -x "$ARGOCD_HEALTH_BIN/argocd-health" \
-     && -x "$KUBE_SCORE_BIN/kube-score" && -x "$KUBECONFORM_BIN/kubeconform" && -x "$PROMTOOL_BIN/promtool" && -x "$AGE_BIN/age" && -f "$LINTERS_VENV/.complete" ]]
+# The core: what the environment runs (etcd, the Kubernetes commands) and
+# age, which three test binaries decrypt with; seconds to build.
+core_ready() {
+  kubernetes_built && [[ -x "$ETCD_BIN/etcd" && -x "$AGE_BIN/age" ]]
 }
+
+# The rest: the chart's linters, the GitOps health checks, promtool, helm.
+rest_ready() {
+  [[ -x "$HELM_BIN/helm" && -x "$KSTATUS_BIN/kstatus" \
+     && -x "$FLUX_HEALTH_BIN/flux-health" && -x "$ARGOCD_HEALTH_BIN/argocd-health" \
+     && -x "$KUBE_SCORE_BIN/kube-score" && -x "$KUBECONFORM_BIN/kubeconform" && -x "$PROMTOOL_BIN/promtool" && -f "$LINTERS_VENV/.complete" ]]
+}
+
+tools_ready() { core_ready && rest_ready; }
 
 require_go() {
   command -v go >/dev/null 2>&1 || die "Go is not installed. Install Go 1.24 or newer (https://go.dev/doc/install, or your distribution's golang package) and run again."
@@ -214,13 +224,27 @@ install_linters_venv() {
   touch "$LINTERS_VENV/.complete"
 }
 
-build_tools() {
-  tools_ready && return 0
+prepare_go_builds() {
   require_go
   require_disk "$LPO_CACHE"
   export GOTOOLCHAIN=local GOFLAGS=-mod=mod
+  mkdir -p "$LPO_CACHE/build"
+}
+
+build_core() {
+  core_ready && return 0
+  prepare_go_builds
   local start=$SECONDS
   build_etcd
+  go_install age "$AGE_BIN" "filippo.io/age/cmd/...@$AGE_VERSION"
+  build_kubernetes
+  log "the core tools (etcd, Kubernetes, age) built in $((SECONDS - start))s, cached in $LPO_CACHE/bin"
+}
+
+build_rest() {
+  rest_ready && return 0
+  prepare_go_builds
+  local start=$SECONDS
   build_helm
   build_health_tool kstatus "$KSTATUS_BIN"
   build_health_tool flux-health "$FLUX_HEALTH_BIN"
@@ -228,16 +252,20 @@ build_tools() {
   go_install kube-score "$KUBE_SCORE_BIN" "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION"
   go_install kubeconform "$KUBECONFORM_BIN" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
   go_install promtool "$PROMTOOL_BIN" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" remove_all_sd
-  go_install age "$AGE_BIN" "filippo.io/age/cmd/...@$AGE_VERSION"
-  mkdir -p "$LPO_CACHE/build"
   install_linters_venv
-  build_kubernetes
-  log "all tools built in $((SECONDS - start))s, cached in $LPO_CACHE/bin"
+  log "the other tools (helm, linters, health checks, promtool) built in $((SECONDS - start))s, cached in $LPO_CACHE/bin"
+}
+
+build_tools() {
+  build_core
+  build_rest
 }
 
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
-  case "${1:-build}" in
-    build) build_tools ;;
-    *) die "usage: $0 build" ;;
+  case "${1:-build} ${2:-all}" in
+    "build all") build_tools ;;
+    "build core") build_core ;;
+    "build rest") build_rest ;;
+    *) die "usage: $0 build [all|core|rest]" ;;
   esac
 fi

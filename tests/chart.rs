@@ -181,6 +181,8 @@ fn every_rendering_is_accepted_by_the_api_server() {
             "defaultAccount.takeOwnershipFrom={blue}",
             "--set",
             "defaultAccount.allowDeletionsUntil=2030-01-01T00:00:00Z",
+            "--set",
+            "defaultAccount.events.sqsQueueUrl=https://sqs.us-east-1.amazonaws.com/111122223333/iam-events",
         ],
         [
             LOCKED_DOWN,
@@ -237,6 +239,11 @@ fn every_rendering_is_accepted_by_the_api_server() {
                 "{spec}"
             );
             assert_eq!(spec["requiredUserTag"]["key"], "console", "{spec}");
+            assert_eq!(
+                spec["events"]["sqsQueueUrl"],
+                "https://sqs.us-east-1.amazonaws.com/111122223333/iam-events",
+                "{spec}"
+            );
             assert_eq!(
                 spec["secretsManagerSecretIds"],
                 serde_json::json!(["team-a/*"]),

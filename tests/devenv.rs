@@ -579,7 +579,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 fn iam_writes_reach_an_event_rules_queue_as_cloudtrail_events() {
     let env = env();
     let account = unique_account_id();
-    let queue = EventQueue::create(&account, &unique("iam-events"));
+    let queue = EventQueue::create(&account);
     let user = unique("evt");
     let passwords = [
         strong_password("evt-1"),

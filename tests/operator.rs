@@ -963,6 +963,7 @@ fn the_shipped_policies_cover_every_aws_call_the_code_makes() {
         "iam-policy.json",
         "iam-policy-assume-role.json",
         "iam-policy-root.json",
+        "iam-policy-events.json",
     ]
     .into_iter()
     .flat_map(actions_of)
@@ -1044,6 +1045,7 @@ fn sdk_operations() -> Vec<(String, String)> {
         ("aws-sdk-iam", "iam"),
         ("aws-sdk-sts", "sts"),
         ("aws-sdk-secretsmanager", "secretsmanager"),
+        ("aws-sdk-sqs", "sqs"),
     ] {
         let package = metadata["packages"]
             .as_array()
@@ -1079,6 +1081,11 @@ fn sdk_operations() -> Vec<(String, String)> {
                 ("Ssh", "SSH"),
             ] {
                 action = action.replace(rust, aws);
+            }
+            // SQS authorizes a batch call as its single call (DeleteMessageBatch
+            // needs sqs:DeleteMessage).
+            if service == "sqs" {
+                action = action.trim_end_matches("Batch").to_string();
             }
             operations.push((operation.to_string(), format!("{service}:{action}")));
         }

@@ -178,6 +178,25 @@ pub struct IAMAccountSpec {
     /// credential report for every LoginProfile here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub governance: Option<crate::api::governance::Governance>,
+
+    /// IAM's events for this account (docs/events.md): CloudTrail's records
+    /// of IAM calls, which an EventBridge rule in us-east-1 sends to an SQS
+    /// queue. The operator reads the queue with this account's credentials,
+    /// and an event about an IAM user wakes the LoginProfiles naming it at
+    /// once: drift made outside the operator is acted on within seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventSource>,
+}
+
+/// Where IAM's events for an account arrive.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EventSource {
+    /// The URL of the SQS queue (in us-east-1, where IAM's events go) that
+    /// the EventBridge rule sends them to, e.g.
+    /// `https://sqs.us-east-1.amazonaws.com/111122223333/iam-events`.
+    #[schemars(length(min = 8, max = 2048), regex(pattern = r"^https?://\S+$"))]
+    pub sqs_queue_url: String,
 }
 
 /// An IAM tag: key and value.

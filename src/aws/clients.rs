@@ -1,7 +1,8 @@
-//! The AWS clients of each IAMAccount: one set (IAM, Secrets Manager, STS)
-//! per IAMAccount uid and generation, over credentials that STS AssumeRole
-//! gives on top of the operator's own chain (the SDK caches them and
-//! refreshes them before they expire), replaced when the IAMAccount changes.
+//! The AWS clients of each IAMAccount: one set (IAM, Secrets Manager, STS,
+//! SQS for its IAM events) per IAMAccount uid and generation, over
+//! credentials that STS AssumeRole gives on top of the operator's own chain
+//! (the SDK caches them and refreshes them before they expire), replaced
+//! when the IAMAccount changes.
 //! IAM's request limits are per AWS account, so the IAM rate limit and the
 //! drift-check budget belong to the account the role lives in, shared by
 //! every IAMAccount naming that account.
@@ -24,6 +25,7 @@ use crate::{
     aws::account_facts::AccountCache,
     aws::deletion_pacer::{DeletionLimit, DeletionPacer},
     aws::drift_budget::DriftBudget,
+    aws::event_queue::EventQueue,
     aws::iam::Iam,
     aws::root::RootAccess,
     aws::secrets_manager::AwsSecretsManager,
@@ -37,6 +39,8 @@ pub struct Clients<I> {
     pub caller_account: BoxedCallerAccount,
     /// AssumeRoot for member accounts' root (RootLoginProfiles).
     pub root: RootAccess,
+    /// The SQS queue of IAM's events (`spec.events`).
+    pub events: EventQueue,
 }
 
 /// STS GetCallerIdentity over an IAMAccount's credentials: the account id,
@@ -70,6 +74,8 @@ pub struct Account<I> {
     /// AssumeRoot with these credentials (RootLoginProfiles; only for an
     /// IAMAccount with `allowRootAccess`).
     pub root: RootAccess,
+    /// The SQS queue of IAM's events (`spec.events`).
+    pub events: EventQueue,
     /// The last answer of GetCallerIdentity that named an account, and when.
     verified: Mutex<Option<(String, Instant)>>,
     /// The account password policy and credential report.
@@ -193,6 +199,7 @@ impl<I: Iam> Accounts<I> {
             secrets_manager: clients.secrets_manager,
             caller_account: clients.caller_account,
             root: clients.root,
+            events: clients.events,
             verified: Mutex::new(None),
             facts: AccountCache::new(self.policy_refresh, self.report_interval),
             budget,
@@ -293,9 +300,10 @@ pub fn aws_connector(
             });
             Clients {
                 iam: crate::aws::iam::AwsIam::new(&config, limiter, metrics.clone(), permit),
-                secrets_manager: AwsSecretsManager::new(&config, metrics),
+                secrets_manager: AwsSecretsManager::new(&config, metrics.clone()),
                 caller_account,
                 root,
+                events: EventQueue::new(&config, metrics),
             }
         })
     })

@@ -13,7 +13,8 @@
 //! changes mapped to the LoginProfiles that read them, IAMAccount and
 //! Namespace-label changes mapped to the LoginProfiles whose admission they
 //! decide, the deletion of a LoginProfile that claimed an IAM user (the next
-//! claimant may take over), and its looks (a drift check, a retry). The
+//! claimant may take over), an IAM event about its user (its IAMAccount's
+//! `spec.events`), and its looks (a drift check, a retry). The
 //! IAMAccount controller also hears of LoginProfiles that come and go (its
 //! count).
 
@@ -29,6 +30,7 @@ use iam_account::{account_error_policy, reconcile_account};
 use login_profile::{error_policy, reconcile};
 use root_login_profile::{claiming, naming_iam_account, reconcile_root, root_error_policy};
 use runtime::generations::Seen;
+use runtime::iam_events::{UserEvent, receive_all};
 use runtime::tenancy::{TenancyStores, admission_relevant, namespace_labels};
 use runtime::watch::{
     changed_by, concerned_by, fan_out, forget_bookkeeping, forget_vanished, matching, one_secret,
@@ -36,7 +38,7 @@ use runtime::watch::{
 };
 
 use crate::api::iam_account::IAMAccount;
-use crate::api::login_profile::LoginProfile;
+use crate::api::login_profile::{LoginProfile, iam_user_key};
 use crate::api::root_login_profile::RootLoginProfile;
 use crate::aws::iam::Iam;
 use futures::Stream;
@@ -142,10 +144,19 @@ pub fn run<I: Iam>(
     let deleted_senders = Arc::new(deleted_senders);
     // LoginProfiles that came or went, for the count of the IAMAccount they name.
     let (arrivals_and_departures, counted) = mpsc::unbounded::<LoginProfile>();
+    // IAM's events about a user, from each IAMAccount's queue, to every controller.
+    let (event_senders, event_receivers): (Vec<_>, Vec<_>) = scopes
+        .iter()
+        .map(|_| mpsc::unbounded::<UserEvent>())
+        .unzip();
     let mut streams = Vec::new();
     let mut stores = Vec::new();
     let mut look_senders = HashMap::new();
-    for (scope, deleted) in scopes.into_iter().zip(deleted_receivers) {
+    for ((scope, deleted), iam_events) in scopes
+        .into_iter()
+        .zip(deleted_receivers)
+        .zip(event_receivers)
+    {
         let (profiles, secrets): (Api<LoginProfile>, Api<PartialObjectMeta<Secret>>) = match &scope
         {
             Some(ns) => (
@@ -207,7 +218,8 @@ pub fn run<I: Iam>(
         // trigger, and the value is read when a LoginProfile needs it, so the
         // operator never caches the data of every Secret in the cluster.
         let (secret_changes, secrets_relisted) = secret_changes(secrets);
-        let (by_secret, by_relisting, by_account, by_namespace, by_claim) = (
+        let (by_secret, by_relisting, by_account, by_namespace, by_claim, by_event) = (
+            store.clone(),
             store.clone(),
             store.clone(),
             store.clone(),
@@ -222,7 +234,15 @@ pub fn run<I: Iam>(
                 objects
             }
         };
-        let (secret_change, relisting_change, account_change, namespace_change, claim_change) = (
+        let (
+            secret_change,
+            relisting_change,
+            account_change,
+            namespace_change,
+            claim_change,
+            event_change,
+        ) = (
+            changes(&ctx),
             changes(&ctx),
             changes(&ctx),
             changes(&ctx),
@@ -235,6 +255,14 @@ pub fn run<I: Iam>(
             })
             .reconcile_on(secrets_relisted.flat_map(move |relisting| {
                 futures::stream::iter(relisting_change(concerned_by(&by_relisting, &relisting)))
+            }))
+            // An IAM event about a user: its LoginProfiles in that IAMAccount
+            // look at IAM now.
+            .reconcile_on(iam_events.flat_map(move |event: UserEvent| {
+                let user = iam_user_key(&event.user);
+                futures::stream::iter(event_change(matching(&by_event, |lp| {
+                    lp.account_name() == event.iam_account && iam_user_key(&lp.user_name()) == user
+                })))
             }))
             .watches_shared_stream(
                 changed_by(
@@ -294,6 +322,7 @@ pub fn run<I: Iam>(
         streams.push(stream.boxed());
     }
     tokio::spawn(release_looks(ctx.clone(), look_senders));
+    tokio::spawn(receive_all(ctx.clone(), Arc::new(event_senders)));
     // The IAMAccount controller: a new generation (spec change, deletion)
     // triggers it, and so does a LoginProfile naming it that came or went
     // (its count; at most one status write a second, however many come).

@@ -24,6 +24,14 @@ struct IamCallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IamEventLabels {
+    /// One of the event names acted on, or `unknown` for a message that is
+    /// not one of them.
+    event: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConditionLabels {
     condition: &'static str,
 }
@@ -84,6 +92,8 @@ pub struct Metrics {
     reconciles: Family<ResultLabels, Counter>,
     iam_calls: Family<IamCallLabels, Counter>,
     secrets_manager_calls: Family<IamCallLabels, Counter>,
+    sqs_calls: Family<IamCallLabels, Counter>,
+    iam_events: Family<IamEventLabels, Counter>,
     profiles: Family<ConditionLabels, Gauge>,
     drift_check_period: Gauge<f64, std::sync::atomic::AtomicU64>,
     resync_period: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -122,6 +132,18 @@ impl Default for Metrics {
             "secretsmanager_calls",
             "AWS Secrets Manager API calls by operation and outcome",
             secrets_manager_calls.clone(),
+        );
+        let sqs_calls = Family::<IamCallLabels, Counter>::default();
+        registry.register(
+            "sqs_calls",
+            "SQS API calls on the queues of IAM events (IAMAccount spec.events), by operation and outcome",
+            sqs_calls.clone(),
+        );
+        let iam_events = Family::<IamEventLabels, Counter>::default();
+        registry.register(
+            "iam_events",
+            "Messages received from the queues of IAM events, by event name and outcome (handled: the LoginProfiles naming its user were woken; unmatched: no LoginProfile of the IAMAccount names its user; duplicate: its eventID was seen; foreign: another AWS account's; ignored: another call or service; malformed)",
+            iam_events.clone(),
         );
         let profiles = Family::<ConditionLabels, Gauge>::default();
         registry.register(
@@ -178,6 +200,8 @@ impl Default for Metrics {
             reconciles,
             iam_calls,
             secrets_manager_calls,
+            sqs_calls,
+            iam_events,
             profiles,
             drift_check_period,
             resync_period,
@@ -212,13 +236,25 @@ impl Metrics {
             .inc();
     }
 
-    /// Records the state of one object (`None`: it is gone) and updates the gauge.
+    pub fn sqs_call(&self, operation: &'static str, outcome: &'static str) {
+        self.sqs_calls
+            .get_or_create(&IamCallLabels { operation, outcome })
+            .inc();
+    }
+
+    pub fn iam_event(&self, event: &'static str, outcome: &'static str) {
+        self.iam_events
+            .get_or_create(&IamEventLabels { event, outcome })
+            .inc();
+    }
+
     /// Where one managed object stands, as last set.
     pub fn profile_state(&self, key: &str) -> Option<ProfileState> {
         let states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         states.get(key).copied()
     }
 
+    /// Records the state of one object (`None`: it is gone) and updates the gauge.
     pub fn set_profile_state(&self, key: String, state: Option<ProfileState>) {
         let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
         match state {

@@ -11,16 +11,20 @@ use super::*;
 /// acts on, as CloudTrail records them.
 pub const IAM_EVENT_PATTERN: &str = r#"{"source": ["aws.iam"], "detail-type": ["AWS API Call via CloudTrail"], "detail": {"eventSource": ["iam.amazonaws.com"], "eventName": ["CreateLoginProfile", "UpdateLoginProfile", "DeleteLoginProfile", "ChangePassword", "DeleteUser", "TagUser", "UntagUser"]}}"#;
 
-/// An SQS queue that an EventBridge rule in `account` feeds with IAM's events.
+/// An SQS queue that an EventBridge rule in `account` feeds with IAM's
+/// events; the rule and the queue are deleted when it is dropped.
 pub struct EventQueue {
     pub account: String,
     pub url: String,
+    name: String,
 }
 
 impl EventQueue {
-    /// Creates the queue, the rule and its target in `account` (boto3, as
-    /// the account's administrator).
-    pub fn create(account: &str, name: &str) -> Self {
+    /// Creates a queue, the rule and its target in `account` (boto3, as
+    /// the account's administrator), named `lpo-events-*`: the queues the
+    /// test environment's operator may read (hack/operator_identity.py).
+    pub fn create(account: &str) -> Self {
+        let name = unique("lpo-events");
         let script = format!(
             "{session}\
              sqs = s.client('sqs', region_name='us-east-1')\n\
@@ -36,7 +40,20 @@ impl EventQueue {
         Self {
             account: account.to_string(),
             url,
+            name,
         }
+    }
+
+    /// Puts a message in the queue as it is (what a misrouted rule or a
+    /// stranger with access could put there).
+    pub fn send(&self, body: &str) {
+        let script = format!(
+            "{session}\
+             s.client('sqs', region_name='us-east-1').send_message(QueueUrl='{url}', MessageBody=sys.stdin.read())\n",
+            session = administrator_session(&self.account),
+            url = self.url,
+        );
+        python(&script, body);
     }
 
     /// The messages waiting in the queue (received and deleted), each body
@@ -75,6 +92,25 @@ impl EventQueue {
             .output()
             .expect("curl runs");
         assert!(output.status.success(), "the emulator refused /_lpo/events");
+    }
+}
+
+impl Drop for EventQueue {
+    fn drop(&mut self) {
+        let script = format!(
+            "{session}\
+             events = s.client('events', region_name='us-east-1')\n\
+             events.remove_targets(Rule='{name}', Ids=['queue'])\n\
+             events.delete_rule(Name='{name}')\n\
+             s.client('sqs', region_name='us-east-1').delete_queue(QueueUrl='{url}')\n",
+            session = administrator_session(&self.account),
+            name = self.name,
+            url = self.url,
+        );
+        let mut command = env().command("python");
+        command.args(["-c", &script]);
+        // Best effort: a second panic in a Drop would abort the test binary.
+        let _ = run_with_stdin(command, "");
     }
 }
 

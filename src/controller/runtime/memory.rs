@@ -140,6 +140,23 @@ impl Memory {
         })
     }
 
+    /// IAM changed for `lp` since it was last confirmed (an IAM event about
+    /// its user): the next reconcile asks IAM, however recent the last look.
+    /// What was confirmed stays known, expired (a forgotten object would be
+    /// trusted on first sight, without asking).
+    pub(crate) fn distrust(&self, lp: &LoginProfile) {
+        self.change(lp, |remembered| match &mut remembered.verified {
+            Some(verified) => verified.valid_until = Instant::now(),
+            None => {
+                remembered.verified = Some(Verified {
+                    valid_until: Instant::now(),
+                    generation: lp.metadata.generation,
+                    fingerprint: "".into(),
+                })
+            }
+        });
+    }
+
     /// Whether anything was ever confirmed for `lp` since this process started.
     pub(crate) fn knows(&self, lp: &LoginProfile) -> bool {
         self.read(lp, |remembered| remembered.verified.is_some())
