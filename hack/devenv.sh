@@ -12,6 +12,7 @@
 #   hack/devenv.sh load-image [BINARY]   the operator's image from the static binary, into the node
 #   hack/devenv.sh leftovers   after `down`: fails, naming it, if anything of the node is left
 #   hack/devenv.sh restart-apiserver | compact-etcd   faults for tests/disruption.rs
+#   hack/devenv.sh install-emulator   only the emulator's venv (make test, beside its builds)
 #
 # State lives in target/devenv/: kubeconfig, env (source it), pki/, logs/, state.
 set -euo pipefail
@@ -379,11 +380,13 @@ cmd_status() {
 
 case "${1:-}" in
   up) cmd_up ;;
+  # The emulator's venv alone (make test installs it beside the builds).
+  install-emulator) require_python; mkdir -p "$DEVENV" "$LOGS"; install_emulator ;;
   down) cmd_down ;;
   status) cmd_status ;;
   restart-apiserver) cmd_restart_apiserver ;;
   compact-etcd) cmd_compact_etcd ;;
   load-image) cmd_load_image "${2:-}" ;;
   leftovers) cmd_leftovers ;;
-  *) die "usage: hack/devenv.sh up|down|status|load-image|leftovers|restart-apiserver|compact-etcd" ;;
+  *) die "usage: hack/devenv.sh up|down|status|load-image|leftovers|restart-apiserver|compact-etcd|install-emulator" ;;
 esac

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# `make test`: formatting, clippy and the debug test build, then the
-# environment and every test. On a new machine most of the time is builds,
-# so they overlap where the tests do not need them yet (two cores: each
-# build fills the others' idle time, the tests wait on IO most of theirs):
+# `make test`: formatting, clippy, the debug test build, the environment and
+# every test. On a new machine most of the time is builds, so they overlap
+# where the tests do not need them yet (two cores: each build fills the
+# others' idle time, the tests wait on IO most of theirs):
 # - the Go tools (hack/tools.sh; lines start with [devenv]): first the core
-#   (etcd, the Kubernetes commands, age) beside the Rust builds; the rest
-#   (helm, the chart's linters, the GitOps health checks, promtool) beside
-#   the first tests, at a lower CPU priority than theirs;
+#   (etcd, the Kubernetes commands, age) and the emulator's venv beside the
+#   debug build; the rest (helm, the chart's linters, the GitOps health
+#   checks, promtool) beside the first tests, at a lower CPU priority;
+# - clippy (lines start with [clippy]), in a target dir of its own (a check
+#   build beside a build of the same profile would wait on its lock), at a
+#   lower CPU priority: its verdict is read at the end;
 # - the static release binary (hack/image-binary.sh; lines start with
 #   [release]), the longest single build, from the start at the lowest CPU
 #   priority, so that it takes only the time the others leave idle.
@@ -24,28 +27,33 @@ core_done=$(mktemp)
 rm -f "$core_done"
 # In a session of its own, so that stopping it stops every Go build it runs.
 # The rest yields to the tests (nice 10): their deadlines are real.
-setsid bash -c 'hack/tools.sh build core && touch "$1" && nice -n 10 hack/tools.sh build rest' _ "$core_done" &
+setsid bash -c 'hack/tools.sh build core && hack/devenv.sh install-emulator && touch "$1" && nice -n 10 hack/tools.sh build rest' _ "$core_done" &
 tools=$!
 stage "the static release binary, beside the rest at the lowest CPU priority"
 release_done=$(mktemp)
 setsid bash -c 'set -o pipefail; status=0; nice -n 19 hack/image-binary.sh 2>&1 | sed -u "s/^/[release] /" || status=$?; echo "$status" > "$1"' \
   _ "$release_done" &
 release=$!
-# Whatever fails, neither build outlives this script.
-trap 'kill -- -"$tools" 2>/dev/null || true; kill -- -"$release" 2>/dev/null || true; rm -f "$core_done" "$release_done"' EXIT
+stage "cargo fmt --check"
+"$CARGO" fmt --check
+stage "cargo clippy, beside the rest at a lower CPU priority"
+clippy_done=$(mktemp)
+clippy_target="${CARGO_TARGET_DIR:-target}/clippy"
+setsid bash -c 'set -o pipefail; status=0; CARGO_TARGET_DIR="$2" nice -n 10 "$3" clippy --all-targets -- -D warnings 2>&1 | sed -u "s/^/[clippy] /" || status=$?; echo "$status" > "$1"' \
+  _ "$clippy_done" "$clippy_target" "$CARGO" &
+clippy=$!
+# Whatever fails, no build outlives this script.
+trap 'kill -- -"$tools" 2>/dev/null || true; kill -- -"$release" 2>/dev/null || true; kill -- -"$clippy" 2>/dev/null || true; rm -f "$core_done" "$release_done" "$clippy_done"' EXIT
 
 rust_status=0
-{
-  stage "cargo fmt --check" && "$CARGO" fmt --check &&
-    stage "cargo clippy" && "$CARGO" clippy --all-targets -- -D warnings &&
-    stage "the debug test build" && "$CARGO" test --all-targets --no-run
-} || rust_status=$?
+stage "the debug test build"
+"$CARGO" test --all-targets --no-run || rust_status=$?
 if [[ $rust_status -ne 0 ]]; then
-  stage "a Rust step failed after $((SECONDS - start))s (status $rust_status); stopping the other builds"
+  stage "the debug test build failed after $((SECONDS - start))s (status $rust_status); stopping the other builds"
   exit "$rust_status"
 fi
 
-stage "clippy and the test build done in $((SECONDS - start))s; waiting for the core tools"
+stage "the test build done in $((SECONDS - start))s; waiting for the core tools"
 while [[ ! -e "$core_done" ]]; do
   if ! kill -0 "$tools" 2>/dev/null; then
     tools_status=0
@@ -83,19 +91,31 @@ tools_status=0
 wait "$tools" || tools_status=$?
 stage "tools done after $((SECONDS - start))s (status $tools_status)"
 [[ $tools_status -eq 0 ]] || exit "$tools_status"
-stage "the tests of the other tools"
-"$CARGO" test --no-fail-fast "${with_tools[@]}" || test_status=$?
+# (An empty group runs nothing: `cargo test` without a target runs all.)
+if ((${#with_tools[@]})); then
+  stage "the tests of the other tools"
+  "$CARGO" test --no-fail-fast "${with_tools[@]}" || test_status=$?
+fi
 
 stage "waiting for the static release binary"
 wait "$release" || true
-trap - EXIT
 release_status=$(cat "$release_done" 2>/dev/null || true)
-rm -f "$core_done" "$release_done"
 if [[ "$release_status" != 0 ]]; then
   stage "the static release binary failed (status ${release_status:-none: it was stopped})"
   exit 1
 fi
-stage "the tests of the static binary"
-"$CARGO" test --no-fail-fast "${with_binary[@]}" || test_status=$?
+if ((${#with_binary[@]})); then
+  stage "the tests of the static binary"
+  "$CARGO" test --no-fail-fast "${with_binary[@]}" || test_status=$?
+fi
+stage "waiting for clippy"
+wait "$clippy" || true
+trap - EXIT
+clippy_status=$(cat "$clippy_done" 2>/dev/null || true)
+rm -f "$core_done" "$release_done" "$clippy_done"
+if [[ "$clippy_status" != 0 ]]; then
+  stage "cargo clippy --all-targets -- -D warnings failed (status ${clippy_status:-none: it was stopped}; its [clippy] lines above say why)"
+  exit 1
+fi
 stage "make test done after $((SECONDS - start))s (status $test_status)"
 exit "$test_status"

@@ -49,10 +49,12 @@ fn the_api_server_restarts_while_200_converge() {
     let mut users = TestUsers::default();
     let prefix = unique("disrupt-rs");
     let names = users.create_many(&prefix, N);
-    // 20 creates a second: about 10 s of work, so the API server goes down
-    // in the middle of it, not after.
-    let operator = Operator::start(&ns.name, &["--iam-rate-limit", "20"]);
+    // Everything applied before the operator starts (applying 400 objects
+    // takes seconds on a busy machine, and an operator already running
+    // would work through them meanwhile), then 10 creates a second: about
+    // 20 s of work, so the API server goes down in the middle of it.
     let passwords = apply_many(&ns.name, &names, "restart");
+    let operator = Operator::start(&ns.name, &["--iam-rate-limit", "10"]);
     let ready_now = || {
         list_lps(&ns.name)
             .iter()
