@@ -6,8 +6,9 @@
 # once with the exact command to run.
 #
 # Not installed here, because distributions ship versions too old for us:
-# Rust (rustup) and Go 1.24+. Those two, Python 3.9+, make and a C compiler
-# are what must exist before the first command (README, "Set up").
+# Rust (rustup) and Go 1.26+ (the health checks' go.mod files need it).
+# Those two, Python 3.9+, make and a C compiler are what must exist before
+# the first command (README, "Set up").
 set -euo pipefail
 
 log() { printf '[deps] %s\n' "$*" >&2; }
@@ -43,7 +44,7 @@ check_toolchains() {
   command -v cargo >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1 \
     || die "Rust is not installed: install it with rustup (https://rustup.rs) and run again."
   command -v go >/dev/null 2>&1 \
-    || die "Go is not installed: install Go 1.24 or newer (https://go.dev/doc/install) and run again."
+    || die "Go is not installed: install Go 1.26 or newer (https://go.dev/doc/install) and run again."
   command -v python3 >/dev/null 2>&1 \
     || die "python3 is not installed: install Python 3.9 or newer (Debian: apt-get install python3 python3-venv) and run again."
   command -v cc >/dev/null 2>&1 \

@@ -1,15 +1,12 @@
 #!/usr/bin/env bash
-# `make test`: formatting, clippy, the debug test build, the environment and
-# every test. On a new machine most of the time is builds, so they overlap
-# where the tests do not need them yet (two cores: each build fills the
-# others' idle time, the tests wait on IO most of theirs):
+# `make test`: formatting, clippy and the debug test build, then the
+# environment and every test. On a new machine most of the time is builds,
+# so they overlap where the tests do not need them yet (two cores: each
+# build fills the others' idle time, the tests wait on IO most of theirs):
 # - the Go tools (hack/tools.sh; lines start with [devenv]): first the core
 #   (etcd, the Kubernetes commands, age) and the emulator's venv beside the
-#   debug build; the rest (helm, the chart's linters, the GitOps health
+#   Rust builds; the rest (helm, the chart's linters, the GitOps health
 #   checks, promtool) beside the first tests, at a lower CPU priority;
-# - clippy (lines start with [clippy]), in a target dir of its own (a check
-#   build beside a build of the same profile would wait on its lock), at a
-#   lower CPU priority: its verdict is read at the end;
 # - the static release binary (hack/image-binary.sh; lines start with
 #   [release]), the longest single build, from the start at the lowest CPU
 #   priority, so that it takes only the time the others leave idle.
@@ -34,26 +31,23 @@ release_done=$(mktemp)
 setsid bash -c 'set -o pipefail; status=0; nice -n 19 hack/image-binary.sh 2>&1 | sed -u "s/^/[release] /" || status=$?; echo "$status" > "$1"' \
   _ "$release_done" &
 release=$!
-stage "cargo fmt --check"
-"$CARGO" fmt --check
-stage "cargo clippy, beside the rest at a lower CPU priority"
-clippy_done=$(mktemp)
-clippy_target="${CARGO_TARGET_DIR:-target}/clippy"
-setsid bash -c 'set -o pipefail; status=0; CARGO_TARGET_DIR="$2" nice -n 10 "$3" clippy --all-targets -- -D warnings 2>&1 | sed -u "s/^/[clippy] /" || status=$?; echo "$status" > "$1"' \
-  _ "$clippy_done" "$clippy_target" "$CARGO" &
-clippy=$!
-# Whatever fails, no build outlives this script.
-trap 'kill -- -"$tools" 2>/dev/null || true; kill -- -"$release" 2>/dev/null || true; kill -- -"$clippy" 2>/dev/null || true; rm -f "$core_done" "$release_done" "$clippy_done"' EXIT
+# Whatever fails, neither build outlives this script.
+trap 'kill -- -"$tools" 2>/dev/null || true; kill -- -"$release" 2>/dev/null || true; rm -f "$core_done" "$release_done"' EXIT
 
+# (Measured: clippy beside the tests at nice 10, in a target dir of its own,
+# took CPU from the core tools and started the tests later.)
 rust_status=0
-stage "the debug test build"
-"$CARGO" test --all-targets --no-run || rust_status=$?
+{
+  stage "cargo fmt --check" && "$CARGO" fmt --check &&
+    stage "cargo clippy" && "$CARGO" clippy --all-targets -- -D warnings &&
+    stage "the debug test build" && "$CARGO" test --all-targets --no-run
+} || rust_status=$?
 if [[ $rust_status -ne 0 ]]; then
-  stage "the debug test build failed after $((SECONDS - start))s (status $rust_status); stopping the other builds"
+  stage "a Rust step failed after $((SECONDS - start))s (status $rust_status); stopping the other builds"
   exit "$rust_status"
 fi
 
-stage "the test build done in $((SECONDS - start))s; waiting for the core tools"
+stage "clippy and the test build done in $((SECONDS - start))s; waiting for the core tools"
 while [[ ! -e "$core_done" ]]; do
   if ! kill -0 "$tools" 2>/dev/null; then
     tools_status=0
@@ -99,7 +93,9 @@ fi
 
 stage "waiting for the static release binary"
 wait "$release" || true
+trap - EXIT
 release_status=$(cat "$release_done" 2>/dev/null || true)
+rm -f "$core_done" "$release_done"
 if [[ "$release_status" != 0 ]]; then
   stage "the static release binary failed (status ${release_status:-none: it was stopped})"
   exit 1
@@ -107,15 +103,6 @@ fi
 if ((${#with_binary[@]})); then
   stage "the tests of the static binary"
   "$CARGO" test --no-fail-fast "${with_binary[@]}" || test_status=$?
-fi
-stage "waiting for clippy"
-wait "$clippy" || true
-trap - EXIT
-clippy_status=$(cat "$clippy_done" 2>/dev/null || true)
-rm -f "$core_done" "$release_done" "$clippy_done"
-if [[ "$clippy_status" != 0 ]]; then
-  stage "cargo clippy --all-targets -- -D warnings failed (status ${clippy_status:-none: it was stopped}; its [clippy] lines above say why)"
-  exit 1
 fi
 stage "make test done after $((SECONDS - start))s (status $test_status)"
 exit "$test_status"

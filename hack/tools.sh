@@ -72,10 +72,10 @@ rest_ready() {
 tools_ready() { core_ready && rest_ready; }
 
 require_go() {
-  command -v go >/dev/null 2>&1 || die "Go is not installed. Install Go 1.24 or newer (https://go.dev/doc/install, or your distribution's golang package) and run again."
+  command -v go >/dev/null 2>&1 || die "Go is not installed. Install Go 1.26 or newer (https://go.dev/doc/install, or your distribution's golang package) and run again."
   local v; v=$(go env GOVERSION | sed 's/^go//')
   local major=${v%%.*} rest=${v#*.}; local minor=${rest%%.*}
-  (( major > 1 || minor >= 24 )) || die "Go $v is too old: building Kubernetes $KUBE_VERSION needs Go 1.24 or newer."
+  (( major > 1 || minor >= 26 )) || die "Go $v is too old: the health checks' modules (hack/*-health, hack/kstatus) need Go 1.26 or newer."
 }
 
 require_disk() {

@@ -5,6 +5,13 @@
 
 use std::error::Error;
 
+/// Error codes AWS services answer a missing permission with. The SDKs do
+/// not model them (they can come from any operation), so they arrive as
+/// unhandled errors with only a code: matched by code, as the SDK's own
+/// retry classifier does for throttling
+/// (`aws_runtime::retries::classifiers::THROTTLING_ERRORS`).
+pub const ACCESS_DENIED_CODES: &[&str] = &["AccessDenied", "AccessDeniedException"];
+
 /// At most this many bytes of causes: a message people read, and far under
 /// the condition's bound.
 const MAX_LEN: usize = 600;

@@ -13,6 +13,7 @@ use aws_sdk_sqs::{
 };
 use aws_smithy_types::timeout::TimeoutConfig;
 
+use crate::aws::error_text::ACCESS_DENIED_CODES;
 use crate::ops::metrics::Metrics;
 
 /// IAM's management events reach EventBridge in this region only, and a
@@ -141,9 +142,6 @@ impl EventQueue {
         self.metrics.sqs_call(operation, label);
     }
 }
-
-/// Codes SQS answers a refused caller with (no modeled variant carries them).
-const ACCESS_DENIED_CODES: &[&str] = &["AccessDenied", "AccessDeniedException"];
 
 fn classify<E>(
     error: SdkError<E, aws_smithy_runtime_api::http::Response>,

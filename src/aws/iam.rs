@@ -21,6 +21,7 @@ use aws_sdk_iam::{
 use aws_smithy_types::{retry::RetryConfig, timeout::TimeoutConfig};
 use governor::DefaultDirectRateLimiter;
 
+use crate::aws::error_text::ACCESS_DENIED_CODES;
 use crate::{
     api::conditions::Outcome, api::reason::Reason, ops::leader::WritePermit, ops::metrics::Metrics,
     rules::password::Password, rules::password_policy::PasswordPolicy, rules::plan::IamProfile,
@@ -358,11 +359,6 @@ pub(super) fn rfc3339(time: &aws_smithy_types::DateTime) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// Error codes IAM uses for a missing permission. The SDK does not model
-/// them (they can come from any operation), so they arrive as unhandled
-/// errors with only a code: match the code as the SDK's own retry classifier
-/// does for throttling (`aws_runtime::retries::classifiers::THROTTLING_ERRORS`).
-const ACCESS_DENIED_CODES: &[&str] = &["AccessDenied", "AccessDeniedException"];
 /// IAM's answer to input its API model refuses, such as a password outside
 /// the allowed characters.
 const VALIDATION_CODES: &[&str] = &["ValidationError", "InvalidInput"];

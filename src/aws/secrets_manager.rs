@@ -10,6 +10,7 @@ use aws_sdk_secretsmanager::{
 };
 use zeroize::Zeroizing;
 
+use crate::aws::error_text::ACCESS_DENIED_CODES;
 use crate::{
     api::login_profile::SecretsManagerRef, api::reason::Reason, ops::metrics::Metrics,
     rules::password::Password, rules::plan::SourceProblem,
@@ -59,8 +60,6 @@ impl SmError {
         SourceProblem { reason, message }
     }
 }
-
-const ACCESS_DENIED_CODES: &[&str] = &["AccessDeniedException", "AccessDenied"];
 
 fn classify<E>(
     error: SdkError<E, aws_smithy_runtime_api::http::Response>,

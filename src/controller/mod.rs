@@ -30,7 +30,7 @@ use iam_account::{account_error_policy, reconcile_account};
 use login_profile::{error_policy, reconcile};
 use root_login_profile::{claiming, naming_iam_account, reconcile_root, root_error_policy};
 use runtime::generations::Seen;
-use runtime::iam_events::{UserEvent, receive_all};
+use runtime::iam_events::receive_all;
 use runtime::tenancy::{TenancyStores, admission_relevant, namespace_labels};
 use runtime::watch::{
     changed_by, concerned_by, fan_out, forget_bookkeeping, forget_vanished, matching, one_secret,
@@ -38,7 +38,7 @@ use runtime::watch::{
 };
 
 use crate::api::iam_account::IAMAccount;
-use crate::api::login_profile::{LoginProfile, iam_user_key};
+use crate::api::login_profile::LoginProfile;
 use crate::api::root_login_profile::RootLoginProfile;
 use crate::aws::iam::Iam;
 use futures::Stream;
@@ -144,10 +144,11 @@ pub fn run<I: Iam>(
     let deleted_senders = Arc::new(deleted_senders);
     // LoginProfiles that came or went, for the count of the IAMAccount they name.
     let (arrivals_and_departures, counted) = mpsc::unbounded::<LoginProfile>();
-    // IAM's events about a user, from each IAMAccount's queue, to every controller.
+    // The LoginProfiles an IAM event is about (from their IAMAccount's
+    // queue), to the controller whose cache holds them.
     let (event_senders, event_receivers): (Vec<_>, Vec<_>) = scopes
         .iter()
-        .map(|_| mpsc::unbounded::<UserEvent>())
+        .map(|_| mpsc::unbounded::<ObjectRef<LoginProfile>>())
         .unzip();
     let mut streams = Vec::new();
     let mut stores = Vec::new();
@@ -218,8 +219,7 @@ pub fn run<I: Iam>(
         // trigger, and the value is read when a LoginProfile needs it, so the
         // operator never caches the data of every Secret in the cluster.
         let (secret_changes, secrets_relisted) = secret_changes(secrets);
-        let (by_secret, by_relisting, by_account, by_namespace, by_claim, by_event) = (
-            store.clone(),
+        let (by_secret, by_relisting, by_account, by_namespace, by_claim) = (
             store.clone(),
             store.clone(),
             store.clone(),
@@ -256,14 +256,11 @@ pub fn run<I: Iam>(
             .reconcile_on(secrets_relisted.flat_map(move |relisting| {
                 futures::stream::iter(relisting_change(concerned_by(&by_relisting, &relisting)))
             }))
-            // An IAM event about a user: its LoginProfiles in that IAMAccount
-            // look at IAM now.
-            .reconcile_on(iam_events.flat_map(move |event: UserEvent| {
-                let user = iam_user_key(&event.user);
-                futures::stream::iter(event_change(matching(&by_event, |lp| {
-                    lp.account_name() == event.iam_account && iam_user_key(&lp.user_name()) == user
-                })))
-            }))
+            // An IAM event about its user (the receiver found it): it looks
+            // at IAM now.
+            .reconcile_on(
+                iam_events.flat_map(move |woken| futures::stream::iter(event_change(vec![woken]))),
+            )
             .watches_shared_stream(
                 changed_by(
                     account_changes.pop().expect("one per controller"),

@@ -24,18 +24,14 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::context::Context;
 use crate::api::iam_account::IAMAccount;
-use crate::api::login_profile::iam_user_key;
+use crate::api::login_profile::{LoginProfile, iam_user_key};
 use crate::aws::event_queue::{LONG_POLL_LIMIT, QueueError};
 use crate::aws::iam::Iam;
 use crate::rules::iam_events::{self, IamEvent};
 
-/// An IAM user some event was about, in the AWS account of an IAMAccount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UserEvent {
-    /// The IAMAccount whose queue it came from.
-    pub(crate) iam_account: String,
-    pub(crate) user: String,
-}
+/// Where the LoginProfiles an event is about are woken: one sender per
+/// LoginProfile controller, in the order of the context's caches.
+pub(crate) type Wakers = Arc<Vec<UnboundedSender<ObjectRef<LoginProfile>>>>;
 
 /// How often the set of receivers is matched to the IAMAccounts.
 const SUPERVISE_EVERY: Duration = Duration::from_secs(5);
@@ -48,11 +44,8 @@ const REMEMBERED_IDS: usize = 10_000;
 /// Runs the receivers of every IAMAccount with `spec.events` that a
 /// LoginProfile of this operator names (started, restarted with a new
 /// queue URL or generation, stopped when it goes or none names it any
-/// more), sending each user event to every LoginProfile controller.
-pub(crate) async fn receive_all<I: Iam>(
-    ctx: Arc<Context<I>>,
-    controllers: Arc<Vec<UnboundedSender<UserEvent>>>,
-) {
+/// more), waking the LoginProfiles each event is about in their controller.
+pub(crate) async fn receive_all<I: Iam>(ctx: Arc<Context<I>>, controllers: Wakers) {
     let mut running: HashMap<String, (String, Option<i64>, tokio::task::JoinHandle<()>)> =
         HashMap::new();
     loop {
@@ -116,7 +109,7 @@ async fn receive<I: Iam>(
     ctx: Arc<Context<I>>,
     iam_account: Arc<IAMAccount>,
     url: String,
-    controllers: Arc<Vec<UnboundedSender<UserEvent>>>,
+    controllers: Wakers,
 ) {
     let name = iam_account.name_any();
     let clients = ctx.accounts.get(&iam_account).await;
@@ -156,19 +149,12 @@ async fn receive<I: Iam>(
         let own_account =
             current(&ctx).and_then(|account| account.verified_account_id().map(str::to_string));
         let mut handled = Vec::with_capacity(messages.len());
-        let distrust = |user: &str| distrust_naming(&ctx, &name, user);
+        let wake = |user: &str| wake_naming(&ctx, &controllers, &name, user);
         for message in messages {
             let (event_name, outcome) = match iam_events::parse(&message.body) {
                 Ok(event) => (
                     event.name,
-                    handle(
-                        &event,
-                        &name,
-                        own_account.as_deref(),
-                        &distrust,
-                        &mut seen,
-                        &controllers,
-                    ),
+                    handle(&event, own_account.as_deref(), &mut seen, &wake),
                 ),
                 Err(unusable) => ("unknown", unusable.label()),
             };
@@ -182,16 +168,24 @@ async fn receive<I: Iam>(
     }
 }
 
-/// Marks the cached LoginProfiles of IAMAccount `iam_account` that name
-/// `user` as changed in IAM (their next reconcile asks IAM, however recent
-/// their last look); false if there are none.
-fn distrust_naming<I: Iam>(ctx: &Context<I>, iam_account: &str, user: &str) -> bool {
+/// Wakes, in their controller, the cached LoginProfiles of IAMAccount
+/// `iam_account` that name `user`, marked as changed in IAM first (their
+/// next reconcile asks IAM, however recent their last look); false if
+/// there are none.
+fn wake_naming<I: Iam>(
+    ctx: &Context<I>,
+    controllers: &[UnboundedSender<ObjectRef<LoginProfile>>],
+    iam_account: &str,
+    user: &str,
+) -> bool {
     let user = iam_user_key(user);
     let mut any = false;
-    for store in ctx.stores.get().into_iter().flatten() {
+    let stores = ctx.stores.get().into_iter().flatten();
+    for (store, controller) in stores.zip(controllers) {
         for lp in store.state() {
             if lp.account_name() == iam_account && iam_user_key(&lp.user_name()) == user {
                 ctx.memory.distrust(&lp);
+                let _ = controller.unbounded_send(ObjectRef::from_obj(&*lp));
                 any = true;
             }
         }
@@ -199,14 +193,13 @@ fn distrust_naming<I: Iam>(ctx: &Context<I>, iam_account: &str, user: &str) -> b
     any
 }
 
-/// Wakes the LoginProfiles an event is about; returns the outcome label.
+/// Wakes (with `wake`) the LoginProfiles an event is about; returns the
+/// outcome label.
 fn handle(
     event: &IamEvent,
-    iam_account: &str,
     own_account: Option<&str>,
-    distrust_naming: &dyn Fn(&str) -> bool,
     seen: &mut SeenIds,
-    controllers: &[UnboundedSender<UserEvent>],
+    wake: &dyn Fn(&str) -> bool,
 ) -> &'static str {
     if own_account.is_some_and(|own| own != event.account_id) {
         return "foreign";
@@ -214,15 +207,8 @@ fn handle(
     if !seen.first_time(&event.id) {
         return "duplicate";
     }
-    if !distrust_naming(&event.user) {
+    if !wake(&event.user) {
         return "unmatched";
-    }
-    let wake = UserEvent {
-        iam_account: iam_account.to_string(),
-        user: event.user.clone(),
-    };
-    for controller in controllers {
-        let _ = controller.unbounded_send(wake.clone());
     }
     "handled"
 }
@@ -252,7 +238,6 @@ impl SeenIds {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::StreamExt;
 
     fn event(id: &str, account: &str) -> IamEvent {
         IamEvent {
@@ -265,35 +250,27 @@ mod tests {
     }
 
     #[test]
-    fn an_event_wakes_every_controller_once_and_never_for_another_account() {
-        let (sender, receiver) = futures::channel::mpsc::unbounded();
-        let controllers = vec![sender];
+    fn an_event_wakes_once_and_never_for_another_account() {
+        let woken = std::cell::RefCell::new(Vec::new());
+        let alice = |user: &str| {
+            woken.borrow_mut().push(user.to_string());
+            user == "alice"
+        };
         let mut seen = SeenIds::default();
         let own = Some("111122223333");
-        let alice = |user: &str| user == "alice";
-        let nobody = |_: &str| false;
-        let mut outcome = |id: &str, account: &str, names: &dyn Fn(&str) -> bool| {
-            handle(
-                &event(id, account),
-                "default",
-                own,
-                names,
-                &mut seen,
-                &controllers,
-            )
+        let mut outcome = |id: &str, account: &str, user: &str| {
+            let mut event = event(id, account);
+            event.user = user.into();
+            handle(&event, own, &mut seen, &alice)
         };
-        assert_eq!(outcome("a", "111122223333", &alice), "handled");
-        assert_eq!(outcome("a", "111122223333", &alice), "duplicate");
-        assert_eq!(outcome("b", "999999999999", &alice), "foreign");
-        assert_eq!(outcome("c", "111122223333", &nobody), "unmatched");
-        drop(controllers);
-        let woken: Vec<UserEvent> = futures::executor::block_on(receiver.collect());
+        assert_eq!(outcome("a", "111122223333", "alice"), "handled");
+        assert_eq!(outcome("a", "111122223333", "alice"), "duplicate");
+        assert_eq!(outcome("b", "999999999999", "alice"), "foreign");
+        assert_eq!(outcome("c", "111122223333", "bob"), "unmatched");
         assert_eq!(
-            woken,
-            [UserEvent {
-                iam_account: "default".into(),
-                user: "alice".into()
-            }]
+            *woken.borrow(),
+            ["alice", "bob"],
+            "asked to wake once per new event of its account"
         );
     }
 
