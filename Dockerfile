@@ -11,7 +11,7 @@ COPY . .
 RUN hack/image-binary.sh
 
 FROM gcr.io/distroless/static-debian12:nonroot
-ARG VERSION=0.2.0
+ARG VERSION=0.3.0
 LABEL org.opencontainers.image.title="loginprofile-operator" \
       org.opencontainers.image.description="Kubernetes operator for IAM console passwords (login profiles)" \
       org.opencontainers.image.source="https://github.com/loginprofile-operator/loginprofile-operator" \

@@ -7,9 +7,10 @@
 #   (etcd, the Kubernetes commands, age) and the emulator's venv beside the
 #   Rust builds; the rest (helm, the chart's linters, the GitOps health
 #   checks, promtool) beside the first tests, at a lower CPU priority;
-# - the static release binary (hack/image-binary.sh; lines start with
-#   [release]), the longest single build, from the start at the lowest CPU
-#   priority, so that it takes only the time the others leave idle.
+# - the static binary for the image and node tests (hack/image-binary.sh in
+#   the unoptimized static-test profile: what they check does not depend on
+#   optimization; lines start with [release]), from the start at the lowest
+#   CPU priority, so that it takes only the time the others leave idle.
 # The tests run in three groups: those that need neither, then those that
 # name one of the other tools, then those that call `static_binary()`.
 set -euo pipefail
@@ -26,9 +27,9 @@ rm -f "$core_done"
 # The rest yields to the tests (nice 10): their deadlines are real.
 setsid bash -c 'hack/tools.sh build core && hack/devenv.sh install-emulator && touch "$1" && nice -n 10 hack/tools.sh build rest' _ "$core_done" &
 tools=$!
-stage "the static release binary, beside the rest at the lowest CPU priority"
+stage "the static binary (static-test profile), beside the rest at the lowest CPU priority"
 release_done=$(mktemp)
-setsid bash -c 'set -o pipefail; status=0; nice -n 19 hack/image-binary.sh 2>&1 | sed -u "s/^/[release] /" || status=$?; echo "$status" > "$1"' \
+setsid bash -c 'set -o pipefail; status=0; LPO_STATIC_PROFILE=static-test nice -n 19 hack/image-binary.sh 2>&1 | sed -u "s/^/[release] /" || status=$?; echo "$status" > "$1"' \
   _ "$release_done" &
 release=$!
 # Whatever fails, neither build outlives this script.
@@ -91,13 +92,13 @@ if ((${#with_tools[@]})); then
   "$CARGO" test --no-fail-fast "${with_tools[@]}" || test_status=$?
 fi
 
-stage "waiting for the static release binary"
+stage "waiting for the static binary"
 wait "$release" || true
 trap - EXIT
 release_status=$(cat "$release_done" 2>/dev/null || true)
 rm -f "$core_done" "$release_done"
 if [[ "$release_status" != 0 ]]; then
-  stage "the static release binary failed (status ${release_status:-none: it was stopped})"
+  stage "the static binary failed (status ${release_status:-none: it was stopped})"
   exit 1
 fi
 if ((${#with_binary[@]})); then

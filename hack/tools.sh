@@ -43,7 +43,10 @@ LINTERS_VERSION="$(sha256sum "$HACK_DIR/requirements-linters.txt" | cut -c1-12)"
 LPO_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/loginprofile-operator"
 KUBE_BIN="$LPO_CACHE/bin/kubernetes-$KUBE_VERSION"
 ETCD_BIN="$LPO_CACHE/bin/etcd-$ETCD_VERSION"
-HELM_BIN="$LPO_CACHE/bin/helm-$HELM_VERSION"
+# helm is built as its own Makefile builds it (the Kubernetes version that
+# `helm template` assumes follows its client-go); the suffix changes with
+# those flags, so a helm cached without them is rebuilt.
+HELM_BIN="$LPO_CACHE/bin/helm-$HELM_VERSION-kubeversion"
 KSTATUS_BIN="$LPO_CACHE/bin/kstatus-$KSTATUS_VERSION"
 FLUX_HEALTH_BIN="$LPO_CACHE/bin/flux-health-$FLUX_HEALTH_VERSION"
 ARGOCD_HEALTH_BIN="$LPO_CACHE/bin/argocd-health-$ARGOCD_HEALTH_VERSION"
@@ -183,9 +186,19 @@ build_helm() {
   wrapper_module "$work" helm.sh/helm/v3 "$HELM_VERSION" "$HELM_VERSION"
   run_with_heartbeat "resolving helm modules" "$work/get.log" \
     bash -c "cd '$work' && go get helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  # Without these flags helm takes Kubernetes 1.20 for `helm template`, and a
+  # chart's kubeVersion (>= 1.28 here) refuses it; helm's Makefile sets them
+  # from client-go (v0.N is Kubernetes 1.N).
+  local client_go minor ldflags
+  client_go=$(cd "$work" && go list -f '{{.Version}}' -m k8s.io/client-go)
+  minor=$(cut -d. -f2 <<<"$client_go")
+  ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for package in chartutil lint/rules; do
+    ldflags+=" -X helm.sh/helm/v3/pkg/$package.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/$package.k8sVersionMinor=$minor"
+  done
   mkdir -p "$HELM_BIN.tmp"
   run_with_heartbeat "compiling helm $HELM_VERSION" "$work/build.log" \
-    bash -c "cd '$work' && CGO_ENABLED=0 go build -v -trimpath -ldflags '-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION' -o '$HELM_BIN.tmp/helm' helm.sh/helm/v3/cmd/helm"
+    bash -c "cd '$work' && CGO_ENABLED=0 go build -v -trimpath -ldflags '$ldflags' -o '$HELM_BIN.tmp/helm' helm.sh/helm/v3/cmd/helm"
   rm -rf "$HELM_BIN"; mv "$HELM_BIN.tmp" "$HELM_BIN"
 }
 

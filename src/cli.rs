@@ -73,6 +73,18 @@ pub struct RunArgs {
     #[arg(long, env = "LPO_RESYNC_PERIOD", default_value = "10m", value_parser = positive_duration)]
     pub resync_period: Duration,
 
+    /// While an IAMAccount's IAM events flow (spec.events, docs/events.md), how often its LoginProfiles are still checked against IAM: events find drift sooner, and this check is the safety net. Never shorter than --resync-period.
+    #[arg(long, env = "LPO_DRIFT_PERIOD_WITH_EVENTS", default_value = "6h", value_parser = positive_duration)]
+    pub drift_period_with_events: Duration,
+
+    /// How long the IAM event of the operator's own write may take to come back through an IAMAccount's queue; later, its events count as not flowing (condition EventsFlowing False, drift checks at --resync-period again).
+    #[arg(long, env = "LPO_EVENT_DEADLINE", default_value = "15m", value_parser = positive_duration)]
+    pub event_deadline: Duration,
+
+    /// How long an IAMAccount with IAM events may go without a write of the operator's before it writes one to see that events still flow (the tag iam.loginprofile.dev/heartbeat on an IAM user its LoginProfiles manage).
+    #[arg(long, env = "LPO_EVENT_HEARTBEAT_PERIOD", default_value = "1h", value_parser = positive_duration)]
+    pub event_heartbeat_period: Duration,
+
     /// LoginProfiles reconciled at once.
     #[arg(long, env = "LPO_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,

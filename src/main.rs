@@ -12,7 +12,7 @@ use loginprofile_operator::{
     aws::deletion_pacer::DeletionLimit,
     aws::iam::{self, IamClientConfig},
     cli::{Cli, Command, RunArgs, SampleKind},
-    controller::{self, Context, Settings},
+    controller::{self, Context, EventSettings, Settings},
     ops::fingerprint_key,
     ops::http,
     ops::leader::{self, LeaseSettings, WritePermit},
@@ -131,6 +131,11 @@ async fn run(args: RunArgs) -> Result<(), String> {
         root_login_profiles: args
             .manage_root_login_profiles
             .then(|| args.root_login_profile_selector.clone()),
+        events: EventSettings {
+            drift_period: args.drift_period_with_events.max(args.resync_period),
+            deadline: args.event_deadline,
+            heartbeat_period: args.event_heartbeat_period,
+        },
     };
     let mut ctx = Context::new(
         client.clone(),

@@ -18,6 +18,7 @@ use crate::{
         root_login_profile::RootLoginProfile,
     },
     cli::Cli,
+    controller::runtime::event_flow,
     ops::metrics::Metrics,
     rules::governance,
 };
@@ -46,6 +47,7 @@ pub fn markdown() -> String {
     }
     reasons(&mut page);
     governance_reasons(&mut page);
+    events_flowing_reasons(&mut page);
     event_reasons(&mut page);
     page
 }
@@ -287,6 +289,20 @@ fn governance_reasons(page: &mut String) {
     page.push('\n');
 }
 
+fn events_flowing_reasons(page: &mut String) {
+    page.push_str(
+        "## IAM events condition\n\n\
+         An IAMAccount with `spec.events` also has the condition `EventsFlowing`: whether \
+         the operator's own writes come back through its queue as IAM events \
+         (docs/events.md). Ready ignores it.\n\n\
+         | status | reason | meaning |\n|---|---|---|\n",
+    );
+    for (status, reason, meaning) in event_flow::REASONS {
+        let _ = writeln!(page, "| {status} | `{reason}` | {} |", cell(meaning));
+    }
+    page.push('\n');
+}
+
 fn event_reasons(page: &mut String) {
     page.push_str(
         "## Event reasons\n\n\
@@ -339,6 +355,7 @@ mod tests {
             "| all three | Unknown | `NotInReport` |",
             "| `ConsoleReenabled` |",
             "| `UserNotFound` | False | Reconciling |",
+            "| False | `EventsLate` |",
         ] {
             assert!(page.contains(needle), "{needle} missing from:\n{page}");
         }

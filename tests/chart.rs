@@ -12,7 +12,6 @@ use std::{
     time::Duration,
 };
 
-use serde::Deserialize;
 use serde_json::json;
 use support::*;
 
@@ -288,10 +287,7 @@ const LOCKED_DOWN: &[&str] = &[
 fn render(values: &[&str]) -> Vec<serde_json::Value> {
     let mut args = vec!["template", "lpo", CHART, "--namespace", "lpo-system"];
     args.extend_from_slice(values);
-    serde_yaml::Deserializer::from_str(&helm_ok(&args))
-        .map(|document| serde_json::Value::deserialize(document).unwrap())
-        .filter(|document| !document.is_null())
-        .collect()
+    yaml_documents(&helm_ok(&args))
 }
 
 fn find<'a>(

@@ -2,9 +2,14 @@
 //! EventBridge rule feeds with IAM's CloudTrail events, and the operator,
 //! polling only once an hour here, acts on drift made outside it within
 //! seconds of the event. What is not an event about one of its users
-//! changes nothing and is counted. The operator reads the queue as the test
-//! environment's operator identity, which holds only the shipped policy
-//! files (docs/iam-policy-events.json among them).
+//! changes nothing and is counted. While its own writes come back as
+//! events, drift checks wait for the long period; when they stop coming
+//! back, or the queue cannot be read, the IAMAccount says so and polling
+//! resumes. The operator reads the queue as the test environment's operator
+//! identity, which holds only the shipped policy files
+//! (docs/iam-policy-events.json among them), or as an account's
+//! administrator role where a test needs an account of its own (its
+//! delivery knobs are per account).
 
 mod support;
 
@@ -29,18 +34,27 @@ struct Setup {
 
 impl Setup {
     fn new(prefix: &str, queue: &EventQueue) -> Self {
+        Self::with(prefix, &queue.url, None, &["--resync-period", "1h"])
+    }
+
+    /// The same with the queue at `queue_url`, an IAMAccount acting in
+    /// `role_account` (its administrator role) if given, and these flags.
+    fn with(prefix: &str, queue_url: &str, role_account: Option<&str>, flags: &[&str]) -> Self {
         let ns = TestNamespace::with_account(prefix, None);
         let account = unique(prefix).to_lowercase();
-        env().apply_ok(&iam_account(
-            &account,
-            json!({
-                "namespaces": [ns.name],
-                "userNames": ["*"],
-                "events": {"sqsQueueUrl": queue.url},
-            }),
-        ));
+        let mut spec = json!({
+            "namespaces": [ns.name],
+            "userNames": ["*"],
+            "events": {"sqsQueueUrl": queue_url},
+        });
+        if let Some(role_account) = role_account {
+            spec["roleArn"] = json!(format!(
+                "arn:aws:iam::{role_account}:role/OrganizationAccountAccessRole"
+            ));
+        }
+        env().apply_ok(&iam_account(&account, spec));
         let accounts = TestAccounts(vec![account.clone()]);
-        let operator = Operator::start(&ns.name, &["--resync-period", "1h"]);
+        let operator = Operator::start(&ns.name, flags);
         wait_account_ready(&account, "True", "Verified");
         Self {
             ns,
@@ -50,8 +64,7 @@ impl Setup {
         }
     }
 
-    /// A LoginProfile `name` for `user`, Created, and the event of its
-    /// create handled (one look at IAM).
+    /// A LoginProfile `name` for `user`, Created.
     fn login_profile(&self, name: &str, user: &str) {
         let password = strong_password(name);
         env().apply_ok(&secret(&self.ns.name, name, &[("password", &password)]));
@@ -62,9 +75,22 @@ impl Setup {
                    "accountRef": {"name": self.account}}),
         ));
         wait_ready_reason(&self.ns.name, name, "True", "Created", CONVERGE);
-        wait_until("the event of its create to be looked at", CONVERGE, || {
-            calls(user, "GetLoginProfile") >= 1
-        });
+    }
+
+    /// Waits for the IAMAccount's EventsFlowing condition to say `status`
+    /// and `reason`; returns its message.
+    fn wait_events(&self, status: &str, reason: &str, within: Duration) -> String {
+        wait_for(
+            &format!(
+                "IAMAccount {} EventsFlowing={status} {reason}",
+                self.account
+            ),
+            within,
+            || {
+                let (s, r, message) = condition(&get_account(&self.account), "EventsFlowing")?;
+                (s == status && r == reason).then_some(message)
+            },
+        )
     }
 
     fn events(&self, event: &str, outcome: &str) -> f64 {
@@ -145,4 +171,131 @@ fn events_that_are_not_about_its_users_change_nothing_and_are_counted() {
         "the receiver is still up"
     );
     wait_ready_reason(&setup.ns.name, "bob", "True", "Created", CONVERGE);
+}
+
+/// Drift checks every 3 s without events; one hour while the operator's
+/// own writes come back. At rest, then, IAM is not read at all.
+#[test]
+fn while_its_own_writes_come_back_drift_checks_wait_for_the_long_period() {
+    let account = unique_account_id();
+    let queue = EventQueue::create(&account);
+    let setup = Setup::with(
+        "ev-rest",
+        &queue.url,
+        Some(&account),
+        &["--resync-period", "3s", "--drift-period-with-events", "1h"],
+    );
+    let user = unique("ev-rest");
+    create_users_in(&account, std::slice::from_ref(&user));
+    setup.login_profile("bob", &user);
+    let message = setup.wait_events("True", "EventsFlowing", CONVERGE);
+    assert!(message.contains("every 1h"), "{message}");
+    // Its create, or the heartbeat when the receiver started after the
+    // create, came back as the operator's own.
+    assert!(setup.events("CreateLoginProfile", "own") + setup.events("TagUser", "own") >= 1.0);
+    assert!(
+        setup
+            .operator
+            .metrics()
+            .contains("loginprofile_iam_event_queues{state=\"flowing\"} 1"),
+        "{}",
+        setup.operator.metrics()
+    );
+    // The window itself is what is measured: ten resync periods at rest,
+    // where polling alone would read IAM ten times. One drift check placed
+    // before the flow was confirmed may still come; none after it.
+    let before = calls(&user, "GetLoginProfile");
+    std::thread::sleep(Duration::from_secs(30));
+    let reads = calls(&user, "GetLoginProfile") - before;
+    assert!(
+        reads <= 1,
+        "{reads} drift checks within ten resync periods while events flow"
+    );
+}
+
+/// Events that stop coming back are seen within the deadline: the
+/// IAMAccount says which write was not seen, polling resumes at the resync
+/// period, and once events come back (the operator's heartbeat shows it)
+/// the IAMAccount says they flow again.
+#[test]
+fn events_that_stop_are_seen_polling_resumes_and_a_heartbeat_shows_them_back() {
+    let account = unique_account_id();
+    let queue = EventQueue::create(&account);
+    let setup = Setup::with(
+        "ev-stop",
+        &queue.url,
+        Some(&account),
+        &[
+            "--resync-period",
+            "3s",
+            "--drift-period-with-events",
+            "1h",
+            "--event-deadline",
+            "10s",
+        ],
+    );
+    let user = unique("ev-stop");
+    create_users_in(&account, std::slice::from_ref(&user));
+    setup.login_profile("bob", &user);
+    setup.wait_events("True", "EventsFlowing", CONVERGE);
+
+    queue.delivery(0.0, 1.0);
+    env().apply_ok(&secret(
+        &setup.ns.name,
+        "bob",
+        &[("password", &strong_password("ev-stop-2"))],
+    ));
+    wait_until("the new password sent", CONVERGE, || {
+        calls(&user, "UpdateLoginProfile") >= 1
+    });
+    // The write not seen: the new password, or the heartbeat that followed
+    // it (both on the user of the one Ready LoginProfile).
+    let message = setup.wait_events("False", "EventsLate", CONVERGE);
+    assert!(
+        message.contains(&user) && message.contains("did not arrive within the event deadline"),
+        "{message}"
+    );
+    wait_until("the gauge to count it late", CONVERGE, || {
+        setup
+            .operator
+            .metrics()
+            .contains("loginprofile_iam_event_queues{state=\"late\"} 1")
+    });
+    let reads = calls(&user, "GetLoginProfile");
+    wait_until(
+        "drift checks at the resync period again",
+        Duration::from_secs(30),
+        || calls(&user, "GetLoginProfile") >= reads + 2,
+    );
+
+    queue.delivery(0.0, 0.0);
+    setup.wait_events("True", "EventsFlowing", CONVERGE);
+    let tags = env()
+        .aws_in(&account, &["iam", "list-user-tags", "--user-name", &user])
+        .unwrap();
+    assert!(
+        tags["Tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|tag| tag["Key"] == "iam.loginprofile.dev/heartbeat"),
+        "the heartbeat is a tag on the user: {tags}"
+    );
+}
+
+/// A queue the operator cannot read is the IAMAccount's condition, with
+/// what to check; the LoginProfiles are polled as without events.
+#[test]
+fn a_queue_it_cannot_read_is_the_iam_accounts_condition() {
+    let queue = EventQueue::create(DEFAULT_ACCOUNT_ID);
+    let missing = format!("{}-missing", queue.url);
+    let setup = Setup::with("ev-missing", &missing, None, &["--resync-period", "1h"]);
+    let mut users = TestUsers::default();
+    let user = users.create("ev-missing");
+    setup.login_profile("bob", &user);
+    let message = setup.wait_events("False", "EventQueueUnreadable", CONVERGE);
+    assert!(
+        message.contains("spec.events.sqsQueueUrl") && message.contains(&missing),
+        "{message}"
+    );
 }

@@ -2,9 +2,11 @@
 //! (hack/kstatus, hack/flux-health and hack/argocd-health, built by
 //! hack/tools.sh): kstatus (sigs.k8s.io/cli-utils), Flux's kstatus fork and
 //! its CEL health check with deploy/gitops/flux-health-check-exprs.yaml, and
-//! Argo CD's health package with deploy/gitops/argocd-health.lua. Every version of a LoginProfile the
-//! tests see goes through all of them, and the verdict table asserted here
-//! is the one in docs/gitops.md.
+//! Argo CD's health package with deploy/gitops/argocd-health.lua. Every version of a LoginProfile, an
+//! IAMAccount and a RootLoginProfile the tests see goes through all of them,
+//! and the verdict tables asserted here are the ones in docs/gitops.md. The
+//! Argo CD and Flux examples decode with each project's own API types and
+//! render the chart they pin.
 
 mod support;
 
@@ -19,6 +21,10 @@ const CUSTOMIZATION: &str =
     "deploy/gitops/resource_customizations/iam.loginprofile.dev/LoginProfile";
 const ACCOUNT_CUSTOMIZATION: &str =
     "deploy/gitops/resource_customizations/iam.loginprofile.dev/IAMAccount";
+const ROOT_CUSTOMIZATION: &str =
+    "deploy/gitops/resource_customizations/iam.loginprofile.dev/RootLoginProfile";
+const ARGOCD_EXAMPLE: &str = "deploy/gitops/argocd-applications.yaml";
+const FLUX_EXAMPLE: &str = "deploy/gitops/flux.yaml";
 
 /// What each tool concludes for each version of an IAMAccount, as in
 /// docs/gitops.md: (testdata name, case, verdicts).
@@ -37,6 +43,31 @@ const ACCOUNT_TABLE: &[(&str, &str, [&str; 4])] = &[
         "failing",
         "IAMAccount credentials fail (AssumeRoleFailed), retried",
         ["InProgress", "InProgress", "InProgress", "Progressing"],
+    ),
+];
+
+/// What each tool concludes for each version of a RootLoginProfile, as in
+/// docs/gitops.md: (testdata name, case, verdicts).
+const ROOT_TABLE: &[(&str, &str, [&str; 4])] = &[
+    (
+        "applied",
+        "RootLoginProfile applied, not acted on yet (the CRD's default status)",
+        ["InProgress", "InProgress", "InProgress", "Progressing"],
+    ),
+    (
+        "up-to-date",
+        "RootLoginProfile UpToDate",
+        ["Current", "Current", "Current", "Healthy"],
+    ),
+    (
+        "waiting",
+        "RootLoginProfile waits for its IAMAccount (AccountNotReady), retried",
+        ["InProgress", "InProgress", "InProgress", "Progressing"],
+    ),
+    (
+        "refused",
+        "RootLoginProfile refused (RootAccessNotAllowed), Stalled",
+        ["Failed", "Failed", "Failed", "Degraded"],
     ),
 ];
 
@@ -116,6 +147,7 @@ fn row(case: &str) -> &'static (&'static str, &'static str, [&'static str; 4]) {
     TABLE
         .iter()
         .chain(ACCOUNT_TABLE)
+        .chain(ROOT_TABLE)
         .find(|(_, name, _)| *name == case)
         .unwrap_or_else(|| panic!("no row {case:?}"))
 }
@@ -311,6 +343,7 @@ fn argocd_resource_customization_passes_its_own_tests_and_files_agree() {
     for (kind, customization, table) in [
         ("LoginProfile", CUSTOMIZATION, TABLE),
         ("IAMAccount", ACCOUNT_CUSTOMIZATION, ACCOUNT_TABLE),
+        ("RootLoginProfile", ROOT_CUSTOMIZATION, ROOT_TABLE),
     ] {
         assert_eq!(
             fs::read_to_string(format!("{}/health.lua", path(customization))).unwrap(),
@@ -361,7 +394,7 @@ fn argocd_resource_customization_passes_its_own_tests_and_files_agree() {
         docs.contains(exprs.trim_end()),
         "docs/gitops.md shows {EXPRS} as it is"
     );
-    for (_, case, row) in TABLE.iter().chain(ACCOUNT_TABLE) {
+    for (_, case, row) in TABLE.iter().chain(ACCOUNT_TABLE).chain(ROOT_TABLE) {
         let line = format!("| {case} | {} |", row.join(" | "));
         assert!(docs.contains(&line), "docs/gitops.md lacks the row {line}");
     }
@@ -436,16 +469,266 @@ fn iam_account_health_is_right_in_every_tool() {
         env().kubectl_ok(&["delete", "iamaccount", name, "--timeout=60s"]);
     }
 
-    if std::env::var("LPO_UPDATE_GITOPS_TESTDATA").is_ok() {
-        for (case, account) in &captured {
-            let mut account = sanitized(account);
-            account["metadata"]["name"] = json!(row(case).0);
-            let file = format!(
-                "{}/testdata/{}.yaml",
-                path(ACCOUNT_CUSTOMIZATION),
-                row(case).0
-            );
-            fs::write(file, serde_yaml::to_string(&account).unwrap()).unwrap();
+    update_testdata(ACCOUNT_CUSTOMIZATION, &captured);
+}
+
+/// `LPO_UPDATE_GITOPS_TESTDATA=1` refreshes Argo CD's upstream-style
+/// testdata of a cluster-scoped kind from the objects a test captured, each
+/// named after its row.
+fn update_testdata(customization: &str, captured: &[(&str, Value)]) {
+    if std::env::var("LPO_UPDATE_GITOPS_TESTDATA").is_err() {
+        return;
+    }
+    for (case, object) in captured {
+        let mut object = sanitized(object);
+        object["metadata"]["name"] = json!(row(case).0);
+        if let Some(metadata) = object["metadata"].as_object_mut() {
+            metadata.remove("labels");
+        }
+        let file = format!("{}/testdata/{}.yaml", path(customization), row(case).0);
+        fs::write(file, serde_yaml::to_string(&object).unwrap()).unwrap();
+    }
+}
+
+/// A RootLoginProfile reads the same in every tool: in progress until the
+/// operator acts and while its IAMAccount is not verified, failed when it is
+/// refused, healthy once root's login profile is as declared.
+#[test]
+fn root_login_profile_health_is_right_in_every_tool() {
+    let org = Organization::new(true);
+    let label = unique("gitops-root");
+    let root = |name: &str, account: &str, iam_account: &str| {
+        json!({
+            "apiVersion": "iam.loginprofile.dev/v1alpha1",
+            "kind": "RootLoginProfile",
+            "metadata": {"name": name, "labels": {"lpo-test": label}},
+            "spec": {
+                "accountId": account,
+                "managementAccountRef": {"name": iam_account},
+                "state": "Absent",
+            },
+        })
+        .to_string()
+    };
+    let mut captured: Vec<(&str, Value)> = Vec::new();
+    let mut dry_run = env().command("kubectl");
+    dry_run.args(["create", "--dry-run=server", "-o", "json", "-f", "-"]);
+    let applied: Value = serde_json::from_str(&stdout_of(
+        run_with_stdin(
+            dry_run,
+            &root(&unique("gitops-root"), &org.members[0], "management"),
+        ),
+        "kubectl create --dry-run=server",
+    ))
+    .unwrap();
+    assert_eq!(applied["status"], json!({"observedGeneration": -1}));
+    let case = "RootLoginProfile applied, not acted on yet (the CRD's default status)";
+    assert_row(case, &applied);
+    captured.push((case, applied));
+
+    let ns = TestNamespace::new("gitops-root");
+    let selector = format!("lpo-test={label}");
+    let _operator = Operator::start(
+        &ns.name,
+        &[
+            "--manage-root-login-profiles",
+            "--root-login-profile-selector",
+            &selector,
+        ],
+    );
+    let management = unique("gitops-mgmt");
+    let unverified = unique("gitops-unverified");
+    let _accounts = TestAccounts(vec![management.clone(), unverified.clone()]);
+    env().apply_ok(&iam_account(
+        &management,
+        json!({
+            "roleArn": format!("arn:aws:iam::{}:role/OrganizationAccountAccessRole", org.management),
+            "allowRootAccess": true,
+        }),
+    ));
+    env().apply_ok(&iam_account(
+        &unverified,
+        json!({
+            "roleArn": format!("arn:aws:iam::{}:role/gitops-no-such-role", org.management),
+            "allowRootAccess": true,
+        }),
+    ));
+    // One account each: a second RootLoginProfile for an account would wait
+    // for the first (AccountClaimed) before anything else is checked.
+    let outsider = unique_account_id();
+    let roots = RootLoginProfiles(
+        [
+            ("up-to-date", &org.members[0], &management),
+            ("waiting", &org.members[1], &unverified),
+            ("refused", &outsider, &"no-such-iamaccount".to_string()),
+        ]
+        .map(|(name, account, iam_account)| {
+            let name = unique(&format!("gitops-root-{name}"));
+            env().apply_ok(&root(&name, account, iam_account));
+            name
+        })
+        .to_vec(),
+    );
+    for (name, (case, status, reason)) in roots.0.iter().zip([
+        ("RootLoginProfile UpToDate", "True", "UpToDate"),
+        (
+            "RootLoginProfile waits for its IAMAccount (AccountNotReady), retried",
+            "False",
+            "AccountNotReady",
+        ),
+        (
+            "RootLoginProfile refused (RootAccessNotAllowed), Stalled",
+            "False",
+            "RootAccessNotAllowed",
+        ),
+    ]) {
+        let object = wait_for(
+            &format!("RootLoginProfile {name} Ready={status} {reason}"),
+            CONVERGE,
+            || {
+                let object: Value = serde_json::from_str(&env().kubectl_ok(&[
+                    "get",
+                    "rootloginprofile",
+                    name,
+                    "-o",
+                    "json",
+                ]))
+                .unwrap();
+                let (s, r, _) = support::ready(&object)?;
+                (s == status
+                    && r == reason
+                    && object["status"]["observedGeneration"] == object["metadata"]["generation"])
+                    .then_some(object)
+            },
+        );
+        assert_row(case, &object);
+        captured.push((case, object));
+    }
+    update_testdata(ROOT_CUSTOMIZATION, &captured);
+}
+
+/// Deletes the RootLoginProfiles a test made.
+struct RootLoginProfiles(Vec<String>);
+
+impl Drop for RootLoginProfiles {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            let _ = env().kubectl(&["delete", "rootloginprofile", name, "--wait=false"]);
         }
     }
+}
+
+/// docs/gitops.md's Argo CD and Flux examples, as shipped in deploy/gitops/:
+/// each object decodes strictly with its project's own API type (a misspelt
+/// or misplaced field fails), the chart they install is this chart at its
+/// version with the image of its appVersion, and the values they pass
+/// render with the chart's schema into the role annotation and the
+/// admission they say.
+#[test]
+fn gitops_examples_pin_this_chart_and_decode_with_each_projects_types() {
+    let docs = fs::read_to_string(path("docs/gitops.md")).unwrap();
+    for (file, program, decoded) in [
+        (ARGOCD_EXAMPLE, "argocd-health", "2 Applications"),
+        (FLUX_EXAMPLE, "flux-health", "6 objects"),
+    ] {
+        let text = fs::read_to_string(path(file)).unwrap();
+        assert!(docs.contains(&text), "docs/gitops.md shows {file} as it is");
+        let output = env()
+            .command(program)
+            .args(["--validate", &path(file)])
+            .output()
+            .unwrap();
+        assert_eq!(
+            stdout_of(output, &format!("{program} --validate {file}")).trim(),
+            decoded
+        );
+    }
+    let chart: serde_yaml::Value = serde_yaml::from_str(
+        &fs::read_to_string(path("charts/loginprofile-operator/Chart.yaml")).unwrap(),
+    )
+    .unwrap();
+    let (version, app_version) = (
+        chart["version"].as_str().unwrap(),
+        chart["appVersion"].as_str().unwrap(),
+    );
+    let objects = |file: &str| yaml_documents(&fs::read_to_string(path(file)).unwrap());
+    let argocd = objects(ARGOCD_EXAMPLE);
+    let operator = &argocd[0]["spec"]["source"];
+    assert_eq!(
+        operator["repoURL"],
+        "oci://registry.example.com/platform/charts/loginprofile-operator"
+    );
+    assert_eq!(operator["targetRevision"], version);
+    let flux = objects(FLUX_EXAMPLE);
+    let find = |kind: &str| {
+        flux.iter()
+            .find(|object| object["kind"] == kind)
+            .unwrap_or_else(|| panic!("{FLUX_EXAMPLE} has no {kind}"))
+    };
+    let (repository, release) = (find("OCIRepository"), find("HelmRelease"));
+    assert_eq!(
+        repository["spec"]["url"],
+        "oci://registry.example.com/platform/charts/loginprofile-operator"
+    );
+    assert_eq!(repository["spec"]["ref"]["tag"], version);
+    assert_eq!(
+        release["spec"]["chartRef"]["name"],
+        repository["metadata"]["name"]
+    );
+    for (tool, values, namespace) in [
+        (
+            "Argo CD",
+            &operator["helm"]["valuesObject"],
+            "loginprofile-system",
+        ),
+        ("Flux", &release["spec"]["values"], "loginprofile-system"),
+    ] {
+        let rendered = render_chart(values, namespace);
+        let deployment = rendered
+            .iter()
+            .find(|object| object["kind"] == "Deployment")
+            .expect("a Deployment");
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+            format!("registry.example.com/platform/loginprofile-operator:{app_version}"),
+            "{tool}"
+        );
+        let account = rendered
+            .iter()
+            .find(|object| object["kind"] == "IAMAccount")
+            .expect("the IAMAccount default");
+        assert_eq!(account["spec"]["namespaces"], json!(["team-a"]), "{tool}");
+        assert_eq!(account["spec"]["userNames"], json!(["team-a-*"]), "{tool}");
+        let service_account = rendered
+            .iter()
+            .find(|object| object["kind"] == "ServiceAccount")
+            .expect("a ServiceAccount");
+        assert!(
+            service_account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].is_string(),
+            "{tool}"
+        );
+    }
+}
+
+/// `helm template` of this chart with `values`, as the release the examples
+/// name: every object it renders, the CRDs included.
+fn render_chart(values: &Value, namespace: &str) -> Vec<Value> {
+    let file = std::env::temp_dir().join(format!("{}.yaml", unique("gitops-values")));
+    fs::write(&file, serde_yaml::to_string(values).unwrap()).unwrap();
+    let output = env()
+        .command("helm")
+        .args([
+            "template",
+            "loginprofile-operator",
+            &path("charts/loginprofile-operator"),
+            "--namespace",
+            namespace,
+            "--include-crds",
+            "-f",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let _ = fs::remove_file(&file);
+    yaml_documents(&stdout_of(output, "helm template"))
 }

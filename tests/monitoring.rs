@@ -8,7 +8,6 @@ mod support;
 
 use std::{collections::BTreeSet, fs, path::Path};
 
-use serde::Deserialize;
 use serde_json::Value;
 use support::*;
 
@@ -33,10 +32,7 @@ fn rendered() -> (Value, Value) {
         .output()
         .unwrap();
     let text = stdout_of(output, "helm template");
-    let documents: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).unwrap())
-        .filter(|d| !d.is_null())
-        .collect();
+    let documents = yaml_documents(&text);
     let rule = documents
         .iter()
         .find(|d| d["kind"] == "PrometheusRule")

@@ -6,6 +6,7 @@ require (
 	github.com/argoproj/argo-cd/v3 v3.2.5
 	github.com/argoproj/gitops-engine v0.7.1-0.20251217140045-5baed5604d2d
 	k8s.io/apimachinery v0.37.0
+	sigs.k8s.io/yaml v1.6.0
 )
 
 require (
@@ -177,7 +178,6 @@ require (
 	sigs.k8s.io/kustomize/kyaml v0.21.1 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/structured-merge-diff/v6 v6.4.2 // indirect
-	sigs.k8s.io/yaml v1.6.0 // indirect
 )
 
 // Argo CD's own replace directives (they do not apply to a module that

@@ -2,15 +2,24 @@
 // object read as JSON from stdin, with Argo CD's own code: its health package
 // (github.com/argoproj/gitops-engine/pkg/health) and its Lua resource
 // overrides (github.com/argoproj/argo-cd/v3/util/lua) loaded with the health
-// check in LUA_FILE (for LoginProfile and IAMAccount), standard libraries
-// off as in production.
+// check in LUA_FILE (for LoginProfile, IAMAccount and RootLoginProfile),
+// standard libraries off as in production.
+//
+// With --validate, it reads Argo CD Applications from a YAML file instead and
+// decodes each strictly into Argo CD's own Application type, so a misspelt
+// or misplaced field in an example fails as Argo CD would refuse it.
 //
 // Usage: argocd-health LUA_FILE < object.json
 // Output: {"argocd": STATUS, "argocd-message": MESSAGE}
+// Usage: argocd-health --validate APPLICATIONS_YAML
+// Output: the number of Applications, or the first one Argo CD would refuse.
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +28,8 @@ import (
 	argolua "github.com/argoproj/argo-cd/v3/util/lua"
 	"github.com/argoproj/gitops-engine/pkg/health"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
 )
 
 func fail(format string, args ...any) {
@@ -26,7 +37,46 @@ func fail(format string, args ...any) {
 	os.Exit(2)
 }
 
+// validate decodes every document of the file strictly as an Application.
+func validate(file string) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		fail("reading %s: %v", file, err)
+	}
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(raw)))
+	count := 0
+	for {
+		document, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			fail("%s: %v", file, err)
+		}
+		var meta struct{ APIVersion, Kind string }
+		if err := yaml.Unmarshal(document, &meta); err != nil {
+			fail("%s: %v", file, err)
+		}
+		if meta.Kind == "" {
+			continue // a document of comments only
+		}
+		if meta.APIVersion != "argoproj.io/v1alpha1" || meta.Kind != "Application" {
+			fail("%s: %s %s is not an Argo CD Application", file, meta.APIVersion, meta.Kind)
+		}
+		var app appv1.Application
+		if err := yaml.UnmarshalStrict(document, &app); err != nil {
+			fail("%s: Application %d: %v", file, count+1, err)
+		}
+		count++
+	}
+	fmt.Printf("%d Applications\n", count)
+}
+
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "--validate" {
+		validate(os.Args[2])
+		return
+	}
 	if len(os.Args) != 2 {
 		fail("usage: argocd-health LUA_FILE < object.json")
 	}
@@ -42,10 +92,10 @@ func main() {
 	if err != nil {
 		fail("reading %s: %v", os.Args[1], err)
 	}
-	// deploy/gitops/argocd-cm.yaml registers the one script for both kinds.
-	overrides := argolua.ResourceHealthOverrides{
-		"iam.loginprofile.dev/LoginProfile": appv1.ResourceOverride{HealthLua: string(script)},
-		"iam.loginprofile.dev/IAMAccount":   appv1.ResourceOverride{HealthLua: string(script)},
+	// deploy/gitops/argocd-cm.yaml registers the one script for every kind.
+	overrides := argolua.ResourceHealthOverrides{}
+	for _, kind := range []string{"LoginProfile", "IAMAccount", "RootLoginProfile"} {
+		overrides["iam.loginprofile.dev/"+kind] = appv1.ResourceOverride{HealthLua: string(script)}
 	}
 	result, err := health.GetResourceHealth(object, overrides)
 	if err != nil {

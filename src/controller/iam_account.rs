@@ -4,6 +4,7 @@
 use super::runtime::context::Context;
 use super::runtime::context::Error;
 use super::runtime::context::FIELD_MANAGER;
+use super::runtime::event_flow;
 use super::runtime::watch::PROFILES_PER_PAGE;
 use crate::api::conditions;
 use crate::api::conditions::Outcome;
@@ -11,7 +12,7 @@ use crate::api::login_profile::LoginProfile;
 use crate::api::reason::Reason;
 use crate::aws::iam::Iam;
 use crate::ops::events::Note;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Api;
 use kube::Client;
 use kube::Resource;
@@ -33,6 +34,9 @@ const COUNT_REFRESH: Duration = Duration::from_secs(60);
 const DELETION_RECOUNT: Duration = Duration::from_secs(30);
 /// How soon failing credentials are tried again.
 const RETRY_CREDENTIALS: Duration = Duration::from_secs(30);
+/// How often an IAMAccount with `spec.events` reports what its receiver
+/// concluded (EventsFlowing).
+const EVENTS_REFRESH: Duration = Duration::from_secs(10);
 
 /// Keeps an IAMAccount's finalizer and status: Ready when STS
 /// GetCallerIdentity answers with its credentials (in the account its role
@@ -112,7 +116,19 @@ pub(super) async fn reconcile_account<I: Iam>(
     // Deletion counts as a new generation: status keeps up with it, since
     // the LoginProfiles still act (and delete their profiles) through it.
     let verified = account_id.is_some();
-    write_status(&api, &account, account_id, users, &outcome).await?;
+    let events = account.spec.events.as_ref().map(|_| {
+        let verdict = ctx.event_flows.verdict(&name, std::time::Instant::now());
+        event_flow::condition(
+            verdict.as_ref(),
+            ctx.settings.events.drift_period,
+            ctx.settings.resync_period,
+        )
+    });
+    let next = match events {
+        Some(_) => next.min(EVENTS_REFRESH),
+        None => next,
+    };
+    write_status(&api, &account, account_id, users, &outcome, events).await?;
     ctx.metrics.set_account_ready(&name, Some(verified));
     if deleting {
         let note = Note {
@@ -186,16 +202,41 @@ async fn remove_finalizer(api: &Api<IAMAccount>, account: &IAMAccount) -> Result
     Ok(())
 }
 
-/// One server-side apply of the status, when it changed.
+/// One server-side apply of the status, when it changed: the kstatus
+/// conditions of `outcome`, and with `spec.events` the EventsFlowing
+/// condition (status, reason, message).
 async fn write_status(
     api: &Api<IAMAccount>,
     account: &IAMAccount,
     account_id: Option<String>,
     users: usize,
     outcome: &Outcome,
+    events: Option<(&'static str, &'static str, String)>,
 ) -> Result<(), Error> {
     let previous = account.status.clone().unwrap_or_default();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
+    let mut conditions = conditions::conditions(
+        &previous.conditions,
+        outcome,
+        account.metadata.generation,
+        &now,
+    );
+    if let Some((status, reason, message)) = events {
+        let last_transition_time = previous
+            .conditions
+            .iter()
+            .find(|c| c.type_ == event_flow::EVENTS_FLOWING && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| now.clone());
+        conditions.push(Condition {
+            type_: event_flow::EVENTS_FLOWING.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message,
+            observed_generation: account.metadata.generation,
+            last_transition_time,
+        });
+    }
     let next = IAMAccountStatus {
         observed_generation: account.metadata.generation,
         account_id: account_id.or_else(|| {
@@ -204,12 +245,7 @@ async fn write_status(
             previous.account_id.clone()
         }),
         login_profiles: Some(u32::try_from(users).unwrap_or(u32::MAX)),
-        conditions: conditions::conditions(
-            &previous.conditions,
-            outcome,
-            account.metadata.generation,
-            &now,
-        ),
+        conditions,
     };
     // conditions::conditions keeps each unchanged condition as it was, so an
     // unchanged status compares equal.

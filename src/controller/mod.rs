@@ -21,10 +21,10 @@
 mod iam_account;
 mod login_profile;
 mod root_login_profile;
-mod runtime;
+pub(crate) mod runtime;
 
 pub use login_profile::secret_source;
-pub use runtime::context::{Context, Error, FIELD_MANAGER, Settings};
+pub use runtime::context::{Context, Error, EventSettings, FIELD_MANAGER, Settings};
 
 use iam_account::{account_error_policy, reconcile_account};
 use login_profile::{error_policy, reconcile};

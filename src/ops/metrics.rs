@@ -8,7 +8,7 @@ use std::{
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
-    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 
@@ -35,6 +35,14 @@ struct IamEventLabels {
 struct ConditionLabels {
     condition: &'static str,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+/// The states of an IAMAccount's IAM events, for the `iam_event_queues` gauge.
+pub const EVENT_QUEUE_STATES: [&str; 4] = ["flowing", "unconfirmed", "late", "unreadable"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ConsoleLabels {
@@ -94,6 +102,9 @@ pub struct Metrics {
     secrets_manager_calls: Family<IamCallLabels, Counter>,
     sqs_calls: Family<IamCallLabels, Counter>,
     iam_events: Family<IamEventLabels, Counter>,
+    iam_event_lag: Histogram,
+    event_queues: Family<StateLabels, Gauge>,
+    event_queue_states: Mutex<HashMap<String, &'static str>>,
     profiles: Family<ConditionLabels, Gauge>,
     drift_check_period: Gauge<f64, std::sync::atomic::AtomicU64>,
     resync_period: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -142,9 +153,25 @@ impl Default for Metrics {
         let iam_events = Family::<IamEventLabels, Counter>::default();
         registry.register(
             "iam_events",
-            "Messages received from the queues of IAM events, by event name and outcome (handled: the LoginProfiles naming its user were woken; unmatched: no LoginProfile of the IAMAccount names its user; duplicate: its eventID was seen; foreign: another AWS account's; ignored: another call or service; malformed)",
+            "Messages received from the queues of IAM events, by event name and outcome (handled: the LoginProfiles naming its user were woken; own: the operator's own write, come back; unmatched: no LoginProfile of the IAMAccount names its user; duplicate: its eventID was seen; foreign: another AWS account's; ignored: another call or service; malformed)",
             iam_events.clone(),
         );
+        let iam_event_lag = Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0]);
+        registry.register(
+            "iam_event_lag_seconds",
+            "How long after IAM answered a call its event was received (the event's eventTime to its receipt)",
+            iam_event_lag.clone(),
+        );
+        let event_queues = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "iam_event_queues",
+            "IAMAccounts whose IAM events are received, by state (flowing: the operator's own writes come back in time, drift checks at --drift-period-with-events; unconfirmed: none came back yet; late: one did not come back within --event-deadline; unreadable: the queue cannot be read)",
+            event_queues.clone(),
+        );
+        // Every state from zero: the alert's expression exists before the first queue.
+        for state in EVENT_QUEUE_STATES {
+            event_queues.get_or_create(&StateLabels { state }).set(0);
+        }
         let profiles = Family::<ConditionLabels, Gauge>::default();
         registry.register(
             "profiles",
@@ -202,6 +229,9 @@ impl Default for Metrics {
             secrets_manager_calls,
             sqs_calls,
             iam_events,
+            iam_event_lag,
+            event_queues,
+            event_queue_states: Mutex::new(HashMap::new()),
             profiles,
             drift_check_period,
             resync_period,
@@ -246,6 +276,30 @@ impl Metrics {
         self.iam_events
             .get_or_create(&IamEventLabels { event, outcome })
             .inc();
+    }
+
+    /// An event was received `lag` after IAM answered its call.
+    pub fn iam_event_lag(&self, lag: std::time::Duration) {
+        self.iam_event_lag.observe(lag.as_secs_f64());
+    }
+
+    /// Records the state of IAMAccount `name`'s events (one of
+    /// [`EVENT_QUEUE_STATES`]; `None`: no longer received) and recounts.
+    pub fn set_event_queue_state(&self, name: &str, state: Option<&'static str>) {
+        let mut states = self
+            .event_queue_states
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match state {
+            Some(state) => states.insert(name.to_string(), state),
+            None => states.remove(name),
+        };
+        for state in EVENT_QUEUE_STATES {
+            let count = states.values().filter(|s| **s == state).count();
+            self.event_queues
+                .get_or_create(&StateLabels { state })
+                .set(count as i64);
+        }
     }
 
     /// Where one managed object stands, as last set.

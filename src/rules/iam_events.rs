@@ -3,6 +3,7 @@
 //! no use. Pure: the receiver (controller/runtime/iam_events.rs) reads the
 //! queue and wakes the LoginProfiles.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 /// The IAM calls an event is acted on for: the login profile's own calls,
@@ -18,6 +19,10 @@ pub const EVENT_NAMES: [&str; 7] = [
     "UntagUser",
 ];
 
+/// The tag the operator writes on an IAM user it manages when nothing else
+/// was written for a while, so that its event shows IAM's events still flow.
+pub const HEARTBEAT_TAG: &str = "iam.loginprofile.dev/heartbeat";
+
 /// One event about an IAM user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IamEvent {
@@ -31,6 +36,8 @@ pub struct IamEvent {
     pub user: String,
     /// The caller's ARN (`userIdentity.arn`), empty if CloudTrail gave none.
     pub caller: String,
+    /// When IAM answered the call (`eventTime`), if the event says.
+    pub time: Option<DateTime<Utc>>,
 }
 
 /// Why a message says nothing about an IAM user's login profile.
@@ -87,6 +94,9 @@ pub fn parse(body: &str) -> Result<IamEvent, Unusable> {
             account_id,
             user,
             caller: text(detail, "/userIdentity/arn").unwrap_or_default(),
+            time: text(detail, "/eventTime")
+                .and_then(|time| DateTime::parse_from_rfc3339(&time).ok())
+                .map(|time| time.with_timezone(&Utc)),
         }),
         _ => Err(Unusable::Malformed),
     }
@@ -116,6 +126,7 @@ mod tests {
             "eventSource": "iam.amazonaws.com",
             "eventName": "DeleteLoginProfile",
             "eventID": "e-1",
+            "eventTime": "2026-12-06T10:00:00Z",
             "recipientAccountId": "111122223333",
             "requestParameters": {"userName": "alice"},
             "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/admin/bob"},
@@ -128,6 +139,7 @@ mod tests {
                 account_id: "111122223333".into(),
                 user: "alice".into(),
                 caller: "arn:aws:sts::111122223333:assumed-role/admin/bob".into(),
+                time: Some("2026-12-06T10:00:00Z".parse().unwrap()),
             })
         );
     }

@@ -71,8 +71,10 @@ pub fn env() -> &'static Env {
 /// docs/tenancy.md suggests: `iam.loginprofile.dev/account=<IAMAccount>`.
 pub const ACCOUNT_LABEL: &str = "iam.loginprofile.dev/account";
 
-/// The static binary `make image-binary` builds, in the same Cargo target
-/// directory as this test's own build (`CARGO_TARGET_DIR` or target/).
+/// The static binary `make test` builds for the image and node tests
+/// (`LPO_STATIC_PROFILE=static-test hack/image-binary.sh`: the release
+/// binary unoptimized), in the same Cargo target directory as this test's
+/// own build (`CARGO_TARGET_DIR` or target/).
 pub fn static_binary() -> String {
     let debug_binary = Path::new(env!("CARGO_BIN_EXE_loginprofile-operator"));
     let target_dir = debug_binary
@@ -80,7 +82,7 @@ pub fn static_binary() -> String {
         .and_then(|p| p.parent())
         .expect("<target>/debug/<binary>");
     target_dir
-        .join("x86_64-unknown-linux-musl/release/loginprofile-operator")
+        .join("x86_64-unknown-linux-musl/static-test/loginprofile-operator")
         .display()
         .to_string()
 }

@@ -18,6 +18,7 @@ mod events;
 mod iam;
 mod kubernetes;
 mod operator;
+mod organization;
 
 // Each test binary uses a part of these.
 #[allow(unused_imports)]
@@ -32,6 +33,18 @@ pub use iam::*;
 pub use kubernetes::*;
 #[allow(unused_imports)]
 pub use operator::*;
+#[allow(unused_imports)]
+pub use organization::*;
+
+/// The documents of a multi-document YAML text (a manifest, a `helm
+/// template` rendering) as JSON values, empty documents left out.
+pub fn yaml_documents(text: &str) -> Vec<serde_json::Value> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(text)
+        .map(|document| serde_json::Value::deserialize(document).unwrap())
+        .filter(|document| !document.is_null())
+        .collect()
+}
 
 /// Runs `command` with `input` on its stdin and returns what it printed.
 pub fn run_with_stdin(mut command: Command, input: &str) -> Output {

@@ -6,8 +6,9 @@ use super::desired::Desired;
 use crate::controller::runtime::context::Context;
 use crate::controller::runtime::context::InAccount;
 use crate::controller::runtime::context::key;
+use kube::ResourceExt;
 use rand::Rng;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::controller::runtime::looks::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -114,13 +115,21 @@ impl<I: Iam> InAccount<'_, I> {
     }
 
     /// The resync period, stretched when the drift budget cannot check every
-    /// object in it; exported as a metric.
+    /// object in it (exported as a metric: what polling alone needs); while
+    /// the IAMAccount's IAM events flow, the long period of
+    /// `--drift-period-with-events` if that is longer.
     pub(super) fn drift_period(&self) -> Duration {
         let period = self.account.budget.drift.effective_period(
             self.admitted_objects(&self.account_id),
             self.settings.resync_period,
         );
         self.metrics.set_drift_check_period(period);
-        period
+        let events_flow = self
+            .event_flows
+            .flowing(&self.iam_account.name_any(), Instant::now());
+        match events_flow {
+            true => period.max(self.settings.events.drift_period),
+            false => period,
+        }
     }
 }

@@ -73,5 +73,6 @@ pub(super) async fn grace_record<I: Iam>(
         .tag_user(user, &[tag])
         .await
         .map_err(|error| error.outcome(user, None))?;
+    ctx.wrote("TagUser", user);
     Ok(Some(start))
 }

@@ -68,6 +68,7 @@ pub(super) async fn record_ownership<I: Iam>(
                 ),
             )
         })?;
+    ctx.wrote("TagUser", user);
     next.owner_record = Some(record.recorded());
     Ok(())
 }

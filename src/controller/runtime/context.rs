@@ -3,6 +3,7 @@
 //! ([`InAccount`]: the AWS account it acts in, reached through the same name).
 
 use super::claims;
+use super::event_flow::EventFlows;
 use super::generations::Generations;
 use super::looks::Looks;
 use super::memory::Memory;
@@ -67,6 +68,21 @@ pub struct Settings {
     /// Reconcile RootLoginProfiles, those matching this label selector
     /// (empty: all); `None`: leave them alone.
     pub root_login_profiles: Option<String>,
+    /// How IAM's events (an IAMAccount's `spec.events`) pace drift checks.
+    pub events: EventSettings,
+}
+
+/// How IAM's events pace drift checks (flags of `run`; docs/events.md).
+#[derive(Debug, Clone)]
+pub struct EventSettings {
+    /// The drift period of an IAMAccount's LoginProfiles while its events
+    /// flow (never shorter than the resync period).
+    pub drift_period: Duration,
+    /// How long the event of the operator's own write may take to arrive.
+    pub deadline: Duration,
+    /// How long an IAMAccount with events may go without a write of the
+    /// operator's before it writes a heartbeat.
+    pub heartbeat_period: Duration,
 }
 
 /// What every reconcile shares.
@@ -100,6 +116,8 @@ pub struct Context<I: Iam> {
     /// When each LoginProfile is looked at again, released to the
     /// controllers oldest first.
     pub(crate) looks: Looks,
+    /// Whether each IAMAccount's IAM events flow (runtime/event_flow.rs).
+    pub(crate) event_flows: EventFlows,
     /// When the admitted LoginProfiles were last counted, and how many each
     /// AWS account admits ([`Context::admitted_objects`]).
     admitted_counts: std::sync::Mutex<Option<(std::time::Instant, HashMap<String, usize>)>>,
@@ -117,6 +135,23 @@ pub(crate) struct InAccount<'a, I: Iam> {
     pub(crate) iam_account: Arc<IAMAccount>,
     /// The verified AWS account id, recorded in status.
     pub(crate) account_id: String,
+}
+
+impl<I: Iam> InAccount<'_, I> {
+    /// The operator wrote `call` for IAM user `user` through this
+    /// IAMAccount: where its events are received, that event is awaited
+    /// (runtime/event_flow.rs). Not for DeleteLoginProfile: the client
+    /// answers a profile already gone as deleted, and IAM then records no
+    /// deletion.
+    pub(crate) fn wrote(&self, call: &'static str, user: &str) {
+        self.shared.event_flows.wrote(
+            &self.iam_account.name_any(),
+            call,
+            user,
+            Utc::now(),
+            std::time::Instant::now(),
+        );
+    }
 }
 
 // Read as "the context, in this account": the reconcile steps use both the
@@ -140,6 +175,7 @@ impl<I: Iam> Context<I> {
             controller: FIELD_MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let event_flows = EventFlows::new(settings.events.deadline);
         Self {
             events: EventPublisher::new(client.clone(), reporter),
             client,
@@ -155,6 +191,7 @@ impl<I: Iam> Context<I> {
             claims: claims::ClaimIndex::default(),
             looks: Looks::default(),
             generations: Generations::default(),
+            event_flows,
             admitted_counts: Default::default(),
         }
     }

@@ -9,25 +9,35 @@
 //! of another AWS account, or about a user no LoginProfile of the IAMAccount
 //! names, wakes nothing; each is counted by outcome.
 //!
+//! The operator's own writes come back as events too: they wake nothing,
+//! and tell whether events flow (runtime/event_flow.rs). While they do, the
+//! IAMAccount's LoginProfiles are checked for drift at the long period;
+//! when they stop, every one of them is looked at again at the normal pace.
+//!
 //! Only the leader runs receivers (the controllers start after it won the
 //! Lease): a standby must not take messages the leader needs.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
+
+use chrono::Utc;
 
 use futures::channel::mpsc::UnboundedSender;
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
 use super::context::Context;
+use super::event_flow::Verdict;
+use crate::api::conditions;
 use crate::api::iam_account::IAMAccount;
-use crate::api::login_profile::{LoginProfile, iam_user_key};
+use crate::api::login_profile::LoginProfile;
+use crate::aws::clients::Account;
 use crate::aws::event_queue::{LONG_POLL_LIMIT, QueueError};
 use crate::aws::iam::Iam;
-use crate::rules::iam_events::{self, IamEvent};
+use crate::rules::iam_events::{self, HEARTBEAT_TAG, IamEvent};
 
 /// Where the LoginProfiles an event is about are woken: one sender per
 /// LoginProfile controller, in the order of the context's caches.
@@ -80,7 +90,16 @@ pub(crate) async fn receive_all<I: Iam>(ctx: Arc<Context<I>>, controllers: Waker
             if !same {
                 task.abort();
             }
-            same && !task.is_finished()
+            let keep = same && !task.is_finished();
+            if !keep {
+                // No receiver, no events: its LoginProfiles go back to the
+                // normal pace.
+                if ctx.event_flows.stop(name, Instant::now()) {
+                    wake_account(&ctx, &controllers, name);
+                }
+                ctx.metrics.set_event_queue_state(name, None);
+            }
+            keep
         });
         for (name, account) in wanted {
             if running.contains_key(&name) {
@@ -120,11 +139,36 @@ async fn receive<I: Iam>(
     };
     let mut seen = SeenIds::default();
     let mut pause = FIRST_PAUSE;
+    let flows = &ctx.event_flows;
+    flows.start(&name, Instant::now());
+    let mut last_verdict = None;
+    let mut next_heartbeat = Instant::now();
     tracing::info!(account = %name, queue = %url, "receiving IAM events");
     loop {
+        // What the flow says now: a change of verdict is logged and counted,
+        // and events that stopped flowing send the LoginProfiles back to
+        // the normal pace at once.
+        let now = Instant::now();
+        let verdict = flows.verdict(&name, now).unwrap_or(Verdict::Unconfirmed);
+        if last_verdict.as_ref() != Some(&verdict) {
+            ctx.metrics
+                .set_event_queue_state(&name, Some(verdict.label()));
+            tracing::info!(account = %name, state = verdict.label(), "IAM events: {verdict:?}");
+            if last_verdict.as_ref().is_some_and(Verdict::is_flowing) {
+                wake_account(&ctx, &controllers, &name);
+            }
+            last_verdict = Some(verdict);
+        }
+        if now >= next_heartbeat
+            && flows.heartbeat_due(&name, ctx.settings.events.heartbeat_period, now)
+        {
+            heartbeat(&ctx, &clients, &name).await;
+            next_heartbeat = Instant::now() + ctx.settings.events.deadline;
+        }
         let messages = match clients.events.receive(&url, LONG_POLL_LIMIT).await {
             Ok(messages) => {
                 pause = FIRST_PAUSE;
+                flows.receiving(&name, Ok(()));
                 messages
             }
             Err(error) => {
@@ -135,6 +179,12 @@ async fn receive<I: Iam>(
                     QueueError::NoSuchQueue(_) => " (check spec.events.sqsQueueUrl)",
                     QueueError::Transient(_) => "",
                 };
+                if !matches!(error, QueueError::Transient(_)) {
+                    flows.receiving(
+                        &name,
+                        Err(format!("cannot receive from queue {url}: {error}{hint}")),
+                    );
+                }
                 tracing::warn!(account = %name, queue = %url, %error, "cannot receive IAM events{hint}; trying again in {pause:?}");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(MAX_PAUSE);
@@ -150,12 +200,21 @@ async fn receive<I: Iam>(
             current(&ctx).and_then(|account| account.verified_account_id().map(str::to_string));
         let mut handled = Vec::with_capacity(messages.len());
         let wake = |user: &str| wake_naming(&ctx, &controllers, &name, user);
+        let ours = |event: &IamEvent| flows.received(&name, event, Instant::now());
         for message in messages {
             let (event_name, outcome) = match iam_events::parse(&message.body) {
-                Ok(event) => (
-                    event.name,
-                    handle(&event, own_account.as_deref(), &mut seen, &wake),
-                ),
+                Ok(event) => {
+                    if let Some(lag) = event
+                        .time
+                        .and_then(|time| (Utc::now() - time).to_std().ok())
+                    {
+                        ctx.metrics.iam_event_lag(lag);
+                    }
+                    (
+                        event.name,
+                        handle(&event, own_account.as_deref(), &mut seen, &ours, &wake),
+                    )
+                }
                 Err(unusable) => ("unknown", unusable.label()),
             };
             ctx.metrics.iam_event(event_name, outcome);
@@ -169,36 +228,94 @@ async fn receive<I: Iam>(
 }
 
 /// Wakes, in their controller, the cached LoginProfiles of IAMAccount
-/// `iam_account` that name `user`, marked as changed in IAM first (their
-/// next reconcile asks IAM, however recent their last look); false if
-/// there are none.
+/// `iam_account` that name `user` (found in the claims index), marked as
+/// changed in IAM first (their next reconcile asks IAM, however recent
+/// their last look); false if there are none.
 fn wake_naming<I: Iam>(
     ctx: &Context<I>,
     controllers: &[UnboundedSender<ObjectRef<LoginProfile>>],
     iam_account: &str,
     user: &str,
 ) -> bool {
-    let user = iam_user_key(user);
+    let Some(stores) = ctx.stores.get() else {
+        return false;
+    };
     let mut any = false;
-    let stores = ctx.stores.get().into_iter().flatten();
-    for (store, controller) in stores.zip(controllers) {
-        for lp in store.state() {
-            if lp.account_name() == iam_account && iam_user_key(&lp.user_name()) == user {
-                ctx.memory.distrust(&lp);
-                let _ = controller.unbounded_send(ObjectRef::from_obj(&*lp));
-                any = true;
-            }
+    for lp in ctx.claims.claimants(user, |object| ctx.cached(object)) {
+        if lp.account_name() != iam_account {
+            continue;
+        }
+        let object = ObjectRef::from_obj(&*lp);
+        let Some(index) = stores.iter().position(|store| store.get(&object).is_some()) else {
+            continue;
+        };
+        ctx.memory.distrust(&lp);
+        if let Some(controller) = controllers.get(index) {
+            let _ = controller.unbounded_send(object);
+            any = true;
         }
     }
     any
 }
 
-/// Wakes (with `wake`) the LoginProfiles an event is about; returns the
-/// outcome label.
+/// Wakes every cached LoginProfile of IAMAccount `iam_account` in its
+/// controller: events about them stopped, so each is placed again at the
+/// normal drift period (those not confirmed lately are checked now, as the
+/// drift budget allows).
+fn wake_account<I: Iam>(
+    ctx: &Context<I>,
+    controllers: &[UnboundedSender<ObjectRef<LoginProfile>>],
+    iam_account: &str,
+) {
+    let stores = ctx.stores.get().into_iter().flatten();
+    for (store, controller) in stores.zip(controllers) {
+        for lp in store.state() {
+            if lp.account_name() == iam_account {
+                let _ = controller.unbounded_send(ObjectRef::from_obj(&*lp));
+            }
+        }
+    }
+}
+
+/// A write whose event the flow awaits, when nothing else was written for
+/// a while: the heartbeat tag on the IAM user of a Ready LoginProfile of
+/// this IAMAccount (none Ready: nothing to write on, nothing to check).
+async fn heartbeat<I: Iam>(ctx: &Context<I>, clients: &Account<I>, iam_account: &str) {
+    let ready_user = ctx.cached_profiles().find_map(|lp| {
+        let ready = lp
+            .condition(conditions::READY)
+            .is_some_and(|c| c.status == "True");
+        (lp.account_name() == iam_account && ready).then(|| lp.user_name().to_string())
+    });
+    let Some(user) = ready_user else {
+        return;
+    };
+    if ctx.may_write().is_err() {
+        return;
+    }
+    let written_at = Utc::now();
+    let tag = (
+        HEARTBEAT_TAG.to_string(),
+        written_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    match clients.iam.tag_user(&user, &[tag]).await {
+        Ok(()) => ctx
+            .event_flows
+            .wrote(iam_account, "TagUser", &user, written_at, Instant::now()),
+        Err(error) => {
+            tracing::warn!(account = %iam_account, user = %user, %error, "cannot write the IAM events heartbeat (iam:TagUser on iam.loginprofile.dev/ tags)");
+        }
+    }
+}
+
+/// Wakes (with `wake`) the LoginProfiles an event is about, unless it is
+/// the operator's own write coming back (`ours` says, and takes note);
+/// returns the outcome label.
 fn handle(
     event: &IamEvent,
     own_account: Option<&str>,
     seen: &mut SeenIds,
+    ours: &dyn Fn(&IamEvent) -> bool,
     wake: &dyn Fn(&str) -> bool,
 ) -> &'static str {
     if own_account.is_some_and(|own| own != event.account_id) {
@@ -206,6 +323,9 @@ fn handle(
     }
     if !seen.first_time(&event.id) {
         return "duplicate";
+    }
+    if ours(event) {
+        return "own";
     }
     if !wake(&event.user) {
         return "unmatched";
@@ -246,6 +366,7 @@ mod tests {
             account_id: account.into(),
             user: "alice".into(),
             caller: String::new(),
+            time: None,
         }
     }
 
@@ -258,12 +379,14 @@ mod tests {
         };
         let mut seen = SeenIds::default();
         let own = Some("111122223333");
+        let ours = |event: &IamEvent| event.user == "operator-wrote";
         let mut outcome = |id: &str, account: &str, user: &str| {
             let mut event = event(id, account);
             event.user = user.into();
-            handle(&event, own, &mut seen, &alice)
+            handle(&event, own, &mut seen, &ours, &alice)
         };
         assert_eq!(outcome("a", "111122223333", "alice"), "handled");
+        assert_eq!(outcome("o", "111122223333", "operator-wrote"), "own");
         assert_eq!(outcome("a", "111122223333", "alice"), "duplicate");
         assert_eq!(outcome("b", "999999999999", "alice"), "foreign");
         assert_eq!(outcome("c", "111122223333", "bob"), "unmatched");

@@ -7,6 +7,7 @@
 
 pub(crate) mod claims;
 pub(crate) mod context;
+pub(crate) mod event_flow;
 pub(crate) mod generations;
 pub(crate) mod iam_events;
 pub(crate) mod looks;

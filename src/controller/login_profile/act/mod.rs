@@ -268,6 +268,9 @@ pub(super) async fn act<I: Iam>(
                 ctx.memory.create_answered(lp, attempt.at);
             }
             let took_charge_now = attempt.took_charge_now;
+            if answer.is_ok() {
+                ctx.wrote("CreateLoginProfile", user);
+            }
             match answer {
                 Ok(profile) => Ok(Acted {
                     outcome: Outcome::new(
@@ -328,6 +331,9 @@ pub(super) async fn act<I: Iam>(
                 .iam
                 .update_login_profile(user, Some(password), reset_required)
                 .await;
+            if result.is_ok() {
+                ctx.wrote("UpdateLoginProfile", user);
+            }
             let outcome = match (result, why) {
                 (Ok(()), UpdateWhy::Adopt) => Outcome::new(
                     Reason::Adopted,
@@ -380,12 +386,15 @@ pub(super) async fn act<I: Iam>(
         Plan::UpdateResetFlag { reset_required } => {
             take_charge(ctx, lp, None).await?;
             ctx.may_write()?;
-            match ctx
+            let result = ctx
                 .account
                 .iam
                 .update_login_profile(user, None, reset_required)
-                .await
-            {
+                .await;
+            if result.is_ok() {
+                ctx.wrote("UpdateLoginProfile", user);
+            }
+            match result {
                 Ok(()) => Ok(Acted {
                     outcome: Outcome::new(
                         Reason::Updated,

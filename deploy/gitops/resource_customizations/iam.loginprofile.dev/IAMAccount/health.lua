@@ -1,8 +1,8 @@
--- Argo CD health check for LoginProfile and IAMAccount (iam.loginprofile.dev),
--- the kstatus rules in Lua: Degraded when Stalled, Progressing while
--- Reconciling, while the operator has not acted on the current generation
--- (the CRDs' default status says observedGeneration -1 until it does) or
--- while it is deleted, Healthy when Ready.
+-- Argo CD health check for LoginProfile, IAMAccount and RootLoginProfile
+-- (iam.loginprofile.dev), the kstatus rules in Lua: Degraded when Stalled,
+-- Progressing while Reconciling, while the operator has not acted on the
+-- current generation (the CRDs' default status says observedGeneration -1
+-- until it does) or while it is deleted, Healthy when Ready.
 local hs = {status = "Progressing", message = "waiting for the loginprofile-operator"}
 if obj.metadata.deletionTimestamp ~= nil then
   hs.message = "being deleted"

@@ -1,0 +1,436 @@
+//! Whether an IAMAccount's IAM events flow, judged by the operator's own
+//! writes: each write it makes through an IAMAccount with `spec.events` is a
+//! canary whose event must come back through the queue within the event
+//! deadline. While they come back, the LoginProfiles of that IAMAccount are
+//! checked for drift at the long period (events find drift sooner than
+//! polling would); when one is late, or the queue cannot be read, polling
+//! returns to its normal pace and the IAMAccount's `EventsFlowing`
+//! condition says why. With no write to watch for, the receiver makes one
+//! (a heartbeat tag on a user the IAMAccount's LoginProfiles manage) once
+//! the heartbeat period has passed without a confirmed event.
+//!
+//! Pure bookkeeping with the time passed in; the receiver
+//! (runtime/iam_events.rs) feeds it and acts on its verdicts.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::{Duration, Instant},
+};
+
+use chrono::{DateTime, Utc};
+
+use crate::api::login_profile::iam_user_key;
+use crate::rules::iam_events::IamEvent;
+
+/// How far before the write an event's own time may say it happened
+/// (CloudTrail's clock against ours).
+const CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+/// Writes awaited at once per IAMAccount; beyond that the oldest is
+/// forgotten (a burst of writes proves no more than its latest ones).
+const AWAITED_LIMIT: usize = 1000;
+
+/// What the receiver concluded about one IAMAccount's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The receiver runs, but no write of the operator's has come back yet
+    /// (just started, or nothing written).
+    Unconfirmed,
+    /// The last awaited write came back in time.
+    Flowing,
+    /// A write's event did not come back within the deadline: what was
+    /// awaited.
+    Late(String),
+    /// The queue cannot be read: why.
+    Unreadable(String),
+}
+
+/// The IAMAccount condition that says whether its IAM events flow.
+pub(crate) const EVENTS_FLOWING: &str = "EventsFlowing";
+
+/// Every (status, reason, meaning) of [`EVENTS_FLOWING`], for reference.md.
+pub(crate) const REASONS: [(&str, &str, &str); 5] = [
+    (
+        "True",
+        "EventsFlowing",
+        "the operator's own writes come back through the queue in time: drift checks at `--drift-period-with-events`",
+    ),
+    (
+        "Unknown",
+        "EventsUnconfirmed",
+        "the queue is read, and no write of the operator's has come back yet (the receiver writes a heartbeat): drift checks at `--resync-period`",
+    ),
+    (
+        "False",
+        "EventsLate",
+        "a write's event did not come back within `--event-deadline` (the message names it): drift checks at `--resync-period` until one does",
+    ),
+    (
+        "False",
+        "EventQueueUnreadable",
+        "the queue cannot be read (the message says what to grant or fix): drift checks at `--resync-period`",
+    ),
+    (
+        "Unknown",
+        "EventsNotReceived",
+        "no LoginProfile of this operator names the IAMAccount, so its queue is not read",
+    ),
+];
+
+impl Verdict {
+    pub(crate) fn is_flowing(&self) -> bool {
+        matches!(self, Verdict::Flowing)
+    }
+
+    /// Its state in the `iam_event_queues` gauge.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Verdict::Unconfirmed => "unconfirmed",
+            Verdict::Flowing => "flowing",
+            Verdict::Late(_) => "late",
+            Verdict::Unreadable(_) => "unreadable",
+        }
+    }
+}
+
+/// The `EventsFlowing` condition of an IAMAccount whose events are received
+/// with `verdict` (`None`: not received here): status, reason, message.
+pub(crate) fn condition(
+    verdict: Option<&Verdict>,
+    drift_period_with_events: Duration,
+    resync_period: Duration,
+) -> (&'static str, &'static str, String) {
+    let long = humantime::format_duration(drift_period_with_events);
+    let normal = humantime::format_duration(resync_period);
+    match verdict {
+        None => (
+            "Unknown",
+            "EventsNotReceived",
+            "no LoginProfile of this operator names this IAMAccount, so its queue is not read"
+                .into(),
+        ),
+        Some(Verdict::Unconfirmed) => (
+            "Unknown",
+            "EventsUnconfirmed",
+            format!(
+                "reading the queue; no write of the operator's has come back as an event yet: drift checks every {normal} until one does"
+            ),
+        ),
+        Some(Verdict::Flowing) => (
+            "True",
+            "EventsFlowing",
+            format!(
+                "the operator's own writes come back as events in time: drift checks every {long}"
+            ),
+        ),
+        Some(Verdict::Late(what)) => (
+            "False",
+            "EventsLate",
+            format!(
+                "{what}: check the trail, the EventBridge rule in us-east-1 and the queue's policy (docs/events.md); drift checks every {normal} until events flow again"
+            ),
+        ),
+        Some(Verdict::Unreadable(why)) => (
+            "False",
+            "EventQueueUnreadable",
+            format!("{why}; drift checks every {normal} meanwhile"),
+        ),
+    }
+}
+
+/// One write of the operator's whose event is awaited.
+#[derive(Debug)]
+struct Awaited {
+    name: &'static str,
+    user_key: String,
+    user: String,
+    written_at: DateTime<Utc>,
+    due: Instant,
+}
+
+impl Awaited {
+    fn matches(&self, event: &IamEvent) -> bool {
+        self.name == event.name
+            && self.user_key == iam_user_key(&event.user)
+            && event
+                .time
+                .is_none_or(|time| time >= self.written_at - CLOCK_SKEW)
+    }
+}
+
+/// One IAMAccount's receiver, as far as the flow is concerned.
+#[derive(Debug)]
+struct Flow {
+    awaited: VecDeque<Awaited>,
+    /// When an awaited event last came back.
+    confirmed_at: Option<Instant>,
+    /// When the operator last wrote through this IAMAccount (a heartbeat
+    /// included), or when the receiver started.
+    last_write: Instant,
+    late: Option<String>,
+    unreadable: Option<String>,
+}
+
+/// The flows of every IAMAccount whose events are received here.
+pub(crate) struct EventFlows {
+    flows: Mutex<HashMap<String, Flow>>,
+    deadline: Duration,
+}
+
+impl EventFlows {
+    pub(crate) fn new(deadline: Duration) -> Self {
+        Self {
+            flows: Mutex::new(HashMap::new()),
+            deadline,
+        }
+    }
+
+    fn locked(&self) -> MutexGuard<'_, HashMap<String, Flow>> {
+        self.flows.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The receiver of `account` starts: nothing is known yet.
+    pub(crate) fn start(&self, account: &str, now: Instant) {
+        self.locked().insert(
+            account.to_string(),
+            Flow {
+                awaited: VecDeque::new(),
+                confirmed_at: None,
+                last_write: now,
+                late: None,
+                unreadable: None,
+            },
+        );
+    }
+
+    /// The receiver of `account` stopped: its LoginProfiles are polled at
+    /// the normal pace again. Returns whether events were flowing.
+    pub(crate) fn stop(&self, account: &str, now: Instant) -> bool {
+        let mut flows = self.locked();
+        let flowing = flows
+            .get_mut(account)
+            .is_some_and(|flow| judge(flow, now).is_flowing());
+        flows.remove(account);
+        flowing
+    }
+
+    /// The operator wrote `name` for IAM user `user` through `account`, at
+    /// `written_at`: its event is awaited (only where events are received).
+    pub(crate) fn wrote(
+        &self,
+        account: &str,
+        name: &'static str,
+        user: &str,
+        written_at: DateTime<Utc>,
+        now: Instant,
+    ) {
+        let mut flows = self.locked();
+        let Some(flow) = flows.get_mut(account) else {
+            return;
+        };
+        flow.last_write = now;
+        if flow.awaited.len() >= AWAITED_LIMIT {
+            flow.awaited.pop_front();
+        }
+        flow.awaited.push_back(Awaited {
+            name,
+            user_key: iam_user_key(user),
+            user: user.to_string(),
+            written_at,
+            due: now + self.deadline,
+        });
+    }
+
+    /// An event of `account` arrived: whether it was one the operator
+    /// awaited (its write, back in time).
+    pub(crate) fn received(&self, account: &str, event: &IamEvent, now: Instant) -> bool {
+        let mut flows = self.locked();
+        let Some(flow) = flows.get_mut(account) else {
+            return false;
+        };
+        judge(flow, now);
+        let Some(index) = flow.awaited.iter().position(|a| a.matches(event)) else {
+            return false;
+        };
+        flow.awaited.remove(index);
+        flow.confirmed_at = Some(now);
+        flow.late = None;
+        true
+    }
+
+    /// The last receive from `account`'s queue: answered, or why not.
+    pub(crate) fn receiving(&self, account: &str, result: Result<(), String>) {
+        if let Some(flow) = self.locked().get_mut(account) {
+            flow.unreadable = result.err();
+        }
+    }
+
+    /// What is known of `account`'s events now; `None` where none are
+    /// received.
+    pub(crate) fn verdict(&self, account: &str, now: Instant) -> Option<Verdict> {
+        self.locked().get_mut(account).map(|flow| judge(flow, now))
+    }
+
+    /// Whether `account`'s events flow now (drift checks at the long period).
+    pub(crate) fn flowing(&self, account: &str, now: Instant) -> bool {
+        self.verdict(account, now).is_some_and(|v| v.is_flowing())
+    }
+
+    /// Whether the receiver should write a heartbeat for `account`: no
+    /// write is awaited, and either none came back yet (or the last was
+    /// late) or `every` has passed since the operator last wrote.
+    pub(crate) fn heartbeat_due(&self, account: &str, every: Duration, now: Instant) -> bool {
+        let mut flows = self.locked();
+        let Some(flow) = flows.get_mut(account) else {
+            return false;
+        };
+        let verdict = judge(flow, now);
+        flow.awaited.is_empty()
+            && match verdict {
+                Verdict::Unreadable(_) => false,
+                Verdict::Flowing => now.duration_since(flow.last_write) >= every,
+                Verdict::Unconfirmed | Verdict::Late(_) => true,
+            }
+    }
+}
+
+/// The verdict on one flow, moving writes whose deadline passed to late.
+fn judge(flow: &mut Flow, now: Instant) -> Verdict {
+    while let Some(first) = flow.awaited.front()
+        && first.due <= now
+    {
+        let overdue = flow.awaited.pop_front().expect("checked");
+        flow.late = Some(format!(
+            "the event of {} for IAM user {:?} (written at {}) did not arrive within the event deadline",
+            overdue.name,
+            overdue.user,
+            overdue
+                .written_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    if let Some(why) = &flow.unreadable {
+        return Verdict::Unreadable(why.clone());
+    }
+    if let Some(late) = &flow.late {
+        return Verdict::Late(late.clone());
+    }
+    match flow.confirmed_at {
+        Some(_) => Verdict::Flowing,
+        None => Verdict::Unconfirmed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEADLINE: Duration = Duration::from_secs(60);
+
+    fn event(name: &'static str, user: &str, time: Option<DateTime<Utc>>) -> IamEvent {
+        IamEvent {
+            id: "id".into(),
+            name,
+            account_id: "111122223333".into(),
+            user: user.into(),
+            caller: String::new(),
+            time,
+        }
+    }
+
+    #[test]
+    fn a_write_that_comes_back_in_time_means_flowing_and_one_that_does_not_means_late() {
+        let flows = EventFlows::new(DEADLINE);
+        let start = Instant::now();
+        let written = Utc::now();
+        flows.start("a", start);
+        assert_eq!(flows.verdict("a", start), Some(Verdict::Unconfirmed));
+        assert_eq!(flows.verdict("other", start), None);
+
+        flows.wrote("a", "TagUser", "Alice", written, start);
+        assert!(!flows.received("a", &event("TagUser", "bob", None), start));
+        assert!(
+            !flows.received(
+                "a",
+                &event(
+                    "TagUser",
+                    "alice",
+                    Some(written - chrono::TimeDelta::minutes(1))
+                ),
+                start
+            ),
+            "an event from before the write is someone else's"
+        );
+        assert!(flows.received("a", &event("TagUser", "alice", Some(written)), start));
+        assert!(flows.flowing("a", start));
+
+        flows.wrote("a", "UpdateLoginProfile", "bob", written, start);
+        assert!(flows.flowing("a", start + DEADLINE / 2), "not due yet");
+        let late = flows.verdict("a", start + DEADLINE).unwrap();
+        assert!(
+            matches!(&late, Verdict::Late(why) if why.contains("UpdateLoginProfile") && why.contains("\"bob\"")),
+            "{late:?}"
+        );
+        assert!(
+            !flows.received(
+                "a",
+                &event("UpdateLoginProfile", "bob", None),
+                start + DEADLINE
+            ),
+            "too late: no longer awaited"
+        );
+        flows.wrote("a", "TagUser", "bob", written, start + DEADLINE);
+        assert!(flows.received("a", &event("TagUser", "bob", None), start + DEADLINE));
+        assert!(
+            flows.flowing("a", start + DEADLINE),
+            "a later write came back"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_queue_is_not_flowing_until_it_is_read_again() {
+        let flows = EventFlows::new(DEADLINE);
+        let now = Instant::now();
+        flows.start("a", now);
+        flows.wrote("a", "TagUser", "alice", Utc::now(), now);
+        flows.received("a", &event("TagUser", "alice", None), now);
+        flows.receiving("a", Err("AccessDenied".into()));
+        assert_eq!(
+            flows.verdict("a", now),
+            Some(Verdict::Unreadable("AccessDenied".into()))
+        );
+        assert!(!flows.heartbeat_due("a", Duration::ZERO, now));
+        flows.receiving("a", Ok(()));
+        assert!(flows.flowing("a", now));
+        assert!(flows.stop("a", now), "it was flowing");
+        assert_eq!(flows.verdict("a", now), None);
+        flows.wrote("a", "TagUser", "alice", Utc::now(), now);
+        assert_eq!(
+            flows.verdict("a", now),
+            None,
+            "no receiver, nothing awaited"
+        );
+    }
+
+    #[test]
+    fn a_heartbeat_is_due_when_nothing_is_awaited_and_nothing_confirmed_lately() {
+        let flows = EventFlows::new(DEADLINE);
+        let hour = Duration::from_secs(3600);
+        let start = Instant::now();
+        flows.start("a", start);
+        assert!(
+            flows.heartbeat_due("a", hour, start),
+            "unconfirmed: at once"
+        );
+        flows.wrote("a", "TagUser", "alice", Utc::now(), start);
+        assert!(!flows.heartbeat_due("a", hour, start), "one is awaited");
+        flows.received("a", &event("TagUser", "alice", None), start);
+        assert!(!flows.heartbeat_due("a", hour, start + hour / 2));
+        assert!(flows.heartbeat_due("a", hour, start + hour));
+        flows.wrote("a", "UpdateLoginProfile", "bob", Utc::now(), start + hour);
+        assert!(
+            flows.heartbeat_due("a", hour, start + hour + DEADLINE),
+            "late: a heartbeat as soon as nothing is awaited"
+        );
+    }
+}
