@@ -299,3 +299,65 @@ fn a_queue_it_cannot_read_is_the_iam_accounts_condition() {
         "{message}"
     );
 }
+
+/// Under `Enforce`, the person's own ChangePassword is undone within
+/// seconds: its event is the evidence. The account's credential report was
+/// made before the change (IAM makes one at most every 4 hours), so it
+/// cannot be what shows it.
+#[test]
+fn under_enforce_a_persons_own_change_password_is_undone_within_seconds() {
+    let account = unique_account_id();
+    let queue = EventQueue::create(&account);
+    let setup = Setup::with(
+        "ev-enforce",
+        &queue.url,
+        Some(&account),
+        &["--resync-period", "1h"],
+    );
+    let user = unique("ev-enforce");
+    create_users_in(&account, std::slice::from_ref(&user));
+    let password = strong_password("ev-enforce");
+    env().apply_ok(&secret(&setup.ns.name, "bob", &[("password", &password)]));
+    env().apply_ok(&login_profile(
+        &setup.ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"},
+               "accountRef": {"name": setup.account}, "passwordUpdatePolicy": "Enforce"}),
+    ));
+    wait_ready_reason(&setup.ns.name, "bob", "True", "Created", CONVERGE);
+    env()
+        .aws_in(&account, &["iam", "generate-credential-report"])
+        .unwrap();
+
+    change_password_as_user_in(
+        Some(&account),
+        &user,
+        &password,
+        &strong_password("ev-enforce-mine"),
+    )
+    .unwrap();
+    // With a one-hour drift check and a report from before the change,
+    // only the event brings the Secret's password back this soon.
+    wait_until(
+        "the Secret's password sent again",
+        Duration::from_secs(15),
+        || calls(&user, "UpdateLoginProfile") >= 1,
+    );
+    let lp = wait_ready_reason(&setup.ns.name, "bob", "True", "Updated", CONVERGE);
+    assert!(
+        ready(&lp)
+            .unwrap()
+            .2
+            .contains("changed outside the operator (passwordUpdatePolicy: Enforce)"),
+        "{lp}"
+    );
+    assert!(setup.events("ChangePassword", "handled") >= 1.0);
+    // The Secret's password is IAM's again: the person can change from it.
+    change_password_as_user_in(
+        Some(&account),
+        &user,
+        &password,
+        &strong_password("ev-enforce-again"),
+    )
+    .expect("the Secret's password is the current one");
+}

@@ -233,8 +233,8 @@ pub(super) async fn fetch_secrets_manager<I: Iam>(
     }
 }
 
-/// `Enforce` only: whether IAM's credential report shows a password change
-/// after the operator's last one.
+/// `Enforce` only: whether IAM's events (a ChangePassword) or its credential
+/// report show a password change after the operator's last one.
 pub(super) async fn enforce_check<I: Iam>(
     lp: &LoginProfile,
     ctx: &InAccount<'_, I>,
@@ -251,6 +251,12 @@ pub(super) async fn enforce_check<I: Iam>(
     else {
         return Ok(false);
     };
+    if ctx
+        .memory
+        .password_changed_after(lp, applied_at.with_timezone(&chrono::Utc))
+    {
+        return Ok(true);
+    }
     let changed = ctx
         .account
         .facts

@@ -199,7 +199,7 @@ async fn receive<I: Iam>(
         let own_account =
             current(&ctx).and_then(|account| account.verified_account_id().map(str::to_string));
         let mut handled = Vec::with_capacity(messages.len());
-        let wake = |user: &str| wake_naming(&ctx, &controllers, &name, user);
+        let wake = |event: &IamEvent| wake_naming(&ctx, &controllers, &name, event);
         let ours = |event: &IamEvent| flows.received(&name, event, Instant::now());
         for message in messages {
             let (event_name, outcome) = match iam_events::parse(&message.body) {
@@ -228,20 +228,24 @@ async fn receive<I: Iam>(
 }
 
 /// Wakes, in their controller, the cached LoginProfiles of IAMAccount
-/// `iam_account` that name `user` (found in the claims index), marked as
-/// changed in IAM first (their next reconcile asks IAM, however recent
-/// their last look); false if there are none.
+/// `iam_account` that name the event's user (found in the claims index),
+/// marked as changed in IAM first (their next reconcile asks IAM, however
+/// recent their last look; after a ChangePassword, `Enforce` sends the
+/// Secret's password again); false if there are none.
 fn wake_naming<I: Iam>(
     ctx: &Context<I>,
     controllers: &[UnboundedSender<ObjectRef<LoginProfile>>],
     iam_account: &str,
-    user: &str,
+    event: &IamEvent,
 ) -> bool {
     let Some(stores) = ctx.stores.get() else {
         return false;
     };
     let mut any = false;
-    for lp in ctx.claims.claimants(user, |object| ctx.cached(object)) {
+    for lp in ctx
+        .claims
+        .claimants(&event.user, |object| ctx.cached(object))
+    {
         if lp.account_name() != iam_account {
             continue;
         }
@@ -249,6 +253,10 @@ fn wake_naming<I: Iam>(
         let Some(index) = stores.iter().position(|store| store.get(&object).is_some()) else {
             continue;
         };
+        if event.name == "ChangePassword" {
+            ctx.memory
+                .password_changed(&lp, event.time.unwrap_or_else(Utc::now));
+        }
         ctx.memory.distrust(&lp);
         if let Some(controller) = controllers.get(index) {
             let _ = controller.unbounded_send(object);
@@ -316,7 +324,7 @@ fn handle(
     own_account: Option<&str>,
     seen: &mut SeenIds,
     ours: &dyn Fn(&IamEvent) -> bool,
-    wake: &dyn Fn(&str) -> bool,
+    wake: &dyn Fn(&IamEvent) -> bool,
 ) -> &'static str {
     if own_account.is_some_and(|own| own != event.account_id) {
         return "foreign";
@@ -327,7 +335,7 @@ fn handle(
     if ours(event) {
         return "own";
     }
-    if !wake(&event.user) {
+    if !wake(event) {
         return "unmatched";
     }
     "handled"
@@ -373,9 +381,9 @@ mod tests {
     #[test]
     fn an_event_wakes_once_and_never_for_another_account() {
         let woken = std::cell::RefCell::new(Vec::new());
-        let alice = |user: &str| {
-            woken.borrow_mut().push(user.to_string());
-            user == "alice"
+        let alice = |event: &IamEvent| {
+            woken.borrow_mut().push(event.user.clone());
+            event.user == "alice"
         };
         let mut seen = SeenIds::default();
         let own = Some("111122223333");

@@ -49,11 +49,16 @@ struct Remembered {
     /// anything, a 5xx included): that request is over, and nothing of it
     /// can land after the answer.
     answered_create: Option<DateTime<Utc>>,
+    /// When IAM's events last reported the person's own ChangePassword.
+    password_changed: Option<DateTime<Utc>>,
 }
 
 impl Remembered {
     fn is_empty(&self) -> bool {
-        self.failures == 0 && self.verified.is_none() && self.answered_create.is_none()
+        self.failures == 0
+            && self.verified.is_none()
+            && self.answered_create.is_none()
+            && self.password_changed.is_none()
     }
 }
 
@@ -175,6 +180,22 @@ impl Memory {
             fingerprint: fingerprint.into_boxed_str(),
         };
         self.change(lp, |remembered| remembered.verified = Some(verified));
+    }
+
+    /// IAM's events reported that `lp`'s user changed the password at `at`
+    /// (ChangePassword): under `Enforce` the Secret's password is sent again
+    /// without waiting for a credential report, which IAM makes at most
+    /// every 4 hours.
+    pub(crate) fn password_changed(&self, lp: &LoginProfile, at: DateTime<Utc>) {
+        self.change(lp, |remembered| remembered.password_changed = Some(at));
+    }
+
+    /// Whether IAM's events reported a ChangePassword of `lp`'s user after
+    /// `applied` (when the operator last sent the password).
+    pub(crate) fn password_changed_after(&self, lp: &LoginProfile, applied: DateTime<Utc>) -> bool {
+        self.read(lp, |remembered| {
+            remembered.password_changed.is_some_and(|at| at > applied)
+        })
     }
 
     /// IAM answered the create attempt of `lp` marked at `at`.
