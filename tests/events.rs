@@ -173,7 +173,7 @@ fn events_that_are_not_about_its_users_change_nothing_and_are_counted() {
     wait_ready_reason(&setup.ns.name, "bob", "True", "Created", CONVERGE);
 }
 
-/// Drift checks every 3 s without events; one hour while the operator's
+/// Drift checks every 2 s without events; one hour while the operator's
 /// own writes come back. At rest, then, IAM is not read at all.
 #[test]
 fn while_its_own_writes_come_back_drift_checks_wait_for_the_long_period() {
@@ -183,7 +183,7 @@ fn while_its_own_writes_come_back_drift_checks_wait_for_the_long_period() {
         "ev-rest",
         &queue.url,
         Some(&account),
-        &["--resync-period", "3s", "--drift-period-with-events", "1h"],
+        &["--resync-period", "2s", "--drift-period-with-events", "1h"],
     );
     let user = unique("ev-rest");
     create_users_in(&account, std::slice::from_ref(&user));
@@ -205,7 +205,7 @@ fn while_its_own_writes_come_back_drift_checks_wait_for_the_long_period() {
     // where polling alone would read IAM ten times. One drift check placed
     // before the flow was confirmed may still come; none after it.
     let before = calls(&user, "GetLoginProfile");
-    std::thread::sleep(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(20));
     let reads = calls(&user, "GetLoginProfile") - before;
     assert!(
         reads <= 1,

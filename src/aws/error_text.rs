@@ -5,12 +5,52 @@
 
 use std::error::Error;
 
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_runtime_api::http::Response;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
 /// Error codes AWS services answer a missing permission with. The SDKs do
 /// not model them (they can come from any operation), so they arrive as
 /// unhandled errors with only a code: matched by code, as the SDK's own
 /// retry classifier does for throttling
 /// (`aws_runtime::retries::classifiers::THROTTLING_ERRORS`).
 pub const ACCESS_DENIED_CODES: &[&str] = &["AccessDenied", "AccessDeniedException"];
+
+/// How the SQS and Secrets Manager clients sort a failed call: first the
+/// operation's modeled errors their caller names (`modeled` says, by
+/// variant; `None` for the others), then a refused permission
+/// ([`ACCESS_DENIED_CODES`]), else a transient failure with its code, or
+/// the causes of a failure to get an answer at all.
+pub fn sort_service_error<E, T>(
+    error: SdkError<E, Response>,
+    modeled: impl Fn(&E, String) -> Option<T>,
+    access_denied: impl Fn(String) -> T,
+    transient: impl Fn(String) -> T,
+) -> T
+where
+    E: ProvideErrorMetadata + Error + Send + Sync + 'static,
+{
+    match error {
+        SdkError::ServiceError(context) => {
+            let error = context.err();
+            let message = error.message().unwrap_or_default().to_string();
+            if let Some(sorted) = modeled(error, message.clone()) {
+                sorted
+            } else if error
+                .code()
+                .is_some_and(|code| ACCESS_DENIED_CODES.contains(&code))
+            {
+                access_denied(message)
+            } else {
+                transient(format!(
+                    "{}: {message}",
+                    error.code().unwrap_or("unknown error code")
+                ))
+            }
+        }
+        other => transient(causes(&other)),
+    }
+}
 
 /// At most this many bytes of causes: a message people read, and far under
 /// the condition's bound.

@@ -13,7 +13,7 @@ use aws_sdk_sqs::{
 };
 use aws_smithy_types::timeout::TimeoutConfig;
 
-use crate::aws::error_text::ACCESS_DENIED_CODES;
+use crate::aws::error_text::sort_service_error;
 use crate::ops::metrics::Metrics;
 
 /// IAM's management events reach EventBridge in this region only, and a
@@ -150,24 +150,10 @@ fn classify<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match error {
-        SdkError::ServiceError(context) => {
-            let error = context.err();
-            let message = error.message().unwrap_or_default().to_string();
-            if no_such_queue(error) {
-                QueueError::NoSuchQueue(message)
-            } else if error
-                .code()
-                .is_some_and(|code| ACCESS_DENIED_CODES.contains(&code))
-            {
-                QueueError::AccessDenied(message)
-            } else {
-                QueueError::Transient(format!(
-                    "{}: {message}",
-                    error.code().unwrap_or("unknown error code")
-                ))
-            }
-        }
-        other => QueueError::Transient(crate::aws::error_text::causes(&other)),
-    }
+    sort_service_error(
+        error,
+        |error, message| no_such_queue(error).then_some(QueueError::NoSuchQueue(message)),
+        QueueError::AccessDenied,
+        QueueError::Transient,
+    )
 }

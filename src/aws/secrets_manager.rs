@@ -10,7 +10,7 @@ use aws_sdk_secretsmanager::{
 };
 use zeroize::Zeroizing;
 
-use crate::aws::error_text::ACCESS_DENIED_CODES;
+use crate::aws::error_text::sort_service_error;
 use crate::{
     api::login_profile::SecretsManagerRef, api::reason::Reason, ops::metrics::Metrics,
     rules::password::Password, rules::plan::SourceProblem,
@@ -69,28 +69,20 @@ fn classify<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match error {
-        SdkError::ServiceError(context) => {
-            let error = context.err();
-            let message = error.message().unwrap_or_default().to_string();
+    sort_service_error(
+        error,
+        |error, message| {
             if not_found(error) {
-                SmError::NotFound(message)
+                Some(SmError::NotFound(message))
             } else if decryption(error) {
-                SmError::DecryptionFailure(message)
-            } else if error
-                .code()
-                .is_some_and(|code| ACCESS_DENIED_CODES.contains(&code))
-            {
-                SmError::AccessDenied(message)
+                Some(SmError::DecryptionFailure(message))
             } else {
-                SmError::Transient(format!(
-                    "{}: {message}",
-                    error.code().unwrap_or("unknown error code")
-                ))
+                None
             }
-        }
-        other => SmError::Transient(crate::aws::error_text::causes(&other)),
-    }
+        },
+        SmError::AccessDenied,
+        SmError::Transient,
+    )
 }
 
 /// The Secrets Manager client, sharing the SDK configuration (credentials,
