@@ -56,22 +56,40 @@ pub fn conditions(
     wanted
         .into_iter()
         .map(|(type_, is_true, message)| {
-            let status = if is_true { "True" } else { "False" }.to_string();
-            let last_transition_time = previous
-                .iter()
-                .find(|c| c.type_ == type_ && c.status == status)
-                .map(|c| c.last_transition_time.clone())
-                .unwrap_or_else(|| now.clone());
-            Condition {
-                type_: type_.to_string(),
-                status,
-                reason: outcome.reason.as_str().to_string(),
+            let status = if is_true { "True" } else { "False" };
+            condition(
+                previous,
+                (type_, status, outcome.reason.as_str()),
                 message,
-                observed_generation: generation,
-                last_transition_time,
-            }
+                generation,
+                now,
+            )
         })
         .collect()
+}
+
+/// The condition (type, status, reason) with `message`; it keeps the
+/// lastTransitionTime of the `previous` condition of its type when that
+/// had the same status.
+pub fn condition(
+    previous: &[Condition],
+    (type_, status, reason): (&str, &str, &str),
+    message: String,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
 }
 
 /// Whether Ready changed status or reason between two condition lists: the

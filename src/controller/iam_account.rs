@@ -12,7 +12,7 @@ use crate::api::login_profile::LoginProfile;
 use crate::api::reason::Reason;
 use crate::aws::iam::Iam;
 use crate::ops::events::Note;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::Client;
 use kube::Resource;
@@ -222,20 +222,13 @@ async fn write_status(
         &now,
     );
     if let Some((status, reason, message)) = events {
-        let last_transition_time = previous
-            .conditions
-            .iter()
-            .find(|c| c.type_ == event_flow::EVENTS_FLOWING && c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or_else(|| now.clone());
-        conditions.push(Condition {
-            type_: event_flow::EVENTS_FLOWING.into(),
-            status: status.into(),
-            reason: reason.into(),
+        conditions.push(conditions::condition(
+            &previous.conditions,
+            (event_flow::EVENTS_FLOWING, status, reason),
             message,
-            observed_generation: account.metadata.generation,
-            last_transition_time,
-        });
+            account.metadata.generation,
+            &now,
+        ));
     }
     let next = IAMAccountStatus {
         observed_generation: account.metadata.generation,

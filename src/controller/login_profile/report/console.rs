@@ -4,6 +4,7 @@
 //! as `ConsoleDisabled` (Stalled).
 
 use super::report;
+use crate::api::conditions;
 use crate::api::login_profile::LoginProfile;
 use crate::aws::iam::Iam;
 use crate::controller::login_profile::governance::{Disabling, Shown};
@@ -88,18 +89,13 @@ fn with_findings(previous: &[Condition], findings: &[Finding]) -> Vec<Condition>
         .cloned()
         .collect();
     conditions.extend(findings.iter().map(|finding| {
-        let last_transition_time = previous
-            .iter()
-            .find(|c| c.type_ == finding.type_ && c.status == finding.status)
-            .map_or_else(|| now.clone(), |c| c.last_transition_time.clone());
-        Condition {
-            type_: finding.type_.into(),
-            status: finding.status.into(),
-            reason: finding.reason.into(),
-            message: finding.message.clone(),
-            observed_generation: None,
-            last_transition_time,
-        }
+        conditions::condition(
+            previous,
+            (finding.type_, finding.status, finding.reason),
+            finding.message.clone(),
+            None,
+            &now,
+        )
     }));
     conditions
 }
