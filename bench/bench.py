@@ -16,6 +16,9 @@ measures, in this order:
               log, peak RSS and CPU seconds of the operator process);
   rest        a quiet window right after convergence;
   steady      one full resync period;
+  events      one resync period more, the IAMAccount reading IAM's events
+              from an SQS queue (docs/events.md) once they are seen to flow:
+              IAM calls per hour at rest with and without events;
   restart     SIGTERM, start again: time to /readyz and to the first pass
               over every object, calls and writes meanwhile;
   rotation    10% of the Secrets change at once;
@@ -57,8 +60,8 @@ import botocore.config
 from baselines import CeilingClient, cli_loop, summary, timed_pool
 from measure import AuditLog, Emulator, EnvironmentCpu, ProcessUsage, ReadyWatch, percentile, sum_writes
 from report import markdown, machine, plot, update_docs
-from support import (ACCOUNT_LABEL, DEFAULT_ACCOUNT, GROUP, LOGS, PASSWORD, RESULTS, ROOT,
-                     ROTATED_PASSWORD, log, progress, run, wait_until)
+from support import (ACCOUNT_LABEL, DEFAULT_ACCOUNT, GROUP, IAM_EVENT_PATTERN, LOGS, PASSWORD, RESULTS,
+                     ROOT, ROTATED_PASSWORD, log, progress, run, wait_until)
 
 
 class Operator:
@@ -240,6 +243,7 @@ class Run:
             self._converge(operator, users)
             self._rest(operator)
             self._steady(operator)
+            self._steady_with_events(operator)
             operator.stop()
             operator = self._restart()
             self._rotate(operator, users[: max(1, self.n // 10)], "rotation")
@@ -362,6 +366,49 @@ class Run:
                 "max": max(slices, default=0), "budget": self.args.iam_rate_limit / 2},
         }
         log(f"steady state: {self.results['steady_per_resync']}")
+
+    def _steady_with_events(self, operator: Operator) -> None:
+        """The same quiet with IAM's events: the IAMAccount names a queue the
+        emulator's CloudTrail events reach through an EventBridge rule; once
+        the operator's own write (its heartbeat) has come back, drift checks
+        wait for --drift-period-with-events, and one resync period is
+        counted. The queue is named in the IAMAccount only meanwhile."""
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        events = boto3.client("events", region_name="us-east-1")
+        name = f"lpo-events-bench-{self.run_id}-n{self.n}"
+        url = sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name=name, EventPattern=json.dumps(IAM_EVENT_PATTERN))
+        events.put_targets(Rule=name, Targets=[{"Id": "queue", "Arn": arn}])
+        patch = {"spec": {"events": {"sqsQueueUrl": url}}}
+        run("kubectl", "patch", "iamaccount", "default", "--type=merge", "-p", json.dumps(patch))
+        try:
+            started = time.monotonic()
+            wait_until("the IAMAccount's EventsFlowing=True", 120, lambda: run(
+                "kubectl", "get", "iamaccount", "default", "-o",
+                "jsonpath={.status.conditions[?(@.type=='EventsFlowing')].status}").strip() == "True")
+            flowing_after = round(time.monotonic() - started, 2)
+            # The first period shows what the drift checks placed at the old
+            # pace still cost; the second, an account at rest with events.
+            end = self._window(operator)
+            time.sleep(self.args.resync)  # the measurement is the quiet period itself
+            first_period = end()["iam_calls"]
+            end = self._window(operator)
+            time.sleep(self.args.resync)
+            result = end()
+        finally:
+            run("kubectl", "patch", "iamaccount", "default", "--type=json",
+                "-p", json.dumps([{"op": "remove", "path": "/spec/events"}]))
+            events.remove_targets(Rule=name, Ids=["queue"])
+            events.delete_rule(Name=name)
+            sqs.delete_queue(QueueUrl=url)
+        steady = self.results["steady_per_resync"]
+        per_hour = lambda calls, seconds: round(sum(calls.values()) * 3600 / seconds)  # noqa: E731
+        result |= {"flowing_after_seconds": flowing_after, "iam_calls_first_period": first_period,
+                   "iam_calls_per_hour": per_hour(result["iam_calls"], result["seconds"]),
+                   "iam_calls_per_hour_without_events": per_hour(steady["iam_calls"], steady["seconds"])}
+        self.results["steady_with_events"] = result
+        log(f"steady state with events: {result}")
 
     def _restart(self) -> Operator:
         """A restart trusts up-to-date status: IAM calls in the first minute

@@ -88,6 +88,11 @@ def markdown(n: int, report: dict) -> str:
         f"{sum(steady['iam_calls'].values()) / steady['resync_period_seconds']:.2f} |",
         *([f"| the same, by 10 s slices: min / median / max | {by10['min']} / {by10['median']} / {by10['max']} |"]
           if (by10 := steady.get("iam_calls_per_second_by_10s")) else []),
+        *([f"| with IAM's events flowing (after {ev['flowing_after_seconds']} s): IAM calls in the first period; "
+           f"in the next {ev['seconds']:.0f} s | {fmt_calls(ev['iam_calls_first_period'])}; {fmt_calls(ev['iam_calls'])} |",
+           f"| IAM calls per hour at rest: polling alone; with events | {ev['iam_calls_per_hour_without_events']}; "
+           f"{ev['iam_calls_per_hour']} |"]
+          if (ev := results.get("steady_with_events")) else []),
         f"| restart: ready | {restart['ready_seconds']} s |",
         f"| restart: IAM calls in the first {restart['window_seconds']:.0f} s (drift checks due: about {restart['expected_drift_checks']}); Kubernetes writes | "
         f"{fmt_calls(restart['iam_calls'])}; {fmt_calls(restart['kubernetes_writes'])} |",

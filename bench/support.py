@@ -24,6 +24,14 @@ DEFAULT_ACCOUNT = {
     "spec": {"namespaceSelector": {"matchLabels": {ACCOUNT_LABEL: "default"}}, "userNames": ["*"],
              "secretsManagerSecretIds": ["prod/*"], "allowAdoption": True},
 }
+# The EventBridge rule's pattern docs/events.md gives: the IAM calls the
+# operator acts on, as CloudTrail records them.
+IAM_EVENT_PATTERN = {
+    "source": ["aws.iam"], "detail-type": ["AWS API Call via CloudTrail"],
+    "detail": {"eventSource": ["iam.amazonaws.com"],
+               "eventName": ["CreateLoginProfile", "UpdateLoginProfile", "DeleteLoginProfile", "ChangePassword",
+                             "DeleteUser", "TagUser", "UntagUser"]},
+}
 PASSWORD = "Bench-Console-Password-1!"
 ROTATED_PASSWORD = "Bench-Rotated-Password-2!"
 

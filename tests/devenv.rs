@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::{
     CONVERGE, EventQueue, TestNamespace, TestUsers, change_password_as_user_in, env, holds_for,
-    strong_password, unique, unique_account_id, wait_for, wait_until,
+    strong_password, tag_user_in, unique, unique_account_id, wait_for, wait_until,
 };
 
 #[test]
@@ -573,8 +573,8 @@ fn base64_decode(text: &str) -> Vec<u8> {
 /// IAM's writes reach an EventBridge rule's SQS queue as CloudTrail events
 /// (moto's IAM emits none): the login-profile calls, a person's own
 /// ChangePassword (named by its caller) and the tag calls, each with its
-/// user, caller and a unique eventID, never with a password; delivery is
-/// best effort, so the emulator can drop events or delay them.
+/// user, caller, a unique eventID and the request id of IAM's answer,
+/// never with a password; delivery is best effort, so the emulator can drop events or delay them.
 #[test]
 fn iam_writes_reach_an_event_rules_queue_as_cloudtrail_events() {
     let env = env();
@@ -605,14 +605,7 @@ fn iam_writes_reach_an_event_rules_queue_as_cloudtrail_events() {
         &passwords[1],
     ]);
     change_password_as_user_in(Some(&account), &user, &passwords[1], &passwords[2]).unwrap();
-    admin(&[
-        "iam",
-        "tag-user",
-        "--user-name",
-        &user,
-        "--tags",
-        "Key=team,Value=a",
-    ]);
+    let tag_request = tag_user_in(&account, &user, "team", "a");
     admin(&["iam", "delete-login-profile", "--user-name", &user]);
 
     let mut events = Vec::new();
@@ -652,6 +645,10 @@ fn iam_writes_reach_an_event_rules_queue_as_cloudtrail_events() {
         assert_eq!(detail["recipientAccountId"], account.as_str());
         assert!(ids.insert(detail["eventID"].as_str().unwrap().to_string()));
         assert!(!detail["requestID"].as_str().unwrap().is_empty());
+        if detail["eventName"] == "TagUser" {
+            // The answer's request id: how the operator knows its own.
+            assert_eq!(detail["requestID"], tag_request.as_str());
+        }
         if detail["eventName"] == "ChangePassword" {
             // It acts on the caller: the user is in userIdentity only.
             assert_eq!(detail["userIdentity"]["type"], "IAMUser");

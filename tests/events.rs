@@ -64,8 +64,8 @@ impl Setup {
         }
     }
 
-    /// A LoginProfile `name` for `user`, Created.
-    fn login_profile(&self, name: &str, user: &str) {
+    /// A LoginProfile `name` for `user`, Created; returns its password.
+    fn login_profile(&self, name: &str, user: &str) -> String {
         let password = strong_password(name);
         env().apply_ok(&secret(&self.ns.name, name, &[("password", &password)]));
         env().apply_ok(&login_profile(
@@ -75,6 +75,7 @@ impl Setup {
                    "accountRef": {"name": self.account}}),
         ));
         wait_ready_reason(&self.ns.name, name, "True", "Created", CONVERGE);
+        password
     }
 
     /// Waits for the IAMAccount's EventsFlowing condition to say `status`
@@ -300,12 +301,12 @@ fn a_queue_it_cannot_read_is_the_iam_accounts_condition() {
     );
 }
 
-/// Under `Enforce`, the person's own ChangePassword is undone within
-/// seconds: its event is the evidence. The account's credential report was
-/// made before the change (IAM makes one at most every 4 hours), so it
-/// cannot be what shows it.
+/// Under `Enforce`, the person's own ChangePassword and an administrator's
+/// UpdateLoginProfile are undone within seconds: their events are the
+/// evidence. The account's credential report was made before the changes
+/// (IAM makes one at most every 4 hours), so it cannot be what shows them.
 #[test]
-fn under_enforce_a_persons_own_change_password_is_undone_within_seconds() {
+fn under_enforce_a_password_changed_outside_is_set_again_within_seconds() {
     let account = unique_account_id();
     let queue = EventQueue::create(&account);
     let setup = Setup::with(
@@ -315,16 +316,23 @@ fn under_enforce_a_persons_own_change_password_is_undone_within_seconds() {
         &["--resync-period", "1h"],
     );
     let user = unique("ev-enforce");
-    create_users_in(&account, std::slice::from_ref(&user));
-    let password = strong_password("ev-enforce");
-    env().apply_ok(&secret(&setup.ns.name, "bob", &[("password", &password)]));
-    env().apply_ok(&login_profile(
-        &setup.ns.name,
-        "bob",
-        json!({"userName": user, "passwordSecretRef": {"name": "bob"},
-               "accountRef": {"name": setup.account}, "passwordUpdatePolicy": "Enforce"}),
-    ));
+    let other = unique("ev-enforce-admin");
+    create_users_in(&account, &[user.clone(), other.clone()]);
+    let enforced = |name: &str, user: &str| {
+        let password = strong_password(name);
+        env().apply_ok(&secret(&setup.ns.name, name, &[("password", &password)]));
+        env().apply_ok(&login_profile(
+            &setup.ns.name,
+            name,
+            json!({"userName": user, "passwordSecretRef": {"name": name},
+                   "accountRef": {"name": setup.account}, "passwordUpdatePolicy": "Enforce"}),
+        ));
+        password
+    };
+    let password = enforced("bob", &user);
+    let others_password = enforced("carol", &other);
     wait_ready_reason(&setup.ns.name, "bob", "True", "Created", CONVERGE);
+    wait_ready_reason(&setup.ns.name, "carol", "True", "Created", CONVERGE);
     env()
         .aws_in(&account, &["iam", "generate-credential-report"])
         .unwrap();
@@ -360,4 +368,77 @@ fn under_enforce_a_persons_own_change_password_is_undone_within_seconds() {
         &strong_password("ev-enforce-again"),
     )
     .expect("the Secret's password is the current one");
+
+    // An administrator sets another password (the account refuses no
+    // reused password, so sending the Secret's again cannot be refused).
+    let admins = strong_password("ev-enforce-admin");
+    env()
+        .aws_in(
+            &account,
+            &[
+                "iam",
+                "update-login-profile",
+                "--user-name",
+                &other,
+                "--password",
+                &admins,
+            ],
+        )
+        .unwrap();
+    wait_until(
+        "the Secret's password sent again after the administrator's",
+        Duration::from_secs(15),
+        || calls(&other, "UpdateLoginProfile") >= 2,
+    );
+    assert!(setup.events("UpdateLoginProfile", "handled") >= 1.0);
+    let lp = wait_ready_reason(&setup.ns.name, "carol", "True", "Updated", CONVERGE);
+    assert!(
+        ready(&lp)
+            .unwrap()
+            .2
+            .contains("changed outside the operator (passwordUpdatePolicy: Enforce)"),
+        "{lp}"
+    );
+    change_password_as_user_in(
+        Some(&account),
+        &other,
+        &others_password,
+        &strong_password("ev-enforce-carol"),
+    )
+    .expect("the Secret's password is the current one");
+}
+
+/// Under `OnSecretChange`, the person's own ChangePassword is theirs to
+/// keep: its event's time is recorded in status, and nothing is sent.
+#[test]
+fn under_on_secret_change_a_persons_own_change_password_is_recorded_and_kept() {
+    let queue = EventQueue::create(DEFAULT_ACCOUNT_ID);
+    let setup = Setup::new("ev-own", &queue);
+    let mut users = TestUsers::default();
+    let user = users.create("ev-own");
+    let password = setup.login_profile("bob", &user);
+    let chosen = strong_password("ev-own-mine");
+
+    change_password_as_user(&user, &password, &chosen).unwrap();
+    // With a one-hour drift check, only the event records it this soon.
+    let recorded = wait_for(
+        "status.passwordChangedOutOfBand",
+        Duration::from_secs(15),
+        || {
+            let lp = get_lp(&setup.ns.name, "bob");
+            lp["status"]["passwordChangedOutOfBand"]
+                .as_str()
+                .map(str::to_string)
+        },
+    );
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&recorded).is_ok(),
+        "{recorded}"
+    );
+    assert!(setup.events("ChangePassword", "handled") >= 1.0);
+    assert_eq!(calls(&user, "UpdateLoginProfile"), 0, "nothing sent");
+    let lp = wait_ready_reason(&setup.ns.name, "bob", "True", "Created", CONVERGE);
+    assert_eq!(lp["status"]["passwordChangedOutOfBand"], recorded.as_str());
+    change_password_as_user(&user, &chosen, &strong_password("ev-own-again"))
+        .expect("the person's password is still the current one");
 }

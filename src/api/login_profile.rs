@@ -407,8 +407,10 @@ pub struct LoginProfileStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256))]
     pub password_fingerprint: Option<String>,
-    /// When the operator learned that the password was changed outside it
-    /// (by the user at sign-in, or by another tool).
+    /// When the password was changed outside the operator (by the user at
+    /// sign-in or later, or by another tool): the time of the user's own
+    /// ChangePassword where IAM's events report it (docs/events.md), else
+    /// when the operator learned of the change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "date-time"))]
     pub password_changed_out_of_band: Option<String>,

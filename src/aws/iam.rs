@@ -1,5 +1,5 @@
-//! IAM access: the narrow trait the reconciler calls (so unit tests run it
-//! against a fake) and its aws-sdk-iam implementation with an explicit retry
+//! IAM access: the narrow trait the reconciler calls (what it needs of IAM,
+//! and no more) and its aws-sdk-iam implementation with an explicit retry
 //! configuration, per-call timeouts and a client-side rate limit shared by
 //! every worker (IAM's limits are account-wide).
 
@@ -8,7 +8,7 @@ use std::{future::Future, num::NonZeroU32, sync::Arc, time::Duration};
 use aws_sdk_iam::{
     error::{ProvideErrorMetadata, SdkError},
     operation::{
-        create_login_profile::CreateLoginProfileError,
+        RequestId as _, create_login_profile::CreateLoginProfileError,
         delete_login_profile::DeleteLoginProfileError,
         generate_credential_report::GenerateCredentialReportError,
         get_account_password_policy::GetAccountPasswordPolicyError,
@@ -26,6 +26,11 @@ use crate::{
     api::conditions::Outcome, api::reason::Reason, ops::leader::WritePermit, ops::metrics::Metrics,
     rules::password::Password, rules::password_policy::PasswordPolicy, rules::plan::IamProfile,
 };
+
+/// IAM's id of a request it answered (`x-amzn-RequestId`), which CloudTrail
+/// records as the event's `requestID`: how the operator knows its own
+/// writes among IAM's events. `None` if the answer carried none.
+pub type RequestId = Option<String>;
 
 /// A credential report as IAM returned it.
 #[derive(Debug, Clone)]
@@ -176,7 +181,7 @@ pub trait Iam: Send + Sync + 'static {
         user: &str,
         password: &Password,
         reset_required: bool,
-    ) -> impl Future<Output = Result<IamProfile, IamError>> + Send;
+    ) -> impl Future<Output = Result<(IamProfile, RequestId), IamError>> + Send;
 
     /// UpdateLoginProfile. `password: None` sends only the reset flag and
     /// leaves the password as it is.
@@ -185,7 +190,7 @@ pub trait Iam: Send + Sync + 'static {
         user: &str,
         password: Option<&Password>,
         reset_required: bool,
-    ) -> impl Future<Output = Result<(), IamError>> + Send;
+    ) -> impl Future<Output = Result<RequestId, IamError>> + Send;
 
     /// DeleteLoginProfile. NoSuchEntity counts as done (`Ok`).
     fn delete_login_profile(&self, user: &str)
@@ -215,7 +220,7 @@ pub trait Iam: Send + Sync + 'static {
         &self,
         user: &str,
         tags: &[(String, String)],
-    ) -> impl Future<Output = Result<(), IamError>> + Send;
+    ) -> impl Future<Output = Result<RequestId, IamError>> + Send;
 }
 
 /// How the SDK client behaves; every field is a flag of `run`.
@@ -481,7 +486,7 @@ impl Iam for AwsIam {
         user: &str,
         password: &Password,
         reset_required: bool,
-    ) -> Result<IamProfile, IamError> {
+    ) -> Result<(IamProfile, RequestId), IamError> {
         self.write("CreateLoginProfile", async {
             let output = self
                 .client
@@ -497,9 +502,10 @@ impl Iam for AwsIam {
                 .send()
                 .await
                 .map_err(|error| classify(error, create_profile_error))?;
-            output.login_profile().map(profile_from).ok_or_else(|| {
+            let profile = output.login_profile().map(profile_from).ok_or_else(|| {
                 IamError::Other("CreateLoginProfile answered without a LoginProfile".into())
-            })
+            })?;
+            Ok((profile, output.request_id().map(str::to_string)))
         })
         .await
     }
@@ -509,7 +515,7 @@ impl Iam for AwsIam {
         user: &str,
         password: Option<&Password>,
         reset_required: bool,
-    ) -> Result<(), IamError> {
+    ) -> Result<RequestId, IamError> {
         self.write("UpdateLoginProfile", async {
             self.client
                 .update_login_profile()
@@ -528,7 +534,7 @@ impl Iam for AwsIam {
                 })
                 .send()
                 .await
-                .map(|_| ())
+                .map(|output| output.request_id().map(str::to_string))
                 .map_err(|error| {
                     classify(error, |e| match e {
                         UpdateLoginProfileError::EntityTemporarilyUnmodifiableException(e) => {
@@ -595,7 +601,7 @@ impl Iam for AwsIam {
         .await
     }
 
-    async fn tag_user(&self, user: &str, tags: &[(String, String)]) -> Result<(), IamError> {
+    async fn tag_user(&self, user: &str, tags: &[(String, String)]) -> Result<RequestId, IamError> {
         let tags = tags
             .iter()
             .map(|(key, value)| {
@@ -613,7 +619,7 @@ impl Iam for AwsIam {
                 .set_tags(Some(tags))
                 .send()
                 .await
-                .map(|_| ())
+                .map(|output| output.request_id().map(str::to_string))
                 .map_err(|error| {
                     classify(error, |e| match e {
                         TagUserError::NoSuchEntityException(e) => {

@@ -36,6 +36,8 @@ pub struct IamEvent {
     pub user: String,
     /// The caller's ARN (`userIdentity.arn`), empty if CloudTrail gave none.
     pub caller: String,
+    /// IAM's id of the request (`requestID`): the one its answer carried.
+    pub request_id: Option<String>,
     /// When IAM answered the call (`eventTime`), if the event says.
     pub time: Option<DateTime<Utc>>,
 }
@@ -94,6 +96,7 @@ pub fn parse(body: &str) -> Result<IamEvent, Unusable> {
             account_id,
             user,
             caller: text(detail, "/userIdentity/arn").unwrap_or_default(),
+            request_id: text(detail, "/requestID").filter(|id| !id.is_empty()),
             time: text(detail, "/eventTime")
                 .and_then(|time| DateTime::parse_from_rfc3339(&time).ok())
                 .map(|time| time.with_timezone(&Utc)),
@@ -121,13 +124,14 @@ mod tests {
     }
 
     #[test]
-    fn a_login_profile_call_names_its_user_account_and_caller() {
+    fn a_login_profile_call_names_its_user_account_caller_and_request() {
         let body = envelope(json!({
             "eventSource": "iam.amazonaws.com",
             "eventName": "DeleteLoginProfile",
             "eventID": "e-1",
             "eventTime": "2026-12-06T10:00:00Z",
             "recipientAccountId": "111122223333",
+            "requestID": "4f3c1a9e-5b8d-4c2e-9a7f-0d1e2f3a4b5c",
             "requestParameters": {"userName": "alice"},
             "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/admin/bob"},
         }));
@@ -139,6 +143,7 @@ mod tests {
                 account_id: "111122223333".into(),
                 user: "alice".into(),
                 caller: "arn:aws:sts::111122223333:assumed-role/admin/bob".into(),
+                request_id: Some("4f3c1a9e-5b8d-4c2e-9a7f-0d1e2f3a4b5c".into()),
                 time: Some("2026-12-06T10:00:00Z".parse().unwrap()),
             })
         );

@@ -114,6 +114,18 @@ impl Drop for EventQueue {
     }
 }
 
+/// TagUser `key=value` on `user` as `account`'s administrator (boto3);
+/// returns the request id IAM's answer carried.
+pub fn tag_user_in(account: &str, user: &str, key: &str, value: &str) -> String {
+    let script = format!(
+        "{session}\
+         answer = s.client('iam').tag_user(UserName='{user}', Tags=[{{'Key': '{key}', 'Value': '{value}'}}])\n\
+         print(answer['ResponseMetadata']['RequestId'])\n",
+        session = administrator_session(account),
+    );
+    python(&script, "").trim().to_string()
+}
+
 /// Python lines that make `s`, a boto3 session acting as `account`'s
 /// administrator (the role AWS Organizations makes in each account).
 fn administrator_session(account: &str) -> String {

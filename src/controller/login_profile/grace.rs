@@ -68,11 +68,12 @@ pub(super) async fn grace_record<I: Iam>(
         governance::FLOOR_SINCE_TAG.to_string(),
         governance::time(start),
     );
-    ctx.account
+    let request_id = ctx
+        .account
         .iam
         .tag_user(user, &[tag])
         .await
         .map_err(|error| error.outcome(user, None))?;
-    ctx.wrote("TagUser", user);
+    ctx.wrote("TagUser", user, request_id);
     Ok(Some(start))
 }

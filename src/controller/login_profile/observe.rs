@@ -26,8 +26,12 @@ pub(super) struct IamView {
     pub(super) profile: Option<IamProfile>,
     /// When IAM was asked (`None`: create-first skipped the look).
     pub(super) looked_at: Option<DateTime<Utc>>,
-    /// `Enforce`: the credential report shows a change after the operator's.
+    /// `Enforce`: IAM's events or its credential report show a change
+    /// after the operator's.
     pub(super) changed_out_of_band: bool,
+    /// When IAM's events last reported the person's own ChangePassword, if
+    /// after the operator last sent the password (asked only when IAM was).
+    pub(super) changed_by_user: Option<DateTime<Utc>>,
     /// This pass's create was refused (a profile exists) after it marked
     /// its own password as sending over an earlier mark: the mark now names
     /// a password IAM refused, and says nothing about what IAM holds.
@@ -62,6 +66,7 @@ fn assumed_from_status(lp: &LoginProfile) -> Option<IamView> {
         }),
         looked_at: None,
         changed_out_of_band: false,
+        changed_by_user: None,
         sending_mark_refused: false,
         owner: Owner::NotLooked,
     })
@@ -80,6 +85,7 @@ pub(super) async fn observe_iam<I: Iam>(
         profile: None,
         looked_at: None,
         changed_out_of_band: false,
+        changed_by_user: None,
         sending_mark_refused: false,
         owner: Owner::NotLooked,
     };
@@ -112,10 +118,15 @@ pub(super) async fn observe_iam<I: Iam>(
     let changed_out_of_band = enforce_check(lp, ctx, user, profile.as_ref())
         .await
         .map_err(|error| error.outcome(user, None))?;
+    let changed_by_user = profile.as_ref().and_then(|_| {
+        ctx.memory
+            .password_changed_after(lp, password_applied_at(lp))
+    });
     Ok(IamView {
         profile,
         looked_at: Some(looked_at),
         changed_out_of_band,
+        changed_by_user,
         sending_mark_refused: false,
         owner: Owner::NotLooked,
     })
@@ -233,29 +244,47 @@ pub(super) async fn fetch_secrets_manager<I: Iam>(
     }
 }
 
-/// `Enforce` only: whether IAM's events (a ChangePassword) or its credential
-/// report show a password change after the operator's last one.
+/// When the operator last sent a password to IAM, as status records it.
+fn password_applied_at(lp: &LoginProfile) -> Option<DateTime<Utc>> {
+    lp.status
+        .as_ref()
+        .and_then(|s| s.password_last_applied_time.as_deref())
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// `Enforce` only: whether IAM's events or its credential report show a
+/// password change after the operator's last one. A person's ChangePassword
+/// is one. Someone else's UpdateLoginProfile may be (CloudTrail does not say
+/// whether it set a password): it counts where sending the Secret's password
+/// again cannot be refused as reused; in an account that refuses reused
+/// passwords, the credential report decides (a resend over an unchanged
+/// password would be refused, and report a violation that is not there).
 pub(super) async fn enforce_check<I: Iam>(
     lp: &LoginProfile,
     ctx: &InAccount<'_, I>,
     user: &str,
     observed: Option<&IamProfile>,
 ) -> Result<bool, IamError> {
-    let applied_at = lp
-        .status
-        .as_ref()
-        .and_then(|s| s.password_last_applied_time.as_deref())
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-    let (PasswordUpdatePolicy::Enforce, Some(_), Some(applied_at)) =
-        (lp.spec.password_update_policy, observed, applied_at)
-    else {
+    let (PasswordUpdatePolicy::Enforce, Some(_), Some(applied_at)) = (
+        lp.spec.password_update_policy,
+        observed,
+        password_applied_at(lp),
+    ) else {
         return Ok(false);
     };
     if ctx
         .memory
-        .password_changed_after(lp, applied_at.with_timezone(&chrono::Utc))
+        .password_changed_after(lp, Some(applied_at))
+        .is_some()
     {
         return Ok(true);
+    }
+    if ctx.memory.updated_outside_after(lp, applied_at) {
+        let policy = ctx.account.facts.password_policy(&ctx.account.iam).await?;
+        if !policy.prevents_reuse() {
+            return Ok(true);
+        }
     }
     let changed = ctx
         .account

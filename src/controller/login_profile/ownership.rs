@@ -53,7 +53,8 @@ pub(super) async fn record_ownership<I: Iam>(
         return Ok(());
     }
     ctx.may_write()?;
-    ctx.account
+    let request_id = ctx
+        .account
         .iam
         .tag_user(user, &record.to_tags())
         .await
@@ -68,7 +69,7 @@ pub(super) async fn record_ownership<I: Iam>(
                 ),
             )
         })?;
-    ctx.wrote("TagUser", user);
+    ctx.wrote("TagUser", user, request_id);
     next.owner_record = Some(record.recorded());
     Ok(())
 }

@@ -31,7 +31,7 @@ use crate::{
     api::reason::Reason,
     api::root_login_profile::RootLoginProfile,
     aws::clients::{Account, Accounts},
-    aws::iam::Iam,
+    aws::iam::{Iam, RequestId},
     ops::events::EventPublisher,
     ops::leader::WritePermit,
     ops::metrics::Metrics,
@@ -143,11 +143,12 @@ impl<I: Iam> InAccount<'_, I> {
     /// (runtime/event_flow.rs). Not for DeleteLoginProfile: the client
     /// answers a profile already gone as deleted, and IAM then records no
     /// deletion.
-    pub(crate) fn wrote(&self, call: &'static str, user: &str) {
+    pub(crate) fn wrote(&self, call: &'static str, user: &str, request_id: RequestId) {
         self.shared.event_flows.wrote(
             &self.iam_account.name_any(),
             call,
             user,
+            request_id,
             Utc::now(),
             std::time::Instant::now(),
         );

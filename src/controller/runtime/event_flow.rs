@@ -21,6 +21,7 @@ use std::{
 use chrono::{DateTime, Utc};
 
 use crate::api::login_profile::iam_user_key;
+use crate::aws::iam::RequestId;
 use crate::rules::iam_events::IamEvent;
 
 /// How far before the write an event's own time may say it happened
@@ -144,12 +145,22 @@ struct Awaited {
     name: &'static str,
     user_key: String,
     user: String,
+    request_id: RequestId,
     written_at: DateTime<Utc>,
     due: Instant,
+    /// Once late, recognized until then: a write's event lost for good
+    /// must not pass a later call of someone else's for the operator's.
+    forgotten: Instant,
 }
 
 impl Awaited {
+    /// By request id where both the answer and the event carry one (then
+    /// someone else's call on the same user in the same seconds is not
+    /// taken for the operator's); else by call, user and time.
     fn matches(&self, event: &IamEvent) -> bool {
+        if let (Some(ours), Some(theirs)) = (&self.request_id, &event.request_id) {
+            return ours == theirs;
+        }
         self.name == event.name
             && self.user_key == iam_user_key(&event.user)
             && event
@@ -162,6 +173,11 @@ impl Awaited {
 #[derive(Debug)]
 struct Flow {
     awaited: VecDeque<Awaited>,
+    /// Writes whose event missed the deadline: still the operator's own
+    /// when it does arrive (under `Enforce`, someone else's
+    /// UpdateLoginProfile is answered with the Secret's password; its own,
+    /// late, must not be).
+    overdue: VecDeque<Awaited>,
     /// When an awaited event last came back.
     confirmed_at: Option<Instant>,
     /// When the operator last wrote through this IAMAccount (a heartbeat
@@ -195,6 +211,7 @@ impl EventFlows {
             account.to_string(),
             Flow {
                 awaited: VecDeque::new(),
+                overdue: VecDeque::new(),
                 confirmed_at: None,
                 last_write: now,
                 late: None,
@@ -215,12 +232,14 @@ impl EventFlows {
     }
 
     /// The operator wrote `name` for IAM user `user` through `account`, at
-    /// `written_at`: its event is awaited (only where events are received).
+    /// `written_at`, and IAM answered with `request_id`: its event is
+    /// awaited (only where events are received).
     pub(crate) fn wrote(
         &self,
         account: &str,
         name: &'static str,
         user: &str,
+        request_id: RequestId,
         written_at: DateTime<Utc>,
         now: Instant,
     ) {
@@ -236,26 +255,30 @@ impl EventFlows {
             name,
             user_key: iam_user_key(user),
             user: user.to_string(),
+            request_id,
             written_at,
             due: now + self.deadline,
+            forgotten: now + 2 * self.deadline,
         });
     }
 
-    /// An event of `account` arrived: whether it was one the operator
-    /// awaited (its write, back in time).
+    /// An event of `account` arrived: whether it was of one of the
+    /// operator's own writes (awaited, or late). One back in time shows
+    /// that events flow; a late one does not.
     pub(crate) fn received(&self, account: &str, event: &IamEvent, now: Instant) -> bool {
         let mut flows = self.locked();
         let Some(flow) = flows.get_mut(account) else {
             return false;
         };
         judge(flow, now);
-        let Some(index) = flow.awaited.iter().position(|a| a.matches(event)) else {
-            return false;
-        };
-        flow.awaited.remove(index);
-        flow.confirmed_at = Some(now);
-        flow.late = None;
-        true
+        if let Some(index) = flow.awaited.iter().position(|a| a.matches(event)) {
+            flow.awaited.remove(index);
+            flow.confirmed_at = Some(now);
+            flow.late = None;
+            return true;
+        }
+        let late = flow.overdue.iter().position(|a| a.matches(event));
+        late.map(|index| flow.overdue.remove(index)).is_some()
     }
 
     /// The last receive from `account`'s queue: answered, or why not.
@@ -308,6 +331,17 @@ fn judge(flow: &mut Flow, now: Instant) -> Verdict {
                 .written_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ));
+        if flow.overdue.len() >= AWAITED_LIMIT {
+            flow.overdue.pop_front();
+        }
+        flow.overdue.push_back(overdue);
+    }
+    while flow
+        .overdue
+        .front()
+        .is_some_and(|first| first.forgotten <= now)
+    {
+        flow.overdue.pop_front();
     }
     if let Some(why) = &flow.unreadable {
         return Verdict::Unreadable(why.clone());
@@ -334,6 +368,7 @@ mod tests {
             account_id: "111122223333".into(),
             user: user.into(),
             caller: String::new(),
+            request_id: None,
             time,
         }
     }
@@ -347,7 +382,7 @@ mod tests {
         assert_eq!(flows.verdict("a", start), Some(Verdict::Unconfirmed));
         assert_eq!(flows.verdict("other", start), None);
 
-        flows.wrote("a", "TagUser", "Alice", written, start);
+        flows.wrote("a", "TagUser", "Alice", None, written, start);
         assert!(!flows.received("a", &event("TagUser", "bob", None), start));
         assert!(
             !flows.received(
@@ -364,7 +399,7 @@ mod tests {
         assert!(flows.received("a", &event("TagUser", "alice", Some(written)), start));
         assert!(flows.flowing("a", start));
 
-        flows.wrote("a", "UpdateLoginProfile", "bob", written, start);
+        flows.wrote("a", "UpdateLoginProfile", "bob", None, written, start);
         assert!(flows.flowing("a", start + DEADLINE / 2), "not due yet");
         let late = flows.verdict("a", start + DEADLINE).unwrap();
         assert!(
@@ -372,18 +407,83 @@ mod tests {
             "{late:?}"
         );
         assert!(
+            flows.received(
+                "a",
+                &event("UpdateLoginProfile", "bob", None),
+                start + DEADLINE
+            ),
+            "late, and still the operator's own"
+        );
+        assert!(
+            matches!(flows.verdict("a", start + DEADLINE), Some(Verdict::Late(_))),
+            "a late event does not show that events flow"
+        );
+        assert!(
             !flows.received(
                 "a",
                 &event("UpdateLoginProfile", "bob", None),
                 start + DEADLINE
             ),
-            "too late: no longer awaited"
+            "recognized once"
         );
-        flows.wrote("a", "TagUser", "bob", written, start + DEADLINE);
+        flows.wrote("a", "TagUser", "bob", None, written, start + DEADLINE);
         assert!(flows.received("a", &event("TagUser", "bob", None), start + DEADLINE));
         assert!(
             flows.flowing("a", start + DEADLINE),
             "a later write came back"
+        );
+        flows.wrote(
+            "a",
+            "UpdateLoginProfile",
+            "carol",
+            None,
+            written,
+            start + DEADLINE,
+        );
+        assert!(
+            !flows.received(
+                "a",
+                &event("UpdateLoginProfile", "carol", None),
+                start + 3 * DEADLINE
+            ),
+            "lost for good: a later event is someone else's"
+        );
+    }
+
+    #[test]
+    fn a_request_id_tells_the_operators_write_from_someone_elses_in_the_same_seconds() {
+        let flows = EventFlows::new(DEADLINE);
+        let now = Instant::now();
+        let written = Utc::now();
+        flows.start("a", now);
+        flows.wrote(
+            "a",
+            "UpdateLoginProfile",
+            "bob",
+            Some("req-ours".into()),
+            written,
+            now,
+        );
+        let with_id = |id: &str| IamEvent {
+            request_id: Some(id.into()),
+            ..event("UpdateLoginProfile", "bob", Some(written))
+        };
+        assert!(
+            !flows.received("a", &with_id("req-theirs"), now),
+            "same call, user and second, another request: someone else's"
+        );
+        assert!(flows.received("a", &with_id("req-ours"), now));
+        flows.wrote("a", "TagUser", "bob", None, written, now);
+        assert!(
+            flows.received(
+                "a",
+                &IamEvent {
+                    request_id: Some("req-any".into()),
+                    ..event("TagUser", "bob", Some(written))
+                },
+                now
+            ),
+            "an answer without a request id: by call, user and time"
         );
     }
 
@@ -392,7 +492,7 @@ mod tests {
         let flows = EventFlows::new(DEADLINE);
         let now = Instant::now();
         flows.start("a", now);
-        flows.wrote("a", "TagUser", "alice", Utc::now(), now);
+        flows.wrote("a", "TagUser", "alice", None, Utc::now(), now);
         flows.received("a", &event("TagUser", "alice", None), now);
         flows.receiving("a", Err("AccessDenied".into()));
         assert_eq!(
@@ -404,7 +504,7 @@ mod tests {
         assert!(flows.flowing("a", now));
         assert!(flows.stop("a", now), "it was flowing");
         assert_eq!(flows.verdict("a", now), None);
-        flows.wrote("a", "TagUser", "alice", Utc::now(), now);
+        flows.wrote("a", "TagUser", "alice", None, Utc::now(), now);
         assert_eq!(
             flows.verdict("a", now),
             None,
@@ -422,12 +522,19 @@ mod tests {
             flows.heartbeat_due("a", hour, start),
             "unconfirmed: at once"
         );
-        flows.wrote("a", "TagUser", "alice", Utc::now(), start);
+        flows.wrote("a", "TagUser", "alice", None, Utc::now(), start);
         assert!(!flows.heartbeat_due("a", hour, start), "one is awaited");
         flows.received("a", &event("TagUser", "alice", None), start);
         assert!(!flows.heartbeat_due("a", hour, start + hour / 2));
         assert!(flows.heartbeat_due("a", hour, start + hour));
-        flows.wrote("a", "UpdateLoginProfile", "bob", Utc::now(), start + hour);
+        flows.wrote(
+            "a",
+            "UpdateLoginProfile",
+            "bob",
+            None,
+            Utc::now(),
+            start + hour,
+        );
         assert!(
             flows.heartbeat_due("a", hour, start + hour + DEADLINE),
             "late: a heartbeat as soon as nothing is awaited"

@@ -230,8 +230,9 @@ async fn receive<I: Iam>(
 /// Wakes, in their controller, the cached LoginProfiles of IAMAccount
 /// `iam_account` that name the event's user (found in the claims index),
 /// marked as changed in IAM first (their next reconcile asks IAM, however
-/// recent their last look; after a ChangePassword, `Enforce` sends the
-/// Secret's password again); false if there are none.
+/// recent their last look; a ChangePassword is recorded in status, and
+/// `Enforce` sends the Secret's password again after it or after someone
+/// else's UpdateLoginProfile); false if there are none.
 fn wake_naming<I: Iam>(
     ctx: &Context<I>,
     controllers: &[UnboundedSender<ObjectRef<LoginProfile>>],
@@ -253,9 +254,11 @@ fn wake_naming<I: Iam>(
         let Some(index) = stores.iter().position(|store| store.get(&object).is_some()) else {
             continue;
         };
-        if event.name == "ChangePassword" {
-            ctx.memory
-                .password_changed(&lp, event.time.unwrap_or_else(Utc::now));
+        let at = event.time.unwrap_or_else(Utc::now);
+        match event.name {
+            "ChangePassword" => ctx.memory.password_changed(&lp, at),
+            "UpdateLoginProfile" => ctx.memory.updated_outside(&lp, at),
+            _ => {}
         }
         ctx.memory.distrust(&lp);
         if let Some(controller) = controllers.get(index) {
@@ -307,9 +310,14 @@ async fn heartbeat<I: Iam>(ctx: &Context<I>, clients: &Account<I>, iam_account: 
         written_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     );
     match clients.iam.tag_user(&user, &[tag]).await {
-        Ok(()) => ctx
-            .event_flows
-            .wrote(iam_account, "TagUser", &user, written_at, Instant::now()),
+        Ok(request_id) => ctx.event_flows.wrote(
+            iam_account,
+            "TagUser",
+            &user,
+            request_id,
+            written_at,
+            Instant::now(),
+        ),
         Err(error) => {
             tracing::warn!(account = %iam_account, user = %user, %error, "cannot write the IAM events heartbeat (iam:TagUser on iam.loginprofile.dev/ tags)");
         }
@@ -374,6 +382,7 @@ mod tests {
             account_id: account.into(),
             user: "alice".into(),
             caller: String::new(),
+            request_id: None,
             time: None,
         }
     }

@@ -1,8 +1,10 @@
 //! The reconciler's memory of each object, and nothing else: consecutive
 //! failures (for backoff), what IAM last confirmed (so a trigger that changes
 //! nothing costs no IAM call), which create attempt IAM answered (so its
-//! retry need not wait for the attempt's window). Forgotten when the object
-//! goes; a process that lost it (a restart, a new leader) only waits longer.
+//! retry need not wait for the attempt's window), what IAM's events said of
+//! the password (a person's ChangePassword, someone else's
+//! UpdateLoginProfile). Forgotten when the object goes; a process that lost
+//! it (a restart, a new leader) only waits longer.
 
 use std::{
     collections::HashMap,
@@ -51,6 +53,10 @@ struct Remembered {
     answered_create: Option<DateTime<Utc>>,
     /// When IAM's events last reported the person's own ChangePassword.
     password_changed: Option<DateTime<Utc>>,
+    /// When IAM's events last reported an UpdateLoginProfile of the user
+    /// that was not the operator's (whether it set a password, CloudTrail
+    /// does not say).
+    updated_outside: Option<DateTime<Utc>>,
 }
 
 impl Remembered {
@@ -59,6 +65,7 @@ impl Remembered {
             && self.verified.is_none()
             && self.answered_create.is_none()
             && self.password_changed.is_none()
+            && self.updated_outside.is_none()
     }
 }
 
@@ -183,18 +190,38 @@ impl Memory {
     }
 
     /// IAM's events reported that `lp`'s user changed the password at `at`
-    /// (ChangePassword): under `Enforce` the Secret's password is sent again
-    /// without waiting for a credential report, which IAM makes at most
-    /// every 4 hours.
+    /// (ChangePassword): status records it, and under `Enforce` the
+    /// Secret's password is sent again without waiting for a credential
+    /// report, which IAM makes at most every 4 hours.
     pub(crate) fn password_changed(&self, lp: &LoginProfile, at: DateTime<Utc>) {
         self.change(lp, |remembered| remembered.password_changed = Some(at));
     }
 
-    /// Whether IAM's events reported a ChangePassword of `lp`'s user after
-    /// `applied` (when the operator last sent the password).
-    pub(crate) fn password_changed_after(&self, lp: &LoginProfile, applied: DateTime<Utc>) -> bool {
+    /// When IAM's events reported a ChangePassword of `lp`'s user after
+    /// `applied` (when the operator last sent the password; `None`: any).
+    pub(crate) fn password_changed_after(
+        &self,
+        lp: &LoginProfile,
+        applied: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
         self.read(lp, |remembered| {
-            remembered.password_changed.is_some_and(|at| at > applied)
+            remembered
+                .password_changed
+                .filter(|at| applied.is_none_or(|applied| *at > applied))
+        })
+    }
+
+    /// IAM's events reported, at `at`, an UpdateLoginProfile of `lp`'s user
+    /// that the operator did not make.
+    pub(crate) fn updated_outside(&self, lp: &LoginProfile, at: DateTime<Utc>) {
+        self.change(lp, |remembered| remembered.updated_outside = Some(at));
+    }
+
+    /// Whether IAM's events reported an UpdateLoginProfile of `lp`'s user
+    /// that the operator did not make, after `applied`.
+    pub(crate) fn updated_outside_after(&self, lp: &LoginProfile, applied: DateTime<Utc>) -> bool {
+        self.read(lp, |remembered| {
+            remembered.updated_outside.is_some_and(|at| at > applied)
         })
     }
 

@@ -268,9 +268,10 @@ pub(super) async fn act<I: Iam>(
                 ctx.memory.create_answered(lp, attempt.at);
             }
             let took_charge_now = attempt.took_charge_now;
-            if answer.is_ok() {
-                ctx.wrote("CreateLoginProfile", user);
-            }
+            let answer = answer.map(|(profile, request_id)| {
+                ctx.wrote("CreateLoginProfile", user, request_id);
+                profile
+            });
             match answer {
                 Ok(profile) => Ok(Acted {
                     outcome: Outcome::new(
@@ -330,10 +331,8 @@ pub(super) async fn act<I: Iam>(
                 .account
                 .iam
                 .update_login_profile(user, Some(password), reset_required)
-                .await;
-            if result.is_ok() {
-                ctx.wrote("UpdateLoginProfile", user);
-            }
+                .await
+                .map(|request_id| ctx.wrote("UpdateLoginProfile", user, request_id));
             let outcome = match (result, why) {
                 (Ok(()), UpdateWhy::Adopt) => Outcome::new(
                     Reason::Adopted,
@@ -390,10 +389,8 @@ pub(super) async fn act<I: Iam>(
                 .account
                 .iam
                 .update_login_profile(user, None, reset_required)
-                .await;
-            if result.is_ok() {
-                ctx.wrote("UpdateLoginProfile", user);
-            }
+                .await
+                .map(|request_id| ctx.wrote("UpdateLoginProfile", user, request_id));
             match result {
                 Ok(()) => Ok(Acted {
                     outcome: Outcome::new(

@@ -152,6 +152,12 @@ pub(super) fn next_status(
     {
         next.password_changed_out_of_band = Some(now_rfc3339());
     }
+    // IAM's events say when: the person's own ChangePassword, recorded
+    // whatever the policy (only `Enforce` writes anything because of it).
+    if let Some(at) = iam.changed_by_user {
+        next.password_changed_out_of_band =
+            Some(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    }
     next.held_back_source_version = match acted.outcome.reason {
         Reason::UpdateHeldBack => desired.and_then(|d| d.version.text()),
         _ => None,
