@@ -19,6 +19,41 @@ CARGO="${CARGO:-cargo}"
 
 stage() { printf '[test] %s: %s\n' "$(date -u +%T)" "$*"; }
 
+# Runs the test binaries of these cargo targets, LPO_TEST_JOBS (2) at once:
+# most of a test's time is waiting for the operator, the API server or the
+# emulator, so one binary at a time (cargo test) left the cores half idle.
+# Each binary's output is printed whole when it ends, as cargo test prints
+# it. The slowest binaries (measured, docs/development.md) start first, so
+# that no long one starts last; the others follow in name order.
+run_tests() {
+  local listing status=0
+  listing=$(mktemp)
+  "$CARGO" test --no-run --message-format=json-render-diagnostics "$@" >"$listing" || { rm -f "$listing"; return 1; }
+  python3 - "$listing" <<'PY' >"$listing.order"
+import json, sys
+slow_first = ["disruption", "ownership", "budget", "events", "tenancy", "faults", "governance", "trust", "operator"]
+binaries = {}
+for line in open(sys.argv[1]):
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message.get("profile", {}).get("test") and message.get("executable"):
+        binaries[message["target"]["name"] + " " + "/".join(message["target"]["kind"])] = message["executable"]
+rank = lambda key: (slow_first.index(key.split()[0]) if key.split()[0] in slow_first else len(slow_first), key)
+for key in sorted(binaries, key=rank):
+    print(binaries[key])
+PY
+  local output_lock
+  output_lock=$(mktemp)
+  export output_lock
+  # shellcheck disable=SC2016
+  xargs -d '\n' -P "${LPO_TEST_JOBS:-2}" -I{} bash -c '
+    out=$(mktemp); status=0
+    "$1" >"$out" 2>&1 || status=$?
+    { flock 9; printf "\n     Running %s\n" "$1"; cat "$out"; } 9>>"$output_lock"
+    rm -f "$out"; exit "$status"' _ {} <"$listing.order" || status=$?
+  rm -f "$listing" "$listing.order" "$output_lock"
+  return "$status"
+}
+
 start=$SECONDS
 stage "building the tools beside the Rust builds (the core first)"
 core_done=$(mktemp)
@@ -79,7 +114,7 @@ done
 
 test_status=0
 stage "the tests; later: ${with_tools[*]} (the other tools), ${with_binary[*]} (the static binary)"
-"$CARGO" test --no-fail-fast "${first[@]}" || test_status=$?
+run_tests "${first[@]}" || test_status=$?
 
 stage "waiting for the other tools"
 tools_status=0
@@ -89,7 +124,7 @@ stage "tools done after $((SECONDS - start))s (status $tools_status)"
 # (An empty group runs nothing: `cargo test` without a target runs all.)
 if ((${#with_tools[@]})); then
   stage "the tests of the other tools"
-  "$CARGO" test --no-fail-fast "${with_tools[@]}" || test_status=$?
+  run_tests "${with_tools[@]}" || test_status=$?
 fi
 
 stage "waiting for the static binary"
@@ -103,7 +138,7 @@ if [[ "$release_status" != 0 ]]; then
 fi
 if ((${#with_binary[@]})); then
   stage "the tests of the static binary"
-  "$CARGO" test --no-fail-fast "${with_binary[@]}" || test_status=$?
+  run_tests "${with_binary[@]}" || test_status=$?
 fi
 stage "make test done after $((SECONDS - start))s (status $test_status)"
 exit "$test_status"
