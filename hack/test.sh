@@ -12,7 +12,8 @@
 #   optimization; lines start with [release]), from the start at the lowest
 #   CPU priority, so that it takes only the time the others leave idle.
 # The tests run in three groups: those that need neither, then those that
-# name one of the other tools, then those that call `static_binary()`.
+# name one of the other tools, then those that call `static_binary()`;
+# within a group, two test binaries at a time (run_tests).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 CARGO="${CARGO:-cargo}"
@@ -24,7 +25,9 @@ stage() { printf '[test] %s: %s\n' "$(date -u +%T)" "$*"; }
 # emulator, so one binary at a time (cargo test) left the cores half idle.
 # Each binary's output is printed whole when it ends, as cargo test prints
 # it. The slowest binaries (measured, docs/development.md) start first, so
-# that no long one starts last; the others follow in name order.
+# that no long one starts last; the others follow in name order. A binary
+# whose source says "make test runs this binary alone" (it disturbs every
+# client of the environment) runs after the others, by itself.
 run_tests() {
   local listing status=0
   listing=$(mktemp)
@@ -37,19 +40,27 @@ for line in open(sys.argv[1]):
     message = json.loads(line)
     if message.get("reason") == "compiler-artifact" and message.get("profile", {}).get("test") and message.get("executable"):
         binaries[message["target"]["name"] + " " + "/".join(message["target"]["kind"])] = message["executable"]
-rank = lambda key: (slow_first.index(key.split()[0]) if key.split()[0] in slow_first else len(slow_first), key)
+def alone(key):
+    name, kind = key.split()
+    return kind == "test" and "make test runs this binary alone" in open(f"tests/{name}.rs").read()
+rank = lambda key: (alone(key), slow_first.index(key.split()[0]) if key.split()[0] in slow_first else len(slow_first), key)
 for key in sorted(binaries, key=rank):
-    print(binaries[key])
+    print("alone" if alone(key) else "pool", binaries[key])
 PY
   local output_lock
   output_lock=$(mktemp)
   export output_lock
   # shellcheck disable=SC2016
-  xargs -d '\n' -P "${LPO_TEST_JOBS:-2}" -I{} bash -c '
+  sed -n 's/^pool //p' "$listing.order" | xargs -d '\n' -r -P "${LPO_TEST_JOBS:-2}" -I{} bash -c '
     out=$(mktemp); status=0
     "$1" >"$out" 2>&1 || status=$?
     { flock 9; printf "\n     Running %s\n" "$1"; cat "$out"; } 9>>"$output_lock"
-    rm -f "$out"; exit "$status"' _ {} <"$listing.order" || status=$?
+    rm -f "$out"; exit "$status"' _ {} || status=$?
+  local binary
+  while read -r binary; do
+    printf '\n     Running %s (alone)\n' "$binary"
+    "$binary" || status=$?
+  done < <(sed -n 's/^alone //p' "$listing.order")
   rm -f "$listing" "$listing.order" "$output_lock"
   return "$status"
 }

@@ -1,6 +1,7 @@
 //! Faults of the control plane itself, in their own test binary because they
-//! disturb every client of the environment (cargo runs test binaries one at a
-//! time; inside this one, a lock runs the scenarios one at a time): the API
+//! disturb every client of the environment (make test runs this binary
+//! alone, after the others of its group; inside it, a lock runs the
+//! scenarios one at a time): the API
 //! server restarting while 200 LoginProfiles converge (some provably not yet
 //! Ready when it goes down), and the operator frozen while objects change
 //! and etcd's history is compacted, so that its watches come back with 410

@@ -62,7 +62,14 @@ pub fn env() -> &'static Env {
             "crd/loginprofiles.iam.loginprofile.dev",
             "crd/iamaccounts.iam.loginprofile.dev",
         ]);
-        env.apply_ok(&default_account());
+        // Server-side: test binaries start side by side, and two
+        // client-side applies of a missing object race to create it.
+        let mut apply = env.command("kubectl");
+        apply.args(["apply", "--server-side", "--force-conflicts", "-f", "-"]);
+        stdout_of(
+            run_with_stdin(apply, &default_account()),
+            "kubectl apply --server-side (the IAMAccount default)",
+        );
         env
     })
 }
