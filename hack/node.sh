@@ -175,7 +175,14 @@ cmd_load_image() {
   fi
   python3 "$ROOT/hack/oci-image.py" "$binary" "$NODE_DIR/images/operator.tar" "$OPERATOR_IMAGE" >/dev/null
   ctr_node images import "$NODE_DIR/images/operator.tar" >/dev/null
-  log "imported $OPERATOR_IMAGE into the node"
+  # Also by digest, as a pull from a registry records it: an install that
+  # pins image.digest (docs/install.md) finds the image without a registry.
+  local digest
+  digest=$(python3 -c 'import json, sys, tarfile
+with tarfile.open(sys.argv[1]) as archive: print(json.load(archive.extractfile("index.json"))["manifests"][0]["digest"])' \
+    "$NODE_DIR/images/operator.tar")
+  ctr_node images tag --force "$OPERATOR_IMAGE" "${OPERATOR_IMAGE%:*}@$digest" >/dev/null
+  log "imported $OPERATOR_IMAGE (${OPERATOR_IMAGE%:*}@$digest) into the node"
 }
 
 node_up() { # api_port moto_port
