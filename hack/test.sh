@@ -26,15 +26,17 @@ stage() { printf '[test] %s: %s\n' "$(date -u +%T)" "$*"; }
 # Each binary's output is printed whole when it ends, as cargo test prints
 # it. The slowest binaries (measured, docs/development.md) start first, so
 # that no long one starts last; the others follow in name order. A binary
-# whose source says "make test runs this binary alone" (it disturbs every
-# client of the environment) runs after the others, by itself.
+# runs after the others, by itself, when its source says "make test runs
+# this binary alone" (it disturbs every client of the environment) or sets
+# the default account's password policy (AccountPolicy::set: reuse
+# prevention refuses what other binaries' tests send again).
 run_tests() {
   local listing status=0
   listing=$(mktemp)
   "$CARGO" test --no-run --message-format=json-render-diagnostics "$@" >"$listing" || { rm -f "$listing"; return 1; }
   python3 - "$listing" <<'PY' >"$listing.order"
 import json, sys
-slow_first = ["disruption", "ownership", "budget", "events", "tenancy", "faults", "governance", "trust", "operator"]
+slow_first = ["ownership", "budget", "events", "tenancy", "governance", "operator"]
 binaries = {}
 for line in open(sys.argv[1]):
     message = json.loads(line)
@@ -44,9 +46,10 @@ def alone(key):
     name, kind = key.split()
     if kind != "test":
         return False
+    source = open(f"tests/{name}.rs").read()
     # The words as a reader sees them, wherever the comment wraps.
-    words = " ".join(line.strip().lstrip("/!").strip() for line in open(f"tests/{name}.rs"))
-    return "make test runs this binary alone" in " ".join(words.split())
+    words = " ".join(line.strip().lstrip("/!").strip() for line in source.splitlines())
+    return "make test runs this binary alone" in " ".join(words.split()) or "AccountPolicy::set(" in source
 rank = lambda key: (alone(key), slow_first.index(key.split()[0]) if key.split()[0] in slow_first else len(slow_first), key)
 for key in sorted(binaries, key=rank):
     print("alone" if alone(key) else "pool", binaries[key])

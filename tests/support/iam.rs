@@ -252,7 +252,9 @@ pub fn sign_in_all(passwords: &HashMap<String, String>) {
 
 /// Sets the account password policy for the life of the guard (the policy is
 /// account-wide: every test password is 20+ characters of all four classes,
-/// so tests running meanwhile are not affected).
+/// so tests running meanwhile in the same binary are not affected; reuse
+/// prevention would refuse other binaries' resends, so make test runs a
+/// binary that calls this alone).
 pub struct AccountPolicy;
 
 impl AccountPolicy {
