@@ -12,8 +12,8 @@
 #   optimization; lines start with [release]), from the start at the lowest
 #   CPU priority, so that it takes only the time the others leave idle.
 # The tests run in three groups: those that need neither, then those that
-# name one of the other tools, then those that call `static_binary()`;
-# within a group, two test binaries at a time (run_tests).
+# name one of the other tools, then those that call `static_binary()` or
+# `image_loaded()`; within a group, two test binaries at a time (run_tests).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 CARGO="${CARGO:-cargo}"
@@ -121,7 +121,7 @@ late_tools='"(helm|kstatus|flux-health|argocd-health|kube-score|kubeconform|prom
 first=(--lib --bins) with_tools=() with_binary=()
 for file in tests/*.rs; do
   name=$(basename "$file" .rs)
-  if grep -q 'static_binary()' "$file"; then
+  if grep -Eq 'static_binary\(\)|image_loaded\(\)' "$file"; then
     with_binary+=(--test "$name")
   elif grep -Eq "$late_tools" "$file"; then
     with_tools+=(--test "$name")

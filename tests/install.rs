@@ -15,7 +15,7 @@
 
 mod support;
 
-use std::{fs, path::Path};
+use std::fs;
 
 use serde_json::json;
 use support::*;
@@ -124,20 +124,6 @@ fn image_digest() -> String {
     stdout_of(output, "the image's digest").trim().to_string()
 }
 
-fn load_image() {
-    let binary = static_binary();
-    assert!(
-        Path::new(&binary).exists(),
-        "{binary} is missing: `make image-binary` builds it (`make test` does)"
-    );
-    let output = env()
-        .command("bash")
-        .args([&format!("{ROOT}/hack/devenv.sh"), "load-image", &binary])
-        .output()
-        .unwrap();
-    stdout_of(output, "hack/devenv.sh load-image");
-}
-
 /// What a run before this one may have left, and the environment's own
 /// IAMAccount `default`, which the chart's takes the place of.
 fn clear_the_way() {
@@ -170,7 +156,7 @@ fn clear_the_way() {
 
 #[test]
 fn the_install_page_works_in_order_from_install_to_uninstall() {
-    load_image();
+    image_loaded();
     clear_the_way();
     let work = std::env::temp_dir().join(unique("install-page"));
     fs::create_dir_all(work.join("dist")).unwrap();

@@ -10,8 +10,7 @@
 mod support;
 
 use std::{
-    path::Path,
-    sync::{Mutex, OnceLock},
+    sync::Mutex,
     time::{Duration, Instant},
 };
 
@@ -28,30 +27,6 @@ const POD_READY: Duration = Duration::from_secs(120);
 /// emulator's call counts for its own users only, but its timings are
 /// clearer alone.
 static TURN: Mutex<()> = Mutex::new(());
-
-/// The operator's image, rebuilt from the current static binary and
-/// imported into the node once per test run.
-fn image_loaded() {
-    static LOADED: OnceLock<()> = OnceLock::new();
-    LOADED.get_or_init(|| {
-        let node = env().vars.get("LPO_NODE").cloned().unwrap_or_default();
-        assert!(
-            !node.is_empty(),
-            "the dev environment runs without its node (LPO_NODE=0?): restart it with `make devenv-down devenv-up`"
-        );
-        let binary = static_binary();
-        assert!(
-            Path::new(&binary).exists(),
-            "{binary} is missing: `make image-binary` builds it (`make test` does)"
-        );
-        let output = env()
-            .command("bash")
-            .args([&format!("{ROOT}/hack/devenv.sh"), "load-image", &binary])
-            .output()
-            .unwrap();
-        stdout_of(output, "hack/devenv.sh load-image");
-    });
-}
 
 fn helm(args: &[&str]) -> String {
     let output = env().command("helm").args(args).output().unwrap();

@@ -94,6 +94,30 @@ pub fn static_binary() -> String {
         .to_string()
 }
 
+/// The operator's image, rebuilt from the current static binary and
+/// imported into the node (by tag and by digest) once per test run.
+pub fn image_loaded() {
+    static LOADED: OnceLock<()> = OnceLock::new();
+    LOADED.get_or_init(|| {
+        let node = env().vars.get("LPO_NODE").cloned().unwrap_or_default();
+        assert!(
+            !node.is_empty(),
+            "the dev environment runs without its node (LPO_NODE=0?): restart it with `make devenv-down devenv-up`"
+        );
+        let binary = static_binary();
+        assert!(
+            Path::new(&binary).exists(),
+            "{binary} is missing: `make image-binary` builds it (`make test` does)"
+        );
+        let output = env()
+            .command("bash")
+            .args([&format!("{ROOT}/hack/devenv.sh"), "load-image", &binary])
+            .output()
+            .unwrap();
+        stdout_of(output, "hack/devenv.sh load-image");
+    });
+}
+
 /// The IAMAccount most tests use: the emulator's default account with the
 /// environment's credentials, admitting every namespace labelled for it
 /// (TestNamespace does) and every user.
