@@ -125,9 +125,40 @@ fn image_digest() -> String {
 }
 
 /// What a run before this one may have left, and the environment's own
-/// IAMAccount `default`, which the chart's takes the place of.
+/// IAMAccount `default`, which the chart's takes the place of. Objects
+/// other tests left behind (a namespace still terminating after its
+/// operator stopped) keep finalizers no running operator removes, and the
+/// page's uninstall waits for every LoginProfile and RootLoginProfile to
+/// go: their finalizers are cleared first (this binary runs alone).
 fn clear_the_way() {
     let env = env();
+    for kind in ["loginprofiles", "rootloginprofiles", "iamaccounts"] {
+        let names = env.kubectl_ok(&[
+            "get",
+            kind,
+            "-A",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.namespace}{\" \"}{.metadata.name}{\"\\n\"}{end}",
+        ]);
+        for line in names.lines() {
+            let mut parts = line.split_whitespace().rev();
+            let (Some(name), namespace) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let mut args = vec![
+                "patch",
+                kind,
+                name,
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ];
+            if let Some(namespace) = namespace {
+                args.extend(["-n", namespace]);
+            }
+            let _ = env.kubectl(&args);
+        }
+    }
     let _ = env.kubectl(&[
         "patch",
         "iamaccount",
