@@ -23,6 +23,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use chrono::DateTime;
 use chrono::Utc;
 
 use futures::channel::mpsc::UnboundedSender;
@@ -254,7 +255,7 @@ fn wake_naming<I: Iam>(
         let Some(index) = stores.iter().position(|store| store.get(&object).is_some()) else {
             continue;
         };
-        let at = event.time.unwrap_or_else(Utc::now);
+        let at = when_it_happened(event.time, Utc::now());
         match event.name {
             "ChangePassword" => ctx.memory.password_changed(&lp, at),
             "UpdateLoginProfile" => ctx.memory.updated_outside(&lp, at),
@@ -267,6 +268,15 @@ fn wake_naming<I: Iam>(
         }
     }
     any
+}
+
+/// When an event's call happened, as far as the operator can use it: its
+/// eventTime, but never later than now. A clock ahead (the caller's, or a
+/// forged message) would otherwise keep "changed after the last write"
+/// true, and Enforce would send the password again at every look until the
+/// clock caught up.
+fn when_it_happened(event_time: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+    event_time.map_or(now, |time| time.min(now))
 }
 
 /// Wakes every cached LoginProfile of IAMAccount `iam_account` in its
@@ -412,6 +422,16 @@ mod tests {
             ["alice", "bob"],
             "asked to wake once per new event of its account"
         );
+    }
+
+    #[test]
+    fn an_event_is_never_taken_as_later_than_now() {
+        let now = Utc::now();
+        let earlier = now - chrono::Duration::seconds(30);
+        let ahead = now + chrono::Duration::hours(2);
+        assert_eq!(when_it_happened(Some(earlier), now), earlier);
+        assert_eq!(when_it_happened(Some(ahead), now), now);
+        assert_eq!(when_it_happened(None, now), now);
     }
 
     #[test]
