@@ -205,43 +205,46 @@ fn create_date_is_the_profiles_not_the_users() {
 
 #[test]
 fn passwords_are_checked_against_iams_rules_and_the_account_policy() {
+    // In an AWS account of its own: the password policy is account-wide.
     let env = env();
-    let mut users = TestUsers::default();
-    let user = users.create("emu-policy");
+    let account = unique_account_id();
+    let aws = |args: &[&str]| env.aws_in(&account, args);
+    let user = unique("emu-policy");
+    aws(&["iam", "create-user", "--user-name", &user]).unwrap();
     // The character rule: U+20AC is outside U+0020..U+00FF.
-    let refused = env
-        .aws(&[
-            "iam",
-            "create-login-profile",
-            "--user-name",
-            &user,
-            "--password",
-            "Abcdefgh1!€xyz",
-        ])
-        .unwrap_err();
+    let refused = aws(&[
+        "iam",
+        "create-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        "Abcdefgh1!€xyz",
+    ])
+    .unwrap_err();
     assert!(refused.contains("ValidationError"), "{refused}");
     // AWS's default rules with no custom policy: 8+ characters, 3 of 4 classes.
-    let refused = env
-        .aws(&[
-            "iam",
-            "create-login-profile",
-            "--user-name",
-            &user,
-            "--password",
-            "alllowercase",
-        ])
-        .unwrap_err();
+    let refused = aws(&[
+        "iam",
+        "create-login-profile",
+        "--user-name",
+        &user,
+        "--password",
+        "alllowercase",
+    ])
+    .unwrap_err();
     assert!(refused.contains("PasswordPolicyViolation"), "{refused}");
-    // A custom policy. Every other test uses 20+ character passwords with all
-    // four classes, so this account-wide policy cannot break them meanwhile.
-    let policy = support::AccountPolicy::set(&[
+    // A custom policy.
+    aws(&[
+        "iam",
+        "update-account-password-policy",
         "--minimum-password-length",
         "20",
         "--require-symbols",
         "--password-reuse-prevention",
         "2",
-    ]);
-    let short = env.aws(&[
+    ])
+    .unwrap();
+    let short = aws(&[
         "iam",
         "create-login-profile",
         "--user-name",
@@ -250,7 +253,7 @@ fn passwords_are_checked_against_iams_rules_and_the_account_policy() {
         "Short-Pass-1!",
     ]);
     let strong = strong_password("d");
-    let created = env.aws(&[
+    let created = aws(&[
         "iam",
         "create-login-profile",
         "--user-name",
@@ -258,7 +261,7 @@ fn passwords_are_checked_against_iams_rules_and_the_account_policy() {
         "--password",
         &strong,
     ]);
-    let reused = env.aws(&[
+    let reused = aws(&[
         "iam",
         "update-login-profile",
         "--user-name",
@@ -266,7 +269,6 @@ fn passwords_are_checked_against_iams_rules_and_the_account_policy() {
         "--password",
         &strong,
     ]);
-    drop(policy);
     assert!(short.unwrap_err().contains("PasswordPolicyViolation"));
     created.expect("a strong password passes the policy");
     assert!(

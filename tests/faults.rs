@@ -156,47 +156,40 @@ fn the_answer_to_a_create_is_lost() {
 /// A rotation IAM applied while its answer was held, the operator killed
 /// before it heard it; a second operator then finishes. Returns how many
 /// rotations IAM accepted, after checking the LoginProfile is Ready
-/// (`Updated`, not Stalled) and IAM holds the new password.
-fn rotation_accepted_then_operator_killed(ns: &TestNamespace, tag: &str) -> u64 {
-    let mut users = TestUsers::default();
-    let user = users.create(tag);
+/// (`Updated`, not Stalled) and IAM holds the new password. In an AWS
+/// account of its own: its password policy is the test's.
+fn rotation_accepted_then_operator_killed(account: &OwnAccount, tag: &str) -> u64 {
+    let ns = account.ns();
+    let user = account.create_user(tag);
     let second_password = strong_password("rotateto");
-    let first = Operator::start(&ns.name, &[]);
-    env().apply_ok(&secret(
-        &ns.name,
-        "bob",
-        &[("password", &strong_password("rotatefrom"))],
-    ));
-    env().apply_ok(&login_profile(
-        &ns.name,
-        "bob",
-        json!({"userName": user, "passwordSecretRef": {"name": "bob"}}),
-    ));
-    wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
+    let first = Operator::start(ns, &[]);
+    account.wait_verified();
+    account.apply_pair("bob", &user, &strong_password("rotatefrom"), json!({}));
+    wait_ready_reason(ns, "bob", "True", "Created", CONVERGE);
     env().fault(json!({"action": "UpdateLoginProfile", "user": user, "mode": "hold"}));
-    env().apply_ok(&secret(&ns.name, "bob", &[("password", &second_password)]));
+    env().apply_ok(&secret(ns, "bob", &[("password", &second_password)]));
     env().wait_held("UpdateLoginProfile", &user);
     first.signal("KILL");
     env().release_held(&user);
 
-    let second = Operator::start(&ns.name, &[]);
-    let lp = wait_ready_reason(&ns.name, "bob", "True", "Updated", CONVERGE);
+    let second = Operator::start(ns, &[]);
+    let lp = wait_ready_reason(ns, "bob", "True", "Updated", CONVERGE);
     assert!(!condition_true(&lp, "Stalled"));
     let updates = accepted(&user, "UpdateLoginProfile");
-    iam_holds(&user, &second_password, &[&first, &second]);
+    account
+        .change_password_as_user(&user, &second_password, &strong_password("signed-in"))
+        .unwrap_or_else(|e| panic!("IAM does not hold the Secret's password for {user}: {e}"));
+    for operator in [&first, &second] {
+        assert!(!operator.logs().contains(&second_password));
+    }
     updates
 }
 
-/// The account password policy is the account's: the two tests that need
-/// reuse prevention on and off take turns.
-static PASSWORD_POLICY: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 fn killed_after_iam_accepted_a_rotation_in_an_account_that_refuses_reuse() {
-    let _turn = PASSWORD_POLICY.lock().unwrap_or_else(|e| e.into_inner());
-    let ns = TestNamespace::new("fault-kill-update");
-    let _policy = AccountPolicy::set(&["--password-reuse-prevention", "24"]);
-    let updates = rotation_accepted_then_operator_killed(&ns, "fault-ku");
+    let account = OwnAccount::new("fault-kill-update", json!({}));
+    account.set_password_policy(&["--password-reuse-prevention", "24"]);
+    let updates = rotation_accepted_then_operator_killed(&account, "fault-ku");
     assert_eq!(updates, 1, "IAM took the password once");
 }
 
@@ -205,9 +198,8 @@ fn killed_after_iam_accepted_a_rotation_in_an_account_without_reuse_prevention()
     // Without PasswordReusePrevention IAM accepts the same password again:
     // the next operator sends it once more (docs/reliability.md: one write
     // more), and ends Ready with the Secret's password in IAM.
-    let _turn = PASSWORD_POLICY.lock().unwrap_or_else(|e| e.into_inner());
-    let ns = TestNamespace::new("fault-kill-update-reuse");
-    let updates = rotation_accepted_then_operator_killed(&ns, "fault-kr");
+    let account = OwnAccount::new("fault-kill-update-reuse", json!({}));
+    let updates = rotation_accepted_then_operator_killed(&account, "fault-kr");
     assert_eq!(
         updates, 2,
         "the lost rotation, then the same password once more"

@@ -15,13 +15,18 @@ use support::*;
 const DAY: u64 = 24 * 3600;
 
 /// An AWS account of the emulator, an IAMAccount admitting one namespace
-/// there, and an operator watching that namespace.
+/// there (with governance `floor`), and an operator watching that namespace.
 struct Governed {
-    account: String,
-    iam_account: String,
-    ns: TestNamespace,
+    own: OwnAccount,
     _operator: Operator,
-    _accounts: TestAccounts,
+}
+
+impl std::ops::Deref for Governed {
+    type Target = OwnAccount;
+
+    fn deref(&self) -> &OwnAccount {
+        &self.own
+    }
 }
 
 impl Governed {
@@ -30,20 +35,12 @@ impl Governed {
     }
 
     fn with_report_interval(prefix: &str, floor: Option<Value>, interval: &str) -> Self {
-        let account = unique_account_id();
-        let ns = TestNamespace::with_account(prefix, None);
-        let name = unique(prefix).to_lowercase();
-        let mut spec = json!({
-            "roleArn": format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole"),
-            "namespaces": [ns.name],
-            "userNames": ["*"],
-        });
-        if let Some(floor) = floor {
-            spec["governance"] = floor;
-        }
-        env().apply_ok(&iam_account(&name, spec));
+        let own = OwnAccount::new(
+            prefix,
+            floor.map_or_else(|| json!({}), |floor| json!({"governance": floor})),
+        );
         let operator = Operator::start(
-            &ns.name,
+            own.ns(),
             &[
                 "--resync-period",
                 "2s",
@@ -51,30 +48,11 @@ impl Governed {
                 interval,
             ],
         );
-        wait_account_ready(&name, "True", "Verified");
+        own.wait_verified();
         Self {
-            account,
-            _accounts: TestAccounts(vec![name.clone()]),
-            iam_account: name,
-            ns,
+            own,
             _operator: operator,
         }
-    }
-
-    fn ns(&self) -> &str {
-        &self.ns.name
-    }
-
-    fn aws(&self, args: &[&str]) -> Value {
-        env()
-            .aws_in(&self.account, args)
-            .unwrap_or_else(|e| panic!("aws {args:?} in {}: {e}", self.account))
-    }
-
-    fn create_user(&self, prefix: &str) -> String {
-        let user = unique(prefix);
-        self.aws(&["iam", "create-user", "--user-name", &user]);
-        user
     }
 
     /// A Secret holding `password` (unless the spec generates one) and a
@@ -96,10 +74,7 @@ impl Governed {
 
     fn has_login_profile(&self, user: &str) -> bool {
         env()
-            .aws_in(
-                &self.account,
-                &["iam", "get-login-profile", "--user-name", user],
-            )
+            .aws_in(&self.id, &["iam", "get-login-profile", "--user-name", user])
             .is_ok()
     }
 
@@ -143,14 +118,14 @@ impl Governed {
     }
 
     fn advance_days(&self, days: u64) {
-        env().advance_clock(&self.account, days * DAY);
+        env().advance_clock(&self.id, days * DAY);
     }
 
     /// IAM makes a new credential report only once the last is over 4
     /// hours old (the first may predate a password just set): move the
     /// account's clock past that.
     fn allow_a_new_report(&self) {
-        env().advance_clock(&self.account, 4 * 3600 + 60);
+        env().advance_clock(&self.id, 4 * 3600 + 60);
     }
 
     /// The operator's report is at most a second old; IAM's is new once
@@ -411,7 +386,7 @@ fn a_profile_made_while_console_access_is_off_is_not_taken_at_re_enable() {
         assert_eq!(calls(&user, "UpdateLoginProfile"), 0);
         assert_eq!(calls(&user, "DeleteLoginProfile"), 1, "the disable only");
     });
-    change_password_as_user_in(Some(&g.account), &user, &admin, &strong_password("a2"))
+    change_password_as_user_in(Some(&g.id), &user, &admin, &strong_password("a2"))
         .expect("IAM still holds the admin's password");
 }
 
@@ -422,7 +397,7 @@ fn a_password_unused_for_46_days_is_disabled_and_a_10_day_old_unused_one_is_not(
     let (old, fresh) = (g.create_user("gov-old"), g.create_user("gov-fresh"));
     g.apply("old", &old, Some(&strong_password("old")), rule.clone());
     wait_ready_reason(g.ns(), "old", "True", "Created", CONVERGE);
-    env().record_sign_in(&g.account, &old);
+    env().record_sign_in(&g.id, &old);
     g.advance_days(36);
     g.apply("fresh", &fresh, Some(&strong_password("fresh")), rule);
     wait_ready_reason(g.ns(), "fresh", "True", "Created", CONVERGE);
@@ -546,7 +521,7 @@ fn a_generated_password_is_replaced_before_it_expires_and_a_secret_one_only_warn
             .unwrap(),
     )
     .unwrap();
-    change_password_as_user_in(Some(&g.account), &generated, &new, &strong_password("mine"))
+    change_password_as_user_in(Some(&g.id), &generated, &new, &strong_password("mine"))
         .expect("IAM holds the replacement password");
 
     // The Secret-sourced one: warned, never rotated.
@@ -614,7 +589,7 @@ fn a_delivered_password_is_issued_anew_before_it_expires() {
     let second_password = opened(&second);
     assert_ne!(second_password, first_password);
     change_password_as_user_in(
-        Some(&g.account),
+        Some(&g.id),
         &user,
         &second_password,
         &strong_password("mine"),
@@ -630,7 +605,7 @@ fn one_credential_report_serves_every_login_profile_of_an_account_and_none_is_ma
     let quiet = Governed::new("gov-quiet", None);
     let n = 50;
     let users: Vec<String> = (0..n).map(|i| format!("{}-{i}", unique("gov-b"))).collect();
-    create_users_in(&asking.account, &users);
+    create_users_in(&asking.id, &users);
     apply_many_with(
         asking.ns(),
         &users,
@@ -654,7 +629,7 @@ fn one_credential_report_serves_every_login_profile_of_an_account_and_none_is_ma
     assert_eq!(reports.len(), 1, "one report for all: {reports:?}");
     // One fetch in the interval: GenerateCredentialReport answers STARTED,
     // then COMPLETE; then one GetCredentialReport.
-    let key = format!("account:{}", asking.account);
+    let key = format!("account:{}", asking.id);
     let (generated, fetched) = (
         calls(&key, "GenerateCredentialReport"),
         calls(&key, "GetCredentialReport"),
@@ -663,7 +638,7 @@ fn one_credential_report_serves_every_login_profile_of_an_account_and_none_is_ma
     assert!(generated <= 2, "{generated} GenerateCredentialReport");
     wait_ready_reason(quiet.ns(), "q", "True", "Created", CONVERGE);
     holds_for(Duration::from_secs(3), || {
-        let key = format!("account:{}", quiet.account);
+        let key = format!("account:{}", quiet.id);
         assert_eq!(
             calls(&key, "GenerateCredentialReport") + calls(&key, "GetCredentialReport"),
             0,

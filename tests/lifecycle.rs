@@ -16,18 +16,8 @@ use support::*;
 /// report every second here).
 #[test]
 fn enforce_reverts_an_out_of_band_change_seen_in_the_next_credential_report() {
-    let account = unique_account_id();
-    let ns = TestNamespace::with_account("lc-enforce", None);
-    let iam_account_name = unique("lc-enforce").to_lowercase();
-    env().apply_ok(&iam_account(
-        &iam_account_name,
-        json!({
-            "roleArn": format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole"),
-            "namespaces": [ns.name],
-            "userNames": ["*"],
-        }),
-    ));
-    let _accounts = TestAccounts(vec![iam_account_name.clone()]);
+    let own = OwnAccount::new("lc-enforce", json!({}));
+    let (account, ns) = (&own.id, &own.ns);
     let _operator = Operator::start(
         &ns.name,
         &[
@@ -37,22 +27,15 @@ fn enforce_reverts_an_out_of_band_change_seen_in_the_next_credential_report() {
             "1s",
         ],
     );
-    wait_account_ready(&iam_account_name, "True", "Verified");
-    let aws = |args: &[&str]| {
-        env()
-            .aws_in(&account, args)
-            .unwrap_or_else(|e| panic!("aws {args:?} in {account}: {e}"))
-    };
-    let user = unique("lc-enforce");
-    aws(&["iam", "create-user", "--user-name", &user]);
+    own.wait_verified();
+    let user = own.create_user("lc-enforce");
     let ours = strong_password("ours");
-    env().apply_ok(&secret(&ns.name, "kim", &[("password", &ours)]));
-    env().apply_ok(&login_profile(
-        &ns.name,
+    own.apply_pair(
         "kim",
-        json!({"userName": user, "passwordSecretRef": {"name": "kim"},
-               "passwordUpdatePolicy": "Enforce", "accountRef": {"name": iam_account_name}}),
-    ));
+        &user,
+        &ours,
+        json!({"passwordUpdatePolicy": "Enforce"}),
+    );
     wait_ready_reason(&ns.name, "kim", "True", "Created", CONVERGE);
     // IAM made the report the operator reads before the change below.
     wait_until("the operator's first credential report", CONVERGE, || {
@@ -62,9 +45,9 @@ fn enforce_reverts_an_out_of_band_change_seen_in_the_next_credential_report() {
             .is_some_and(|n| *n > 0)
     });
     // The report's change times have one-second resolution.
-    env().advance_clock(&account, 2);
+    env().advance_clock(account, 2);
     let theirs = strong_password("theirs");
-    aws(&[
+    own.aws(&[
         "iam",
         "update-login-profile",
         "--user-name",
@@ -83,7 +66,7 @@ fn enforce_reverts_an_out_of_band_change_seen_in_the_next_credential_report() {
             "seen before any report showed it"
         );
     });
-    env().advance_clock(&account, 4 * 3600 + 60);
+    env().advance_clock(account, 4 * 3600 + 60);
     let lp = wait_for(
         "the operator to set the Secret's password again",
         CONVERGE,
@@ -100,12 +83,12 @@ fn enforce_reverts_an_out_of_band_change_seen_in_the_next_credential_report() {
     // change from it and not from theirs (tried first, while IAM still holds
     // what the operator set).
     assert!(
-        change_password_as_user_in(Some(&account), &user, &theirs, &strong_password("x")).is_err()
+        change_password_as_user_in(Some(account), &user, &theirs, &strong_password("x")).is_err()
     );
-    change_password_as_user_in(Some(&account), &user, &ours, &strong_password("check"))
+    change_password_as_user_in(Some(account), &user, &ours, &strong_password("check"))
         .expect("IAM has the Secret's password");
     let _ = env().aws_in(
-        &account,
+        account,
         &["iam", "delete-login-profile", "--user-name", &user],
     );
 }
@@ -158,8 +141,9 @@ fn create_only_holds_a_secret_change_back_and_reports_it() {
 
 #[test]
 fn password_policy_precheck_and_generated_passwords() {
-    // One test for both: the account policy is account-wide, and both need it.
-    let _policy = AccountPolicy::set(&[
+    // In an AWS account of its own: the password policy is account-wide.
+    let account = OwnAccount::new("lc-policy", json!({}));
+    account.set_password_policy(&[
         "--minimum-password-length",
         "14",
         "--require-symbols",
@@ -167,13 +151,14 @@ fn password_policy_precheck_and_generated_passwords() {
         "--require-uppercase-characters",
         "--require-lowercase-characters",
     ]);
-    let f = Fixture::new("lc-policy", &["--password-policy-refresh", "1s"]);
-    let mut users = TestUsers::default();
+    let ns = account.ns();
+    let operator = Operator::start(ns, &["--password-policy-refresh", "1s"]);
+    account.wait_verified();
 
     // Pre-check: a weak password names each broken rule and writes nothing.
-    let weak_user = users.create("lc-weak");
-    f.apply_pair("weak", &weak_user, "weakpassw", json!({}));
-    let lp = wait_ready_reason(f.ns(), "weak", "False", "PasswordPolicyViolation", CONVERGE);
+    let weak_user = account.create_user("lc-weak");
+    account.apply_pair("weak", &weak_user, "weakpassw", json!({}));
+    let lp = wait_ready_reason(ns, "weak", "False", "PasswordPolicyViolation", CONVERGE);
     let (_, _, message) = ready(&lp).unwrap();
     for rule in [
         "needs at least 14 characters (has 9)",
@@ -189,26 +174,25 @@ fn password_policy_precheck_and_generated_passwords() {
         0,
         "no IAM write for a password the policy refuses"
     );
-    f.set_password("weak", &strong_password("fixed"));
-    wait_ready_reason(f.ns(), "weak", "True", "Created", CONVERGE);
+    env().apply_ok(&secret(
+        ns,
+        "weak",
+        &[("password", &strong_password("fixed"))],
+    ));
+    wait_ready_reason(ns, "weak", "True", "Created", CONVERGE);
 
     // Generated: the Secret appears with a policy-compliant password.
-    let gen_user = users.create("lc-gen");
+    let gen_user = account.create_user("lc-gen");
     env().apply_ok(&login_profile(
-        f.ns(),
+        ns,
         "gen",
-        json!({"userName": gen_user, "passwordSecretRef": {"name": "gen-pw"}, "generatePassword": {"length": 20}}),
+        json!({"userName": gen_user, "passwordSecretRef": {"name": "gen-pw"}, "generatePassword": {"length": 20},
+               "accountRef": {"name": account.iam_account}}),
     ));
-    wait_ready_reason(f.ns(), "gen", "True", "Created", CONVERGE);
-    let secret: serde_json::Value = serde_json::from_str(&env().kubectl_ok(&[
-        "get",
-        "secret",
-        "gen-pw",
-        "-n",
-        f.ns(),
-        "-o",
-        "json",
-    ]))
+    wait_ready_reason(ns, "gen", "True", "Created", CONVERGE);
+    let secret: serde_json::Value = serde_json::from_str(
+        &env().kubectl_ok(&["get", "secret", "gen-pw", "-n", ns, "-o", "json"]),
+    )
     .unwrap();
     use base64::Engine;
     let password = String::from_utf8(
@@ -231,21 +215,20 @@ fn password_policy_precheck_and_generated_passwords() {
         "LoginProfile"
     );
     assert!(
-        events(f.ns(), "gen")
+        events(ns, "gen")
             .iter()
             .any(|e| e["reason"] == "PasswordGenerated")
     );
     let generated_rv = secret["metadata"]["resourceVersion"].clone();
 
     // A restart does not regenerate it.
-    let ns = f.ns().to_string();
-    drop(f.operator);
-    let operator = Operator::start(&ns, &[]);
+    drop(operator);
+    let operator = Operator::start(ns, &[]);
     wait_until("the restarted operator to reconcile it", CONVERGE, || {
         operator.logs().contains("/gen.")
     });
     let again: serde_json::Value = serde_json::from_str(
-        &env().kubectl_ok(&["get", "secret", "gen-pw", "-n", &ns, "-o", "json"]),
+        &env().kubectl_ok(&["get", "secret", "gen-pw", "-n", ns, "-o", "json"]),
     )
     .unwrap();
     assert_eq!(
@@ -255,7 +238,8 @@ fn password_policy_precheck_and_generated_passwords() {
     assert_eq!(calls(&gen_user, "CreateLoginProfile"), 1);
     assert_eq!(calls(&gen_user, "UpdateLoginProfile"), 0);
     // IAM has the generated password.
-    change_password_as_user(&gen_user, &password, &strong_password("mine"))
+    account
+        .change_password_as_user(&gen_user, &password, &strong_password("mine"))
         .expect("IAM has the generated password");
 }
 

@@ -196,14 +196,22 @@ fn a_profile_made_while_waiting_for_its_user_is_not_taken() {
 
 #[test]
 fn a_rolled_back_password_is_never_recorded_as_applied() {
-    let _policy = AccountPolicy::set(&["--password-reuse-prevention", "24"]);
-    let ns = TestNamespace::new("trust-rollback");
+    // In an AWS account of its own: reuse prevention is account-wide.
+    let account = OwnAccount::new("trust-rollback", json!({}));
+    account.set_password_policy(&["--password-reuse-prevention", "24"]);
+    let ns = &account.ns;
     let tenant = Tenant::new(&ns.name);
     let _operator = Operator::start(&ns.name, &[]);
-    let mut users = TestUsers::default();
-    let user = users.create("trust-rollback");
+    account.wait_verified();
+    let user = account.create_user("trust-rollback");
     let (first, second) = (strong_password("p1"), strong_password("p2"));
-    tenant.apply_pair(&ns.name, "bob", &user, &first);
+    tenant.apply_ok(&secret(&ns.name, "bob", &[("password", &first)]));
+    tenant.apply_ok(&login_profile(
+        &ns.name,
+        "bob",
+        json!({"userName": user, "passwordSecretRef": {"name": "bob"},
+               "accountRef": {"name": account.iam_account}}),
+    ));
     wait_ready_reason(&ns.name, "bob", "True", "Created", CONVERGE);
     tenant.apply_ok(&secret(&ns.name, "bob", &[("password", &second)]));
     let updated = wait_ready_reason(&ns.name, "bob", "True", "Updated", CONVERGE);
@@ -243,7 +251,8 @@ fn a_rolled_back_password_is_never_recorded_as_applied() {
         );
         assert_eq!(status_str(&lp, "passwordFingerprint"), second_fingerprint);
     });
-    change_password_as_user(&user, &second, &strong_password("p3"))
+    account
+        .change_password_as_user(&user, &second, &strong_password("p3"))
         .expect("IAM holds the second password");
 }
 

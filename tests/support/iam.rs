@@ -1,6 +1,6 @@
 //! IAM as a person reads it: users made and removed per test, the
-//! emulator's call counts, signing in as the user, the account password
-//! policy, Secrets Manager secrets.
+//! emulator's call counts, signing in as the user, the shipped policy
+//! files, Secrets Manager secrets.
 
 use std::collections::HashMap;
 
@@ -248,28 +248,6 @@ pub fn sign_in_all(passwords: &HashMap<String, String>) {
         failed.is_empty(),
         "IAM does not hold the Secret's password for {failed:?}"
     );
-}
-
-/// Sets the account password policy for the life of the guard (the policy is
-/// account-wide: every test password is 20+ characters of all four classes,
-/// so tests running meanwhile in the same binary are not affected; reuse
-/// prevention would refuse other binaries' resends, so make test runs a
-/// binary that calls this alone).
-pub struct AccountPolicy;
-
-impl AccountPolicy {
-    pub fn set(args: &[&str]) -> Self {
-        let mut all = vec!["iam", "update-account-password-policy"];
-        all.extend_from_slice(args);
-        env().aws_ok(&all);
-        Self
-    }
-}
-
-impl Drop for AccountPolicy {
-    fn drop(&mut self) {
-        let _ = env().aws(&["iam", "delete-account-password-policy"]);
-    }
 }
 
 /// A policy file of docs/ as the test environment fills it in

@@ -19,6 +19,7 @@ mod iam;
 mod kubernetes;
 mod operator;
 mod organization;
+mod own_account;
 
 // Each test binary uses a part of these.
 #[allow(unused_imports)]
@@ -35,6 +36,8 @@ pub use kubernetes::*;
 pub use operator::*;
 #[allow(unused_imports)]
 pub use organization::*;
+#[allow(unused_imports)]
+pub use own_account::*;
 
 /// The documents of a multi-document YAML text (a manifest, a `helm
 /// template` rendering) as JSON values, empty documents left out.
