@@ -323,6 +323,11 @@ export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 $operator_identity
 export LPO_LINTERS_VENV="$LINTERS_VENV"
+# For tests/oldest_kubernetes.rs: a second API server (the oldest supported
+# Kubernetes) on this etcd and PKI, under a key prefix of its own.
+export LPO_OLDEST_KUBE_APISERVER="$OLDEST_KUBE_BIN/kube-apiserver"
+export LPO_ETCD="https://127.0.0.1:$etcd_port"
+export LPO_PKI="$PKI"
 export PATH="$KUBE_BIN:$HELM_BIN:$KSTATUS_BIN:$FLUX_HEALTH_BIN:$ARGOCD_HEALTH_BIN:$KUBE_SCORE_BIN:$KUBECONFORM_BIN:$PROMTOOL_BIN:$AGE_BIN:$VENV/bin:$LINTERS_VENV/bin:\$PATH"
 EOF
   trap - ERR INT TERM

@@ -117,7 +117,7 @@ LPO_DEVENV_TOOLS=core hack/devenv.sh up
 # Test targets by what they need beyond the environment: the tools built
 # after the core (named in quotes in their source: "helm", "promtool", ...),
 # or the static binary.
-late_tools='"(helm|kstatus|flux-health|argocd-health|kube-score|kubeconform|promtool|checkov)"'
+late_tools='"(helm|kstatus|flux-health|argocd-health|kube-score|kubeconform|promtool|checkov|LPO_OLDEST_KUBE_APISERVER)"'
 first=(--lib --bins) with_tools=() with_binary=()
 for file in tests/*.rs; do
   name=$(basename "$file" .rs)

@@ -12,6 +12,9 @@
 set -euo pipefail
 
 KUBE_VERSION="${KUBE_VERSION:-v1.34.4}"
+# The oldest Kubernetes the chart supports (kubeVersion in Chart.yaml): its
+# kube-apiserver alone, for tests/oldest_kubernetes.rs.
+OLDEST_KUBE_VERSION="${OLDEST_KUBE_VERSION:-v1.28.15}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 HELM_VERSION="${HELM_VERSION:-v3.22.0}"
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,6 +45,7 @@ LINTERS_VERSION="$(sha256sum "$HACK_DIR/requirements-linters.txt" | cut -c1-12)"
 
 LPO_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/loginprofile-operator"
 KUBE_BIN="$LPO_CACHE/bin/kubernetes-$KUBE_VERSION"
+OLDEST_KUBE_BIN="$LPO_CACHE/bin/kubernetes-$OLDEST_KUBE_VERSION"
 ETCD_BIN="$LPO_CACHE/bin/etcd-$ETCD_VERSION"
 # helm is built as its own Makefile builds it (the Kubernetes version that
 # `helm template` assumes follows its client-go); the suffix changes with
@@ -69,7 +73,8 @@ core_ready() {
 rest_ready() {
   [[ -x "$HELM_BIN/helm" && -x "$KSTATUS_BIN/kstatus" \
      && -x "$FLUX_HEALTH_BIN/flux-health" && -x "$ARGOCD_HEALTH_BIN/argocd-health" \
-     && -x "$KUBE_SCORE_BIN/kube-score" && -x "$KUBECONFORM_BIN/kubeconform" && -x "$PROMTOOL_BIN/promtool" && -f "$LINTERS_VENV/.complete" ]]
+     && -x "$KUBE_SCORE_BIN/kube-score" && -x "$KUBECONFORM_BIN/kubeconform" && -x "$PROMTOOL_BIN/promtool" && -f "$LINTERS_VENV/.complete" \
+     && -x "$OLDEST_KUBE_BIN/kube-apiserver" ]]
 }
 
 tools_ready() { core_ready && rest_ready; }
@@ -148,22 +153,36 @@ kubernetes_built() {
 
 build_kubernetes() {
   kubernetes_built && return 0
-  local work="$LPO_CACHE/build/kubernetes-$KUBE_VERSION"
-  local minor_patch="${KUBE_VERSION#v1.}"
   log "building ${KUBE_COMMANDS[*]} $KUBE_VERSION from the Go module proxy (a cold build takes 15-25 minutes on 2 cores)"
-  wrapper_module "$work" k8s.io/kubernetes "$KUBE_VERSION" "v0.$minor_patch"
-  local pkgs=("${KUBE_COMMANDS[@]/#/k8s.io/kubernetes/cmd/}")
-  run_with_heartbeat "resolving Kubernetes modules" "$work/get.log" \
-    bash -c "cd '$work' && go get ${pkgs[*]/%/@$KUBE_VERSION}"
+  build_kubernetes_commands "$KUBE_VERSION" "$KUBE_BIN" "${KUBE_COMMANDS[@]}"
+}
+
+# The oldest supported kube-apiserver; beside the first tests, like the rest.
+build_oldest_apiserver() {
+  [[ -x "$OLDEST_KUBE_BIN/kube-apiserver" ]] && return 0
+  log "building kube-apiserver $OLDEST_KUBE_VERSION (the oldest Kubernetes supported) from the Go module proxy"
+  build_kubernetes_commands "$OLDEST_KUBE_VERSION" "$OLDEST_KUBE_BIN" kube-apiserver
+}
+
+# build_kubernetes_commands VERSION BIN COMMAND...: Kubernetes' commands of
+# VERSION into BIN, stamped with the version as Kubernetes' release build does.
+build_kubernetes_commands() {
+  local version="$1" bin="$2"; shift 2
+  local work="$LPO_CACHE/build/kubernetes-$version"
+  local minor_patch="${version#v1.}"
+  wrapper_module "$work" k8s.io/kubernetes "$version" "v0.$minor_patch"
+  local pkgs=("${@/#/k8s.io/kubernetes/cmd/}")
+  run_with_heartbeat "resolving Kubernetes $version modules" "$work/get.log" \
+    bash -c "cd '$work' && go get ${pkgs[*]/%/@$version}"
   local major=1 minor="${minor_patch%%.*}"
   local ldflags=""
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldflags+=" -X $pkg.gitVersion=$KUBE_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
+    ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   done
-  mkdir -p "$KUBE_BIN.tmp"
-  run_with_heartbeat "compiling Kubernetes $KUBE_VERSION" "$work/build.log" \
-    bash -c "cd '$work' && CGO_ENABLED=0 go build -v -trimpath -ldflags '-s -w $ldflags' -o '$KUBE_BIN.tmp/' ${pkgs[*]}"
-  rm -rf "$KUBE_BIN"; mv "$KUBE_BIN.tmp" "$KUBE_BIN"
+  mkdir -p "$bin.tmp"
+  run_with_heartbeat "compiling Kubernetes $version" "$work/build.log" \
+    bash -c "cd '$work' && CGO_ENABLED=0 go build -v -trimpath -ldflags '-s -w $ldflags' -o '$bin.tmp/' ${pkgs[*]}"
+  rm -rf "$bin"; mv "$bin.tmp" "$bin"
 }
 
 build_etcd() {
@@ -259,6 +278,7 @@ build_rest() {
   prepare_go_builds
   local start=$SECONDS
   build_helm
+  build_oldest_apiserver
   build_health_tool kstatus "$KSTATUS_BIN"
   build_health_tool flux-health "$FLUX_HEALTH_BIN"
   build_health_tool argocd-health "$ARGOCD_HEALTH_BIN"
@@ -266,7 +286,7 @@ build_rest() {
   go_install kubeconform "$KUBECONFORM_BIN" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION"
   go_install promtool "$PROMTOOL_BIN" "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS_VERSION" remove_all_sd
   install_linters_venv
-  log "the other tools (helm, linters, health checks, promtool) built in $((SECONDS - start))s, cached in $LPO_CACHE/bin"
+  log "the other tools (helm, the oldest kube-apiserver, linters, health checks, promtool) built in $((SECONDS - start))s, cached in $LPO_CACHE/bin"
 }
 
 build_tools() {

@@ -421,18 +421,33 @@ fn get_root(name: &str) -> Value {
 
 /// Waits for Ready with `status` and `reason` for the current generation.
 fn wait_root(name: &str, status: &str, reason: &str) -> Value {
-    wait_for(
-        &format!("RootLoginProfile {name} Ready={status} {reason}"),
-        CONVERGE,
-        || {
+    wait_roots(&[(name, status, reason)]).remove(0)
+}
+
+/// [`wait_root`] for several at once, each as first seen in its state: a
+/// write's outcome lasts only until the next look (3 s), so waiting for one
+/// and then the other could miss the second's.
+fn wait_roots(wanted: &[(&str, &str, &str)]) -> Vec<Value> {
+    let mut seen: Vec<Option<Value>> = vec![None; wanted.len()];
+    let what: Vec<String> = wanted
+        .iter()
+        .map(|(name, status, reason)| format!("RootLoginProfile {name} Ready={status} {reason}"))
+        .collect();
+    wait_until(&what.join(", "), CONVERGE, || {
+        for (slot, (name, status, reason)) in seen.iter_mut().zip(wanted) {
+            if slot.is_some() {
+                continue;
+            }
             let root = get_root(name);
-            let (s, r, _) = ready(&root)?;
-            (s == status
-                && r == reason
-                && root["status"]["observedGeneration"] == root["metadata"]["generation"])
-                .then_some(root)
-        },
-    )
+            if ready(&root).is_some_and(|(s, r, _)| s == *status && r == *reason)
+                && root["status"]["observedGeneration"] == root["metadata"]["generation"]
+            {
+                *slot = Some(root);
+            }
+        }
+        seen.iter().all(Option::is_some)
+    });
+    seen.into_iter().flatten().collect()
 }
 
 /// Root's login profile in `member` as an audit session of the AWS CLI
@@ -472,14 +487,19 @@ fn absent_and_recovery_enabled_are_kept_through_drift_each_write_in_its_own_sess
     let removed = fixture.apply("absent", absent, &management, "Absent");
     let enabled = fixture.apply("recovery", recovery, &management, "RecoveryEnabled");
 
-    let status = &wait_root(&removed, "True", "Removed")["status"];
+    let [removed_now, enabled_now] = <[Value; 2]>::try_from(wait_roots(&[
+        (&removed, "True", "Removed"),
+        (&enabled, "True", "Created"),
+    ]))
+    .unwrap();
+    let status = &removed_now["status"];
     assert_eq!(status["loginProfile"], false, "{status}");
     assert_eq!(status["mfaDevices"], 1, "{status}");
     assert_eq!(status["accessKeys"], 1, "{status}");
     assert_eq!(status["lastTaskPolicy"], "IAMDeleteRootUserCredentials");
     assert!(status["checkedAt"].is_string(), "{status}");
     assert_eq!(audited_profile(&org, absent), None);
-    let status = &wait_root(&enabled, "True", "Created")["status"];
+    let status = &enabled_now["status"];
     let created = status["createDate"]
         .as_str()
         .expect("createDate")
