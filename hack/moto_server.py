@@ -50,7 +50,9 @@ IAM, the role must exist in its account and its trust policy's
 `sts:ExternalId` condition, if any, must be met (AccessDenied otherwise).
 `OrganizationAccountAccessRole` exists in every account, as AWS Organizations
 creates it in the accounts it makes: tests use it to set up other accounts.
-STS calls are counted by RoleArn (GET /_lpo/calls?user=ROLE_ARN).
+STS calls are counted by RoleArn (GET /_lpo/calls?user=ROLE_ARN). Every
+call is also counted by that key and the caller's access key id
+(user=KEY@ACCESS_KEY_ID).
 
 Calls signed by an IAM user or a role session are authorized against that
 principal's identity policies (hack/authorization.py): moto authorizes none.
@@ -540,6 +542,9 @@ def count_and_inject(response_class, key_param: str, make_error) -> None:
         key = self._get_param(key_param) or f"account:{self.current_account}"
         with calls_lock:
             calls[(action, key)] += 1
+            # And per caller: one process's calls among others' that share
+            # its identity but not its access key.
+            calls[(action, f"{key}@{self.get_access_key()}")] += 1
             fault = matching_fault(action, key)
         mode = fault.get("mode", "error") if fault else None
         if mode is None:

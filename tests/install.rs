@@ -129,7 +129,11 @@ fn image_digest() -> String {
 /// other tests left behind (a namespace still terminating after its
 /// operator stopped) keep finalizers no running operator removes, and the
 /// page's uninstall waits for every LoginProfile and RootLoginProfile to
-/// go: their finalizers are cleared first (this binary runs alone).
+/// go: their finalizers are cleared first (this binary runs alone). An
+/// object can even outlive its namespace (the namespace controller once
+/// finished while the API server restarted under it), and the API server
+/// takes no write in a namespace that is gone: it is made again for the
+/// patch.
 fn clear_the_way() {
     let env = env();
     for kind in ["loginprofiles", "rootloginprofiles", "iamaccounts"] {
@@ -156,7 +160,15 @@ fn clear_the_way() {
             if let Some(namespace) = namespace {
                 args.extend(["-n", namespace]);
             }
-            let _ = env.kubectl(&args);
+            let patched = env.kubectl(&args);
+            if let Some(namespace) = namespace
+                && String::from_utf8_lossy(&patched.stderr)
+                    .contains(&format!("namespaces \"{namespace}\" not found"))
+            {
+                let _ = env.kubectl(&["create", "namespace", namespace]);
+                let _ = env.kubectl(&args);
+                let _ = env.kubectl(&["delete", "namespace", namespace, "--wait=false"]);
+            }
         }
     }
     let _ = env.kubectl(&[

@@ -9,8 +9,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use support::*;
 
@@ -59,18 +57,7 @@ impl PolicyIdentity {
                 self.key["SecretAccessKey"].as_str().unwrap(),
             ),
         ];
-        let operator = Operator::spawn(
-            namespace,
-            namespace,
-            &[],
-            "info,loginprofile_operator=debug",
-            None,
-            &credentials,
-        );
-        wait_until("the operator to be ready", Duration::from_secs(30), || {
-            operator.is_ready()
-        });
-        operator
+        Operator::start_with_env(namespace, &[], &credentials)
     }
 }
 

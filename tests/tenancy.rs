@@ -147,9 +147,14 @@ fn each_tenant_acts_only_in_the_account_that_admits_it() {
             "requiredUserTag": {"key": "console", "value": "allowed"},
         }),
     ));
-    let operator = Operator::start(
+    // A key of its own: the AssumeRole calls counted below are this
+    // operator's, whatever other tests' operators verify meanwhile (every
+    // operator keeps every IAMAccount's status).
+    let key = OperatorKey::new();
+    let operator = Operator::start_with_env(
         &ns_a.name,
         &["--namespace", &ns_b.name, "--namespace", &ns_c.name],
+        &key.env(),
     );
     let ready_a = wait_account_ready(&account_a, "True", "Verified");
     assert_eq!(ready_a["status"]["accountId"], a.id.as_str());
@@ -297,7 +302,7 @@ fn each_tenant_acts_only_in_the_account_that_admits_it() {
         .expect("its login profile left alone in account B");
 
     // Credentials are cached: more reconciles (rotations) assume no role.
-    let role_b = b.role_arn("loginprofile-operator");
+    let role_b = format!("{}@{}", b.role_arn("loginprofile-operator"), key.id);
     let assumed = calls(&role_b, "AssumeRole");
     assert!(assumed >= 1, "account B is reached through its role");
     for round in 0..3 {

@@ -250,6 +250,50 @@ pub fn sign_in_all(passwords: &HashMap<String, String>) {
     );
 }
 
+/// A second access key of the operator's own IAM user (a user may hold two):
+/// an operator started with it is the same principal, but the emulator
+/// counts its calls apart (`<key>@<access key id>`) from those of the other
+/// tests' operators. Deleted when dropped.
+pub struct OperatorKey {
+    pub id: String,
+    secret: String,
+}
+
+/// The IAM user hack/devenv.sh makes for the operator.
+const OPERATOR_USER: &str = "loginprofile-operator";
+
+impl OperatorKey {
+    pub fn new() -> Self {
+        let key = env().aws_ok(&["iam", "create-access-key", "--user-name", OPERATOR_USER]);
+        let field = |name: &str| key["AccessKey"][name].as_str().unwrap().to_string();
+        Self {
+            id: field("AccessKeyId"),
+            secret: field("SecretAccessKey"),
+        }
+    }
+
+    /// The environment an operator process signs with it in.
+    pub fn env(&self) -> [(&str, &str); 2] {
+        [
+            ("AWS_ACCESS_KEY_ID", &self.id),
+            ("AWS_SECRET_ACCESS_KEY", &self.secret),
+        ]
+    }
+}
+
+impl Drop for OperatorKey {
+    fn drop(&mut self) {
+        let _ = env().aws(&[
+            "iam",
+            "delete-access-key",
+            "--user-name",
+            OPERATOR_USER,
+            "--access-key-id",
+            &self.id,
+        ]);
+    }
+}
+
 /// A policy file of docs/ as the test environment fills it in
 /// (hack/operator_identity.py), optionally without one action.
 pub fn shipped_policy(file: &str, without: Option<&str>) -> String {

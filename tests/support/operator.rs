@@ -61,6 +61,27 @@ impl Operator {
         operator
     }
 
+    /// Watches `namespace` with `extra_env` (credentials of its own, say)
+    /// and waits until it is ready.
+    pub fn start_with_env(
+        namespace: &str,
+        extra_args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> Self {
+        let operator = Self::spawn(
+            namespace,
+            namespace,
+            extra_args,
+            "info,loginprofile_operator=debug",
+            None,
+            extra_env,
+        );
+        wait_until("the operator to be ready", Duration::from_secs(30), || {
+            operator.is_ready()
+        });
+        operator
+    }
+
     /// Whether /readyz answers OK.
     pub fn is_ready(&self) -> bool {
         Command::new("curl")
