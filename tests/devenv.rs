@@ -211,27 +211,21 @@ fn passwords_are_checked_against_iams_rules_and_the_account_policy() {
     let aws = |args: &[&str]| env.aws_in(&account, args);
     let user = unique("emu-policy");
     aws(&["iam", "create-user", "--user-name", &user]).unwrap();
+    let create = |password: &str| {
+        aws(&[
+            "iam",
+            "create-login-profile",
+            "--user-name",
+            &user,
+            "--password",
+            password,
+        ])
+    };
     // The character rule: U+20AC is outside U+0020..U+00FF.
-    let refused = aws(&[
-        "iam",
-        "create-login-profile",
-        "--user-name",
-        &user,
-        "--password",
-        "Abcdefgh1!€xyz",
-    ])
-    .unwrap_err();
+    let refused = create("Abcdefgh1!€xyz").unwrap_err();
     assert!(refused.contains("ValidationError"), "{refused}");
     // AWS's default rules with no custom policy: 8+ characters, 3 of 4 classes.
-    let refused = aws(&[
-        "iam",
-        "create-login-profile",
-        "--user-name",
-        &user,
-        "--password",
-        "alllowercase",
-    ])
-    .unwrap_err();
+    let refused = create("alllowercase").unwrap_err();
     assert!(refused.contains("PasswordPolicyViolation"), "{refused}");
     // A custom policy.
     aws(&[
@@ -244,23 +238,9 @@ fn passwords_are_checked_against_iams_rules_and_the_account_policy() {
         "2",
     ])
     .unwrap();
-    let short = aws(&[
-        "iam",
-        "create-login-profile",
-        "--user-name",
-        &user,
-        "--password",
-        "Short-Pass-1!",
-    ]);
+    let short = create("Short-Pass-1!");
     let strong = strong_password("d");
-    let created = aws(&[
-        "iam",
-        "create-login-profile",
-        "--user-name",
-        &user,
-        "--password",
-        &strong,
-    ]);
+    let created = create(&strong);
     let reused = aws(&[
         "iam",
         "update-login-profile",
