@@ -46,9 +46,8 @@ def alone(key):
     name, kind = key.split()
     if kind != "test":
         return False
-    source = open(f"tests/{name}.rs").read()
     # The words as a reader sees them, wherever the comment wraps.
-    words = " ".join(line.strip().lstrip("/!").strip() for line in source.splitlines())
+    words = " ".join(line.strip().lstrip("/!").strip() for line in open(f"tests/{name}.rs"))
     return "make test runs this binary alone" in " ".join(words.split())
 rank = lambda key: (alone(key), slow_first.index(key.split()[0]) if key.split()[0] in slow_first else len(slow_first), key)
 for key in sorted(binaries, key=rank):

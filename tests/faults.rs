@@ -23,7 +23,12 @@ fn accepted(user: &str, action: &str) -> u64 {
 /// The oracle's last check: IAM holds `password` for `user` (the user can
 /// sign in with it and change it), and no operator log line shows it.
 fn iam_holds(user: &str, password: &str, operators: &[&Operator]) {
-    change_password_as_user(user, password, &strong_password("signed-in"))
+    iam_holds_in(None, user, password, operators)
+}
+
+/// [`iam_holds`] for a user of AWS account `account` (`None`: the default).
+fn iam_holds_in(account: Option<&str>, user: &str, password: &str, operators: &[&Operator]) {
+    change_password_as_user_in(account, user, password, &strong_password("signed-in"))
         .unwrap_or_else(|e| panic!("IAM does not hold the Secret's password for {user}: {e}"));
     for operator in operators {
         assert!(
@@ -176,12 +181,12 @@ fn rotation_accepted_then_operator_killed(account: &OwnAccount, tag: &str) -> u6
     let lp = wait_ready_reason(ns, "bob", "True", "Updated", CONVERGE);
     assert!(!condition_true(&lp, "Stalled"));
     let updates = accepted(&user, "UpdateLoginProfile");
-    account
-        .change_password_as_user(&user, &second_password, &strong_password("signed-in"))
-        .unwrap_or_else(|e| panic!("IAM does not hold the Secret's password for {user}: {e}"));
-    for operator in [&first, &second] {
-        assert!(!operator.logs().contains(&second_password));
-    }
+    iam_holds_in(
+        Some(&account.id),
+        &user,
+        &second_password,
+        &[&first, &second],
+    );
     updates
 }
 

@@ -47,18 +47,15 @@ impl Operator {
         log_filter: &str,
         kubeconfig: Option<&Path>,
     ) -> Self {
-        let operator = Self::spawn(
+        Self::spawn(
             namespace,
             operator_namespace,
             extra_args,
             log_filter,
             kubeconfig,
             &[],
-        );
-        wait_until("the operator to be ready", Duration::from_secs(30), || {
-            operator.is_ready()
-        });
-        operator
+        )
+        .once_ready()
     }
 
     /// Watches `namespace` with `extra_env` (credentials of its own, say)
@@ -68,18 +65,23 @@ impl Operator {
         extra_args: &[&str],
         extra_env: &[(&str, &str)],
     ) -> Self {
-        let operator = Self::spawn(
+        Self::spawn(
             namespace,
             namespace,
             extra_args,
             "info,loginprofile_operator=debug",
             None,
             extra_env,
-        );
+        )
+        .once_ready()
+    }
+
+    /// This operator, once /readyz answers OK.
+    fn once_ready(self) -> Self {
         wait_until("the operator to be ready", Duration::from_secs(30), || {
-            operator.is_ready()
+            self.is_ready()
         });
-        operator
+        self
     }
 
     /// Whether /readyz answers OK.
