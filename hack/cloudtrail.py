@@ -3,13 +3,17 @@ IAM records none, so nothing reaches an EventBridge rule or its SQS queue.
 
 Every IAM write the operator's event source watches (the login-profile
 calls, ChangePassword, DeleteUser and the tag calls of the ownership record)
-that IAM applied is published, once applied (also when its answer is then
-lost or held), to the default event bus of its account in us-east-1, where
+is published, once IAM applied it (also when its answer is then lost or
+held) or refused it, to the default event bus of its account in us-east-1, where
 IAM's management events go: `source` aws.iam, `detail-type` "AWS API Call
 via CloudTrail", and a `detail` shaped like CloudTrail's record
 (eventSource, eventName, eventID, eventTime, requestID, userIdentity,
 requestParameters with `userName`; ChangePassword acts on the caller, named
-in userIdentity). As in CloudTrail, no password is ever in a record.
+in userIdentity). As in CloudTrail, a refused call (a wrong old password, a
+password the policy refuses, an action the caller's policies do not allow)
+is recorded too, with its `errorCode` and `errorMessage`; the faults the
+test harness injects (hack/moto_server.py) are not IAM's answers and are
+not recorded. No password is ever in a record.
 moto's EventBridge then matches the bus's rules and sends to their SQS
 targets.
 
@@ -44,6 +48,9 @@ EVENT_NAMES = {
     "TagUser",
     "UntagUser",
 }
+# Set on a response whose answer the test harness made up (a fault), which
+# IAM never gave and CloudTrail never records.
+INJECTED = "lpo_injected_answer"
 # IAM's management events reach EventBridge in this region only.
 EVENTS_REGION = "us-east-1"
 
@@ -122,6 +129,17 @@ def publish(account_id: str, detail: dict) -> None:
         published[account_id] += 1
 
 
+def refusal(body) -> dict:
+    """A refused call's errorCode and errorMessage, from IAM's XML answer."""
+    text = body.decode() if isinstance(body, bytes) else str(body or "")
+    code = re.search(r"<Code>([^<]+)</Code>", text)
+    message = re.search(r"<Message>([^<]*)</Message>", text)
+    return {
+        "errorCode": code.group(1) if code else "InternalFailure",
+        "errorMessage": message.group(1) if message else "",
+    }
+
+
 def record(response, action: str, status, headers, body) -> None:
     account_id = response.current_account
     with lock:
@@ -148,6 +166,8 @@ def record(response, action: str, status, headers, body) -> None:
         "recipientAccountId": account_id,
         "eventCategory": "Management",
     }
+    if int(status) >= 300:
+        detail.update(refusal(body))
     delay = float(knob.get("delay_seconds", 0.0))
     if delay > 0:
         threading.Timer(delay, publish, args=(account_id, detail)).start()
@@ -163,7 +183,7 @@ def apply_corrections(clock) -> None:
     def call_action(self):
         action = self._get_action()
         status, headers, body = original(self)
-        if action in EVENT_NAMES and int(status) < 300:
+        if action in EVENT_NAMES and not getattr(self, INJECTED, False):
             record(self, action, status, headers, body)
         return status, headers, body
 

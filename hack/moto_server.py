@@ -525,6 +525,7 @@ def count_and_inject(response_class, key_param: str, make_error) -> None:
             raise make_error(fault)
 
         setattr(self, camelcase_to_underscores(action), fail)
+        setattr(self, cloudtrail.INJECTED, True)
         status, headers, body = original(self)
         return fault.get("status", status), headers, body
 

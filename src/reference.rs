@@ -105,6 +105,8 @@ fn metrics(page: &mut String) {
     let sample = Metrics::default();
     sample.iam_call("GetLoginProfile", "ok");
     sample.secrets_manager_call("GetSecretValue", "ok");
+    sample.sqs_call("ReceiveMessage", "ok");
+    sample.iam_event("TagUser", "own");
     sample.set_profile_state("a/b".into(), None);
     sample.set_account_ready("a", None);
     sample.set_console_findings(

@@ -40,10 +40,6 @@ fn ciphertext(lp: &Value) -> String {
         .to_string()
 }
 
-fn accepted(user: &str, action: &str) -> u64 {
-    env().accepted(user).get(action).copied().unwrap_or(0)
-}
-
 /// Nothing in the namespace's Secrets, the object's Events, the operator's
 /// log or its metrics holds `password` (plain or base64).
 fn nowhere_in_the_cluster(namespace: &str, name: &str, password: &str, operator: &Operator) {

@@ -587,13 +587,16 @@ fn iam_writes_reach_an_event_rules_queue_as_cloudtrail_events() {
         &passwords[1],
     ]);
     change_password_as_user_in(Some(&account), &user, &passwords[1], &passwords[2]).unwrap();
+    // Refused calls are recorded too, with IAM's error.
+    change_password_as_user_in(Some(&account), &user, &passwords[0], &passwords[1])
+        .expect_err("IAM refuses a wrong old password");
     let tag_request = tag_user_in(&account, &user, "team", "a");
     admin(&["iam", "delete-login-profile", "--user-name", &user]);
 
     let mut events = Vec::new();
-    wait_until("five IAM events in the queue", CONVERGE, || {
+    wait_until("six IAM events in the queue", CONVERGE, || {
         events.extend(queue.drain());
-        events.len() >= 5
+        events.len() >= 6
     });
     let bodies = serde_json::to_string(&events).unwrap();
     for password in &passwords {
@@ -611,12 +614,22 @@ fn iam_writes_reach_an_event_rules_queue_as_cloudtrail_events() {
         names,
         [
             "ChangePassword",
+            "ChangePassword",
             "CreateLoginProfile",
             "DeleteLoginProfile",
             "TagUser",
             "UpdateLoginProfile"
         ]
     );
+    let refused: Vec<&Value> = events
+        .iter()
+        .map(|e| &e["detail"])
+        .filter(|detail| !detail["errorCode"].is_null())
+        .collect();
+    assert_eq!(refused.len(), 1, "{bodies}");
+    assert_eq!(refused[0]["eventName"], "ChangePassword");
+    assert_eq!(refused[0]["errorCode"], "InvalidInput");
+    assert!(refused[0]["errorMessage"].as_str().is_some(), "{bodies}");
     let mut ids = std::collections::HashSet::new();
     for event in &events {
         let detail = &event["detail"];

@@ -26,10 +26,6 @@ fn devenv(command: &str) {
     assert!(status.success(), "hack/devenv.sh {command} failed");
 }
 
-fn accepted(user: &str, action: &str) -> u64 {
-    env().accepted(user).get(action).copied().unwrap_or(0)
-}
-
 fn pair(namespace: &str, name: &str, user: &str, password: &str) -> String {
     format!(
         "{}\n---\n{}\n---\n",

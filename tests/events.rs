@@ -66,13 +66,18 @@ impl Setup {
 
     /// A LoginProfile `name` for `user`, Created; returns its password.
     fn login_profile(&self, name: &str, user: &str) -> String {
+        self.login_profile_under(name, user, "OnSecretChange")
+    }
+
+    /// The same under `passwordUpdatePolicy: policy`.
+    fn login_profile_under(&self, name: &str, user: &str, policy: &str) -> String {
         let password = strong_password(name);
         env().apply_ok(&secret(&self.ns.name, name, &[("password", &password)]));
         env().apply_ok(&login_profile(
             &self.ns.name,
             name,
             json!({"userName": user, "passwordSecretRef": {"name": name},
-                   "accountRef": {"name": self.account}}),
+                   "accountRef": {"name": self.account}, "passwordUpdatePolicy": policy}),
         ));
         wait_ready_reason(&self.ns.name, name, "True", "Created", CONVERGE);
         password
@@ -138,16 +143,8 @@ fn events_that_are_not_about_its_users_change_nothing_and_are_counted() {
     let writes = iam_writes(&user);
     let reads = calls(&user, "GetLoginProfile");
 
-    let event = |id: &str, account: &str| {
-        json!({
-            "version": "0", "id": id, "source": "aws.iam", "account": account,
-            "detail-type": "AWS API Call via CloudTrail", "region": "us-east-1",
-            "detail": {"eventSource": "iam.amazonaws.com", "eventName": "UpdateLoginProfile",
-                       "eventID": id, "recipientAccountId": account,
-                       "requestParameters": {"userName": user}},
-        })
-        .to_string()
-    };
+    let event =
+        |id: &str, account: &str| forged_event(id, "UpdateLoginProfile", account, &user, json!({}));
     queue.send("not an event");
     queue.send(
         &json!({"source": "aws.s3", "detail": {"eventSource": "s3.amazonaws.com"}}).to_string(),
@@ -318,21 +315,8 @@ fn under_enforce_a_password_changed_outside_is_set_again_within_seconds() {
     let user = unique("ev-enforce");
     let other = unique("ev-enforce-admin");
     create_users_in(&account, &[user.clone(), other.clone()]);
-    let enforced = |name: &str, user: &str| {
-        let password = strong_password(name);
-        env().apply_ok(&secret(&setup.ns.name, name, &[("password", &password)]));
-        env().apply_ok(&login_profile(
-            &setup.ns.name,
-            name,
-            json!({"userName": user, "passwordSecretRef": {"name": name},
-                   "accountRef": {"name": setup.account}, "passwordUpdatePolicy": "Enforce"}),
-        ));
-        password
-    };
-    let password = enforced("bob", &user);
-    let others_password = enforced("carol", &other);
-    wait_ready_reason(&setup.ns.name, "bob", "True", "Created", CONVERGE);
-    wait_ready_reason(&setup.ns.name, "carol", "True", "Created", CONVERGE);
+    let password = setup.login_profile_under("bob", &user, "Enforce");
+    let others_password = setup.login_profile_under("carol", &other, "Enforce");
     env()
         .aws_in(&account, &["iam", "generate-credential-report"])
         .unwrap();
@@ -439,6 +423,159 @@ fn under_on_secret_change_a_persons_own_change_password_is_recorded_and_kept() {
     assert_eq!(calls(&user, "UpdateLoginProfile"), 0, "nothing sent");
     let lp = wait_ready_reason(&setup.ns.name, "bob", "True", "Created", CONVERGE);
     assert_eq!(lp["status"]["passwordChangedOutOfBand"], recorded.as_str());
+
+    // SQS delivers out of order: of two later changes, the older one
+    // arriving last moves nothing back.
+    let at = |seconds: i64| {
+        (chrono::DateTime::parse_from_rfc3339(&recorded).unwrap()
+            + chrono::Duration::seconds(seconds))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let (newer, older) = (at(2), at(1));
+    wait_until("the clock past both", CONVERGE, || {
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true) > newer
+    });
+    let change_at = |time: &str| {
+        queue.send(&forged_event(
+            &unique("change"),
+            "ChangePassword",
+            DEFAULT_ACCOUNT_ID,
+            &user,
+            json!({"eventTime": time}),
+        ));
+    };
+    change_at(&newer);
+    wait_until("the newer change recorded", CONVERGE, || {
+        get_lp(&setup.ns.name, "bob")["status"]["passwordChangedOutOfBand"] == newer.as_str()
+    });
+    change_at(&older);
+    wait_until("the older change handled", CONVERGE, || {
+        setup.events("ChangePassword", "handled") >= 3.0
+    });
+    holds_for(Duration::from_secs(3), || {
+        let lp = get_lp(&setup.ns.name, "bob");
+        assert_eq!(lp["status"]["passwordChangedOutOfBand"], newer.as_str());
+    });
+    assert_eq!(calls(&user, "UpdateLoginProfile"), 0, "nothing sent");
     change_password_as_user(&user, &chosen, &strong_password("ev-own-again"))
         .expect("the person's password is still the current one");
+}
+
+/// A call IAM refused changed nothing: CloudTrail records it with its
+/// `errorCode`, and the operator counts it and does nothing more. Under
+/// `Enforce` nothing is sent again (in an account refusing reused
+/// passwords, sending the password IAM still has would be refused as
+/// reused); under `OnSecretChange` nothing is recorded.
+#[test]
+fn calls_iam_refused_change_nothing() {
+    let account = unique_account_id();
+    let queue = EventQueue::create(&account);
+    let setup = Setup::with(
+        "ev-refused",
+        &queue.url,
+        Some(&account),
+        &["--resync-period", "1h"],
+    );
+    let enforced = unique("ev-refused-e");
+    let kept = unique("ev-refused-k");
+    create_users_in(&account, &[enforced.clone(), kept.clone()]);
+    let password = setup.login_profile_under("bob", &enforced, "Enforce");
+    setup.login_profile("carol", &kept);
+
+    // Two people mistype their old password; an administrator tries a
+    // password the account's policy refuses.
+    for user in [&enforced, &kept] {
+        change_password_as_user_in(
+            Some(&account),
+            user,
+            "Not-the-password-1!",
+            &strong_password("ev-refused-new"),
+        )
+        .expect_err("IAM refuses a wrong old password");
+    }
+    env()
+        .aws_in(
+            &account,
+            &[
+                "iam",
+                "update-login-profile",
+                "--user-name",
+                &enforced,
+                "--password",
+                "short",
+            ],
+        )
+        .expect_err("IAM refuses a password its policy refuses");
+    wait_until("the refused calls counted", CONVERGE, || {
+        setup.events("ChangePassword", "refused") >= 2.0
+            && setup.events("UpdateLoginProfile", "refused") >= 1.0
+    });
+    holds_for(Duration::from_secs(3), || {
+        assert_eq!(accepted(&enforced, "UpdateLoginProfile"), 0, "nothing sent");
+        let lp = get_lp(&setup.ns.name, "carol");
+        assert!(lp["status"]["passwordChangedOutOfBand"].is_null(), "{lp}");
+    });
+    assert_eq!(setup.events("ChangePassword", "handled"), 0.0);
+    assert_eq!(setup.events("UpdateLoginProfile", "handled"), 0.0);
+    wait_ready_reason(&setup.ns.name, "bob", "True", "Created", CONVERGE);
+    change_password_as_user_in(
+        Some(&account),
+        &enforced,
+        &password,
+        &strong_password("ev-refused-mine"),
+    )
+    .expect("the Secret's password is still the current one");
+}
+
+/// The operator's own write is its own however its answer fares: an
+/// UpdateLoginProfile that IAM applied but whose answer never came (held
+/// past `--iam-timeout`) comes back as an event while the operator still
+/// waits, and is not taken, under `Enforce`, for someone else's change;
+/// nor is the resend that follows the lost answer.
+#[test]
+fn a_write_whose_answer_was_lost_is_still_the_operators_own() {
+    let account = unique_account_id();
+    let queue = EventQueue::create(&account);
+    let setup = Setup::with(
+        "ev-lost",
+        &queue.url,
+        Some(&account),
+        &["--resync-period", "1h", "--iam-timeout", "3s"],
+    );
+    let user = unique("ev-lost");
+    create_users_in(&account, std::slice::from_ref(&user));
+    setup.login_profile_under("bob", &user, "Enforce");
+    // The receiver runs (it starts once a LoginProfile names the IAMAccount).
+    setup.wait_events("True", "EventsFlowing", CONVERGE);
+
+    let rotated = strong_password("ev-lost-rotated");
+    env().fault(json!({"action": "UpdateLoginProfile", "user": user, "mode": "hold"}));
+    env().apply_ok(&secret(&setup.ns.name, "bob", &[("password", &rotated)]));
+    env().wait_held("UpdateLoginProfile", &user);
+    wait_ready_reason(&setup.ns.name, "bob", "True", "Updated", CONVERGE);
+    env().release_held(&user);
+    wait_until(
+        "both writes' events counted as the operator's own",
+        CONVERGE,
+        || setup.events("UpdateLoginProfile", "own") >= 2.0,
+    );
+    assert_eq!(
+        setup.events("UpdateLoginProfile", "handled"),
+        0.0,
+        "an event of its own taken for someone else's"
+    );
+    holds_for(Duration::from_secs(3), || {
+        assert_eq!(
+            accepted(&user, "UpdateLoginProfile"),
+            2,
+            "the rotation whose answer was lost, then the same password once more; nothing else"
+        );
+    });
+    change_password_as_user_in(
+        Some(&account),
+        &user,
+        &rotated,
+        &strong_password("ev-lost-mine"),
+    )
+    .expect("the Secret's password is the current one");
 }

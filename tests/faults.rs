@@ -15,11 +15,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::*;
 
-/// The writes IAM accepted for `user`, by action.
-fn accepted(user: &str, action: &str) -> u64 {
-    env().accepted(user).get(action).copied().unwrap_or(0)
-}
-
 /// The oracle's last check: IAM holds `password` for `user` (the user can
 /// sign in with it and change it), and no operator log line shows it.
 fn iam_holds(user: &str, password: &str, operators: &[&Operator]) {

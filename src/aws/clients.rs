@@ -35,7 +35,8 @@ use crate::{
 pub struct Clients<I> {
     pub iam: I,
     pub secrets_manager: AwsSecretsManager,
-    /// Answers "which account are these credentials in?" (GetCallerIdentity).
+    /// Answers "who are these credentials, in which account?"
+    /// (GetCallerIdentity).
     pub caller_account: BoxedCallerAccount,
     /// AssumeRoot for member accounts' root (RootLoginProfiles).
     pub root: RootAccess,
@@ -43,10 +44,19 @@ pub struct Clients<I> {
     pub events: EventQueue,
 }
 
-/// STS GetCallerIdentity over an IAMAccount's credentials: the account id,
-/// or why the credentials do not work.
+/// STS GetCallerIdentity over an IAMAccount's credentials: who they are,
+/// or why they do not work.
 pub type BoxedCallerAccount =
-    Box<dyn Fn() -> BoxFuture<'static, Result<String, String>> + Send + Sync>;
+    Box<dyn Fn() -> BoxFuture<'static, Result<Caller, String>> + Send + Sync>;
+
+/// Who an IAMAccount's credentials are (STS GetCallerIdentity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The AWS account id they act in.
+    pub account: String,
+    /// Their ARN, as CloudTrail's `userIdentity.arn` names their calls.
+    pub arn: String,
+}
 
 /// Makes the clients for an IAMAccount, paced by the given IAM rate limiter.
 pub type Connector<I> = Box<
@@ -77,7 +87,7 @@ pub struct Account<I> {
     /// The SQS queue of IAM's events (`spec.events`).
     pub events: EventQueue,
     /// The last answer of GetCallerIdentity that named an account, and when.
-    verified: Mutex<Option<(String, Instant)>>,
+    verified: Mutex<Option<(Caller, Instant)>>,
     /// The account password policy and credential report.
     pub facts: AccountCache,
     pub budget: Arc<Budget>,
@@ -91,19 +101,25 @@ impl<I: Iam> Account<I> {
     /// The AWS account id the credentials act in, or why they do not work;
     /// an answer younger than `max_age` is not asked again.
     pub async fn caller_account(&self, max_age: Duration) -> Result<String, String> {
-        if let Some((id, at)) = self
+        self.caller(max_age).await.map(|caller| caller.account)
+    }
+
+    /// Who the credentials are, or why they do not work; an answer younger
+    /// than `max_age` is not asked again.
+    pub async fn caller(&self, max_age: Duration) -> Result<Caller, String> {
+        if let Some((caller, at)) = self
             .verified
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .as_ref()
             && at.elapsed() < max_age
         {
-            return Ok(id.clone());
+            return Ok(caller.clone());
         }
-        let id = (self.caller_account)().await?;
+        let caller = (self.caller_account)().await?;
         *self.verified.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((id.clone(), Instant::now()));
-        Ok(id)
+            Some((caller.clone(), Instant::now()));
+        Ok(caller)
     }
 
     /// Before the first write for `user`: whether it carries the tag the
@@ -291,9 +307,15 @@ pub fn aws_connector(
                 let sts = sts.clone();
                 Box::pin(async move {
                     match sts.get_caller_identity().send().await {
-                        Ok(identity) => identity.account().map(str::to_string).ok_or_else(|| {
-                            "STS GetCallerIdentity answered without an account id".into()
-                        }),
+                        Ok(identity) => match identity.account() {
+                            Some(account) => Ok(Caller {
+                                account: account.to_string(),
+                                arn: identity.arn().unwrap_or_default().to_string(),
+                            }),
+                            None => {
+                                Err("STS GetCallerIdentity answered without an account id".into())
+                            }
+                        },
                         Err(error) => Err(crate::aws::error_text::causes(&error)),
                     }
                 })

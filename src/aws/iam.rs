@@ -72,6 +72,15 @@ pub enum IamError {
 }
 
 impl IamError {
+    /// No answer came (a timeout, a lost connection, an answer that could
+    /// not be read): IAM may have applied the call, or never received it.
+    pub fn unanswered(&self) -> bool {
+        matches!(
+            self,
+            IamError::Timeout | IamError::Unreachable(_) | IamError::Other(_)
+        )
+    }
+
     /// The condition reason this error is reported under.
     pub fn reason(&self) -> Reason {
         match self {

@@ -153,7 +153,7 @@ impl Default for Metrics {
         let iam_events = Family::<IamEventLabels, Counter>::default();
         registry.register(
             "iam_events",
-            "Messages received from the queues of IAM events, by event name and outcome (handled: the LoginProfiles naming its user were woken; own: the operator's own write, come back; unmatched: no LoginProfile of the IAMAccount names its user; duplicate: its eventID was seen; foreign: another AWS account's; ignored: another call or service; malformed)",
+            "Messages received from the queues of IAM events, by event name and outcome (handled: the LoginProfiles naming its user were woken; own: the operator's own write, come back; unmatched: no LoginProfile of the IAMAccount names its user; duplicate: its eventID was seen; refused: a call IAM refused, which changed nothing; foreign: another AWS account's; ignored: another call or service; malformed)",
             iam_events.clone(),
         );
         let iam_event_lag = Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 900.0]);

@@ -40,6 +40,10 @@ pub struct IamEvent {
     pub request_id: Option<String>,
     /// When IAM answered the call (`eventTime`), if the event says.
     pub time: Option<DateTime<Utc>>,
+    /// Why IAM refused the call (`errorCode`), if it did: CloudTrail
+    /// records refused calls too (a wrong old password, a password the
+    /// policy refuses, an action not allowed), and they changed nothing.
+    pub refused: Option<String>,
 }
 
 /// Why a message says nothing about an IAM user's login profile.
@@ -100,6 +104,7 @@ pub fn parse(body: &str) -> Result<IamEvent, Unusable> {
             time: text(detail, "/eventTime")
                 .and_then(|time| DateTime::parse_from_rfc3339(&time).ok())
                 .map(|time| time.with_timezone(&Utc)),
+            refused: text(detail, "/errorCode").filter(|code| !code.is_empty()),
         }),
         _ => Err(Unusable::Malformed),
     }
@@ -145,7 +150,25 @@ mod tests {
                 caller: "arn:aws:sts::111122223333:assumed-role/admin/bob".into(),
                 request_id: Some("4f3c1a9e-5b8d-4c2e-9a7f-0d1e2f3a4b5c".into()),
                 time: Some("2026-12-06T10:00:00Z".parse().unwrap()),
+                refused: None,
             })
+        );
+    }
+
+    #[test]
+    fn a_refused_call_says_why() {
+        let body = envelope(json!({
+            "eventSource": "iam.amazonaws.com",
+            "eventName": "ChangePassword",
+            "eventID": "e-5",
+            "recipientAccountId": "111122223333",
+            "errorCode": "InvalidInput",
+            "errorMessage": "The old password is incorrect.",
+            "userIdentity": {"type": "IAMUser", "userName": "alice", "arn": "arn:aws:iam::111122223333:user/alice"},
+        }));
+        assert_eq!(
+            parse(&body).unwrap().refused.as_deref(),
+            Some("InvalidInput")
         );
     }
 

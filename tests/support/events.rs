@@ -114,6 +114,32 @@ impl Drop for EventQueue {
     }
 }
 
+/// An event as EventBridge delivers CloudTrail's record, made up by a test:
+/// IAM call `name` on `user` in `account` (ChangePassword: by `user`), with
+/// `detail`'s other fields (eventTime, errorCode, ...) added.
+pub fn forged_event(id: &str, name: &str, account: &str, user: &str, detail: Value) -> String {
+    let mut event = json!({
+        "version": "0", "id": id, "source": "aws.iam", "account": account,
+        "detail-type": "AWS API Call via CloudTrail", "region": "us-east-1",
+        "detail": {"eventSource": "iam.amazonaws.com", "eventName": name,
+                   "eventID": id, "recipientAccountId": account},
+    });
+    let about = if name == "ChangePassword" {
+        json!({"userIdentity": {"type": "IAMUser", "userName": user}})
+    } else {
+        json!({"requestParameters": {"userName": user}})
+    };
+    for (key, value) in about
+        .as_object()
+        .into_iter()
+        .chain(detail.as_object())
+        .flatten()
+    {
+        event["detail"][key] = value.clone();
+    }
+    event.to_string()
+}
+
 /// TagUser `key=value` on `user` as `account`'s administrator (boto3);
 /// returns the request id IAM's answer carried.
 pub fn tag_user_in(account: &str, user: &str, key: &str, value: &str) -> String {

@@ -137,6 +137,12 @@ pub fn calls(user: &str, action: &str) -> u64 {
     env().iam_calls(user).get(action).copied().unwrap_or(0)
 }
 
+/// The calls of `action` naming `user` that IAM applied and answered with
+/// success.
+pub fn accepted(user: &str, action: &str) -> u64 {
+    env().accepted(user).get(action).copied().unwrap_or(0)
+}
+
 pub fn iam_writes(user: &str) -> u64 {
     [
         "CreateLoginProfile",

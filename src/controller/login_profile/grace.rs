@@ -68,12 +68,9 @@ pub(super) async fn grace_record<I: Iam>(
         governance::FLOOR_SINCE_TAG.to_string(),
         governance::time(start),
     );
-    let request_id = ctx
-        .account
-        .iam
-        .tag_user(user, &[tag])
-        .await
-        .map_err(|error| error.outcome(user, None))?;
-    ctx.wrote("TagUser", user, request_id);
+    let sending = ctx.sending("TagUser", user);
+    let answer = ctx.account.iam.tag_user(user, &[tag]).await;
+    sending.answered(answer.as_ref());
+    answer.map_err(|error| error.outcome(user, None))?;
     Ok(Some(start))
 }

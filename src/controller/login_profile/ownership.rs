@@ -53,12 +53,10 @@ pub(super) async fn record_ownership<I: Iam>(
         return Ok(());
     }
     ctx.may_write()?;
-    let request_id = ctx
-        .account
-        .iam
-        .tag_user(user, &record.to_tags())
-        .await
-        .map_err(|error| {
+    let sending = ctx.sending("TagUser", user);
+    let answer = ctx.account.iam.tag_user(user, &record.to_tags()).await;
+    sending.answered(answer.as_ref());
+    answer.map_err(|error| {
             let outcome = error.outcome(user, None);
             Outcome::new(
                 outcome.reason,
@@ -69,7 +67,6 @@ pub(super) async fn record_ownership<I: Iam>(
                 ),
             )
         })?;
-    ctx.wrote("TagUser", user, request_id);
     next.owner_record = Some(record.recorded());
     Ok(())
 }

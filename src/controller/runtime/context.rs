@@ -3,7 +3,7 @@
 //! ([`InAccount`]: the AWS account it acts in, reached through the same name).
 
 use super::claims;
-use super::event_flow::EventFlows;
+use super::event_flow::{EventFlows, Sending};
 use super::generations::Generations;
 use super::looks::Looks;
 use super::memory::Memory;
@@ -31,7 +31,7 @@ use crate::{
     api::reason::Reason,
     api::root_login_profile::RootLoginProfile,
     aws::clients::{Account, Accounts},
-    aws::iam::{Iam, RequestId},
+    aws::iam::Iam,
     ops::events::EventPublisher,
     ops::leader::WritePermit,
     ops::metrics::Metrics,
@@ -138,20 +138,19 @@ pub(crate) struct InAccount<'a, I: Iam> {
 }
 
 impl<I: Iam> InAccount<'_, I> {
-    /// The operator wrote `call` for IAM user `user` through this
-    /// IAMAccount: where its events are received, that event is awaited
-    /// (runtime/event_flow.rs). Not for DeleteLoginProfile: the client
-    /// answers a profile already gone as deleted, and IAM then records no
-    /// deletion.
-    pub(crate) fn wrote(&self, call: &'static str, user: &str, request_id: RequestId) {
-        self.shared.event_flows.wrote(
+    /// The operator is about to send `call` for IAM user `user` through
+    /// this IAMAccount: where its events are received, its event is the
+    /// operator's own (runtime/event_flow.rs), and awaited once IAM
+    /// answers. Not for DeleteLoginProfile: the client answers a profile
+    /// already gone as deleted, and IAM then records no deletion.
+    pub(crate) fn sending(&self, call: &'static str, user: &str) -> Sending<'_> {
+        self.shared.event_flows.sending(
             &self.iam_account.name_any(),
             call,
             user,
-            request_id,
             Utc::now(),
             std::time::Instant::now(),
-        );
+        )
     }
 }
 

@@ -9,19 +9,29 @@
 //! (a heartbeat tag on a user the IAMAccount's LoginProfiles manage) once
 //! the heartbeat period has passed without a confirmed event.
 //!
-//! Pure bookkeeping with the time passed in; the receiver
-//! (runtime/iam_events.rs) feeds it and acts on its verdicts.
+//! A write is the operator's own from the moment it is sent (its event may
+//! come back before its answer): by IAM's request id once answered, else by
+//! caller (the operator's identity in that account), call, user and time. A
+//! write whose answer was lost is never awaited (IAM may not have received
+//! it), but its event, if it comes, is still the operator's own.
+//!
+//! Bookkeeping with the time passed in (but for [`Sending`], which closes a
+//! write when its answer comes); the receiver (runtime/iam_events.rs) feeds
+//! it and acts on its verdicts.
 
 use std::{
     collections::{HashMap, VecDeque},
-    sync::{Mutex, MutexGuard, PoisonError},
+    sync::{
+        Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
 
 use crate::api::login_profile::iam_user_key;
-use crate::aws::iam::RequestId;
+use crate::aws::iam::{IamError, RequestId};
 use crate::rules::iam_events::IamEvent;
 
 /// How far before the write an event's own time may say it happened
@@ -142,10 +152,14 @@ pub(crate) fn condition(
 /// One write of the operator's whose event is awaited.
 #[derive(Debug)]
 struct Awaited {
+    /// Which write it is, until IAM's answer closes it.
+    ticket: u64,
     name: &'static str,
     user_key: String,
     user: String,
+    /// IAM's id of the request, once answered.
     request_id: RequestId,
+    /// When it was sent.
     written_at: DateTime<Utc>,
     due: Instant,
     /// Once late, recognized until then: a write's event lost for good
@@ -156,10 +170,15 @@ struct Awaited {
 impl Awaited {
     /// By request id where both the answer and the event carry one (then
     /// someone else's call on the same user in the same seconds is not
-    /// taken for the operator's); else by call, user and time.
-    fn matches(&self, event: &IamEvent) -> bool {
+    /// taken for the operator's); else by caller, call, user and time: an
+    /// event whose caller is not `identity` (the operator's, as STS names
+    /// it), where both are known, is someone else's.
+    fn matches(&self, event: &IamEvent, identity: Option<&str>) -> bool {
         if let (Some(ours), Some(theirs)) = (&self.request_id, &event.request_id) {
             return ours == theirs;
+        }
+        if identity.is_some_and(|ours| !event.caller.is_empty() && event.caller != ours) {
+            return false;
         }
         self.name == event.name
             && self.user_key == iam_user_key(&event.user)
@@ -173,10 +192,10 @@ impl Awaited {
 #[derive(Debug)]
 struct Flow {
     awaited: VecDeque<Awaited>,
-    /// Writes whose event missed the deadline: still the operator's own
-    /// when it does arrive (under `Enforce`, someone else's
-    /// UpdateLoginProfile is answered with the Secret's password; its own,
-    /// late, must not be).
+    /// Writes whose event missed the deadline, and writes whose answer was
+    /// lost: still the operator's own when their event does arrive (under
+    /// `Enforce`, someone else's UpdateLoginProfile is answered with the
+    /// Secret's password; its own, late, must not be).
     overdue: VecDeque<Awaited>,
     /// When an awaited event last came back.
     confirmed_at: Option<Instant>,
@@ -185,12 +204,61 @@ struct Flow {
     last_write: Instant,
     late: Option<String>,
     unreadable: Option<String>,
+    /// Who the operator is in this account (STS GetCallerIdentity's ARN,
+    /// as CloudTrail's `userIdentity.arn` names the caller), once known.
+    identity: Option<String>,
 }
 
 /// The flows of every IAMAccount whose events are received here.
 pub(crate) struct EventFlows {
     flows: Mutex<HashMap<String, Flow>>,
     deadline: Duration,
+    tickets: AtomicU64,
+}
+
+/// What IAM answered to a write of the operator's.
+#[derive(Debug)]
+enum Answer {
+    /// Applied, with this request id.
+    Applied(RequestId),
+    /// Refused: nothing changed.
+    Refused,
+    /// No answer came.
+    Lost,
+}
+
+/// A write being sent through an IAMAccount: [`Sending::answered`] closes
+/// it with IAM's answer; dropped before that (the reconcile stopped), its
+/// answer counts as lost.
+pub(crate) struct Sending<'a> {
+    flows: &'a EventFlows,
+    account: String,
+    /// None where the IAMAccount's events are not received.
+    ticket: Option<u64>,
+}
+
+impl Sending<'_> {
+    /// IAM answered (its request id), refused, or did not answer.
+    pub(crate) fn answered(mut self, answer: Result<&RequestId, &IamError>) {
+        self.close(match answer {
+            Ok(request_id) => Answer::Applied(request_id.clone()),
+            Err(error) if error.unanswered() => Answer::Lost,
+            Err(_) => Answer::Refused,
+        });
+    }
+
+    fn close(&mut self, answer: Answer) {
+        if let Some(ticket) = self.ticket.take() {
+            self.flows
+                .answered(&self.account, ticket, answer, Instant::now());
+        }
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        self.close(Answer::Lost);
+    }
 }
 
 impl EventFlows {
@@ -198,6 +266,7 @@ impl EventFlows {
         Self {
             flows: Mutex::new(HashMap::new()),
             deadline,
+            tickets: AtomicU64::new(0),
         }
     }
 
@@ -216,8 +285,16 @@ impl EventFlows {
                 last_write: now,
                 late: None,
                 unreadable: None,
+                identity: None,
             },
         );
+    }
+
+    /// The operator acts in `account` as `arn` (STS GetCallerIdentity).
+    pub(crate) fn identify(&self, account: &str, arn: &str) {
+        if let Some(flow) = self.locked().get_mut(account) {
+            flow.identity = Some(arn.to_string());
+        }
     }
 
     /// The receiver of `account` stopped: its LoginProfiles are polled at
@@ -231,35 +308,72 @@ impl EventFlows {
         flowing
     }
 
-    /// The operator wrote `name` for IAM user `user` through `account`, at
-    /// `written_at`, and IAM answered with `request_id`: its event is
-    /// awaited (only where events are received).
-    pub(crate) fn wrote(
-        &self,
+    /// The operator is about to send `name` for IAM user `user` through
+    /// `account`: from now on its event is the operator's own (it may come
+    /// back before the answer does). Returns what closes it with IAM's
+    /// answer; nothing is tracked where no events are received.
+    pub(crate) fn sending<'a>(
+        &'a self,
         account: &str,
         name: &'static str,
         user: &str,
-        request_id: RequestId,
-        written_at: DateTime<Utc>,
+        sent_at: DateTime<Utc>,
         now: Instant,
-    ) {
+    ) -> Sending<'a> {
+        let mut flows = self.locked();
+        let ticket = flows.get_mut(account).map(|flow| {
+            flow.last_write = now;
+            if flow.awaited.len() >= AWAITED_LIMIT {
+                flow.awaited.pop_front();
+            }
+            let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+            flow.awaited.push_back(Awaited {
+                ticket,
+                name,
+                user_key: iam_user_key(user),
+                user: user.to_string(),
+                request_id: None,
+                written_at: sent_at,
+                due: now + self.deadline,
+                forgotten: now + 2 * self.deadline,
+            });
+            ticket
+        });
+        Sending {
+            flows: self,
+            account: account.to_string(),
+            ticket,
+        }
+    }
+
+    /// IAM's answer to the write of `ticket`. Applied: its event is
+    /// awaited, by request id from now on (unless it came back already).
+    /// Refused: nothing to await. Lost: IAM may have applied it or never
+    /// received it, so its event is not awaited, but is still the
+    /// operator's own if it comes (under `Enforce` it must not be taken for
+    /// someone else's change).
+    fn answered(&self, account: &str, ticket: u64, answer: Answer, now: Instant) {
         let mut flows = self.locked();
         let Some(flow) = flows.get_mut(account) else {
             return;
         };
-        flow.last_write = now;
-        if flow.awaited.len() >= AWAITED_LIMIT {
-            flow.awaited.pop_front();
+        let Some(index) = flow.awaited.iter().position(|a| a.ticket == ticket) else {
+            return;
+        };
+        match answer {
+            Answer::Applied(request_id) => flow.awaited[index].request_id = request_id,
+            Answer::Refused => {
+                flow.awaited.remove(index);
+            }
+            Answer::Lost => {
+                let mut lost = flow.awaited.remove(index).expect("found");
+                lost.forgotten = now + 2 * self.deadline;
+                if flow.overdue.len() >= AWAITED_LIMIT {
+                    flow.overdue.pop_front();
+                }
+                flow.overdue.push_back(lost);
+            }
         }
-        flow.awaited.push_back(Awaited {
-            name,
-            user_key: iam_user_key(user),
-            user: user.to_string(),
-            request_id,
-            written_at,
-            due: now + self.deadline,
-            forgotten: now + 2 * self.deadline,
-        });
     }
 
     /// An event of `account` arrived: whether it was of one of the
@@ -271,13 +385,14 @@ impl EventFlows {
             return false;
         };
         judge(flow, now);
-        if let Some(index) = flow.awaited.iter().position(|a| a.matches(event)) {
+        let identity = flow.identity.as_deref();
+        if let Some(index) = flow.awaited.iter().position(|a| a.matches(event, identity)) {
             flow.awaited.remove(index);
             flow.confirmed_at = Some(now);
             flow.late = None;
             return true;
         }
-        let late = flow.overdue.iter().position(|a| a.matches(event));
+        let late = flow.overdue.iter().position(|a| a.matches(event, identity));
         late.map(|index| flow.overdue.remove(index)).is_some()
     }
 
@@ -361,6 +476,37 @@ mod tests {
 
     const DEADLINE: Duration = Duration::from_secs(60);
 
+    /// The operator sent `name` for `user` at `written` and IAM answered
+    /// with `request_id` at `now`.
+    fn wrote(
+        flows: &EventFlows,
+        account: &str,
+        name: &'static str,
+        user: &str,
+        request_id: RequestId,
+        written: DateTime<Utc>,
+        now: Instant,
+    ) {
+        let mut sending = flows.sending(account, name, user, written, now);
+        if let Some(ticket) = sending.ticket.take() {
+            flows.answered(account, ticket, Answer::Applied(request_id), now);
+        }
+    }
+
+    /// The same, with the answer lost.
+    fn lost(
+        flows: &EventFlows,
+        account: &str,
+        name: &'static str,
+        user: &str,
+        written: DateTime<Utc>,
+        now: Instant,
+    ) {
+        let mut sending = flows.sending(account, name, user, written, now);
+        let ticket = sending.ticket.take().expect("events are received");
+        flows.answered(account, ticket, Answer::Lost, now);
+    }
+
     fn event(name: &'static str, user: &str, time: Option<DateTime<Utc>>) -> IamEvent {
         IamEvent {
             id: "id".into(),
@@ -370,6 +516,7 @@ mod tests {
             caller: String::new(),
             request_id: None,
             time,
+            refused: None,
         }
     }
 
@@ -382,7 +529,7 @@ mod tests {
         assert_eq!(flows.verdict("a", start), Some(Verdict::Unconfirmed));
         assert_eq!(flows.verdict("other", start), None);
 
-        flows.wrote("a", "TagUser", "Alice", None, written, start);
+        wrote(&flows, "a", "TagUser", "Alice", None, written, start);
         assert!(!flows.received("a", &event("TagUser", "bob", None), start));
         assert!(
             !flows.received(
@@ -399,7 +546,15 @@ mod tests {
         assert!(flows.received("a", &event("TagUser", "alice", Some(written)), start));
         assert!(flows.flowing("a", start));
 
-        flows.wrote("a", "UpdateLoginProfile", "bob", None, written, start);
+        wrote(
+            &flows,
+            "a",
+            "UpdateLoginProfile",
+            "bob",
+            None,
+            written,
+            start,
+        );
         assert!(flows.flowing("a", start + DEADLINE / 2), "not due yet");
         let late = flows.verdict("a", start + DEADLINE).unwrap();
         assert!(
@@ -426,13 +581,22 @@ mod tests {
             ),
             "recognized once"
         );
-        flows.wrote("a", "TagUser", "bob", None, written, start + DEADLINE);
+        wrote(
+            &flows,
+            "a",
+            "TagUser",
+            "bob",
+            None,
+            written,
+            start + DEADLINE,
+        );
         assert!(flows.received("a", &event("TagUser", "bob", None), start + DEADLINE));
         assert!(
             flows.flowing("a", start + DEADLINE),
             "a later write came back"
         );
-        flows.wrote(
+        wrote(
+            &flows,
             "a",
             "UpdateLoginProfile",
             "carol",
@@ -456,7 +620,8 @@ mod tests {
         let now = Instant::now();
         let written = Utc::now();
         flows.start("a", now);
-        flows.wrote(
+        wrote(
+            &flows,
             "a",
             "UpdateLoginProfile",
             "bob",
@@ -473,7 +638,7 @@ mod tests {
             "same call, user and second, another request: someone else's"
         );
         assert!(flows.received("a", &with_id("req-ours"), now));
-        flows.wrote("a", "TagUser", "bob", None, written, now);
+        wrote(&flows, "a", "TagUser", "bob", None, written, now);
         assert!(
             flows.received(
                 "a",
@@ -488,11 +653,80 @@ mod tests {
     }
 
     #[test]
+    fn without_a_request_id_the_caller_tells_a_lost_answers_write_from_someone_elses() {
+        let flows = EventFlows::new(DEADLINE);
+        let start = Instant::now();
+        let sent = Utc::now();
+        flows.start("a", start);
+        flows.identify("a", "arn:aws:sts::111122223333:assumed-role/operator/lpo");
+        let by = |caller: &str| IamEvent {
+            caller: caller.into(),
+            request_id: Some("req-unknown".into()),
+            ..event("UpdateLoginProfile", "bob", Some(sent))
+        };
+        lost(&flows, "a", "UpdateLoginProfile", "bob", sent, start);
+        let later = start + DEADLINE;
+        assert_eq!(
+            flows.verdict("a", later),
+            Some(Verdict::Unconfirmed),
+            "a write whose answer was lost is not awaited: IAM may never have received it"
+        );
+        assert!(
+            !flows.received("a", &by("arn:aws:iam::111122223333:user/admin"), later),
+            "the same call on the same user by someone else"
+        );
+        assert!(
+            flows.received(
+                "a",
+                &by("arn:aws:sts::111122223333:assumed-role/operator/lpo"),
+                later
+            ),
+            "the operator's own, though its answer was lost"
+        );
+        assert!(
+            !flows.received(
+                "a",
+                &by("arn:aws:sts::111122223333:assumed-role/operator/lpo"),
+                later
+            ),
+            "recognized once"
+        );
+    }
+
+    #[test]
+    fn an_event_back_before_its_answer_is_the_operators_own() {
+        let flows = EventFlows::new(DEADLINE);
+        let now = Instant::now();
+        let sent = Utc::now();
+        flows.start("a", now);
+        let sending = flows.sending("a", "UpdateLoginProfile", "bob", sent, now);
+        assert!(
+            flows.received("a", &event("UpdateLoginProfile", "bob", Some(sent)), now),
+            "IAM applied it; its answer is still on its way"
+        );
+        assert!(flows.flowing("a", now));
+        sending.answered(Ok(&Some("req-ours".into())));
+        assert!(
+            flows.heartbeat_due("a", Duration::ZERO, now),
+            "nothing left awaited: the answer found its event already back"
+        );
+        let refused = flows.sending("a", "UpdateLoginProfile", "bob", sent, now);
+        refused.answered(Err(&IamError::PasswordPolicyViolation("reused".into())));
+        let dropped = flows.sending("a", "TagUser", "bob", sent, now);
+        drop(dropped);
+        assert_eq!(
+            flows.verdict("a", now + 2 * DEADLINE),
+            Some(Verdict::Flowing),
+            "neither a refused write nor one dropped unanswered is awaited"
+        );
+    }
+
+    #[test]
     fn an_unreadable_queue_is_not_flowing_until_it_is_read_again() {
         let flows = EventFlows::new(DEADLINE);
         let now = Instant::now();
         flows.start("a", now);
-        flows.wrote("a", "TagUser", "alice", None, Utc::now(), now);
+        wrote(&flows, "a", "TagUser", "alice", None, Utc::now(), now);
         flows.received("a", &event("TagUser", "alice", None), now);
         flows.receiving("a", Err("AccessDenied".into()));
         assert_eq!(
@@ -504,7 +738,7 @@ mod tests {
         assert!(flows.flowing("a", now));
         assert!(flows.stop("a", now), "it was flowing");
         assert_eq!(flows.verdict("a", now), None);
-        flows.wrote("a", "TagUser", "alice", None, Utc::now(), now);
+        wrote(&flows, "a", "TagUser", "alice", None, Utc::now(), now);
         assert_eq!(
             flows.verdict("a", now),
             None,
@@ -522,12 +756,13 @@ mod tests {
             flows.heartbeat_due("a", hour, start),
             "unconfirmed: at once"
         );
-        flows.wrote("a", "TagUser", "alice", None, Utc::now(), start);
+        wrote(&flows, "a", "TagUser", "alice", None, Utc::now(), start);
         assert!(!flows.heartbeat_due("a", hour, start), "one is awaited");
         flows.received("a", &event("TagUser", "alice", None), start);
         assert!(!flows.heartbeat_due("a", hour, start + hour / 2));
         assert!(flows.heartbeat_due("a", hour, start + hour));
-        flows.wrote(
+        wrote(
+            &flows,
             "a",
             "UpdateLoginProfile",
             "bob",

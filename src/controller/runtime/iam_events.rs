@@ -195,6 +195,14 @@ async fn receive<I: Iam>(
         if messages.is_empty() {
             continue;
         }
+        // Who the operator is there (asked of STS at most once a resync
+        // period): an event without a request id of its own is its own
+        // only if its caller is.
+        if let Ok(caller) = clients.caller(ctx.settings.resync_period).await
+            && !caller.arn.is_empty()
+        {
+            flows.identify(&name, &caller.arn);
+        }
         // Our own account id, once verified: an event of another account
         // (a shared bus, a misrouted rule) wakes nothing here.
         let own_account =
@@ -319,18 +327,13 @@ async fn heartbeat<I: Iam>(ctx: &Context<I>, clients: &Account<I>, iam_account: 
         HEARTBEAT_TAG.to_string(),
         written_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     );
-    match clients.iam.tag_user(&user, &[tag]).await {
-        Ok(request_id) => ctx.event_flows.wrote(
-            iam_account,
-            "TagUser",
-            &user,
-            request_id,
-            written_at,
-            Instant::now(),
-        ),
-        Err(error) => {
-            tracing::warn!(account = %iam_account, user = %user, %error, "cannot write the IAM events heartbeat (iam:TagUser on iam.loginprofile.dev/ tags)");
-        }
+    let sending =
+        ctx.event_flows
+            .sending(iam_account, "TagUser", &user, written_at, Instant::now());
+    let answer = clients.iam.tag_user(&user, &[tag]).await;
+    sending.answered(answer.as_ref());
+    if let Err(error) = answer {
+        tracing::warn!(account = %iam_account, user = %user, %error, "cannot write the IAM events heartbeat (iam:TagUser on iam.loginprofile.dev/ tags)");
     }
 }
 
@@ -349,6 +352,12 @@ fn handle(
     }
     if !seen.first_time(&event.id) {
         return "duplicate";
+    }
+    // IAM refused the call: nothing changed, nothing to look at (under
+    // `Enforce`, a mistyped old password must not send the Secret's
+    // password again, which an account refusing reused passwords refuses).
+    if event.refused.is_some() {
+        return "refused";
     }
     if ours(event) {
         return "own";
@@ -394,6 +403,7 @@ mod tests {
             caller: String::new(),
             request_id: None,
             time: None,
+            refused: None,
         }
     }
 
@@ -417,10 +427,15 @@ mod tests {
         assert_eq!(outcome("a", "111122223333", "alice"), "duplicate");
         assert_eq!(outcome("b", "999999999999", "alice"), "foreign");
         assert_eq!(outcome("c", "111122223333", "bob"), "unmatched");
+        let refused = IamEvent {
+            refused: Some("InvalidInput".into()),
+            ..event("r", "111122223333")
+        };
+        assert_eq!(handle(&refused, own, &mut seen, &ours, &alice), "refused");
         assert_eq!(
             *woken.borrow(),
             ["alice", "bob"],
-            "asked to wake once per new event of its account"
+            "asked to wake once per new event of its account, never for a refused call"
         );
     }
 

@@ -192,9 +192,12 @@ impl Memory {
     /// IAM's events reported that `lp`'s user changed the password at `at`
     /// (ChangePassword): status records it, and under `Enforce` the
     /// Secret's password is sent again without waiting for a credential
-    /// report, which IAM makes at most every 4 hours.
+    /// report, which IAM makes at most every 4 hours. Events arrive in any
+    /// order: the latest change is kept.
     pub(crate) fn password_changed(&self, lp: &LoginProfile, at: DateTime<Utc>) {
-        self.change(lp, |remembered| remembered.password_changed = Some(at));
+        self.change(lp, |remembered| {
+            remembered.password_changed = remembered.password_changed.max(Some(at));
+        });
     }
 
     /// When IAM's events reported a ChangePassword of `lp`'s user after
@@ -212,9 +215,11 @@ impl Memory {
     }
 
     /// IAM's events reported, at `at`, an UpdateLoginProfile of `lp`'s user
-    /// that the operator did not make.
+    /// that the operator did not make (the latest is kept).
     pub(crate) fn updated_outside(&self, lp: &LoginProfile, at: DateTime<Utc>) {
-        self.change(lp, |remembered| remembered.updated_outside = Some(at));
+        self.change(lp, |remembered| {
+            remembered.updated_outside = remembered.updated_outside.max(Some(at));
+        });
     }
 
     /// Whether IAM's events reported an UpdateLoginProfile of `lp`'s user
@@ -287,6 +292,18 @@ mod tests {
             !memory.was_create_answered(&bob, marked + chrono::Duration::seconds(1)),
             "another attempt"
         );
+
+        let later = marked + chrono::Duration::minutes(5);
+        memory.password_changed(&bob, later);
+        memory.password_changed(&bob, marked);
+        assert_eq!(
+            memory.password_changed_after(&bob, None),
+            Some(later),
+            "an older event arriving late changes nothing"
+        );
+        memory.updated_outside(&bob, later);
+        memory.updated_outside(&bob, marked);
+        assert!(memory.updated_outside_after(&bob, marked));
 
         memory.forget(&bob);
         assert!(!memory.knows(&bob));

@@ -249,6 +249,7 @@ pub(super) async fn act<I: Iam>(
             // settles the marks.
             let earlier = EarlierAttempt { open: false };
             ctx.may_write()?;
+            let sending = ctx.sending("CreateLoginProfile", user);
             let create = ctx
                 .account
                 .iam
@@ -261,17 +262,12 @@ pub(super) async fn act<I: Iam>(
             let answer = tokio::time::timeout(within, create)
                 .await
                 .unwrap_or(Err(IamError::Timeout));
-            if !matches!(
-                answer,
-                Err(IamError::Timeout | IamError::Unreachable(_) | IamError::Other(_))
-            ) {
+            if !answer.as_ref().is_err_and(IamError::unanswered) {
                 ctx.memory.create_answered(lp, attempt.at);
             }
             let took_charge_now = attempt.took_charge_now;
-            let answer = answer.map(|(profile, request_id)| {
-                ctx.wrote("CreateLoginProfile", user, request_id);
-                profile
-            });
+            sending.answered(answer.as_ref().map(|(_, request_id)| request_id));
+            let answer = answer.map(|(profile, _)| profile);
             match answer {
                 Ok(profile) => Ok(Acted {
                     outcome: Outcome::new(
@@ -327,12 +323,14 @@ pub(super) async fn act<I: Iam>(
                 mark_sending(ctx, lp, &desired.fingerprint).await?;
             }
             ctx.may_write()?;
+            let sending = ctx.sending("UpdateLoginProfile", user);
             let result = ctx
                 .account
                 .iam
                 .update_login_profile(user, Some(password), reset_required)
-                .await
-                .map(|request_id| ctx.wrote("UpdateLoginProfile", user, request_id));
+                .await;
+            sending.answered(result.as_ref());
+            let result = result.map(|_| ());
             let outcome = match (result, why) {
                 (Ok(()), UpdateWhy::Adopt) => Outcome::new(
                     Reason::Adopted,
@@ -385,12 +383,14 @@ pub(super) async fn act<I: Iam>(
         Plan::UpdateResetFlag { reset_required } => {
             take_charge(ctx, lp, None).await?;
             ctx.may_write()?;
+            let sending = ctx.sending("UpdateLoginProfile", user);
             let result = ctx
                 .account
                 .iam
                 .update_login_profile(user, None, reset_required)
-                .await
-                .map(|request_id| ctx.wrote("UpdateLoginProfile", user, request_id));
+                .await;
+            sending.answered(result.as_ref());
+            let result = result.map(|_| ());
             match result {
                 Ok(()) => Ok(Acted {
                     outcome: Outcome::new(

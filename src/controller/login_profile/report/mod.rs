@@ -153,10 +153,18 @@ pub(super) fn next_status(
         next.password_changed_out_of_band = Some(now_rfc3339());
     }
     // IAM's events say when: the person's own ChangePassword, recorded
-    // whatever the policy (only `Enforce` writes anything because of it).
+    // whatever the policy (only `Enforce` writes anything because of it),
+    // never moved back by an older event that arrived late.
     if let Some(at) = iam.changed_by_user {
-        next.password_changed_out_of_band =
-            Some(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let recorded = previous
+            .password_changed_out_of_band
+            .as_deref()
+            .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())
+            .map(|recorded| recorded.with_timezone(&chrono::Utc));
+        if recorded.is_none_or(|recorded| at > recorded) {
+            next.password_changed_out_of_band =
+                Some(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        }
     }
     next.held_back_source_version = match acted.outcome.reason {
         Reason::UpdateHeldBack => desired.and_then(|d| d.version.text()),
