@@ -64,6 +64,14 @@ impl Setup {
         }
     }
 
+    /// The same in an AWS account of its own (its delivery knobs are the
+    /// test's), reading a queue there, as that account's administrator.
+    fn in_own_account(prefix: &str, flags: &[&str]) -> (Self, EventQueue) {
+        let queue = EventQueue::create(&unique_account_id());
+        let setup = Self::with(prefix, &queue.url, Some(&queue.account), flags);
+        (setup, queue)
+    }
+
     /// A LoginProfile `name` for `user`, Created; returns its password.
     fn login_profile(&self, name: &str, user: &str) -> String {
         self.login_profile_under(name, user, "OnSecretChange")
@@ -175,14 +183,11 @@ fn events_that_are_not_about_its_users_change_nothing_and_are_counted() {
 /// own writes come back. At rest, then, IAM is not read at all.
 #[test]
 fn while_its_own_writes_come_back_drift_checks_wait_for_the_long_period() {
-    let account = unique_account_id();
-    let queue = EventQueue::create(&account);
-    let setup = Setup::with(
+    let (setup, queue) = Setup::in_own_account(
         "ev-rest",
-        &queue.url,
-        Some(&account),
         &["--resync-period", "2s", "--drift-period-with-events", "1h"],
     );
+    let account = queue.account.clone();
     let user = unique("ev-rest");
     create_users_in(&account, std::slice::from_ref(&user));
     setup.login_profile("bob", &user);
@@ -217,12 +222,8 @@ fn while_its_own_writes_come_back_drift_checks_wait_for_the_long_period() {
 /// the IAMAccount says they flow again.
 #[test]
 fn events_that_stop_are_seen_polling_resumes_and_a_heartbeat_shows_them_back() {
-    let account = unique_account_id();
-    let queue = EventQueue::create(&account);
-    let setup = Setup::with(
+    let (setup, queue) = Setup::in_own_account(
         "ev-stop",
-        &queue.url,
-        Some(&account),
         &[
             "--resync-period",
             "3s",
@@ -232,6 +233,7 @@ fn events_that_stop_are_seen_polling_resumes_and_a_heartbeat_shows_them_back() {
             "10s",
         ],
     );
+    let account = queue.account.clone();
     let user = unique("ev-stop");
     create_users_in(&account, std::slice::from_ref(&user));
     setup.login_profile("bob", &user);
@@ -304,14 +306,8 @@ fn a_queue_it_cannot_read_is_the_iam_accounts_condition() {
 /// (IAM makes one at most every 4 hours), so it cannot be what shows them.
 #[test]
 fn under_enforce_a_password_changed_outside_is_set_again_within_seconds() {
-    let account = unique_account_id();
-    let queue = EventQueue::create(&account);
-    let setup = Setup::with(
-        "ev-enforce",
-        &queue.url,
-        Some(&account),
-        &["--resync-period", "1h"],
-    );
+    let (setup, queue) = Setup::in_own_account("ev-enforce", &["--resync-period", "1h"]);
+    let account = queue.account.clone();
     let user = unique("ev-enforce");
     let other = unique("ev-enforce-admin");
     create_users_in(&account, &[user.clone(), other.clone()]);
@@ -468,14 +464,8 @@ fn under_on_secret_change_a_persons_own_change_password_is_recorded_and_kept() {
 /// reused); under `OnSecretChange` nothing is recorded.
 #[test]
 fn calls_iam_refused_change_nothing() {
-    let account = unique_account_id();
-    let queue = EventQueue::create(&account);
-    let setup = Setup::with(
-        "ev-refused",
-        &queue.url,
-        Some(&account),
-        &["--resync-period", "1h"],
-    );
+    let (setup, queue) = Setup::in_own_account("ev-refused", &["--resync-period", "1h"]);
+    let account = queue.account.clone();
     let enforced = unique("ev-refused-e");
     let kept = unique("ev-refused-k");
     create_users_in(&account, &[enforced.clone(), kept.clone()]);
@@ -534,14 +524,9 @@ fn calls_iam_refused_change_nothing() {
 /// nor is the resend that follows the lost answer.
 #[test]
 fn a_write_whose_answer_was_lost_is_still_the_operators_own() {
-    let account = unique_account_id();
-    let queue = EventQueue::create(&account);
-    let setup = Setup::with(
-        "ev-lost",
-        &queue.url,
-        Some(&account),
-        &["--resync-period", "1h", "--iam-timeout", "3s"],
-    );
+    let (setup, queue) =
+        Setup::in_own_account("ev-lost", &["--resync-period", "1h", "--iam-timeout", "3s"]);
+    let account = queue.account.clone();
     let user = unique("ev-lost");
     create_users_in(&account, std::slice::from_ref(&user));
     setup.login_profile_under("bob", &user, "Enforce");

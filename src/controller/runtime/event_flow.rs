@@ -149,7 +149,8 @@ pub(crate) fn condition(
     }
 }
 
-/// One write of the operator's whose event is awaited.
+/// One write of the operator's: awaited from when it is sent, recognized
+/// as its own until forgotten.
 #[derive(Debug)]
 struct Awaited {
     /// Which write it is, until IAM's answer closes it.
@@ -476,8 +477,22 @@ mod tests {
 
     const DEADLINE: Duration = Duration::from_secs(60);
 
-    /// The operator sent `name` for `user` at `written` and IAM answered
-    /// with `request_id` at `now`.
+    /// The operator sent `name` for `user` at `written`, and IAM's
+    /// `answer` came at `now`.
+    fn answered_write(
+        flows: &EventFlows,
+        (account, name, user): (&str, &'static str, &str),
+        written: DateTime<Utc>,
+        now: Instant,
+        answer: Answer,
+    ) {
+        let mut sending = flows.sending(account, name, user, written, now);
+        if let Some(ticket) = sending.ticket.take() {
+            flows.answered(account, ticket, answer, now);
+        }
+    }
+
+    /// The same, applied with `request_id`.
     fn wrote(
         flows: &EventFlows,
         account: &str,
@@ -487,24 +502,8 @@ mod tests {
         written: DateTime<Utc>,
         now: Instant,
     ) {
-        let mut sending = flows.sending(account, name, user, written, now);
-        if let Some(ticket) = sending.ticket.take() {
-            flows.answered(account, ticket, Answer::Applied(request_id), now);
-        }
-    }
-
-    /// The same, with the answer lost.
-    fn lost(
-        flows: &EventFlows,
-        account: &str,
-        name: &'static str,
-        user: &str,
-        written: DateTime<Utc>,
-        now: Instant,
-    ) {
-        let mut sending = flows.sending(account, name, user, written, now);
-        let ticket = sending.ticket.take().expect("events are received");
-        flows.answered(account, ticket, Answer::Lost, now);
+        let write = (account, name, user);
+        answered_write(flows, write, written, now, Answer::Applied(request_id));
     }
 
     fn event(name: &'static str, user: &str, time: Option<DateTime<Utc>>) -> IamEvent {
@@ -664,7 +663,8 @@ mod tests {
             request_id: Some("req-unknown".into()),
             ..event("UpdateLoginProfile", "bob", Some(sent))
         };
-        lost(&flows, "a", "UpdateLoginProfile", "bob", sent, start);
+        let write = ("a", "UpdateLoginProfile", "bob");
+        answered_write(&flows, write, sent, start, Answer::Lost);
         let later = start + DEADLINE;
         assert_eq!(
             flows.verdict("a", later),
