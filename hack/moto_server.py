@@ -52,7 +52,8 @@ IAM, the role must exist in its account and its trust policy's
 creates it in the accounts it makes: tests use it to set up other accounts.
 STS calls are counted by RoleArn (GET /_lpo/calls?user=ROLE_ARN). Every
 call is also counted by that key and the caller's access key id
-(user=KEY@ACCESS_KEY_ID).
+(user=KEY@ACCESS_KEY_ID), apart from the totals GET /_lpo/calls answers
+with no user (the benchmark's), which count each call once.
 
 Calls signed by an IAM user or a role session are authorized against that
 principal's identity policies (hack/authorization.py): moto authorizes none.
@@ -482,6 +483,9 @@ if os.environ.get("LPO_MOTO_UNPATCHED") != "1":
 
 calls_lock = threading.Lock()
 calls: collections.Counter = collections.Counter()
+# The same calls by (action, KEY@ACCESS_KEY_ID), apart: the totals (GET
+# /_lpo/calls with no user) count each call once.
+calls_by_caller: collections.Counter = collections.Counter()
 accepted: collections.Counter = collections.Counter()
 faults: list[dict] = []
 held: list[dict] = []
@@ -545,7 +549,7 @@ def count_and_inject(response_class, key_param: str, make_error) -> None:
             calls[(action, key)] += 1
             # And per caller: one process's calls among others' that share
             # its identity but not its access key.
-            calls[(action, f"{key}@{self.get_access_key()}")] += 1
+            calls_by_caller[(action, f"{key}@{self.get_access_key()}")] += 1
             fault = matching_fault(action, key)
         mode = fault.get("mode", "error") if fault else None
         if mode is None:
@@ -599,16 +603,20 @@ class TestHooks:
         request = Request(environ)
         if request.path == "/_lpo/calls" and request.method == "GET":
             user = request.args.get("user")
-            source = accepted if request.args.get("accepted") else calls
+            sources = [accepted] if request.args.get("accepted") else [calls]
+            if user is not None and not request.args.get("accepted"):
+                sources.append(calls_by_caller)
             with calls_lock:
                 counted = collections.Counter()
-                for (action, name), n in source.items():
-                    if user is None or name == user:
-                        counted[action] += n
+                for source in sources:
+                    for (action, name), n in source.items():
+                        if user is None or name == user:
+                            counted[action] += n
             body = json.dumps(dict(counted))
         elif request.path == "/_lpo/calls" and request.method == "DELETE":
             with calls_lock:
                 calls.clear()
+                calls_by_caller.clear()
                 accepted.clear()
             body = "{}"
         elif request.path == "/_lpo/faults" and request.method == "POST":
