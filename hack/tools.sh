@@ -158,16 +158,19 @@ build_kubernetes() {
 }
 
 # The oldest supported kube-apiserver; beside the first tests, like the rest.
+# Without the compiler's optimizations: it serves one short test, and they
+# cost a quarter of its build (measured: 452 against 327 CPU-s, empty cache).
 build_oldest_apiserver() {
   [[ -x "$OLDEST_KUBE_BIN/kube-apiserver" ]] && return 0
-  log "building kube-apiserver $OLDEST_KUBE_VERSION (the oldest Kubernetes supported) from the Go module proxy"
-  build_kubernetes_commands "$OLDEST_KUBE_VERSION" "$OLDEST_KUBE_BIN" kube-apiserver
+  log "building kube-apiserver $OLDEST_KUBE_VERSION (the oldest Kubernetes supported, unoptimized) from the Go module proxy"
+  GCFLAGS="all=-N -l" build_kubernetes_commands "$OLDEST_KUBE_VERSION" "$OLDEST_KUBE_BIN" kube-apiserver
 }
 
 # build_kubernetes_commands VERSION BIN COMMAND...: Kubernetes' commands of
-# VERSION into BIN, stamped with the version as Kubernetes' release build does.
+# VERSION into BIN, stamped with the version as Kubernetes' release build does
+# (GCFLAGS, if set, passed to the compiler).
 build_kubernetes_commands() {
-  local version="$1" bin="$2"; shift 2
+  local version="$1" bin="$2" gcflags="${GCFLAGS:-}"; shift 2
   local work="$LPO_CACHE/build/kubernetes-$version"
   local minor_patch="${version#v1.}"
   wrapper_module "$work" k8s.io/kubernetes "$version" "v0.$minor_patch"
@@ -181,7 +184,7 @@ build_kubernetes_commands() {
   done
   mkdir -p "$bin.tmp"
   run_with_heartbeat "compiling Kubernetes $version" "$work/build.log" \
-    bash -c "cd '$work' && CGO_ENABLED=0 go build -v -trimpath -ldflags '-s -w $ldflags' -o '$bin.tmp/' ${pkgs[*]}"
+    bash -c "cd '$work' && CGO_ENABLED=0 go build -v -trimpath ${gcflags:+-gcflags '$gcflags'} -ldflags '-s -w $ldflags' -o '$bin.tmp/' ${pkgs[*]}"
   rm -rf "$bin"; mv "$bin.tmp" "$bin"
 }
 
